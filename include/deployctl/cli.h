@@ -1,0 +1,42 @@
+/* The command line: parsing argv against the option table, loading the configuration, and
+ * dispatching to a command. Commands are thin: they wire settings to library calls and print. */
+#ifndef DEPLOYCTL_CLI_H
+#define DEPLOYCTL_CLI_H
+
+#include <stdbool.h>
+
+#include "deployctl/config.h"
+#include "deployctl/error.h"
+#include "deployctl/store.h"
+
+typedef struct dc_cli {
+    dc_config_t config;
+    const struct dc_command *command;
+    char **args; /* positional arguments after the command */
+    int arg_count;
+    bool json;
+} dc_cli_t;
+
+typedef struct dc_command {
+    const char *name;
+    dc_command_mask_t mask;
+    const char *usage; /* after "deployctl <name>" */
+    const char *summary;
+    const char *description;
+    int min_args;
+    int max_args;
+    int (*run)(dc_cli_t *cli, dc_error_t *err);
+} dc_command_t;
+
+int dc_cli_main(int argc, char **argv);
+
+/* Helpers for commands. */
+int dc_cli_open_store(dc_cli_t *cli, dc_store_t **out, dc_error_t *err);
+/* The database URL, or an error saying how to give one. */
+int dc_cli_database_url(dc_cli_t *cli, const char **out, dc_error_t *err);
+
+int dc_cmd_backup(dc_cli_t *cli, dc_error_t *err);
+int dc_cmd_snapshots(dc_cli_t *cli, dc_error_t *err);
+int dc_cmd_show(dc_cli_t *cli, dc_error_t *err);
+
+#endif

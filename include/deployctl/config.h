@@ -1,0 +1,110 @@
+/* Configuration: one table of options (flag, environment variables, config-file key, default,
+ * type, which commands take it), and the resolution of each value from, in rising precedence,
+ * the default, the INI file, the environment and the command line. */
+#ifndef DEPLOYCTL_CONFIG_H
+#define DEPLOYCTL_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "deployctl/error.h"
+
+/* Commands, as bits so an option can name those that take it. */
+typedef enum {
+    DC_CMD_NONE = 0,
+    DC_CMD_BACKUP = 1u << 0,
+    DC_CMD_SNAPSHOTS = 1u << 1,
+    DC_CMD_SHOW = 1u << 2,
+    DC_CMD_ALL = 0xffffu,
+} dc_command_mask_t;
+
+typedef enum {
+    /* global */
+    DC_OPT_CONFIG,
+    DC_OPT_DATABASE,
+    DC_OPT_STORE,
+    DC_OPT_JSON,
+    DC_OPT_QUIET,
+    DC_OPT_VERBOSE,
+    DC_OPT_LOG_LEVEL,
+    DC_OPT_LOG_FORMAT,
+    DC_OPT_STATE_DIR,
+    DC_OPT_PG_DUMP,
+    DC_OPT_HELP,
+    DC_OPT_VERSION,
+    /* backup */
+    DC_OPT_JOBS,
+    DC_OPT_TAG,
+    DC_OPT_COMPRESS_LEVEL,
+    DC_OPT_CHUNK_SIZE,
+    DC_OPT_SPLIT_SIZE,
+    DC_OPT_LOCK_TIMEOUT,
+    /* snapshots */
+    DC_OPT_ALL,
+    DC_OPT_COUNT
+} dc_opt_id_t;
+
+typedef enum {
+    DC_TYPE_STRING,
+    DC_TYPE_BOOL, /* a flag: present or not */
+    DC_TYPE_INT,
+    DC_TYPE_SIZE,     /* "64MiB" */
+    DC_TYPE_DURATION, /* "30s" */
+    DC_TYPE_ENUM,
+} dc_opt_type_t;
+
+typedef struct dc_option {
+    dc_opt_id_t id;
+    const char *name; /* --name */
+    char short_name;  /* -x, or 0 */
+    dc_opt_type_t type;
+    const char *env[2];        /* environment variables, the first set wins */
+    const char *config_key;    /* "section.key", or NULL when only a flag */
+    const char *default_value; /* NULL: none (or computed, see dc_config_default) */
+    const char *choices;       /* enums: "text|json" */
+    long min, max;             /* ints */
+    unsigned commands;         /* DC_CMD_ALL: global */
+    const char *metavar;
+    const char *help;
+} dc_option_t;
+
+extern const dc_option_t dc_options[DC_OPT_COUNT];
+const dc_option_t *dc_option_by_name(const char *name);
+const dc_option_t *dc_option_by_short(char c);
+
+typedef enum { DC_SRC_NONE, DC_SRC_DEFAULT, DC_SRC_FILE, DC_SRC_ENV, DC_SRC_FLAG } dc_source_t;
+
+typedef struct dc_setting {
+    char *value;
+    dc_source_t source;
+    char *origin; /* "--jobs", "DEPLOYCTL_JOBS", "/etc/deployctl/deployctl.conf line 12" */
+} dc_setting_t;
+
+typedef struct dc_config {
+    dc_setting_t settings[DC_OPT_COUNT];
+    char *config_path; /* the file that was read, if any */
+} dc_config_t;
+
+void dc_config_init(dc_config_t *cfg);
+void dc_config_free(dc_config_t *cfg);
+/* Records a value from a source, unless one from a higher-precedence source is there. */
+void dc_config_offer(dc_config_t *cfg, dc_opt_id_t id, const char *value, dc_source_t source,
+                     const char *origin);
+/* Reads an INI file; unknown sections or keys are errors (they are typos). */
+int dc_config_load_file(dc_config_t *cfg, const char *path, dc_error_t *err);
+/* Applies the environment and the defaults, then checks every value's type and range. */
+int dc_config_finish(dc_config_t *cfg, dc_error_t *err);
+
+const char *dc_config_get(const dc_config_t *cfg, dc_opt_id_t id);
+bool dc_config_flag(const dc_config_t *cfg, dc_opt_id_t id);
+long dc_config_int(const dc_config_t *cfg, dc_opt_id_t id);
+uint64_t dc_config_size(const dc_config_t *cfg, dc_opt_id_t id);
+uint64_t dc_config_duration_ms(const dc_config_t *cfg, dc_opt_id_t id);
+
+/* The default config file, /etc/deployctl/deployctl.conf. */
+extern const char DC_DEFAULT_CONFIG_PATH[];
+/* The state directory: /var/lib/deployctl for root, else $XDG_STATE_HOME/deployctl or
+ * ~/.local/state/deployctl (caller frees). */
+char *dc_config_default_state_dir(void);
+
+#endif

@@ -1,0 +1,112 @@
+/* PostgreSQL access: connecting from a URL with secrets registered for redaction and errors
+ * a user can act on; running statements; the catalog queries a snapshot needs; and pg_dump as
+ * a child process that gets its credentials without argv. */
+#ifndef DEPLOYCTL_PG_H
+#define DEPLOYCTL_PG_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "deployctl/error.h"
+#include "deployctl/process.h"
+
+/* ---- connections ---- */
+
+/* Registers the URL's password (and its percent-encoded form) with the log redactor. */
+void dc_pg_register_secrets(const char *url);
+/* Connects; `purpose` ends up in application_name ("deployctl backup worker 2"). */
+int dc_pg_connect(const char *url, const char *purpose, PGconn **out, dc_error_t *err);
+/* The database name a URL designates, without connecting (libpq's defaults apply). */
+int dc_pg_url_database(const char *url, char *out, size_t out_size, dc_error_t *err);
+/* The URL with its password masked, for messages. */
+void dc_pg_url_display(const char *url, char *out, size_t out_size);
+
+/* Runs a statement that returns no rows. */
+int dc_pg_exec(PGconn *conn, const char *sql, dc_error_t *err);
+/* Runs a query; returns the result (PQclear it) or NULL with err set. */
+PGresult *dc_pg_query(PGconn *conn, const char *sql, dc_error_t *err);
+PGresult *dc_pg_query_params(PGconn *conn, const char *sql, int nparams, const char *const *params,
+                             dc_error_t *err);
+/* Fills err from a failed result or connection, as one line with SQLSTATE and hint. */
+int dc_pg_error(PGconn *conn, const PGresult *res, const char *what, dc_error_t *err);
+/* "col1", "Col 2" -> quoted identifier (caller frees). */
+char *dc_pg_quote_ident(PGconn *conn, const char *ident);
+int dc_pg_server_major(PGconn *conn);
+
+/* ---- catalog ---- */
+
+typedef struct dc_pg_table {
+    uint32_t oid;
+    char *schema;
+    char *name;
+    char **columns; /* stored columns only: no dropped or generated ones */
+    size_t column_count;
+    uint64_t heap_bytes; /* on-disk size of the heap, for planning and ETA */
+    uint64_t blocks;
+    double estimated_rows; /* pg_class.reltuples; < 0 when never analysed */
+} dc_pg_table_t;
+
+typedef struct dc_pg_table_list {
+    dc_pg_table_t *items;
+    size_t count;
+} dc_pg_table_list_t;
+
+/* Every table whose rows a snapshot must hold: ordinary tables and leaf partitions, not
+ * partitioned parents (their rows live in the leaves), views, foreign tables, extension
+ * members, system schemas or the schemas in `excluded` (NULL-terminated). */
+int dc_pg_list_tables(PGconn *conn, const char *const *excluded, dc_pg_table_list_t *out,
+                      dc_error_t *err);
+void dc_pg_table_list_free(dc_pg_table_list_t *list);
+
+/* "SELECT pg_catalog.setval(...);" lines for every sequence, values read now (so under the
+ * caller's snapshot for the sequences' catalog, and their current values). */
+int dc_pg_sequence_setvals(PGconn *conn, const char *const *excluded, char **sql_out,
+                           size_t *count_out, dc_error_t *err);
+
+typedef struct dc_pg_migration {
+    char *name;
+    char *checksum;
+} dc_pg_migration_t;
+
+/* Applied migrations from Prisma's _prisma_migrations, if the table exists. */
+int dc_pg_applied_migrations(PGconn *conn, dc_pg_migration_t **out, size_t *count, dc_error_t *err);
+void dc_pg_migrations_free(dc_pg_migration_t *list, size_t count);
+
+/* Takes ACCESS SHARE locks on the tables so nobody drops or rewrites them under the backup;
+ * waits at most lock_timeout_ms and then names what blocked. */
+int dc_pg_lock_tables(PGconn *conn, const dc_pg_table_list_t *tables, uint64_t lock_timeout_ms,
+                      dc_error_t *err);
+
+/* ---- pg_dump ---- */
+
+typedef struct dc_pg_dump {
+    char *path;
+    int major;
+    int minor;
+    bool has_restrict_key;
+} dc_pg_dump_t;
+
+/* Finds a pg_dump at least as new as the server: `configured` if given, else the newest
+ * /usr/lib/postgresql/<N>/bin/pg_dump, else pg_dump in PATH. */
+int dc_pg_dump_find(const char *configured, int server_major, dc_pg_dump_t *out, dc_error_t *err);
+void dc_pg_dump_free(dc_pg_dump_t *d);
+
+typedef struct dc_pg_dump_run {
+    dc_process_t proc;
+    int passfile_fd;
+    int out_fd;
+    char section[16];
+} dc_pg_dump_run_t;
+
+/* Starts pg_dump --schema-only --section=SECTION --snapshot=SNAP writing into out_fd. The
+ * connection parameters go in argv except the password, which goes through a 0600 in-memory
+ * passfile (PGPASSFILE=/proc/self/fd/N). */
+int dc_pg_dump_start(const dc_pg_dump_t *dump, const char *url, const char *section,
+                     const char *snapshot, const char *restrict_key,
+                     const char *const *excluded_schemas, int out_fd, dc_pg_dump_run_t *run,
+                     dc_error_t *err);
+int dc_pg_dump_wait(dc_pg_dump_run_t *run, dc_error_t *err);
+void dc_pg_dump_cancel(dc_pg_dump_run_t *run);
+
+#endif

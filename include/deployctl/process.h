@@ -1,0 +1,53 @@
+/* Child processes (pg_dump, hooks): fork/exec of an argv, never a shell string; an environment
+ * built explicitly (secrets go there or into a private passfile, never into argv); stderr
+ * captured for the log and error messages. */
+#ifndef DEPLOYCTL_PROCESS_H
+#define DEPLOYCTL_PROCESS_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "deployctl/error.h"
+
+/* An environment: a copy of ours plus overrides. */
+typedef struct dc_env {
+    char **vars; /* NULL-terminated "NAME=value" */
+    size_t count;
+} dc_env_t;
+
+void dc_env_init_inherit(dc_env_t *env);
+void dc_env_set(dc_env_t *env, const char *name, const char *value);
+void dc_env_unset(dc_env_t *env, const char *name);
+void dc_env_free(dc_env_t *env);
+
+typedef struct dc_process {
+    pid_t pid;
+    int stderr_fd; /* anonymous file holding the child's stderr, -1 if not captured */
+    char name[64]; /* for messages: "pg_dump" */
+} dc_process_t;
+
+typedef struct dc_spawn_opts {
+    const char *const *argv; /* argv[0] is the program; searched in PATH when it has no '/' */
+    const dc_env_t *env;     /* NULL: inherit ours */
+    int stdout_fd;           /* -1: /dev/null */
+    int keep_fd;             /* a descriptor the child must inherit (a passfile), or -1 */
+    bool capture_stderr;     /* else stderr is inherited */
+} dc_spawn_opts_t;
+
+int dc_process_spawn(const dc_spawn_opts_t *opts, dc_process_t *proc, dc_error_t *err);
+/* Waits for the child; *exit_status is its exit code, or 128+signal when killed. */
+int dc_process_wait(dc_process_t *proc, int *exit_status, dc_error_t *err);
+/* The last bytes of the captured stderr, as one line (caller frees); "" when none. */
+char *dc_process_stderr_tail(dc_process_t *proc, size_t max);
+void dc_process_kill(dc_process_t *proc);
+void dc_process_release(dc_process_t *proc);
+
+/* Runs argv to completion, capturing stdout (up to max bytes) into *out. */
+int dc_process_run_capture(const char *const *argv, size_t max, char **out, int *exit_status,
+                           dc_error_t *err);
+
+/* An anonymous regular file with mode 0600 holding `content`, inherited by children as
+ * /proc/self/fd/N: a passfile that never touches the disk and dies with the processes. */
+int dc_memfd_with_content(const char *name, const char *content, int *fd_out, dc_error_t *err);
+
+#endif

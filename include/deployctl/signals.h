@@ -1,0 +1,12 @@
+/* Signals: SIGINT/SIGTERM/SIGHUP ask the running command to stop cleanly (abort what it is
+ * writing, drop temporary objects); SIGPIPE is ignored so a closed pipe is an error, not death. */
+#ifndef DEPLOYCTL_SIGNALS_H
+#define DEPLOYCTL_SIGNALS_H
+
+#include <stdbool.h>
+
+void dc_signals_install(void);
+/* True once a stop was asked for; *signo names the signal. */
+bool dc_signal_received(int *signo);
+
+#endif

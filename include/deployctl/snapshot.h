@@ -1,0 +1,158 @@
+/* The snapshot format (DESIGN.md "Snapshot format", version 1): ids, member names, store keys,
+ * the manifest, the tar archive, and the catalog of snapshots in a store. Nothing outside
+ * src/archive/ knows a member name or a manifest key. */
+#ifndef DEPLOYCTL_SNAPSHOT_H
+#define DEPLOYCTL_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "deployctl/error.h"
+#include "deployctl/store.h"
+
+#define DC_SNAPSHOT_FORMAT         "deployctl-snapshot"
+#define DC_SNAPSHOT_FORMAT_VERSION 1
+#define DC_SNAPSHOT_ID_LEN         21 /* YYYYMMDDTHHMMSSZ-xxxx */
+#define DC_MEMBER_MAX              64
+#define DC_HASH_HEX                65
+
+/* ---- ids, tags, names ---- */
+
+/* A new id for a snapshot taken at time t. */
+void dc_snapshot_id_new(time_t t, char out[DC_SNAPSHOT_ID_LEN + 1]);
+/* Strict pattern check; run before an id touches a path or a URL. */
+bool dc_snapshot_id_valid(const char *id);
+/* Tags: 1-32 of [a-z0-9._-], starting with a letter or digit. */
+bool dc_snapshot_tag_valid(const char *tag);
+/* The store path component for a database name (safe characters, others %XX-escaped). */
+void dc_snapshot_database_dir(const char *database, char *out, size_t out_size);
+/* "data/<table-seq>.<chunk-seq>.copy.zst" */
+void dc_snapshot_chunk_member(unsigned table_seq, unsigned chunk_seq, char out[DC_MEMBER_MAX]);
+extern const char DC_MEMBER_PRE_DATA[];
+extern const char DC_MEMBER_POST_DATA[];
+
+/* ---- manifest ---- */
+
+typedef struct dc_manifest_chunk {
+    char member[DC_MEMBER_MAX];
+    uint64_t rows;
+    uint64_t raw_bytes;
+    uint64_t stored_bytes;
+    char sha256[DC_HASH_HEX];     /* of the stored (compressed) bytes */
+    char raw_sha256[DC_HASH_HEX]; /* of the COPY text */
+} dc_manifest_chunk_t;
+
+typedef struct dc_manifest_table {
+    char *schema;
+    char *name;
+    char **columns;
+    size_t column_count;
+    uint64_t rows;
+    uint64_t raw_bytes;
+    dc_manifest_chunk_t *chunks;
+    size_t chunk_count;
+    size_t chunk_cap;
+} dc_manifest_table_t;
+
+typedef struct dc_manifest_schema {
+    char section[16]; /* pre-data | post-data */
+    char member[DC_MEMBER_MAX];
+    uint64_t bytes;
+    char sha256[DC_HASH_HEX];
+} dc_manifest_schema_t;
+
+typedef struct dc_manifest_migration {
+    char *name;
+    char *checksum;
+} dc_manifest_migration_t;
+
+typedef struct dc_manifest {
+    char *tool_version;
+    char id[DC_SNAPSHOT_ID_LEN + 1];
+    char *tag;
+    char created_at[32];
+    char *database;
+    char *server_version;
+    char *encoding; /* server encoding of the COPY text */
+    char *snapshot; /* exported snapshot id */
+    char *lsn;
+    char *restrict_key; /* the key pg_dump used for \restrict lines, if any */
+    double duration_seconds;
+    dc_manifest_migration_t *migrations;
+    size_t migration_count;
+    int compression_level;
+    uint64_t archive_bytes;
+    char archive_sha256[DC_HASH_HEX];
+    dc_manifest_schema_t schema[2];
+    size_t schema_count;
+    dc_manifest_table_t *tables;
+    size_t table_count;
+} dc_manifest_t;
+
+dc_manifest_t *dc_manifest_new(void);
+void dc_manifest_free(dc_manifest_t *m);
+dc_manifest_table_t *dc_manifest_add_table(dc_manifest_t *m, const char *schema, const char *name);
+void dc_manifest_table_add_column(dc_manifest_table_t *t, const char *column);
+void dc_manifest_table_add_chunk(dc_manifest_table_t *t, const dc_manifest_chunk_t *chunk);
+void dc_manifest_add_migration(dc_manifest_t *m, const char *name, const char *checksum);
+uint64_t dc_manifest_total_rows(const dc_manifest_t *m);
+uint64_t dc_manifest_total_raw_bytes(const dc_manifest_t *m);
+
+/* Serialised with the fixed keys of DESIGN.md; caller frees. */
+char *dc_manifest_to_json(const dc_manifest_t *m);
+/* Parses and validates (types, ids, member names, hashes); never trusts the input. */
+int dc_manifest_from_json(const char *text, size_t len, dc_manifest_t **out, dc_error_t *err);
+
+/* ---- writing a snapshot ---- */
+
+typedef struct dc_snapshot_writer dc_snapshot_writer_t;
+
+/* Starts <database-dir>/<id>/snapshot.tar in the store under a lease (so no cleaner touches
+ * it), with the archive's bytes counted and hashed on their way to the store. */
+int dc_snapshot_writer_open(dc_store_t *store, const char *database, const char *id, time_t created,
+                            dc_snapshot_writer_t **out, dc_error_t *err);
+/* Adds a member whose bytes are in memory. */
+int dc_snapshot_writer_add(dc_snapshot_writer_t *w, const char *member, const void *data,
+                           size_t len, dc_error_t *err);
+/* Adds a member of known size streamed from a file descriptor (read from its offset 0), and
+ * returns the SHA-256 of its bytes. */
+int dc_snapshot_writer_add_fd(dc_snapshot_writer_t *w, const char *member, int fd, uint64_t size,
+                              char sha256_out[DC_HASH_HEX], dc_error_t *err);
+/* Closes the archive, commits it, fills m->archive_*, writes the manifest (the commit point)
+ * and releases the lease. Frees w whatever happens. */
+int dc_snapshot_writer_commit(dc_snapshot_writer_t *w, dc_manifest_t *m, dc_error_t *err);
+/* Drops everything written so far. Frees w. */
+void dc_snapshot_writer_abort(dc_snapshot_writer_t *w);
+uint64_t dc_snapshot_writer_bytes(const dc_snapshot_writer_t *w);
+
+/* ---- the catalog: what a store holds ---- */
+
+typedef struct dc_snapshot_info {
+    char database_dir[256];
+    char id[DC_SNAPSHOT_ID_LEN + 1];
+    bool complete;    /* the manifest exists */
+    bool in_progress; /* incomplete, and a live backup holds its lease */
+    uint64_t stored_bytes;
+    dc_manifest_t *manifest; /* loaded when complete (NULL if unreadable) */
+    char *manifest_error;    /* why it could not be read */
+} dc_snapshot_info_t;
+
+typedef struct dc_snapshot_list {
+    dc_snapshot_info_t *items; /* oldest first */
+    size_t count;
+} dc_snapshot_list_t;
+
+/* Lists snapshots of one database (its name, not its dir), or of all when database is NULL. */
+int dc_catalog_list(dc_store_t *store, const char *database, dc_snapshot_list_t *out,
+                    dc_error_t *err);
+void dc_catalog_list_free(dc_snapshot_list_t *list);
+/* Resolves "latest" or an id to a complete snapshot and loads its manifest. */
+int dc_catalog_load(dc_store_t *store, const char *database, const char *ref, dc_manifest_t **out,
+                    char database_dir_out[256], dc_error_t *err);
+/* Removes what died backups left: temporary objects, and snapshots with no manifest whose
+ * writer is gone. */
+int dc_catalog_clean_abandoned(dc_store_t *store, int *removed, dc_error_t *err);
+
+#endif

@@ -1,0 +1,67 @@
+/* Where snapshots live. One interface: write a key (atomically: invisible until committed),
+ * read a key, list a prefix, delete; plus leases that mark work in progress so that cleaning
+ * never removes what a running backup is writing. Drivers: file:// (s3:// to come). */
+#ifndef DEPLOYCTL_STORE_H
+#define DEPLOYCTL_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "deployctl/error.h"
+
+typedef struct dc_store dc_store_t;
+typedef struct dc_store_writer dc_store_writer_t;
+typedef struct dc_store_reader dc_store_reader_t;
+typedef struct dc_store_lease dc_store_lease_t;
+
+typedef struct dc_store_entry {
+    const char *key; /* relative to the store root, '/'-separated */
+    uint64_t size;
+    time_t mtime;
+} dc_store_entry_t;
+
+/* Opens a store from its URL: "file:///abs/dir" or a plain absolute path. */
+int dc_store_open(const char *url, dc_store_t **out, dc_error_t *err);
+void dc_store_close(dc_store_t *store);
+/* The URL as given, for messages (stores carry no secrets in their URL). */
+const char *dc_store_url(const dc_store_t *store);
+
+/* Writers: bytes go to a temporary object; commit makes the key appear whole, or not at all. */
+int dc_store_writer_open(dc_store_t *store, const char *key, dc_store_writer_t **out,
+                         dc_error_t *err);
+int dc_store_writer_write(dc_store_writer_t *w, const void *data, size_t len, dc_error_t *err);
+int dc_store_writer_commit(dc_store_writer_t *w, dc_error_t *err); /* frees w */
+void dc_store_writer_abort(dc_store_writer_t *w);                  /* frees w */
+
+int dc_store_reader_open(dc_store_t *store, const char *key, dc_store_reader_t **out,
+                         dc_error_t *err);
+/* Reads up to len bytes; *got == 0 at the end. */
+int dc_store_reader_read(dc_store_reader_t *r, void *buf, size_t len, size_t *got, dc_error_t *err);
+void dc_store_reader_close(dc_store_reader_t *r);
+/* Reads a whole small object (a manifest) into memory, refusing more than max bytes. */
+int dc_store_read_all(dc_store_t *store, const char *key, size_t max, char **out, size_t *len,
+                      dc_error_t *err);
+
+typedef int (*dc_store_list_fn)(void *ctx, const dc_store_entry_t *entry, dc_error_t *err);
+/* Calls fn for every committed key under prefix (recursively), in no particular order. */
+int dc_store_list(dc_store_t *store, const char *prefix, dc_store_list_fn fn, void *ctx,
+                  dc_error_t *err);
+int dc_store_exists(dc_store_t *store, const char *key, bool *exists, dc_error_t *err);
+int dc_store_delete(dc_store_t *store, const char *key, dc_error_t *err);
+/* Deletes every key under prefix. */
+int dc_store_delete_prefix(dc_store_t *store, const char *prefix, dc_error_t *err);
+
+/* A lease marks `name` as being worked on by a live process until released (or the process
+ * dies: the file driver uses flock(), so SIGKILL releases it). */
+int dc_store_lease_acquire(dc_store_t *store, const char *name, dc_store_lease_t **out,
+                           dc_error_t *err);
+void dc_store_lease_release(dc_store_lease_t *lease);
+bool dc_store_lease_is_held(dc_store_t *store, const char *name);
+
+/* Removes temporary objects left by writers that died (SIGKILL, power loss) and leases
+ * nobody holds; returns how many objects were removed in *removed. */
+int dc_store_cleanup_temporary(dc_store_t *store, int *removed, dc_error_t *err);
+
+#endif

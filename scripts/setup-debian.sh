@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what deployctl needs to build, test and demo on Debian 12, from Debian's archive.
+# Only missing packages are installed: upgrading PostgreSQL under a running server would break
+# its new connections, so nothing already present is touched.
+set -euo pipefail
+
+packages=(
+    # build
+    gcc make cmake pkg-config
+    libpq-dev libzstd-dev libarchive-dev libcurl4-openssl-dev libssl-dev
+    libjansson-dev libinih-dev libpg-query-dev libcmocka-dev
+    # run and test
+    postgresql postgresql-client zstd jq tar time procps util-linux clang-format
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+echo "setup: installing ${missing[*]}"
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || { echo "setup: run as root or install sudo" >&2; exit 1; }
+    sudo=sudo
+fi
+export DEBIAN_FRONTEND=noninteractive
+if ! $sudo apt-get install -y --no-install-recommends "${missing[@]}" >/tmp/deployctl-apt.log 2>&1; then
+    $sudo apt-get update >>/tmp/deployctl-apt.log 2>&1
+    $sudo apt-get install -y --no-install-recommends "${missing[@]}" >>/tmp/deployctl-apt.log 2>&1 ||
+        { tail -20 /tmp/deployctl-apt.log >&2; echo "setup: apt-get failed (log: /tmp/deployctl-apt.log)" >&2; exit 1; }
+fi

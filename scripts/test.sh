@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 machine: installs what is missing, checks the
+# formatting, builds, runs every test with ctest, then runs them all again in an
+# AddressSanitizer + UndefinedBehaviorSanitizer build.
+#   scripts/test.sh            everything
+#   scripts/test.sh --quick    the normal build only (no sanitizer pass)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+"$root/scripts/setup-debian.sh"
+
+echo "== format"
+"$root/scripts/format.sh" --check
+
+jobs=$(nproc)
+echo "== build and test"
+"$root/scripts/build.sh" "$root/build"
+(cd "$root/build" && ctest --output-on-failure -j "$jobs")
+
+if [[ ${1:-} != --quick ]]; then
+    echo "== sanitizers (ASan + UBSan)"
+    "$root/scripts/build.sh" "$root/build-sanitize" -DDEPLOYCTL_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+    (cd "$root/build-sanitize" &&
+        ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+            ctest --output-on-failure -j "$jobs")
+fi
+echo "== all tests passed"

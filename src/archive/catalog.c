@@ -1,0 +1,192 @@
+/* The catalog: which snapshots a store holds (complete or not), resolving "latest" and ids,
+ * and removing what backups that died left behind. It reads keys, never trusts them: only
+ * <database-dir>/<valid id>/<known object> is recognised. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deployctl/snapshot.h"
+#include "deployctl/util.h"
+
+#define MANIFEST_OBJECT "manifest.json"
+#define ARCHIVE_OBJECT  "snapshot.tar"
+#define MANIFEST_MAX    (256u * 1024 * 1024)
+
+static dc_snapshot_info_t *find_or_add(dc_snapshot_list_t *list, const char *dir, const char *id)
+{
+    for (size_t i = 0; i < list->count; i++) {
+        if (strcmp(list->items[i].id, id) == 0 && strcmp(list->items[i].database_dir, dir) == 0)
+            return &list->items[i];
+    }
+    list->items = dc_realloc(list->items, (list->count + 1) * sizeof(*list->items));
+    dc_snapshot_info_t *info = &list->items[list->count++];
+    memset(info, 0, sizeof(*info));
+    snprintf(info->database_dir, sizeof(info->database_dir), "%s", dir);
+    snprintf(info->id, sizeof(info->id), "%s", id);
+    return info;
+}
+
+/* Splits "<dir>/<id>/<object>" and checks each part. */
+static bool split_key(const char *key, char *dir, size_t dir_size, char *id, const char **object)
+{
+    const char *s1 = strchr(key, '/');
+    if (s1 == NULL || (size_t)(s1 - key) >= dir_size)
+        return false;
+    const char *s2 = strchr(s1 + 1, '/');
+    if (s2 == NULL || s2 - s1 - 1 != DC_SNAPSHOT_ID_LEN || strchr(s2 + 1, '/') != NULL)
+        return false;
+    memcpy(dir, key, (size_t)(s1 - key));
+    dir[s1 - key] = '\0';
+    memcpy(id, s1 + 1, DC_SNAPSHOT_ID_LEN);
+    id[DC_SNAPSHOT_ID_LEN] = '\0';
+    *object = s2 + 1;
+    return dc_snapshot_id_valid(id);
+}
+
+static int collect(void *ctx, const dc_store_entry_t *entry, dc_error_t *err)
+{
+    (void)err;
+    dc_snapshot_list_t *list = ctx;
+    char dir[256], id[DC_SNAPSHOT_ID_LEN + 1];
+    const char *object;
+    if (!split_key(entry->key, dir, sizeof(dir), id, &object))
+        return 0;
+    dc_snapshot_info_t *info = find_or_add(list, dir, id);
+    info->stored_bytes += entry->size;
+    if (strcmp(object, MANIFEST_OBJECT) == 0)
+        info->complete = true;
+    return 0;
+}
+
+static int by_id(const void *a, const void *b)
+{
+    const dc_snapshot_info_t *x = a, *y = b;
+    int c = strcmp(x->id, y->id);
+    return c ? c : strcmp(x->database_dir, y->database_dir);
+}
+
+static void load_manifest(dc_store_t *store, dc_snapshot_info_t *info)
+{
+    char *key = dc_sprintf("%s/%s/%s", info->database_dir, info->id, MANIFEST_OBJECT);
+    char *text = NULL;
+    size_t len = 0;
+    dc_error_t err;
+    if (dc_store_read_all(store, key, MANIFEST_MAX, &text, &len, &err) != 0 ||
+        dc_manifest_from_json(text, len, &info->manifest, &err) != 0) {
+        info->manifest_error = dc_strdup(err.message);
+    } else if (strcmp(info->manifest->id, info->id) != 0) {
+        info->manifest_error = dc_sprintf("manifest id %s does not match its location %s",
+                                          info->manifest->id, info->id);
+        dc_manifest_free(info->manifest);
+        info->manifest = NULL;
+    }
+    free(text);
+    free(key);
+}
+
+int dc_catalog_list(dc_store_t *store, const char *database, dc_snapshot_list_t *out,
+                    dc_error_t *err)
+{
+    char dir[256] = "";
+    memset(out, 0, sizeof(*out));
+    if (database != NULL)
+        dc_snapshot_database_dir(database, dir, sizeof(dir));
+    if (dc_store_list(store, dir, collect, out, err) != 0) {
+        dc_catalog_list_free(out);
+        return -1;
+    }
+    if (out->count > 1)
+        qsort(out->items, out->count, sizeof(*out->items), by_id);
+    for (size_t i = 0; i < out->count; i++) {
+        dc_snapshot_info_t *info = &out->items[i];
+        if (info->complete) {
+            load_manifest(store, info);
+        } else {
+            char *lease = dc_sprintf("%s.%s", info->database_dir, info->id);
+            info->in_progress = dc_store_lease_is_held(store, lease);
+            free(lease);
+        }
+    }
+    return 0;
+}
+
+void dc_catalog_list_free(dc_snapshot_list_t *list)
+{
+    for (size_t i = 0; i < list->count; i++) {
+        dc_manifest_free(list->items[i].manifest);
+        free(list->items[i].manifest_error);
+    }
+    free(list->items);
+    list->items = NULL;
+    list->count = 0;
+}
+
+int dc_catalog_load(dc_store_t *store, const char *database, const char *ref, dc_manifest_t **out,
+                    char database_dir_out[256], dc_error_t *err)
+{
+    dc_snapshot_list_t list;
+    bool latest = strcmp(ref, "latest") == 0;
+    if (!latest && !dc_snapshot_id_valid(ref))
+        return dc_error_set(err,
+                            "'%s' is not a snapshot id (expected YYYYMMDDTHHMMSSZ-xxxx or "
+                            "'latest'); run 'deployctl snapshots' to see them",
+                            ref);
+    if (dc_catalog_list(store, database, &list, err) != 0)
+        return -1;
+    dc_snapshot_info_t *found = NULL;
+    for (size_t i = list.count; i > 0; i--) {
+        dc_snapshot_info_t *info = &list.items[i - 1];
+        if (latest ? info->complete && info->manifest != NULL : strcmp(info->id, ref) == 0) {
+            found = info;
+            break;
+        }
+    }
+    int rc = -1;
+    if (found == NULL && latest)
+        dc_error_set(err,
+                     "no complete snapshot of database %s in store %s; take one with "
+                     "'deployctl backup'",
+                     database ? database : "(any)", dc_store_url(store));
+    else if (found == NULL)
+        dc_error_set(err,
+                     "unknown snapshot %s for database %s in store %s; run 'deployctl "
+                     "snapshots' to see them",
+                     ref, database ? database : "(any)", dc_store_url(store));
+    else if (!found->complete)
+        dc_error_set(err,
+                     "snapshot %s is incomplete (it has no manifest: its backup %s) and cannot "
+                     "be used",
+                     ref, found->in_progress ? "is still running" : "did not finish");
+    else if (found->manifest == NULL)
+        dc_error_set(err, "snapshot %s cannot be read: %s", ref, found->manifest_error);
+    else {
+        *out = found->manifest;
+        found->manifest = NULL;
+        snprintf(database_dir_out, 256, "%s", found->database_dir);
+        rc = 0;
+    }
+    dc_catalog_list_free(&list);
+    return rc;
+}
+
+int dc_catalog_clean_abandoned(dc_store_t *store, int *removed, dc_error_t *err)
+{
+    dc_snapshot_list_t list;
+    if (dc_store_cleanup_temporary(store, removed, err) != 0)
+        return -1;
+    if (dc_catalog_list(store, NULL, &list, err) != 0)
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; i < list.count && rc == 0; i++) {
+        dc_snapshot_info_t *info = &list.items[i];
+        if (info->complete || info->in_progress)
+            continue;
+        char *prefix = dc_sprintf("%s/%s", info->database_dir, info->id);
+        rc = dc_store_delete_prefix(store, prefix, err);
+        if (rc == 0)
+            (*removed)++;
+        free(prefix);
+    }
+    dc_catalog_list_free(&list);
+    return rc;
+}

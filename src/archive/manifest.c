@@ -1,0 +1,422 @@
+/* manifest.json: the in-memory manifest, its serialisation with the fixed keys of DESIGN.md,
+ * and a parser that validates every field, since a manifest is input we do not trust. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deployctl/snapshot.h"
+#include "deployctl/util.h"
+
+dc_manifest_t *dc_manifest_new(void)
+{
+    dc_manifest_t *m = dc_calloc(1, sizeof(*m));
+    m->compression_level = 3;
+    return m;
+}
+
+static void table_free(dc_manifest_table_t *t)
+{
+    free(t->schema);
+    free(t->name);
+    for (size_t i = 0; i < t->column_count; i++)
+        free(t->columns[i]);
+    free(t->columns);
+    free(t->chunks);
+}
+
+void dc_manifest_free(dc_manifest_t *m)
+{
+    if (m == NULL)
+        return;
+    free(m->tool_version);
+    free(m->tag);
+    free(m->database);
+    free(m->server_version);
+    free(m->encoding);
+    free(m->snapshot);
+    free(m->lsn);
+    free(m->restrict_key);
+    for (size_t i = 0; i < m->migration_count; i++) {
+        free(m->migrations[i].name);
+        free(m->migrations[i].checksum);
+    }
+    free(m->migrations);
+    for (size_t i = 0; i < m->table_count; i++)
+        table_free(&m->tables[i]);
+    free(m->tables);
+    free(m);
+}
+
+dc_manifest_table_t *dc_manifest_add_table(dc_manifest_t *m, const char *schema, const char *name)
+{
+    m->tables = dc_realloc(m->tables, (m->table_count + 1) * sizeof(*m->tables));
+    dc_manifest_table_t *t = &m->tables[m->table_count++];
+    memset(t, 0, sizeof(*t));
+    t->schema = dc_strdup(schema);
+    t->name = dc_strdup(name);
+    return t;
+}
+
+void dc_manifest_table_add_column(dc_manifest_table_t *t, const char *column)
+{
+    t->columns = dc_realloc(t->columns, (t->column_count + 1) * sizeof(char *));
+    t->columns[t->column_count++] = dc_strdup(column);
+}
+
+void dc_manifest_table_add_chunk(dc_manifest_table_t *t, const dc_manifest_chunk_t *chunk)
+{
+    if (t->chunk_count == t->chunk_cap) {
+        t->chunk_cap = t->chunk_cap ? t->chunk_cap * 2 : 4;
+        t->chunks = dc_realloc(t->chunks, t->chunk_cap * sizeof(*t->chunks));
+    }
+    t->chunks[t->chunk_count++] = *chunk;
+    t->rows += chunk->rows;
+    t->raw_bytes += chunk->raw_bytes;
+}
+
+void dc_manifest_add_migration(dc_manifest_t *m, const char *name, const char *checksum)
+{
+    m->migrations = dc_realloc(m->migrations, (m->migration_count + 1) * sizeof(*m->migrations));
+    m->migrations[m->migration_count].name = dc_strdup(name);
+    m->migrations[m->migration_count].checksum = dc_strdup(checksum ? checksum : "");
+    m->migration_count++;
+}
+
+uint64_t dc_manifest_total_rows(const dc_manifest_t *m)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < m->table_count; i++)
+        n += m->tables[i].rows;
+    return n;
+}
+
+uint64_t dc_manifest_total_raw_bytes(const dc_manifest_t *m)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < m->table_count; i++)
+        n += m->tables[i].raw_bytes;
+    return n;
+}
+
+/* ---- writing ---- */
+
+static json_t *str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+static json_t *tables_to_json(const dc_manifest_t *m)
+{
+    json_t *tables = json_array();
+    for (size_t i = 0; i < m->table_count; i++) {
+        const dc_manifest_table_t *t = &m->tables[i];
+        json_t *cols = json_array();
+        for (size_t c = 0; c < t->column_count; c++)
+            json_array_append_new(cols, json_string(t->columns[c]));
+        json_t *chunks = json_array();
+        for (size_t c = 0; c < t->chunk_count; c++) {
+            const dc_manifest_chunk_t *k = &t->chunks[c];
+            json_array_append_new(
+                chunks, json_pack("{s:s, s:I, s:I, s:I, s:s, s:s}", "member", k->member, "rows",
+                                  (json_int_t)k->rows, "raw_bytes", (json_int_t)k->raw_bytes,
+                                  "stored_bytes", (json_int_t)k->stored_bytes, "sha256", k->sha256,
+                                  "raw_sha256", k->raw_sha256));
+        }
+        json_array_append_new(tables, json_pack("{s:s, s:s, s:o, s:I, s:I, s:o}", "schema",
+                                                t->schema, "name", t->name, "columns", cols, "rows",
+                                                (json_int_t)t->rows, "raw_bytes",
+                                                (json_int_t)t->raw_bytes, "chunks", chunks));
+    }
+    return tables;
+}
+
+char *dc_manifest_to_json(const dc_manifest_t *m)
+{
+    json_t *migrations = json_array();
+    for (size_t i = 0; i < m->migration_count; i++)
+        json_array_append_new(migrations, json_pack("{s:s, s:s}", "name", m->migrations[i].name,
+                                                    "checksum", m->migrations[i].checksum));
+    json_t *schema = json_array();
+    for (size_t i = 0; i < m->schema_count; i++) {
+        const dc_manifest_schema_t *s = &m->schema[i];
+        json_array_append_new(schema, json_pack("{s:s, s:s, s:I, s:s}", "section", s->section,
+                                                "member", s->member, "bytes", (json_int_t)s->bytes,
+                                                "sha256", s->sha256));
+    }
+    json_t *root = json_object();
+    json_object_set_new(root, "format", json_string(DC_SNAPSHOT_FORMAT));
+    json_object_set_new(root, "format_version", json_integer(DC_SNAPSHOT_FORMAT_VERSION));
+    json_object_set_new(root, "tool_version", str_or_null(m->tool_version));
+    json_object_set_new(root, "id", json_string(m->id));
+    json_object_set_new(root, "tag", str_or_null(m->tag));
+    json_object_set_new(root, "created_at", json_string(m->created_at));
+    json_object_set_new(root, "database", str_or_null(m->database));
+    json_object_set_new(root, "server_version", str_or_null(m->server_version));
+    json_object_set_new(root, "encoding", str_or_null(m->encoding));
+    json_object_set_new(
+        root, "consistency",
+        json_pack("{s:o, s:o}", "snapshot", str_or_null(m->snapshot), "lsn", str_or_null(m->lsn)));
+    json_object_set_new(root, "migrations", migrations);
+    json_object_set_new(
+        root, "compression",
+        json_pack("{s:s, s:i}", "algorithm", "zstd", "level", m->compression_level));
+    json_object_set_new(root, "encryption", json_null());
+    json_object_set_new(root, "archive",
+                        json_pack("{s:I, s:s}", "bytes", (json_int_t)m->archive_bytes, "sha256",
+                                  m->archive_sha256));
+    json_object_set_new(root, "schema", schema);
+    if (m->restrict_key)
+        json_object_set_new(root, "restrict_key", json_string(m->restrict_key));
+    json_object_set_new(root, "duration_seconds", json_real(m->duration_seconds));
+    json_object_set_new(root, "tables", tables_to_json(m));
+    char *text = json_dumps(root, JSON_INDENT(2) | JSON_ENSURE_ASCII);
+    json_decref(root);
+    return text;
+}
+
+/* ---- reading ---- */
+
+static bool is_hash(const char *s)
+{
+    if (s == NULL || strlen(s) != 64)
+        return false;
+    for (const char *p = s; *p; p++) {
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return false;
+    }
+    return true;
+}
+
+static bool is_chunk_member(const char *s)
+{
+    unsigned a, b;
+    int end = 0;
+    char canonical[DC_MEMBER_MAX];
+    if (strlen(s) >= DC_MEMBER_MAX)
+        return false;
+    if (sscanf(s, "data/%u.%u.copy.zst%n", &a, &b, &end) != 2 || s[end] != '\0')
+        return false;
+    dc_snapshot_chunk_member(a, b, canonical); /* rejects "+1", "01" and other spellings */
+    return strcmp(canonical, s) == 0;
+}
+
+typedef struct parse_ctx {
+    dc_error_t *err;
+    const char *where;
+} parse_ctx_t;
+
+static int bad(parse_ctx_t *p, const char *field, const char *why)
+{
+    return dc_error_set(p->err, "invalid manifest%s%s: %s %s", p->where ? " " : "",
+                        p->where ? p->where : "", field, why);
+}
+
+static int get_string(parse_ctx_t *p, json_t *obj, const char *key, bool nullable, char **out)
+{
+    json_t *v = json_object_get(obj, key);
+    if ((v == NULL || json_is_null(v)) && nullable) {
+        *out = NULL;
+        return 0;
+    }
+    if (!json_is_string(v))
+        return bad(p, key, "must be a string");
+    *out = dc_strdup(json_string_value(v));
+    return 0;
+}
+
+static int get_u64(parse_ctx_t *p, json_t *obj, const char *key, uint64_t *out)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        return bad(p, key, "must be a non-negative integer");
+    *out = (uint64_t)json_integer_value(v);
+    return 0;
+}
+
+static int get_hash(parse_ctx_t *p, json_t *obj, const char *key, char out[DC_HASH_HEX])
+{
+    json_t *v = json_object_get(obj, key);
+    if (!json_is_string(v) || !is_hash(json_string_value(v)))
+        return bad(p, key, "must be a lower-case hex SHA-256");
+    memcpy(out, json_string_value(v), DC_HASH_HEX);
+    return 0;
+}
+
+static int parse_chunk(parse_ctx_t *p, json_t *c, dc_manifest_table_t *t)
+{
+    dc_manifest_chunk_t chunk = {0};
+    json_t *member = json_object_get(c, "member");
+    if (!json_is_object(c))
+        return bad(p, "chunk", "must be an object");
+    if (!json_is_string(member) || !is_chunk_member(json_string_value(member)))
+        return bad(p, "chunk member", "must be data/<table>.<chunk>.copy.zst");
+    snprintf(chunk.member, sizeof(chunk.member), "%s", json_string_value(member));
+    if (get_u64(p, c, "rows", &chunk.rows) || get_u64(p, c, "raw_bytes", &chunk.raw_bytes) ||
+        get_u64(p, c, "stored_bytes", &chunk.stored_bytes) ||
+        get_hash(p, c, "sha256", chunk.sha256) || get_hash(p, c, "raw_sha256", chunk.raw_sha256))
+        return -1;
+    dc_manifest_table_add_chunk(t, &chunk);
+    return 0;
+}
+
+static int parse_table(parse_ctx_t *p, json_t *obj, dc_manifest_t *m)
+{
+    char *schema = NULL, *name = NULL;
+    if (!json_is_object(obj))
+        return bad(p, "table", "must be an object");
+    if (get_string(p, obj, "schema", false, &schema) || get_string(p, obj, "name", false, &name)) {
+        free(schema);
+        return -1;
+    }
+    dc_manifest_table_t *t = dc_manifest_add_table(m, schema, name);
+    free(schema);
+    free(name);
+    json_t *cols = json_object_get(obj, "columns");
+    json_t *chunks = json_object_get(obj, "chunks");
+    if (!json_is_array(cols) || !json_is_array(chunks))
+        return bad(p, "table", "needs arrays 'columns' and 'chunks'");
+    size_t i;
+    json_t *v;
+    json_array_foreach(cols, i, v)
+    {
+        if (!json_is_string(v))
+            return bad(p, "column", "must be a string");
+        dc_manifest_table_add_column(t, json_string_value(v));
+    }
+    json_array_foreach(chunks, i, v)
+    {
+        if (parse_chunk(p, v, t) != 0)
+            return -1;
+    }
+    uint64_t rows, raw;
+    if (get_u64(p, obj, "rows", &rows) || get_u64(p, obj, "raw_bytes", &raw))
+        return -1;
+    if (rows != t->rows || raw != t->raw_bytes)
+        return bad(p, "table rows/raw_bytes", "disagree with the sum of its chunks");
+    return 0;
+}
+
+static int parse_schema_entries(parse_ctx_t *p, json_t *arr, dc_manifest_t *m)
+{
+    size_t i;
+    json_t *v;
+    if (!json_is_array(arr) || json_array_size(arr) > 2)
+        return bad(p, "schema", "must be an array of at most two sections");
+    json_array_foreach(arr, i, v)
+    {
+        dc_manifest_schema_t *s = &m->schema[m->schema_count];
+        json_t *section = json_object_get(v, "section");
+        json_t *member = json_object_get(v, "member");
+        if (!json_is_string(section) || !json_is_string(member))
+            return bad(p, "schema entry", "needs 'section' and 'member' strings");
+        bool pre = strcmp(json_string_value(section), "pre-data") == 0 &&
+                   strcmp(json_string_value(member), DC_MEMBER_PRE_DATA) == 0;
+        bool post = strcmp(json_string_value(section), "post-data") == 0 &&
+                    strcmp(json_string_value(member), DC_MEMBER_POST_DATA) == 0;
+        if (!pre && !post)
+            return bad(p, "schema entry", "must be pre-data or post-data with its member name");
+        snprintf(s->section, sizeof(s->section), "%s", json_string_value(section));
+        snprintf(s->member, sizeof(s->member), "%s", json_string_value(member));
+        if (get_u64(p, v, "bytes", &s->bytes) || get_hash(p, v, "sha256", s->sha256))
+            return -1;
+        m->schema_count++;
+    }
+    return 0;
+}
+
+static int parse_root(parse_ctx_t *p, json_t *root, dc_manifest_t *m)
+{
+    char *id = NULL, *created = NULL;
+    json_t *v;
+    size_t i;
+
+    if (!json_is_object(root))
+        return bad(p, "document", "must be a JSON object");
+    v = json_object_get(root, "format");
+    if (!json_is_string(v) || strcmp(json_string_value(v), DC_SNAPSHOT_FORMAT) != 0)
+        return bad(p, "format", "is not \"" DC_SNAPSHOT_FORMAT "\"");
+    v = json_object_get(root, "format_version");
+    if (!json_is_integer(v) || json_integer_value(v) != DC_SNAPSHOT_FORMAT_VERSION)
+        return bad(p, "format_version", "is not 1 (written by a newer deployctl?)");
+    if (get_string(p, root, "id", false, &id))
+        return -1;
+    if (!dc_snapshot_id_valid(id)) {
+        free(id);
+        return bad(p, "id", "is not a snapshot id");
+    }
+    memcpy(m->id, id, DC_SNAPSHOT_ID_LEN + 1);
+    free(id);
+    if (get_string(p, root, "created_at", false, &created))
+        return -1;
+    snprintf(m->created_at, sizeof(m->created_at), "%s", created);
+    free(created);
+    if (get_string(p, root, "tool_version", true, &m->tool_version) ||
+        get_string(p, root, "tag", true, &m->tag) ||
+        get_string(p, root, "database", true, &m->database) ||
+        get_string(p, root, "server_version", true, &m->server_version) ||
+        get_string(p, root, "encoding", true, &m->encoding) ||
+        get_string(p, root, "restrict_key", true, &m->restrict_key))
+        return -1;
+    json_t *consistency = json_object_get(root, "consistency");
+    if (json_is_object(consistency) &&
+        (get_string(p, consistency, "snapshot", true, &m->snapshot) ||
+         get_string(p, consistency, "lsn", true, &m->lsn)))
+        return -1;
+    json_t *compression = json_object_get(root, "compression");
+    v = json_object_get(compression, "algorithm");
+    if (!json_is_string(v) || strcmp(json_string_value(v), "zstd") != 0)
+        return bad(p, "compression.algorithm", "is not zstd");
+    v = json_object_get(compression, "level");
+    m->compression_level = json_is_integer(v) ? (int)json_integer_value(v) : 0;
+    v = json_object_get(root, "encryption");
+    if (v != NULL && !json_is_null(v))
+        return bad(p, "encryption", "is not supported by this deployctl version");
+    json_t *archive = json_object_get(root, "archive");
+    if (!json_is_object(archive) || get_u64(p, archive, "bytes", &m->archive_bytes) ||
+        get_hash(p, archive, "sha256", m->archive_sha256))
+        return -1;
+    v = json_object_get(root, "duration_seconds");
+    m->duration_seconds = json_is_number(v) ? json_number_value(v) : 0;
+    json_t *migrations = json_object_get(root, "migrations");
+    if (migrations != NULL && json_is_array(migrations)) {
+        json_array_foreach(migrations, i, v)
+        {
+            json_t *name = json_object_get(v, "name");
+            json_t *sum = json_object_get(v, "checksum");
+            if (!json_is_string(name))
+                return bad(p, "migration", "needs a name");
+            dc_manifest_add_migration(m, json_string_value(name),
+                                      json_is_string(sum) ? json_string_value(sum) : "");
+        }
+    }
+    if (parse_schema_entries(p, json_object_get(root, "schema"), m) != 0)
+        return -1;
+    json_t *tables = json_object_get(root, "tables");
+    if (!json_is_array(tables))
+        return bad(p, "tables", "must be an array");
+    json_array_foreach(tables, i, v)
+    {
+        if (parse_table(p, v, m) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int dc_manifest_from_json(const char *text, size_t len, dc_manifest_t **out, dc_error_t *err)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL)
+        return dc_error_set(err, "invalid manifest: not JSON (line %d: %s)", jerr.line, jerr.text);
+    dc_manifest_t *m = dc_manifest_new();
+    parse_ctx_t p = {err, NULL};
+    int rc = parse_root(&p, root, m);
+    json_decref(root);
+    if (rc != 0) {
+        dc_manifest_free(m);
+        return -1;
+    }
+    *out = m;
+    return 0;
+}

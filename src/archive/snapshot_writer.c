@@ -1,0 +1,246 @@
+/* Writes one snapshot into a store: snapshot.tar (POSIX pax via libarchive) whose bytes are
+ * counted and hashed on their way to the store, then manifest.json as the commit point.
+ * The whole time, a lease tells cleaners that this incomplete snapshot is alive. */
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "deployctl/fault.h"
+#include "deployctl/snapshot.h"
+#include "deployctl/stream.h"
+#include "deployctl/util.h"
+
+#define COPY_BUFFER (256 * 1024)
+
+struct dc_snapshot_writer {
+    dc_store_t *store;
+    char database_dir[256];
+    char id[DC_SNAPSHOT_ID_LEN + 1];
+    time_t created;
+    dc_store_lease_t *lease;
+    dc_store_writer_t *tar_object;
+    dc_filter_t *count;  /* archive bytes */
+    dc_filter_t *sha256; /* archive hash */
+    struct archive *tar;
+    dc_error_t sink_error; /* what the store said when libarchive's write failed */
+    bool sink_failed;
+};
+
+static int store_sink(void *ctx, const uint8_t *data, size_t len, dc_error_t *err)
+{
+    dc_snapshot_writer_t *w = ctx;
+    return dc_store_writer_write(w->tar_object, data, len, err);
+}
+
+static la_ssize_t tar_write_cb(struct archive *a, void *ctx, const void *buf, size_t len)
+{
+    (void)a;
+    dc_snapshot_writer_t *w = ctx;
+    if (w->tar_object == NULL)
+        return -1; /* aborted: libarchive flushing on free has nowhere to go */
+    if (dc_filter_write(w->count, buf, len, &w->sink_error) != 0) {
+        w->sink_failed = true;
+        return -1;
+    }
+    return (la_ssize_t)len;
+}
+
+static char *object_key(const dc_snapshot_writer_t *w, const char *object)
+{
+    return dc_sprintf("%s/%s/%s", w->database_dir, w->id, object);
+}
+
+static int tar_failed(dc_snapshot_writer_t *w, const char *what, const char *member,
+                      dc_error_t *err)
+{
+    if (w->sink_failed) {
+        *err = w->sink_error;
+        return -1;
+    }
+    return dc_error_set(err, "cannot write %s %s to the archive: %s", what, member,
+                        archive_error_string(w->tar) ? archive_error_string(w->tar) : "?");
+}
+
+int dc_snapshot_writer_open(dc_store_t *store, const char *database, const char *id, time_t created,
+                            dc_snapshot_writer_t **out, dc_error_t *err)
+{
+    dc_snapshot_writer_t *w = dc_calloc(1, sizeof(*w));
+    w->store = store;
+    w->created = created;
+    snprintf(w->id, sizeof(w->id), "%s", id);
+    dc_snapshot_database_dir(database, w->database_dir, sizeof(w->database_dir));
+
+    char *lease = dc_sprintf("%s.%s", w->database_dir, id);
+    int rc = dc_store_lease_acquire(store, lease, &w->lease, err);
+    free(lease);
+    if (rc != 0) {
+        free(w);
+        return -1;
+    }
+    char *key = object_key(w, "snapshot.tar");
+    rc = dc_store_writer_open(store, key, &w->tar_object, err);
+    free(key);
+    if (rc != 0) {
+        dc_store_lease_release(w->lease);
+        free(w);
+        return -1;
+    }
+    w->sha256 = dc_filter_sha256_new(dc_filter_callback_sink_new(store_sink, w));
+    w->count = dc_filter_count_new(w->sha256);
+
+    w->tar = archive_write_new();
+    if (archive_write_set_format_pax_restricted(w->tar) != ARCHIVE_OK ||
+        archive_write_open2(w->tar, w, NULL, tar_write_cb, NULL, NULL) != ARCHIVE_OK) {
+        dc_error_set(err, "cannot start the archive: %s", archive_error_string(w->tar));
+        dc_snapshot_writer_abort(w);
+        return -1;
+    }
+    *out = w;
+    return 0;
+}
+
+static int begin_member(dc_snapshot_writer_t *w, const char *member, uint64_t size, dc_error_t *err)
+{
+    struct archive_entry *e = archive_entry_new();
+    archive_entry_set_pathname(e, member);
+    archive_entry_set_filetype(e, AE_IFREG);
+    archive_entry_set_perm(e, 0640);
+    archive_entry_set_size(e, (la_int64_t)size);
+    archive_entry_set_mtime(e, w->created, 0);
+    int rc = archive_write_header(w->tar, e);
+    archive_entry_free(e);
+    if (rc != ARCHIVE_OK)
+        return tar_failed(w, "the header of", member, err);
+    return 0;
+}
+
+static int write_data(dc_snapshot_writer_t *w, const char *member, const void *data, size_t len,
+                      dc_error_t *err)
+{
+    const char *p = data;
+    while (len > 0) {
+        la_ssize_t n = archive_write_data(w->tar, p, len);
+        if (n <= 0)
+            return tar_failed(w, "member", member, err);
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int dc_snapshot_writer_add(dc_snapshot_writer_t *w, const char *member, const void *data,
+                           size_t len, dc_error_t *err)
+{
+    if (begin_member(w, member, len, err) != 0)
+        return -1;
+    return write_data(w, member, data, len, err);
+}
+
+int dc_snapshot_writer_add_fd(dc_snapshot_writer_t *w, const char *member, int fd, uint64_t size,
+                              char sha256_out[DC_HASH_HEX], dc_error_t *err)
+{
+    uint8_t *buf = dc_malloc(COPY_BUFFER);
+    uint64_t done = 0;
+    dc_filter_t *hash = dc_filter_sha256_new(NULL);
+    int rc = begin_member(w, member, size, err);
+    while (rc == 0 && done < size) {
+        size_t want = size - done < COPY_BUFFER ? (size_t)(size - done) : COPY_BUFFER;
+        ssize_t n = pread(fd, buf, want, (off_t)done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = dc_error_set(err, "cannot read the spooled %s: %s", member,
+                              n < 0 ? strerror(errno) : "file is shorter than expected");
+            break;
+        }
+        rc = dc_filter_write(hash, buf, (size_t)n, err);
+        if (rc == 0)
+            rc = write_data(w, member, buf, (size_t)n, err);
+        done += (uint64_t)n;
+    }
+    if (rc == 0)
+        rc = dc_filter_finish(hash, err);
+    dc_filter_sha256_hex(hash, sha256_out);
+    dc_filter_free_chain(hash);
+    free(buf);
+    return rc;
+}
+
+uint64_t dc_snapshot_writer_bytes(const dc_snapshot_writer_t *w)
+{
+    return dc_filter_count_bytes(w->count);
+}
+
+static void writer_free(dc_snapshot_writer_t *w)
+{
+    if (w->tar != NULL)
+        archive_write_free(w->tar);
+    dc_filter_free_chain(w->count);
+    dc_store_lease_release(w->lease);
+    free(w);
+}
+
+void dc_snapshot_writer_abort(dc_snapshot_writer_t *w)
+{
+    if (w == NULL)
+        return;
+    dc_store_writer_abort(w->tar_object);
+    w->tar_object = NULL;
+    writer_free(w);
+}
+
+static int write_manifest(dc_snapshot_writer_t *w, const dc_manifest_t *m, dc_error_t *err)
+{
+    char *text = dc_manifest_to_json(m);
+    char *key = object_key(w, "manifest.json");
+    dc_store_writer_t *obj = NULL;
+    int rc = dc_store_writer_open(w->store, key, &obj, err);
+    if (rc == 0)
+        rc = dc_store_writer_write(obj, text, strlen(text), err);
+    if (rc == 0)
+        rc = dc_store_writer_write(obj, "\n", 1, err);
+    if (rc == 0)
+        rc = dc_store_writer_commit(obj, err);
+    else
+        dc_store_writer_abort(obj);
+    free(key);
+    free(text);
+    return rc;
+}
+
+int dc_snapshot_writer_commit(dc_snapshot_writer_t *w, dc_manifest_t *m, dc_error_t *err)
+{
+    if (archive_write_close(w->tar) != ARCHIVE_OK) {
+        tar_failed(w, "the end of", "snapshot.tar", err);
+        dc_snapshot_writer_abort(w);
+        return -1;
+    }
+    if (dc_filter_finish(w->count, err) != 0) {
+        dc_snapshot_writer_abort(w);
+        return -1;
+    }
+    m->archive_bytes = dc_filter_count_bytes(w->count);
+    dc_filter_sha256_hex(w->sha256, m->archive_sha256);
+    dc_store_writer_t *tar_object = w->tar_object;
+    w->tar_object = NULL;
+    int rc = dc_store_writer_commit(tar_object, err);
+    if (rc == 0) {
+        dc_fault_point("before-manifest");
+        rc = write_manifest(w, m, err);
+    }
+    if (rc != 0) {
+        /* The archive may already be in place without a manifest: an incomplete snapshot,
+         * never listed, removed by the next cleaning once our lease is gone. */
+        char *prefix = dc_sprintf("%s/%s", w->database_dir, w->id);
+        dc_error_t ignored;
+        dc_store_delete_prefix(w->store, prefix, &ignored);
+        free(prefix);
+        writer_free(w);
+        return -1;
+    }
+    writer_free(w);
+    return 0;
+}

@@ -1,0 +1,272 @@
+/* A backup worker: one connection inside the exported snapshot, taking tasks (tables or block
+ * ranges of big tables) largest first and streaming each COPY through SHA-256 and zstd into
+ * bounded chunks for the archive writer. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backup_intern.h"
+#include "deployctl/log.h"
+#include "deployctl/stream.h"
+
+#define STAGING_BYTES (256 * 1024)
+#define CHECK_EVERY   4096 /* rows between looks at the failure flag */
+
+typedef struct worker_stream {
+    dc_filter_t *head; /* raw SHA-256 -> zstd -> stored SHA-256 -> stored count -> sink */
+    dc_filter_t *raw_sha;
+    dc_filter_t *stored_sha;
+    dc_filter_t *stored_count;
+    dc_filter_t *sink;
+    uint8_t *staging;
+    size_t staged;
+    uint64_t staged_rows;
+    dc_chunk_t *chunk; /* NULL until the first row of a chunk arrives */
+} worker_stream_t;
+
+void dc_backup_fail(dc_backup_shared_t *shared, const dc_error_t *err)
+{
+    pthread_mutex_lock(&shared->error_mu);
+    if (!shared->failed) {
+        shared->failed = true;
+        shared->error = *err;
+    }
+    pthread_mutex_unlock(&shared->error_mu);
+    dc_chunk_queue_abort(shared->queue);
+}
+
+static bool has_failed(dc_backup_shared_t *shared)
+{
+    pthread_mutex_lock(&shared->error_mu);
+    bool failed = shared->failed;
+    pthread_mutex_unlock(&shared->error_mu);
+    return failed;
+}
+
+int dc_backup_worker_connect(dc_backup_worker_t *w, dc_error_t *err)
+{
+    char purpose[48];
+    snprintf(purpose, sizeof(purpose), "backup worker %d", w->number);
+    if (dc_pg_connect(w->shared->opts->database_url, purpose, &w->conn, err) != 0)
+        return -1;
+    /* Output settings that make COPY text exact and the same on every run: ISO dates, UTC,
+     * shortest-exact floats, no row-level security hiding rows, the server's own encoding. */
+    char *setup = dc_sprintf(
+        "SET statement_timeout = 0; SET lock_timeout = 0;"
+        " SET idle_in_transaction_session_timeout = 0; SET DateStyle = 'ISO';"
+        " SET IntervalStyle = 'postgres'; SET extra_float_digits = 3; SET TimeZone = 'UTC';"
+        " SET bytea_output = 'hex'; SET row_security = off; SET client_encoding = '%s';"
+        " BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;"
+        " SET TRANSACTION SNAPSHOT '%s'",
+        w->shared->encoding, w->shared->snapshot);
+    int rc = dc_pg_exec(w->conn, setup, err);
+    free(setup);
+    if (rc != 0) {
+        dc_error_prefix(err, "backup worker %d cannot join the snapshot: ", w->number);
+        return -1;
+    }
+    w->cancel = PQgetCancel(w->conn);
+    return 0;
+}
+
+void dc_backup_worker_close(dc_backup_worker_t *w)
+{
+    if (w->cancel)
+        PQfreeCancel(w->cancel);
+    if (w->conn)
+        PQfinish(w->conn);
+    w->cancel = NULL;
+    w->conn = NULL;
+}
+
+static char *copy_statement(PGconn *conn, const dc_pg_table_t *t, const dc_backup_task_t *task)
+{
+    char *schema = dc_pg_quote_ident(conn, t->schema);
+    char *name = dc_pg_quote_ident(conn, t->name);
+    dc_buf_t cols = {0};
+    dc_buf_append(&cols, "", 0);
+    for (size_t i = 0; i < t->column_count; i++) {
+        char *c = dc_pg_quote_ident(conn, t->columns[i]);
+        dc_buf_appendf(&cols, "%s%s", i ? ", " : "", c);
+        free(c);
+    }
+    char *sql;
+    if (!task->ranged) {
+        /* COPY of a table never includes its inheritance children: each row exactly once. */
+        sql = dc_sprintf("COPY %s.%s %s%s%s TO STDOUT", schema, name, t->column_count ? "(" : "",
+                         cols.data, t->column_count ? ")" : "");
+    } else {
+        char upper[64] = "";
+        if (task->end_block > 0)
+            snprintf(upper, sizeof(upper), " AND ctid < '(%llu,0)'::pg_catalog.tid",
+                     (unsigned long long)task->end_block);
+        sql = dc_sprintf("COPY (SELECT %s FROM ONLY %s.%s WHERE ctid >= '(%llu,0)'::pg_catalog.tid"
+                         "%s) TO STDOUT",
+                         cols.data, schema, name, (unsigned long long)task->first_block, upper);
+    }
+    dc_buf_free(&cols);
+    free(schema);
+    free(name);
+    return sql;
+}
+
+static int stream_init(worker_stream_t *s, int level, dc_error_t *err)
+{
+    memset(s, 0, sizeof(*s));
+    s->sink = dc_filter_memory_sink_new(NULL);
+    s->stored_count = dc_filter_count_new(s->sink);
+    s->stored_sha = dc_filter_sha256_new(s->stored_count);
+    dc_filter_t *zstd = dc_filter_zstd_compress_new(level, s->stored_sha, err);
+    if (zstd == NULL) {
+        dc_filter_free_chain(s->stored_sha);
+        return -1;
+    }
+    s->raw_sha = dc_filter_sha256_new(zstd);
+    s->head = s->raw_sha;
+    s->staging = dc_malloc(STAGING_BYTES);
+    return 0;
+}
+
+static void stream_free(worker_stream_t *s, dc_chunk_queue_t *q)
+{
+    if (s->chunk)
+        dc_chunk_queue_release(q, s->chunk);
+    dc_filter_free_chain(s->head);
+    free(s->staging);
+}
+
+static int stream_flush(worker_stream_t *s, dc_backup_shared_t *shared, dc_error_t *err)
+{
+    if (s->staged == 0)
+        return 0;
+    if (dc_filter_write(s->head, s->staging, s->staged, err) != 0)
+        return -1;
+    atomic_fetch_add(&shared->progress->bytes, s->staged);
+    atomic_fetch_add(&shared->progress->rows, s->staged_rows);
+    s->staged = 0;
+    s->staged_rows = 0;
+    return 0;
+}
+
+static int chunk_begin(worker_stream_t *s, dc_backup_shared_t *shared, size_t table_index,
+                       dc_error_t *err)
+{
+    s->chunk = dc_chunk_queue_acquire(shared->queue);
+    if (s->chunk == NULL)
+        return dc_error_set(err, "backup aborted");
+    s->chunk->table_index = table_index;
+    dc_filter_reset_chain(s->head);
+    dc_filter_memory_sink_set(s->sink, &s->chunk->data);
+    return 0;
+}
+
+static int chunk_end(worker_stream_t *s, dc_backup_shared_t *shared, dc_error_t *err)
+{
+    if (stream_flush(s, shared, err) != 0 || dc_filter_finish(s->head, err) != 0)
+        return -1;
+    dc_filter_sha256_hex(s->raw_sha, s->chunk->raw_sha256);
+    dc_filter_sha256_hex(s->stored_sha, s->chunk->sha256);
+    atomic_fetch_add(&shared->progress->stored, s->chunk->data.len);
+    dc_chunk_queue_submit(shared->queue, s->chunk);
+    s->chunk = NULL;
+    return 0;
+}
+
+static int add_row(worker_stream_t *s, dc_backup_shared_t *shared, size_t table_index,
+                   const char *row, size_t len, dc_error_t *err)
+{
+    if (s->chunk == NULL && chunk_begin(s, shared, table_index, err) != 0)
+        return -1;
+    if (s->staged + len > STAGING_BYTES && stream_flush(s, shared, err) != 0)
+        return -1;
+    if (len > STAGING_BYTES) {
+        if (dc_filter_write(s->head, row, len, err) != 0)
+            return -1;
+        atomic_fetch_add(&shared->progress->bytes, len);
+    } else {
+        memcpy(s->staging + s->staged, row, len);
+        s->staged += len;
+    }
+    s->staged_rows++;
+    s->chunk->rows++;
+    s->chunk->raw_bytes += len;
+    if (s->chunk->raw_bytes >= shared->opts->chunk_bytes ||
+        dc_filter_count_bytes(s->stored_count) >= shared->stored_limit)
+        return chunk_end(s, shared, err);
+    return 0;
+}
+
+static int copy_task(dc_backup_worker_t *w, worker_stream_t *s, const dc_backup_task_t *task,
+                     dc_error_t *err)
+{
+    dc_backup_shared_t *shared = w->shared;
+    const dc_pg_table_t *t = &shared->tables->items[task->table_index];
+    char what[600];
+    snprintf(what, sizeof(what), "COPY of table %s.%s", t->schema, t->name);
+    char *sql = copy_statement(w->conn, t, task);
+    dc_log_debug("worker %d: %s", w->number, sql);
+    PGresult *res = PQexec(w->conn, sql);
+    free(sql);
+    if (PQresultStatus(res) != PGRES_COPY_OUT) {
+        dc_pg_error(w->conn, res, what, err);
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+
+    int rc = 0;
+    uint64_t rows = 0;
+    for (;;) {
+        char *row = NULL;
+        int n = PQgetCopyData(w->conn, &row, 0);
+        if (n > 0) {
+            rc = add_row(s, shared, task->table_index, row, (size_t)n, err);
+            PQfreemem(row);
+            if (rc == 0 && ++rows % CHECK_EVERY == 0 && has_failed(shared))
+                rc = dc_error_set(err, "backup aborted");
+            if (rc != 0)
+                return -1; /* the connection is closed mid-COPY by the caller */
+            continue;
+        }
+        if (n == -1)
+            break;
+        return dc_pg_error(w->conn, NULL, what, err);
+    }
+    while ((res = PQgetResult(w->conn)) != NULL) {
+        if (rc == 0 && PQresultStatus(res) != PGRES_COMMAND_OK)
+            rc = dc_pg_error(w->conn, res, what, err);
+        PQclear(res);
+    }
+    if (rc == 0 && s->chunk != NULL)
+        rc = chunk_end(s, shared, err);
+    return rc;
+}
+
+void *dc_backup_worker_main(void *arg)
+{
+    dc_backup_worker_t *w = arg;
+    dc_backup_shared_t *shared = w->shared;
+    worker_stream_t stream;
+    dc_error_t err;
+
+    if (stream_init(&stream, shared->opts->compression_level, &err) != 0) {
+        dc_backup_fail(shared, &err);
+        dc_chunk_queue_producer_done(shared->queue);
+        return NULL;
+    }
+    while (!has_failed(shared)) {
+        size_t i = atomic_fetch_add(&shared->next_task, 1);
+        if (i >= shared->task_count)
+            break;
+        const dc_backup_task_t *task = &shared->tasks[i];
+        if (copy_task(w, &stream, task, &err) != 0) {
+            dc_backup_fail(shared, &err);
+            break;
+        }
+        if (atomic_fetch_sub(&shared->tasks_left[task->table_index], 1) == 1)
+            atomic_fetch_add(&shared->progress->items_done, 1);
+    }
+    stream_free(&stream, shared->queue);
+    dc_chunk_queue_producer_done(shared->queue);
+    return NULL;
+}

@@ -1,0 +1,365 @@
+/* The command line: argv parsed against the option table (options may come before or after
+ * the command, as with git and pg_dump), configuration resolved, logging set up, the command
+ * run, and its error turned into an exit code. Nothing else in deployctl calls exit(). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "deployctl/cli.h"
+#include "deployctl/log.h"
+#include "deployctl/signals.h"
+#include "deployctl/util.h"
+
+static const dc_command_t commands[] = {
+    {"backup", DC_CMD_BACKUP, "[--tag TAG] [--jobs N]", "take a consistent snapshot and store it",
+     "Takes a consistent snapshot of the database: one exported snapshot shared by pg_dump (for\n"
+     "the schema) and N COPY workers (for the data), compressed with zstd, hashed with SHA-256\n"
+     "and packed into one tar archive in the store; the manifest is written last. Prints the new\n"
+     "snapshot's id as the last line of stdout.",
+     0, 0, dc_cmd_backup},
+    {"snapshots", DC_CMD_SNAPSHOTS, "[--all]", "list the snapshots in the store",
+     "Lists the complete snapshots of the database given with --database (or of every database\n"
+     "in the store when none is given), oldest first. --all also lists incomplete ones.",
+     0, 0, dc_cmd_snapshots},
+    {"show", DC_CMD_SHOW, "<id|latest>", "describe one snapshot (--json: its manifest)",
+     "Describes one snapshot: database, consistency point, archive, tables and chunks.\n"
+     "With --json prints its manifest.",
+     1, 1, dc_cmd_show},
+};
+
+#define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
+
+static const dc_command_t *find_command(const char *name)
+{
+    for (size_t i = 0; i < COMMAND_COUNT; i++) {
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    }
+    return NULL;
+}
+
+/* ---- help ---- */
+
+static void print_option(FILE *out, const dc_option_t *o)
+{
+    char flag[64];
+    if (o->short_name)
+        snprintf(flag, sizeof(flag), "-%c, --%s%s%s", o->short_name, o->name, o->metavar ? " " : "",
+                 o->metavar ? o->metavar : "");
+    else
+        snprintf(flag, sizeof(flag), "    --%s%s%s", o->name, o->metavar ? " " : "",
+                 o->metavar ? o->metavar : "");
+    fprintf(out, "  %-30s %s", flag, o->help);
+    if (o->env[0] != NULL)
+        fprintf(out, " [env %s%s%s]", o->env[0], o->env[1] ? ", " : "", o->env[1] ? o->env[1] : "");
+    fputc('\n', out);
+}
+
+static void print_tool_help(FILE *out)
+{
+    fprintf(out, "deployctl %s - transactional deploys for PostgreSQL-backed applications\n\n",
+            DEPLOYCTL_VERSION);
+    fprintf(out, "Usage: deployctl <command> [options]\n\nCommands:\n");
+    for (size_t i = 0; i < COMMAND_COUNT; i++)
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nOptions for every command:\n");
+    for (int i = 0; i < DC_OPT_COUNT; i++) {
+        if (dc_options[i].commands == DC_CMD_ALL)
+            print_option(out, &dc_options[i]);
+    }
+    fprintf(out, "\nSettings come from the config file, then the environment, then flags (later\n"
+                 "wins). Run 'deployctl <command> --help' for a command's own options.\n"
+                 "Exit codes: 0 success, 1 error, 2 release rolled back, 3 rollback failed,\n"
+                 "4 precheck refused, 75 another release holds the lock.\n");
+}
+
+static void print_command_help(FILE *out, const dc_command_t *c)
+{
+    fprintf(out, "Usage: deployctl %s %s [options]\n\n%s\n", c->name, c->usage, c->description);
+    bool any = false;
+    for (int i = 0; i < DC_OPT_COUNT; i++) {
+        if (dc_options[i].commands != DC_CMD_ALL && (dc_options[i].commands & c->mask)) {
+            if (!any)
+                fprintf(out, "\nOptions:\n");
+            any = true;
+            print_option(out, &dc_options[i]);
+        }
+    }
+    fprintf(out, "\nOptions for every command:\n");
+    for (int i = 0; i < DC_OPT_COUNT; i++) {
+        if (dc_options[i].commands == DC_CMD_ALL)
+            print_option(out, &dc_options[i]);
+    }
+}
+
+/* ---- argv ---- */
+
+typedef struct parsed_flag {
+    const dc_option_t *option;
+    char origin[80];
+} parsed_flag_t;
+
+static int take_value(const dc_option_t *o, const char *inline_value, int argc, char **argv, int *i,
+                      const char **value, dc_error_t *err)
+{
+    if (o->type == DC_TYPE_BOOL) {
+        if (inline_value != NULL)
+            return dc_error_set(err, "option --%s takes no value", o->name);
+        *value = "true";
+        return 0;
+    }
+    if (inline_value != NULL) {
+        *value = inline_value;
+        return 0;
+    }
+    if (*i + 1 >= argc)
+        return dc_error_set(err, "option --%s needs a value (%s)", o->name,
+                            o->metavar ? o->metavar : "VALUE");
+    *value = argv[++*i];
+    return 0;
+}
+
+static void record_flag(dc_cli_t *cli, parsed_flag_t *flags, int *nflags, const dc_option_t *o,
+                        const char *value, const char *origin)
+{
+    dc_config_offer(&cli->config, o->id, value, DC_SRC_FLAG, origin);
+    flags[*nflags].option = o;
+    snprintf(flags[*nflags].origin, sizeof(flags[0].origin), "%s", origin);
+    (*nflags)++;
+}
+
+/* "--name", "--name=value", "--name value" */
+static int parse_long(dc_cli_t *cli, int argc, char **argv, int *i, parsed_flag_t *flags,
+                      int *nflags, dc_error_t *err)
+{
+    const char *arg = argv[*i] + 2;
+    const char *eq = strchr(arg, '=');
+    char name[64];
+    int n = (int)(eq ? (size_t)(eq - arg) : strlen(arg));
+    snprintf(name, sizeof(name), "%.*s", n < 63 ? n : 63, arg);
+    const dc_option_t *o = dc_option_by_name(name);
+    const char *value;
+    char origin[80];
+    if (o == NULL)
+        return dc_error_set(err, "unknown option '--%s'; run 'deployctl --help'", name);
+    if (take_value(o, eq ? eq + 1 : NULL, argc, argv, i, &value, err) != 0)
+        return -1;
+    snprintf(origin, sizeof(origin), "--%s", o->name);
+    record_flag(cli, flags, nflags, o, value, origin);
+    return 0;
+}
+
+/* "-q", "-qv", "-j4", "-j 4" */
+static int parse_short(dc_cli_t *cli, int argc, char **argv, int *i, parsed_flag_t *flags,
+                       int *nflags, dc_error_t *err)
+{
+    for (const char *p = argv[*i] + 1; *p; p++) {
+        const dc_option_t *o = dc_option_by_short(*p);
+        const char *value;
+        char origin[8];
+        if (o == NULL)
+            return dc_error_set(err, "unknown option '-%c'; run 'deployctl --help'", *p);
+        snprintf(origin, sizeof(origin), "-%c", *p);
+        if (take_value(o, o->type == DC_TYPE_BOOL || p[1] == '\0' ? NULL : p + 1, argc, argv, i,
+                       &value, err) != 0)
+            return -1;
+        record_flag(cli, flags, nflags, o, value, origin);
+        if (o->type != DC_TYPE_BOOL)
+            return 0; /* the rest of the cluster was its value */
+    }
+    return 0;
+}
+
+static int parse_argv(dc_cli_t *cli, int argc, char **argv, parsed_flag_t *flags, int *nflags,
+                      dc_error_t *err)
+{
+    bool only_args = false;
+    cli->args = dc_calloc((size_t)argc + 1, sizeof(char *));
+    for (int i = 1; i < argc; i++) {
+        char *arg = argv[i];
+        int rc = 0;
+        if (!only_args && strcmp(arg, "--") == 0) {
+            only_args = true;
+        } else if (!only_args && strncmp(arg, "--", 2) == 0) {
+            rc = parse_long(cli, argc, argv, &i, flags, nflags, err);
+        } else if (!only_args && arg[0] == '-' && arg[1] != '\0') {
+            rc = parse_short(cli, argc, argv, &i, flags, nflags, err);
+        } else if (cli->command == NULL && !only_args && strcmp(arg, "help") == 0 &&
+                   cli->arg_count == 0) {
+            dc_config_offer(&cli->config, DC_OPT_HELP, "true", DC_SRC_FLAG, "help");
+        } else if (cli->command == NULL && dc_config_get(&cli->config, DC_OPT_HELP) == NULL) {
+            cli->command = find_command(arg);
+            if (cli->command == NULL)
+                rc = dc_error_set(err,
+                                  "unknown command '%s'; run 'deployctl --help' to see "
+                                  "the commands",
+                                  arg);
+        } else {
+            cli->args[cli->arg_count++] = arg;
+        }
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Options given for a command that does not take them are errors, not silently ignored. */
+static int check_flags_apply(const dc_cli_t *cli, const parsed_flag_t *flags, int nflags,
+                             dc_error_t *err)
+{
+    for (int i = 0; i < nflags; i++) {
+        const dc_option_t *o = flags[i].option;
+        if (o->commands == DC_CMD_ALL)
+            continue;
+        if (cli->command == NULL || !(o->commands & cli->command->mask))
+            return dc_error_set(err, "option %s does not apply to %s; run 'deployctl %s --help'",
+                                flags[i].origin,
+                                cli->command ? cli->command->name : "deployctl without a command",
+                                cli->command ? cli->command->name : "");
+    }
+    return 0;
+}
+
+/* ---- configuration ---- */
+
+static int load_configuration(dc_cli_t *cli, dc_error_t *err)
+{
+    const char *path = dc_config_get(&cli->config, DC_OPT_CONFIG);
+    if (path == NULL) {
+        const char *env = getenv("DEPLOYCTL_CONFIG");
+        if (env != NULL && *env)
+            path = env;
+    }
+    if (path != NULL) {
+        if (dc_config_load_file(&cli->config, path, err) != 0)
+            return -1;
+    } else if (access(DC_DEFAULT_CONFIG_PATH, F_OK) == 0) {
+        if (dc_config_load_file(&cli->config, DC_DEFAULT_CONFIG_PATH, err) != 0)
+            return -1;
+    }
+    if (dc_config_finish(&cli->config, err) != 0)
+        return -1;
+
+    /* Defaults that depend on the machine. */
+    char *state = NULL;
+    if (dc_config_get(&cli->config, DC_OPT_STATE_DIR) == NULL) {
+        state = dc_config_default_state_dir();
+        dc_config_offer(&cli->config, DC_OPT_STATE_DIR, state, DC_SRC_DEFAULT, "default");
+        free(state);
+    }
+    if (dc_config_get(&cli->config, DC_OPT_STORE) == NULL) {
+        char *store =
+            dc_sprintf("file://%s/snapshots", dc_config_get(&cli->config, DC_OPT_STATE_DIR));
+        dc_config_offer(&cli->config, DC_OPT_STORE, store, DC_SRC_DEFAULT, "default");
+        free(store);
+    }
+    if (dc_config_get(&cli->config, DC_OPT_JOBS) == NULL) {
+        char jobs[16];
+        int n = dc_cpu_count();
+        snprintf(jobs, sizeof(jobs), "%d", n > 64 ? 64 : n);
+        dc_config_offer(&cli->config, DC_OPT_JOBS, jobs, DC_SRC_DEFAULT, "default");
+    }
+    return 0;
+}
+
+static void configure_logging(const dc_cli_t *cli)
+{
+    const char *level = dc_config_get(&cli->config, DC_OPT_LOG_LEVEL);
+    dc_log_level_t l = DC_LOG_INFO;
+    if (strcmp(level, "error") == 0)
+        l = DC_LOG_ERROR;
+    else if (strcmp(level, "warning") == 0)
+        l = DC_LOG_WARN;
+    else if (strcmp(level, "debug") == 0)
+        l = DC_LOG_DEBUG;
+    if (dc_config_flag(&cli->config, DC_OPT_QUIET))
+        l = DC_LOG_ERROR;
+    if (dc_config_flag(&cli->config, DC_OPT_VERBOSE))
+        l = DC_LOG_DEBUG;
+    const char *format = dc_config_get(&cli->config, DC_OPT_LOG_FORMAT);
+    dc_log_configure(l, strcmp(format, "json") == 0 ? DC_LOG_JSON : DC_LOG_TEXT);
+}
+
+int dc_cli_open_store(dc_cli_t *cli, dc_store_t **out, dc_error_t *err)
+{
+    return dc_store_open(dc_config_get(&cli->config, DC_OPT_STORE), out, err);
+}
+
+int dc_cli_database_url(dc_cli_t *cli, const char **out, dc_error_t *err)
+{
+    const char *url = dc_config_get(&cli->config, DC_OPT_DATABASE);
+    if (url == NULL || *url == '\0')
+        return dc_error_set(err, "no database given: use --database URL, set "
+                                 "DATABASE_URL_DIRECT or DATABASE_URL, or database.url in the "
+                                 "config file");
+    *out = url;
+    return 0;
+}
+
+/* ---- main ---- */
+
+static int run_cli(dc_cli_t *cli, int argc, char **argv, dc_error_t *err)
+{
+    parsed_flag_t *flags = dc_calloc((size_t)argc + 1, sizeof(parsed_flag_t));
+    int nflags = 0;
+    int rc = parse_argv(cli, argc, argv, flags, &nflags, err);
+    if (rc == 0 && dc_config_flag(&cli->config, DC_OPT_VERSION)) {
+        printf("deployctl %s\n", DEPLOYCTL_VERSION);
+        free(flags);
+        return 0;
+    }
+    if (rc == 0 && dc_config_flag(&cli->config, DC_OPT_HELP)) {
+        if (cli->command == NULL && cli->arg_count == 1 && find_command(cli->args[0]))
+            cli->command = find_command(cli->args[0]); /* deployctl help backup */
+        if (cli->command)
+            print_command_help(stdout, cli->command);
+        else
+            print_tool_help(stdout);
+        free(flags);
+        return 0;
+    }
+    if (rc == 0 && cli->command == NULL) {
+        print_tool_help(stderr);
+        rc = dc_error_set(err, "no command given");
+    }
+    if (rc == 0)
+        rc = check_flags_apply(cli, flags, nflags, err);
+    free(flags);
+    if (rc != 0)
+        return -1;
+    if (cli->arg_count < cli->command->min_args || cli->arg_count > cli->command->max_args)
+        return dc_error_set(err, "usage: deployctl %s %s", cli->command->name, cli->command->usage);
+    if (load_configuration(cli, err) != 0)
+        return -1;
+    configure_logging(cli);
+    cli->json = dc_config_flag(&cli->config, DC_OPT_JSON);
+    dc_signals_install();
+    return cli->command->run(cli, err);
+}
+
+int dc_cli_main(int argc, char **argv)
+{
+    dc_cli_t cli;
+    dc_error_t err;
+    memset(&cli, 0, sizeof(cli));
+    dc_config_init(&cli.config);
+    dc_error_clear(&err);
+
+    int rc = run_cli(&cli, argc, argv, &err);
+    int code = DC_EXIT_OK;
+    if (rc != 0) {
+        dc_log_report_error(&err);
+        code = err.exit_code != DC_EXIT_OK ? err.exit_code : DC_EXIT_ERROR;
+    }
+    if (fflush(stdout) != 0 && code == DC_EXIT_OK) {
+        dc_error_set(&err, "cannot write to standard output");
+        dc_log_report_error(&err);
+        code = DC_EXIT_ERROR;
+    }
+    free(cli.args);
+    dc_config_free(&cli.config);
+    dc_secrets_forget_all();
+    return code;
+}

@@ -1,0 +1,75 @@
+/* `deployctl backup`: wires settings to dc_backup_run and prints the result; the snapshot id
+ * is always the last line of stdout (or the "id" of the JSON object with --json). */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "deployctl/backup.h"
+#include "deployctl/cli.h"
+#include "deployctl/log.h"
+#include "deployctl/util.h"
+
+static void print_summary(const dc_cli_t *cli, const dc_backup_result_t *r, const char *store)
+{
+    const dc_manifest_t *m = r->manifest;
+    uint64_t rows = dc_manifest_total_rows(m);
+    uint64_t raw = dc_manifest_total_raw_bytes(m);
+    if (cli->json) {
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:f, s:s}", "id", m->id,
+                              "database", m->database, "tag", m->tag, "created_at", m->created_at,
+                              "tables", (json_int_t)m->table_count, "rows", (json_int_t)rows,
+                              "raw_bytes", (json_int_t)raw, "bytes", (json_int_t)m->archive_bytes,
+                              "seconds", r->seconds, "store", store);
+        char *text = json_dumps(o, JSON_COMPACT);
+        printf("%s\n", text);
+        free(text);
+        json_decref(o);
+        return;
+    }
+    char srows[32], sraw[32], sstored[32], stime[32], srate[32];
+    dc_format_count(rows, srows, sizeof(srows));
+    dc_format_bytes(raw, sraw, sizeof(sraw));
+    dc_format_bytes(m->archive_bytes, sstored, sizeof(sstored));
+    dc_format_duration(r->seconds, stime, sizeof(stime));
+    dc_format_bytes(r->seconds > 0 ? (uint64_t)((double)raw / r->seconds) : raw, srate,
+                    sizeof(srate));
+    dc_log_info("snapshot %s of %s complete: %zu tables, %s rows, %s of data stored in %s, "
+                "in %s (%s/s)",
+                m->id, m->database, m->table_count, srows, sraw, sstored, stime, srate);
+    printf("%s\n", m->id);
+}
+
+int dc_cmd_backup(dc_cli_t *cli, dc_error_t *err)
+{
+    const dc_config_t *cfg = &cli->config;
+    const char *url;
+    const char *tag = dc_config_get(cfg, DC_OPT_TAG);
+    if (!dc_snapshot_tag_valid(tag))
+        return dc_error_set(err, "invalid tag '%s': use 1-32 of a-z, 0-9, '.', '_' and '-'", tag);
+    if (dc_cli_database_url(cli, &url, err) != 0)
+        return -1;
+    dc_store_t *store;
+    if (dc_cli_open_store(cli, &store, err) != 0)
+        return -1;
+    dc_backup_opts_t opts = {
+        .database_url = url,
+        .store = store,
+        .tag = tag,
+        .jobs = (int)dc_config_int(cfg, DC_OPT_JOBS),
+        .compression_level = (int)dc_config_int(cfg, DC_OPT_COMPRESS_LEVEL),
+        .chunk_bytes = dc_config_size(cfg, DC_OPT_CHUNK_SIZE),
+        .split_bytes = dc_config_size(cfg, DC_OPT_SPLIT_SIZE),
+        .lock_timeout_ms = dc_config_duration_ms(cfg, DC_OPT_LOCK_TIMEOUT),
+        .pg_dump_path = dc_config_get(cfg, DC_OPT_PG_DUMP),
+    };
+    dc_backup_result_t result;
+    int rc = dc_backup_run(&opts, &result, err);
+    if (rc == 0) {
+        print_summary(cli, &result, dc_store_url(store));
+        dc_manifest_free(result.manifest);
+    } else {
+        dc_error_prefix(err, "backup failed: ");
+    }
+    dc_store_close(store);
+    return rc;
+}

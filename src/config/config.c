@@ -1,0 +1,273 @@
+/* Resolving settings: defaults < INI file (inih) < environment < flags, with every value
+ * checked against its type and range, and errors that name where the bad value came from. */
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "deployctl/config.h"
+#include "deployctl/log.h"
+#include "deployctl/util.h"
+
+const char DC_DEFAULT_CONFIG_PATH[] = "/etc/deployctl/deployctl.conf";
+
+void dc_config_init(dc_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+void dc_config_free(dc_config_t *cfg)
+{
+    for (int i = 0; i < DC_OPT_COUNT; i++) {
+        free(cfg->settings[i].value);
+        free(cfg->settings[i].origin);
+    }
+    free(cfg->config_path);
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+void dc_config_offer(dc_config_t *cfg, dc_opt_id_t id, const char *value, dc_source_t source,
+                     const char *origin)
+{
+    dc_setting_t *s = &cfg->settings[id];
+    if (s->source > source)
+        return;
+    free(s->value);
+    free(s->origin);
+    s->value = dc_strdup(value);
+    s->source = source;
+    s->origin = dc_strdup(origin);
+}
+
+typedef struct ini_ctx {
+    dc_config_t *cfg;
+    const char *path;
+    FILE *file;
+    int line;       /* the line inih is looking at */
+    int error_line; /* where first_error was found */
+    char first_error[256];
+} ini_ctx_t;
+
+/* inih's reader, counting lines so a setting's error names its own line. */
+static char *read_line(char *str, int num, void *stream)
+{
+    ini_ctx_t *ctx = stream;
+    char *got = fgets(str, num, ctx->file);
+    if (got != NULL)
+        ctx->line++;
+    return got;
+}
+
+static int on_ini_value(void *user, const char *section, const char *name, const char *value)
+{
+    ini_ctx_t *ctx = user;
+    char key[256];
+    snprintf(key, sizeof(key), "%s.%s", section, name);
+    for (int i = 0; i < DC_OPT_COUNT; i++) {
+        const dc_option_t *o = &dc_options[i];
+        if (o->config_key != NULL && strcasecmp(o->config_key, key) == 0) {
+            dc_config_offer(ctx->cfg, o->id, value, DC_SRC_FILE, ctx->path);
+            return 1;
+        }
+    }
+    if (ctx->first_error[0] == '\0') {
+        ctx->error_line = ctx->line;
+        if (*section == '\0')
+            snprintf(ctx->first_error, sizeof(ctx->first_error),
+                     "setting '%s' is outside a [section]", name);
+        else
+            snprintf(ctx->first_error, sizeof(ctx->first_error),
+                     "unknown setting '%s' (see etc/deployctl.conf for the known ones)", key);
+    }
+    return 0;
+}
+
+static void warn_if_exposed(const char *path, const dc_config_t *cfg)
+{
+    struct stat st;
+    const char *db = cfg->settings[DC_OPT_DATABASE].value;
+    bool has_password = db != NULL && cfg->settings[DC_OPT_DATABASE].source == DC_SRC_FILE &&
+                        (strstr(db, ":") != NULL && strchr(db, '@') != NULL);
+    if (has_password && stat(path, &st) == 0 && (st.st_mode & 077) != 0)
+        dc_log_warn("config file %s may hold a password and is readable by others; "
+                    "chmod 600 it",
+                    path);
+}
+
+int dc_config_load_file(dc_config_t *cfg, const char *path, dc_error_t *err)
+{
+    ini_ctx_t ctx = {cfg, path, NULL, 0, 0, ""};
+    FILE *f = fopen(path, "r");
+    ctx.file = f;
+    if (f == NULL)
+        return dc_error_set(err,
+                            "cannot read config file %s: %s; fix the path given with "
+                            "--config or DEPLOYCTL_CONFIG",
+                            path, strerror(errno));
+    int line = ini_parse_stream(read_line, &ctx, on_ini_value, &ctx);
+    fclose(f);
+    if (line != 0) {
+        bool ours = ctx.first_error[0] != '\0' && ctx.error_line == line;
+        return dc_error_set(err, "config file %s, line %d: %s", path, line,
+                            ours ? ctx.first_error
+                                 : "not a 'key = value' line or a [section] header");
+    }
+    free(cfg->config_path);
+    cfg->config_path = dc_strdup(path);
+    warn_if_exposed(path, cfg);
+    return 0;
+}
+
+static void apply_environment(dc_config_t *cfg)
+{
+    for (int i = 0; i < DC_OPT_COUNT; i++) {
+        const dc_option_t *o = &dc_options[i];
+        for (int e = 0; e < 2 && o->env[e] != NULL; e++) {
+            const char *v = getenv(o->env[e]);
+            if (v != NULL && *v != '\0') {
+                dc_config_offer(cfg, o->id, v, DC_SRC_ENV, o->env[e]);
+                break;
+            }
+        }
+    }
+}
+
+static bool parse_bool(const char *v, bool *out)
+{
+    static const char *const yes[] = {"1", "true", "yes", "on", NULL};
+    static const char *const no[] = {"0", "false", "no", "off", NULL};
+    for (int i = 0; yes[i]; i++) {
+        if (strcasecmp(v, yes[i]) == 0) {
+            *out = true;
+            return true;
+        }
+        if (strcasecmp(v, no[i]) == 0) {
+            *out = false;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool in_choices(const char *choices, const char *v)
+{
+    size_t n = strlen(v);
+    for (const char *p = choices; p && *p;) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == n && strncmp(p, v, n) == 0)
+            return true;
+        p = bar ? bar + 1 : NULL;
+    }
+    return false;
+}
+
+static int check_value(const dc_option_t *o, const dc_setting_t *s, dc_error_t *err)
+{
+    const char *v = s->value;
+    const char *expected = NULL;
+    char range[96];
+    long l;
+    uint64_t u;
+    bool b;
+    switch (o->type) {
+    case DC_TYPE_STRING:
+        return 0;
+    case DC_TYPE_BOOL:
+        if (!parse_bool(v, &b))
+            expected = "true or false";
+        break;
+    case DC_TYPE_INT:
+        snprintf(range, sizeof(range), "an integer from %ld to %ld", o->min, o->max);
+        if (dc_parse_int(v, o->min, o->max, &l) != 0)
+            expected = range;
+        break;
+    case DC_TYPE_SIZE:
+        snprintf(range, sizeof(range), "a size such as 64MiB, at least %ld bytes", o->min);
+        if (dc_parse_size(v, &u) != 0 || u < (uint64_t)o->min || u > (uint64_t)o->max)
+            expected = range;
+        break;
+    case DC_TYPE_DURATION:
+        if (dc_parse_duration_ms(v, &u) != 0)
+            expected = "a duration such as 500ms, 30s, 5m or 1h";
+        break;
+    case DC_TYPE_ENUM:
+        snprintf(range, sizeof(range), "one of %s", o->choices);
+        if (!in_choices(o->choices, v))
+            expected = range;
+        break;
+    }
+    if (expected == NULL)
+        return 0;
+    return dc_error_set(err, "invalid value '%s' for %s (from %s): expected %s", v, o->name,
+                        s->origin ? s->origin : "?", expected);
+}
+
+int dc_config_finish(dc_config_t *cfg, dc_error_t *err)
+{
+    apply_environment(cfg);
+    for (int i = 0; i < DC_OPT_COUNT; i++) {
+        const dc_option_t *o = &dc_options[i];
+        if (o->default_value != NULL)
+            dc_config_offer(cfg, o->id, o->default_value, DC_SRC_DEFAULT, "default");
+    }
+    for (int i = 0; i < DC_OPT_COUNT; i++) {
+        if (cfg->settings[i].value != NULL && check_value(&dc_options[i], &cfg->settings[i], err))
+            return -1;
+    }
+    return 0;
+}
+
+const char *dc_config_get(const dc_config_t *cfg, dc_opt_id_t id)
+{
+    return cfg->settings[id].value;
+}
+
+bool dc_config_flag(const dc_config_t *cfg, dc_opt_id_t id)
+{
+    bool b = false;
+    const char *v = cfg->settings[id].value;
+    return v != NULL && parse_bool(v, &b) && b;
+}
+
+long dc_config_int(const dc_config_t *cfg, dc_opt_id_t id)
+{
+    long l = 0;
+    const char *v = cfg->settings[id].value;
+    if (v != NULL)
+        dc_parse_int(v, dc_options[id].min, dc_options[id].max, &l);
+    return l;
+}
+
+uint64_t dc_config_size(const dc_config_t *cfg, dc_opt_id_t id)
+{
+    uint64_t u = 0;
+    const char *v = cfg->settings[id].value;
+    if (v != NULL)
+        dc_parse_size(v, &u);
+    return u;
+}
+
+uint64_t dc_config_duration_ms(const dc_config_t *cfg, dc_opt_id_t id)
+{
+    uint64_t u = 0;
+    const char *v = cfg->settings[id].value;
+    if (v != NULL)
+        dc_parse_duration_ms(v, &u);
+    return u;
+}
+
+char *dc_config_default_state_dir(void)
+{
+    if (geteuid() == 0)
+        return dc_strdup("/var/lib/deployctl");
+    const char *xdg = getenv("XDG_STATE_HOME");
+    if (xdg != NULL && *xdg == '/')
+        return dc_sprintf("%s/deployctl", xdg);
+    const char *home = getenv("HOME");
+    return dc_sprintf("%s/.local/state/deployctl", home && *home ? home : "/tmp");
+}

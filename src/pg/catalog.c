@@ -1,0 +1,286 @@
+/* Catalog queries a snapshot needs: the tables and their stored columns, sequence values,
+ * Prisma's migration history, and the table locks that keep the schema still meanwhile. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deployctl/pg.h"
+#include "deployctl/util.h"
+
+#define LOCK_BATCH 500
+
+/* A text[] literal: {"a","b"} with quotes and backslashes escaped. */
+static char *text_array_literal(const char *const *items)
+{
+    dc_buf_t b = {0};
+    dc_buf_append(&b, "{", 1);
+    for (size_t i = 0; items != NULL && items[i] != NULL; i++) {
+        if (i > 0)
+            dc_buf_append(&b, ",", 1);
+        dc_buf_append(&b, "\"", 1);
+        for (const char *p = items[i]; *p; p++) {
+            if (*p == '"' || *p == '\\')
+                dc_buf_append(&b, "\\", 1);
+            dc_buf_append(&b, p, 1);
+        }
+        dc_buf_append(&b, "\"", 1);
+    }
+    dc_buf_append(&b, "}", 1);
+    return b.data;
+}
+
+/* The relations a dump covers: user schemas, not temporary, not owned by an extension. */
+#define RELATION_FILTER                                                                            \
+    " n.nspname NOT IN ('pg_catalog', 'information_schema')"                                       \
+    " AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'"                                            \
+    " AND n.nspname <> ALL ($1::text[])"                                                           \
+    " AND c.relpersistence <> 't'"                                                                 \
+    " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d"                                        \
+    "   WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"                              \
+    "   AND d.objid = c.oid AND d.deptype = 'e')"
+
+static int load_columns(PGconn *conn, dc_pg_table_list_t *list, const char *excluded,
+                        dc_error_t *err)
+{
+    const char *generated = dc_pg_server_major(conn) >= 12 ? " AND a.attgenerated = ''" : "";
+    char *sql = dc_sprintf("SELECT a.attrelid, a.attname"
+                           " FROM pg_catalog.pg_attribute a"
+                           " JOIN pg_catalog.pg_class c ON c.oid = a.attrelid"
+                           " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+                           " WHERE c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped%s"
+                           " AND " RELATION_FILTER " ORDER BY a.attrelid, a.attnum",
+                           generated);
+    const char *params[] = {excluded};
+    PGresult *res = dc_pg_query_params(conn, sql, 1, params, err);
+    free(sql);
+    if (res == NULL)
+        return -1;
+    size_t t = 0;
+    for (int r = 0; r < PQntuples(res); r++) {
+        uint32_t oid = (uint32_t)strtoul(PQgetvalue(res, r, 0), NULL, 10);
+        /* Both lists are ordered by oid. */
+        while (t < list->count && list->items[t].oid < oid)
+            t++;
+        if (t == list->count)
+            break;
+        if (list->items[t].oid != oid)
+            continue;
+        dc_pg_table_t *tab = &list->items[t];
+        tab->columns = dc_realloc(tab->columns, (tab->column_count + 1) * sizeof(char *));
+        tab->columns[tab->column_count++] = dc_strdup(PQgetvalue(res, r, 1));
+    }
+    PQclear(res);
+    return 0;
+}
+
+int dc_pg_list_tables(PGconn *conn, const char *const *excluded, dc_pg_table_list_t *out,
+                      dc_error_t *err)
+{
+    char *excluded_literal = text_array_literal(excluded);
+    const char *params[] = {excluded_literal};
+    memset(out, 0, sizeof(*out));
+    PGresult *res =
+        dc_pg_query_params(conn,
+                           "SELECT c.oid, n.nspname, c.relname, pg_catalog.pg_relation_size(c.oid),"
+                           " c.reltuples, pg_catalog.current_setting('block_size')"
+                           " FROM pg_catalog.pg_class c"
+                           " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+                           " WHERE c.relkind = 'r' AND " RELATION_FILTER " ORDER BY c.oid",
+                           1, params, err);
+    if (res == NULL) {
+        free(excluded_literal);
+        return -1;
+    }
+    out->count = (size_t)PQntuples(res);
+    out->items = dc_calloc(out->count, sizeof(dc_pg_table_t));
+    for (size_t i = 0; i < out->count; i++) {
+        dc_pg_table_t *t = &out->items[i];
+        int r = (int)i;
+        uint64_t block_size = strtoull(PQgetvalue(res, r, 5), NULL, 10);
+        t->oid = (uint32_t)strtoul(PQgetvalue(res, r, 0), NULL, 10);
+        t->schema = dc_strdup(PQgetvalue(res, r, 1));
+        t->name = dc_strdup(PQgetvalue(res, r, 2));
+        t->heap_bytes = strtoull(PQgetvalue(res, r, 3), NULL, 10);
+        t->blocks = block_size ? t->heap_bytes / block_size : 0;
+        t->estimated_rows = strtod(PQgetvalue(res, r, 4), NULL);
+    }
+    PQclear(res);
+    int rc = load_columns(conn, out, excluded_literal, err);
+    free(excluded_literal);
+    if (rc != 0)
+        dc_pg_table_list_free(out);
+    return rc;
+}
+
+void dc_pg_table_list_free(dc_pg_table_list_t *list)
+{
+    for (size_t i = 0; i < list->count; i++) {
+        dc_pg_table_t *t = &list->items[i];
+        free(t->schema);
+        free(t->name);
+        for (size_t c = 0; c < t->column_count; c++)
+            free(t->columns[c]);
+        free(t->columns);
+    }
+    free(list->items);
+    list->items = NULL;
+    list->count = 0;
+}
+
+int dc_pg_sequence_setvals(PGconn *conn, const char *const *excluded, char **sql_out,
+                           size_t *count_out, dc_error_t *err)
+{
+    char *excluded_literal = text_array_literal(excluded);
+    const char *params[] = {excluded_literal};
+    PGresult *res = dc_pg_query_params(conn,
+                                       "SELECT n.nspname, c.relname FROM pg_catalog.pg_class c"
+                                       " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+                                       " WHERE c.relkind = 'S' AND " RELATION_FILTER
+                                       " ORDER BY n.nspname, c.relname",
+                                       1, params, err);
+    free(excluded_literal);
+    if (res == NULL)
+        return -1;
+    dc_buf_t b = {0};
+    dc_buf_append(&b, "", 0);
+    int rc = 0;
+    for (int r = 0; r < PQntuples(res) && rc == 0; r++) {
+        char *schema = dc_pg_quote_ident(conn, PQgetvalue(res, r, 0));
+        char *name = dc_pg_quote_ident(conn, PQgetvalue(res, r, 1));
+        char *sql =
+            dc_sprintf("SELECT pg_catalog.format('SELECT pg_catalog.setval(%%L, %%s, %%s);',"
+                       " $1::text, last_value, CASE WHEN is_called THEN 'true' ELSE 'false' END)"
+                       " FROM %s.%s",
+                       schema, name);
+        char *qualified = dc_sprintf("%s.%s", schema, name);
+        const char *p[] = {qualified};
+        PGresult *v = dc_pg_query_params(conn, sql, 1, p, err);
+        if (v == NULL || PQntuples(v) != 1) {
+            rc = v ? dc_error_set(err, "cannot read sequence %s", qualified) : -1;
+        } else {
+            dc_buf_appendf(&b, "%s\n", PQgetvalue(v, 0, 0));
+        }
+        PQclear(v);
+        free(qualified);
+        free(sql);
+        free(schema);
+        free(name);
+    }
+    *count_out = (size_t)PQntuples(res);
+    PQclear(res);
+    if (rc != 0) {
+        dc_buf_free(&b);
+        return -1;
+    }
+    *sql_out = b.data;
+    return 0;
+}
+
+int dc_pg_applied_migrations(PGconn *conn, dc_pg_migration_t **out, size_t *count, dc_error_t *err)
+{
+    *out = NULL;
+    *count = 0;
+    PGresult *res =
+        dc_pg_query(conn, "SELECT pg_catalog.to_regclass('_prisma_migrations')::text", err);
+    if (res == NULL)
+        return -1;
+    if (PQgetisnull(res, 0, 0)) {
+        PQclear(res);
+        return 0;
+    }
+    char *sql = dc_sprintf("SELECT migration_name, checksum FROM %s"
+                           " WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL"
+                           " ORDER BY migration_name",
+                           PQgetvalue(res, 0, 0));
+    PQclear(res);
+    res = dc_pg_query(conn, sql, err);
+    free(sql);
+    if (res == NULL)
+        return -1;
+    *count = (size_t)PQntuples(res);
+    *out = dc_calloc(*count, sizeof(dc_pg_migration_t));
+    for (size_t i = 0; i < *count; i++) {
+        (*out)[i].name = dc_strdup(PQgetvalue(res, (int)i, 0));
+        (*out)[i].checksum = dc_strdup(PQgetvalue(res, (int)i, 1));
+    }
+    PQclear(res);
+    return 0;
+}
+
+void dc_pg_migrations_free(dc_pg_migration_t *list, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        free(list[i].name);
+        free(list[i].checksum);
+    }
+    free(list);
+}
+
+/* After a lock timeout: who holds or waits for a lock that conflicts with ours. */
+static void describe_lock_holders(PGconn *conn, dc_buf_t *out)
+{
+    PGresult *res = PQexec(
+        conn, "SELECT l.pid, l.relation::pg_catalog.regclass::text, l.mode, l.granted,"
+              " coalesce(a.application_name, ''), coalesce(a.state, ''),"
+              " pg_catalog.left(pg_catalog.regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'),"
+              " 120)"
+              " FROM pg_catalog.pg_locks l LEFT JOIN pg_catalog.pg_stat_activity a USING (pid)"
+              " WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock'"
+              " AND l.pid <> pg_catalog.pg_backend_pid()"
+              " AND l.database = (SELECT oid FROM pg_catalog.pg_database"
+              "   WHERE datname = pg_catalog.current_database())"
+              " ORDER BY l.granted DESC, l.pid LIMIT 5");
+    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+        for (int r = 0; r < PQntuples(res); r++) {
+            dc_buf_appendf(out, "%spid %s %s %s on %s (application '%s', %s: %s)", r ? "; " : "",
+                           PQgetvalue(res, r, 0),
+                           strcmp(PQgetvalue(res, r, 3), "t") == 0 ? "holds" : "waits for",
+                           PQgetvalue(res, r, 2), PQgetvalue(res, r, 1), PQgetvalue(res, r, 4),
+                           PQgetvalue(res, r, 5), PQgetvalue(res, r, 6));
+        }
+    }
+    PQclear(res);
+}
+
+int dc_pg_lock_tables(PGconn *conn, const dc_pg_table_list_t *tables, uint64_t lock_timeout_ms,
+                      dc_error_t *err)
+{
+    char *sql = dc_sprintf("SAVEPOINT dc_lock; SET LOCAL lock_timeout = '%llums'",
+                           (unsigned long long)lock_timeout_ms);
+    int rc = dc_pg_exec(conn, sql, err);
+    free(sql);
+    for (size_t i = 0; rc == 0 && i < tables->count; i += LOCK_BATCH) {
+        dc_buf_t b = {0};
+        dc_buf_append(&b, "LOCK TABLE ", 11);
+        for (size_t j = i; j < tables->count && j < i + LOCK_BATCH; j++) {
+            char *schema = dc_pg_quote_ident(conn, tables->items[j].schema);
+            char *name = dc_pg_quote_ident(conn, tables->items[j].name);
+            dc_buf_appendf(&b, "%sONLY %s.%s", j > i ? ", " : "", schema, name);
+            free(schema);
+            free(name);
+        }
+        dc_buf_append(&b, " IN ACCESS SHARE MODE", 21);
+        PGresult *res = PQexec(conn, b.data);
+        dc_buf_free(&b);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+            if (state != NULL && strcmp(state, "55P03") == 0) {
+                dc_buf_t who = {0};
+                PQclear(PQexec(conn, "ROLLBACK TO SAVEPOINT dc_lock"));
+                describe_lock_holders(conn, &who);
+                rc = dc_error_set(err,
+                                  "could not lock the tables within %llu ms: %s; wait for them "
+                                  "to finish or raise --lock-timeout",
+                                  (unsigned long long)lock_timeout_ms,
+                                  who.len ? who.data : "another session holds a conflicting lock");
+                dc_buf_free(&who);
+            } else {
+                rc = dc_pg_error(conn, res, "locking the tables to back up", err);
+            }
+        }
+        PQclear(res);
+    }
+    if (rc == 0)
+        rc = dc_pg_exec(conn, "RELEASE SAVEPOINT dc_lock", err);
+    return rc;
+}

@@ -1,0 +1,203 @@
+/* Connections and statements: libpq with the URL's secrets registered for redaction, and every
+ * failure turned into one line naming what failed, the SQLSTATE and what to do. */
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "deployctl/log.h"
+#include "deployctl/pg.h"
+#include "deployctl/util.h"
+
+void dc_pg_register_secrets(const char *url)
+{
+    char *errmsg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(url, &errmsg);
+    if (opts == NULL) {
+        PQfreemem(errmsg);
+        return;
+    }
+    for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+        if (o->val != NULL &&
+            (strcmp(o->keyword, "password") == 0 || strcmp(o->keyword, "sslpassword") == 0))
+            dc_secret_register(o->val);
+    }
+    PQconninfoFree(opts);
+}
+
+void dc_pg_url_display(const char *url, char *out, size_t out_size)
+{
+    dc_redact(url, out, out_size);
+}
+
+/* libpq's multi-line messages become one line, with runs of white space collapsed. */
+static void fold_lines(char *s)
+{
+    char *out = s;
+    bool space = false;
+    for (const char *p = s; *p; p++) {
+        if (*p == '\n' || *p == '\t' || *p == ' ' || *p == '\r') {
+            space = out != s;
+            continue;
+        }
+        if (space)
+            *out++ = ' ';
+        space = false;
+        *out++ = *p;
+    }
+    *out = '\0';
+}
+
+static const char *connect_hint(const char *msg)
+{
+    if (strstr(msg, "password authentication failed") || strstr(msg, "no password supplied"))
+        return "check the user and password in --database / DATABASE_URL_DIRECT";
+    if (strstr(msg, "does not exist"))
+        return "check the database and user names in the URL";
+    if (strstr(msg, "Connection refused") || strstr(msg, "No such file or directory") ||
+        strstr(msg, "could not translate host name") || strstr(msg, "timeout expired"))
+        return "check the host and port, and that the server is running and reachable";
+    return "check the connection URL";
+}
+
+int dc_pg_connect(const char *url, const char *purpose, PGconn **out, dc_error_t *err)
+{
+    char shown[512];
+    char application[64];
+    if (url == NULL || *url == '\0')
+        return dc_error_set(err, "no database given: use --database URL, DATABASE_URL_DIRECT or "
+                                 "DATABASE_URL, or database.url in the config file");
+    dc_pg_register_secrets(url);
+    dc_pg_url_display(url, shown, sizeof(shown));
+    snprintf(application, sizeof(application), "deployctl %s", purpose);
+
+    char *parse_error = NULL;
+    PQconninfoOption *check = PQconninfoParse(url, &parse_error);
+    if (check == NULL) {
+        char msg[512];
+        snprintf(msg, sizeof(msg), "%s", parse_error ? parse_error : "out of memory");
+        PQfreemem(parse_error);
+        fold_lines(msg);
+        return dc_error_set(err, "invalid database URL %s: %s", shown, msg);
+    }
+    PQconninfoFree(check);
+
+    /* The URL comes last so that what the user wrote wins over our defaults. */
+    const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
+    const char *values[] = {"10", application, url, NULL};
+    PGconn *conn = PQconnectdbParams(keys, values, 1);
+    if (conn == NULL)
+        return dc_error_set(err, "cannot connect to %s: out of memory", shown);
+    if (PQstatus(conn) != CONNECTION_OK) {
+        char msg[1024];
+        snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
+        fold_lines(msg);
+        PQfinish(conn);
+        return dc_error_set(err, "cannot connect to %s: %s (%s)", shown, msg, connect_hint(msg));
+    }
+    *out = conn;
+    return 0;
+}
+
+int dc_pg_url_database(const char *url, char *out, size_t out_size, dc_error_t *err)
+{
+    char *parse_error = NULL;
+    const char *name = NULL;
+    const char *user = NULL;
+    PQconninfoOption *opts = PQconninfoParse(url ? url : "", &parse_error);
+    if (opts == NULL) {
+        char shown[512];
+        dc_pg_url_display(url, shown, sizeof(shown));
+        PQfreemem(parse_error);
+        return dc_error_set(err, "invalid database URL %s", shown);
+    }
+    for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+        if (o->val != NULL && *o->val && strcmp(o->keyword, "dbname") == 0)
+            name = o->val;
+        if (o->val != NULL && *o->val && strcmp(o->keyword, "user") == 0)
+            user = o->val;
+    }
+    /* libpq's own fallbacks: PGDATABASE, then the user name. */
+    if (name == NULL)
+        name = getenv("PGDATABASE");
+    if (name == NULL || *name == '\0')
+        name = user;
+    if (name == NULL || *name == '\0')
+        name = getenv("PGUSER");
+    if (name == NULL || *name == '\0') {
+        struct passwd *pw = getpwuid(geteuid());
+        name = pw ? pw->pw_name : "postgres";
+    }
+    snprintf(out, out_size, "%s", name);
+    PQconninfoFree(opts);
+    return 0;
+}
+
+int dc_pg_error(PGconn *conn, const PGresult *res, const char *what, dc_error_t *err)
+{
+    if (res == NULL || PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) == NULL) {
+        char msg[1024];
+        snprintf(msg, sizeof(msg), "%s", conn ? PQerrorMessage(conn) : "no connection");
+        fold_lines(msg);
+        if (conn != NULL && PQstatus(conn) == CONNECTION_BAD)
+            return dc_error_set(err, "%s: lost the connection to the server: %s", what, msg);
+        return dc_error_set(err, "%s: %s", what, msg);
+    }
+    const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+    const char *hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
+    char msg[DC_ERROR_MAX];
+    snprintf(msg, sizeof(msg), "%s: %s (SQLSTATE %s)%s%s%s%s", what, primary, state ? state : "?",
+             detail ? "; " : "", detail ? detail : "", hint ? "; hint: " : "", hint ? hint : "");
+    fold_lines(msg);
+    return dc_error_set(err, "%s", msg);
+}
+
+int dc_pg_exec(PGconn *conn, const char *sql, dc_error_t *err)
+{
+    PGresult *res = PQexec(conn, sql);
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        char what[160];
+        snprintf(what, sizeof(what), "%.120s%s failed", sql, strlen(sql) > 120 ? "..." : "");
+        dc_pg_error(conn, res, what, err);
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    return 0;
+}
+
+PGresult *dc_pg_query_params(PGconn *conn, const char *sql, int nparams, const char *const *params,
+                             dc_error_t *err)
+{
+    PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        char what[160];
+        snprintf(what, sizeof(what), "query %.100s%s failed", sql, strlen(sql) > 100 ? "..." : "");
+        dc_pg_error(conn, res, what, err);
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
+PGresult *dc_pg_query(PGconn *conn, const char *sql, dc_error_t *err)
+{
+    return dc_pg_query_params(conn, sql, 0, NULL, err);
+}
+
+char *dc_pg_quote_ident(PGconn *conn, const char *ident)
+{
+    char *q = PQescapeIdentifier(conn, ident, strlen(ident));
+    char *copy = dc_strdup(q ? q : "\"\"");
+    PQfreemem(q);
+    return copy;
+}
+
+int dc_pg_server_major(PGconn *conn)
+{
+    return PQserverVersion(conn) / 10000;
+}

@@ -1,0 +1,235 @@
+/* pg_dump as the reference schema dumper: finding one at least as new as the server, and
+ * running it under our exported snapshot. Its argv carries no secret: the password travels in
+ * an in-memory 0600 passfile that disappears with the processes. */
+#include <errno.h>
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "deployctl/log.h"
+#include "deployctl/pg.h"
+#include "deployctl/util.h"
+
+static int probe_version(const char *path, dc_pg_dump_t *out, dc_error_t *err)
+{
+    const char *argv_version[] = {path, "--version", NULL};
+    const char *argv_help[] = {path, "--help", NULL};
+    char *text = NULL;
+    int status = 0;
+    if (dc_process_run_capture(argv_version, 4096, &text, &status, err) != 0)
+        return -1;
+    const char *v = strstr(text, ") ");
+    if (status != 0 || v == NULL || sscanf(v + 2, "%d.%d", &out->major, &out->minor) < 1) {
+        dc_error_set(err, "%s --version did not print a version (got '%.80s')", path, text);
+        free(text);
+        return -1;
+    }
+    free(text);
+    if (dc_process_run_capture(argv_help, 65536, &text, &status, err) != 0)
+        return -1;
+    out->has_restrict_key = strstr(text, "--restrict-key") != NULL;
+    free(text);
+    out->path = dc_strdup(path);
+    return 0;
+}
+
+int dc_pg_dump_find(const char *configured, int server_major, dc_pg_dump_t *out, dc_error_t *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (configured != NULL && *configured) {
+        if (probe_version(configured, out, err) != 0)
+            return dc_error_prefix(err, "pg_dump from configuration: ");
+    } else {
+        glob_t g;
+        int best_major = -1;
+        char *best = NULL;
+        if (glob("/usr/lib/postgresql/*/bin/pg_dump", 0, NULL, &g) == 0) {
+            for (size_t i = 0; i < g.gl_pathc; i++) {
+                int major = atoi(g.gl_pathv[i] + strlen("/usr/lib/postgresql/"));
+                if (major > best_major && access(g.gl_pathv[i], X_OK) == 0) {
+                    best_major = major;
+                    free(best);
+                    best = dc_strdup(g.gl_pathv[i]);
+                }
+            }
+            globfree(&g);
+        }
+        int rc = probe_version(best ? best : "pg_dump", out, err);
+        free(best);
+        if (rc != 0)
+            return dc_error_set(err, "no usable pg_dump found: install the PostgreSQL client "
+                                     "(Debian package postgresql-client) or set paths.pg_dump");
+    }
+    if (out->major < server_major) {
+        dc_error_set(err,
+                     "%s is version %d but the server is %d: pg_dump must be the same major "
+                     "version or newer; install postgresql-client-%d or set paths.pg_dump",
+                     out->path, out->major, server_major, server_major);
+        dc_pg_dump_free(out);
+        return -1;
+    }
+    return 0;
+}
+
+void dc_pg_dump_free(dc_pg_dump_t *d)
+{
+    free(d->path);
+    d->path = NULL;
+}
+
+static void append_conninfo_value(dc_buf_t *b, const char *keyword, const char *value)
+{
+    dc_buf_appendf(b, "%s%s='", b->len ? " " : "", keyword);
+    for (const char *p = value; *p; p++) {
+        if (*p == '\'' || *p == '\\')
+            dc_buf_append(b, "\\", 1);
+        dc_buf_append(b, p, 1);
+    }
+    dc_buf_append(b, "'", 1);
+}
+
+/* Splits the URL into a conninfo string without secrets, and the password. */
+static int split_url(const char *url, char **conninfo, char **password, dc_error_t *err)
+{
+    char *parse_error = NULL;
+    PQconninfoOption *opts = PQconninfoParse(url, &parse_error);
+    if (opts == NULL) {
+        PQfreemem(parse_error);
+        return dc_error_set(err, "invalid database URL");
+    }
+    dc_buf_t b = {0};
+    dc_buf_append(&b, "", 0);
+    *password = NULL;
+    for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+        if (o->val == NULL)
+            continue;
+        if (strcmp(o->keyword, "password") == 0) {
+            *password = dc_strdup(o->val);
+        } else if (strcmp(o->keyword, "sslpassword") == 0) {
+            dc_log_warn("sslpassword is not passed on to pg_dump; use an unencrypted client key");
+        } else {
+            append_conninfo_value(&b, o->keyword, o->val);
+        }
+    }
+    PQconninfoFree(opts);
+    *conninfo = b.data;
+    return 0;
+}
+
+/* A passfile line matching any host, port, database and user. */
+static char *passfile_content(const char *password)
+{
+    dc_buf_t b = {0};
+    dc_buf_append(&b, "*:*:*:*:", 8);
+    for (const char *p = password; *p; p++) {
+        if (*p == ':' || *p == '\\')
+            dc_buf_append(&b, "\\", 1);
+        dc_buf_append(&b, p, 1);
+    }
+    dc_buf_append(&b, "\n", 1);
+    return b.data;
+}
+
+int dc_pg_dump_start(const dc_pg_dump_t *dump, const char *url, const char *section,
+                     const char *snapshot, const char *restrict_key,
+                     const char *const *excluded_schemas, int out_fd, dc_pg_dump_run_t *run,
+                     dc_error_t *err)
+{
+    char *conninfo = NULL, *password = NULL;
+    memset(run, 0, sizeof(*run));
+    run->passfile_fd = -1;
+    run->out_fd = out_fd;
+    snprintf(run->section, sizeof(run->section), "%s", section);
+    if (split_url(url, &conninfo, &password, err) != 0)
+        return -1;
+
+    dc_env_t env;
+    dc_env_init_inherit(&env);
+    if (password != NULL) {
+        char *content = passfile_content(password);
+        int rc = dc_memfd_with_content("deployctl-pgpass", content, &run->passfile_fd, err);
+        explicit_bzero(content, strlen(content));
+        free(content);
+        explicit_bzero(password, strlen(password));
+        free(password);
+        if (rc != 0) {
+            dc_env_free(&env);
+            free(conninfo);
+            return -1;
+        }
+        char *path = dc_sprintf("/proc/self/fd/%d", run->passfile_fd);
+        dc_env_set(&env, "PGPASSFILE", path);
+        dc_env_unset(&env, "PGPASSWORD"); /* it would win over the passfile */
+        free(path);
+    }
+
+    char *arg_section = dc_sprintf("--section=%s", section);
+    char *arg_snapshot = dc_sprintf("--snapshot=%s", snapshot);
+    char *arg_key = restrict_key ? dc_sprintf("--restrict-key=%s", restrict_key) : NULL;
+    const char *argv[32];
+    char *excludes[16];
+    size_t n = 0, nx = 0;
+    argv[n++] = dump->path;
+    argv[n++] = "--no-password";
+    argv[n++] = arg_section;
+    argv[n++] = arg_snapshot;
+    if (arg_key != NULL)
+        argv[n++] = arg_key;
+    for (size_t i = 0; excluded_schemas && excluded_schemas[i] && nx < 16; i++) {
+        excludes[nx] = dc_sprintf("--exclude-schema=%s", excluded_schemas[i]);
+        argv[n++] = excludes[nx++];
+    }
+    argv[n++] = "--dbname";
+    argv[n++] = conninfo;
+    argv[n] = NULL;
+
+    dc_spawn_opts_t opts = {.argv = argv,
+                            .env = &env,
+                            .stdout_fd = out_fd,
+                            .keep_fd = run->passfile_fd,
+                            .capture_stderr = true};
+    int rc = dc_process_spawn(&opts, &run->proc, err);
+    snprintf(run->proc.name, sizeof(run->proc.name), "pg_dump");
+    for (size_t i = 0; i < nx; i++)
+        free(excludes[i]);
+    free(arg_section);
+    free(arg_snapshot);
+    free(arg_key);
+    free(conninfo);
+    dc_env_free(&env);
+    if (rc != 0 && run->passfile_fd >= 0) {
+        close(run->passfile_fd);
+        run->passfile_fd = -1;
+    }
+    return rc;
+}
+
+static void close_passfile(dc_pg_dump_run_t *run)
+{
+    if (run->passfile_fd >= 0)
+        close(run->passfile_fd);
+    run->passfile_fd = -1;
+}
+
+int dc_pg_dump_wait(dc_pg_dump_run_t *run, dc_error_t *err)
+{
+    int status = 0;
+    int rc = dc_process_wait(&run->proc, &status, err);
+    close_passfile(run);
+    if (rc == 0 && status != 0) {
+        char *tail = dc_process_stderr_tail(&run->proc, 600);
+        rc = dc_error_set(err, "pg_dump --section=%s failed (exit status %d): %s", run->section,
+                          status, *tail ? tail : "no message");
+        free(tail);
+    }
+    dc_process_release(&run->proc);
+    return rc;
+}
+
+void dc_pg_dump_cancel(dc_pg_dump_run_t *run)
+{
+    dc_process_release(&run->proc);
+    close_passfile(run);
+}

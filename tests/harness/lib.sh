@@ -1,0 +1,109 @@
+# Shared helpers for the integration tests (sourced). Each test gets its own databases (named
+# after the test), its own store and work directory, and the cluster started by the pg fixture.
+set -euo pipefail
+
+: "${DC_BUILD_DIR:?run the tests through ctest (DC_BUILD_DIR unset)}"
+: "${DC_SOURCE_DIR:?run the tests through ctest (DC_SOURCE_DIR unset)}"
+if [[ ! -f $DC_BUILD_DIR/tests/pg/env ]]; then
+    echo "the test cluster is not running: run the tests through ctest (fixture 'pg')" >&2
+    exit 1
+fi
+# shellcheck disable=SC1091
+source "$DC_BUILD_DIR/tests/pg/env"
+
+DEPLOYCTL=${DEPLOYCTL:-$DC_BUILD_DIR/deployctl}
+HARNESS=$DC_SOURCE_DIR/tests/harness
+TEST_NAME=${TEST_NAME:-$(basename "$0" .sh)}
+WORK=$(mktemp -d "/tmp/deployctl-test-$TEST_NAME.XXXXXX")
+chmod 755 "$WORK"
+export PGCLIENTENCODING=UTF8
+# deployctl must never pick up a config file or store from the machine it runs on.
+export DEPLOYCTL_STATE_DIR=$WORK/state
+unset DATABASE_URL DATABASE_URL_DIRECT DEPLOYCTL_STORE DEPLOYCTL_CONFIG PGPASSWORD || true
+
+_cleanup_hooks=()
+on_exit() { _cleanup_hooks+=("$1"); }
+_run_cleanup() {
+    local rc=$?
+    for hook in "${_cleanup_hooks[@]}"; do eval "$hook" || true; done
+    if [[ $rc -eq 0 || -z ${KEEP_WORK:-} ]]; then rm -rf "$WORK"; else echo "work dir kept: $WORK" >&2; fi
+}
+trap _run_cleanup EXIT
+
+fail() {
+    echo "FAIL [$TEST_NAME]: $*" >&2
+    exit 1
+}
+pass() { echo "ok - $*"; }
+skip() {
+    echo "SKIP [$TEST_NAME]: $*"
+    exit 77
+}
+
+assert_eq() { # expected actual message
+    [[ $1 == "$2" ]] || fail "$3: expected '$1', got '$2'"
+}
+
+# psql as the superuser over the socket: admin work outside deployctl.
+psql_admin() { # db args...
+    local db=$1
+    shift
+    PGOPTIONS='-c client_min_messages=warning' "$DC_PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$DC_PG_SOCKET" -p "$DC_PG_PORT" -U postgres -d "$db" "$@"
+}
+psql_value() { # db sql
+    psql_admin "$1" -At -c "$2"
+}
+
+# A fresh database for this test; prints its name.
+new_db() { # suffix
+    local name="t_${TEST_NAME}_$1"
+    name=${name//-/_}
+    psql_admin postgres -c "DROP DATABASE IF EXISTS \"$name\" WITH (FORCE)" >/dev/null
+    psql_admin postgres -c "CREATE DATABASE \"$name\"" >/dev/null
+    on_exit "psql_admin postgres -c 'DROP DATABASE IF EXISTS \"$name\" WITH (FORCE)' >/dev/null 2>&1"
+    echo "$name"
+}
+
+# The URL deployctl uses: TCP with a password, as in production.
+db_url() { echo "$DC_PG_URL_BASE/$1"; }
+
+# A fingerprint of a database's content: row count and md5 of every table and materialized
+# view (rows sorted as text), and every sequence's state. Equal fingerprints, equal data.
+fingerprint() { # db
+    psql_admin "$1" -At -F '|' <<'SQL'
+SELECT format('SELECT %L, count(*), md5(coalesce(string_agg(x::text, E''\n'' ORDER BY x::text), '''')) FROM %s %I.%I x',
+              n.nspname || '.' || c.relname, CASE WHEN c.relkind = 'r' THEN 'ONLY' ELSE '' END, n.nspname, c.relname)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'deployctl')
+  AND n.nspname !~ '^pg_toast' AND (c.relkind <> 'm' OR c.relispopulated)
+ORDER BY n.nspname, c.relname \gexec
+SELECT format('SELECT %L, last_value, is_called FROM %I.%I', n.nspname || '.' || c.relname, n.nspname, c.relname)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'deployctl')
+ORDER BY n.nspname, c.relname \gexec
+SQL
+}
+
+# The schema as pg_dump sees it, without the per-run \restrict keys.
+schema_dump() { # db
+    "$DC_PG_BIN/pg_dump" --schema-only --exclude-schema=deployctl -h "$DC_PG_SOCKET" -p "$DC_PG_PORT" -U postgres "$1" |
+        grep -v -E '^\\(un)?restrict '
+}
+
+# Runs deployctl; stdout and stderr are kept in $WORK/out and $WORK/err, the status in $rc.
+run_deployctl() {
+    set +e
+    "$DEPLOYCTL" "$@" >"$WORK/out" 2>"$WORK/err"
+    rc=$?
+    set -e
+    return 0
+}
+
+snapshot_dir() { # store database id
+    echo "$1/$2/$3"
+}
+
+datasets_dir() {
+    local d=${DEPLOYCTL_DATASETS:-$DC_SOURCE_DIR/../shared/datasets}
+    [[ -d $d ]] && echo "$d"
+}
