@@ -68,7 +68,7 @@ static int open_snapshot(backup_t *b, dc_error_t *err)
     PGresult *res = dc_pg_query(
         b->conn,
         "SELECT pg_catalog.pg_export_snapshot(), pg_catalog.current_database(),"
-        " pg_catalog.current_setting('server_version'),"
+        " pg_catalog.split_part(pg_catalog.current_setting('server_version'), ' ', 1),"
         " pg_catalog.pg_encoding_to_char(d.encoding),"
         " CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn()"
         " ELSE pg_catalog.pg_current_wal_lsn() END::text"

@@ -1,0 +1,2 @@
+-- Rollback for: add_user_preferences
+ALTER TABLE "users" DROP COLUMN IF EXISTS "preferences";
