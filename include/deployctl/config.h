@@ -30,6 +30,7 @@ typedef enum {
     DC_OPT_LOG_FORMAT,
     DC_OPT_STATE_DIR,
     DC_OPT_PG_DUMP,
+    DC_OPT_PROGRESS_INTERVAL,
     DC_OPT_HELP,
     DC_OPT_VERSION,
     /* backup */

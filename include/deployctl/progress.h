@@ -22,6 +22,8 @@ typedef struct dc_progress {
 
 void dc_progress_init(dc_progress_t *p, const char *label, double estimated_rows,
                       double estimated_bytes, uint32_t items_total);
+/* How often a log line is written when stderr is not a terminal (default 10 s). */
+void dc_progress_set_log_interval(double seconds);
 /* Reports if it is time to. Call it often from one thread. */
 void dc_progress_report(dc_progress_t *p);
 /* Clears the status line. */

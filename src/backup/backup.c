@@ -518,6 +518,11 @@ int dc_backup_run(const dc_backup_opts_t *opts, dc_backup_result_t *result, dc_e
 
     double started = dc_now_seconds();
     int rc = run(&b, err);
+    int signo = 0;
+    if (rc != 0 && dc_signal_received(&signo))
+        dc_error_set(err, "interrupted by signal %d; the backup was abandoned and nothing was "
+                          "stored",
+                     signo);
     if (rc != 0) {
         stop_workers(&b);
         dc_progress_finish(&b.progress);

@@ -7,7 +7,13 @@
 #include "deployctl/util.h"
 
 #define STATUS_INTERVAL 0.25
-#define LOG_INTERVAL    10.0
+
+static double log_interval = 10.0;
+
+void dc_progress_set_log_interval(double seconds)
+{
+    log_interval = seconds > 0 ? seconds : 10.0;
+}
 
 void dc_progress_init(dc_progress_t *p, const char *label, double estimated_rows,
                       double estimated_bytes, uint32_t items_total)
@@ -22,7 +28,7 @@ void dc_progress_init(dc_progress_t *p, const char *label, double estimated_rows
     p->estimated_bytes = estimated_bytes;
     p->started = dc_now_seconds();
     p->last_report = p->started;
-    p->log_interval = LOG_INTERVAL;
+    p->log_interval = log_interval;
 }
 
 /* The fraction done, from rows when the catalog knows them, else from bytes; -1 if unknown. */
