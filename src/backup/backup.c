@@ -520,8 +520,9 @@ int dc_backup_run(const dc_backup_opts_t *opts, dc_backup_result_t *result, dc_e
     int rc = run(&b, err);
     int signo = 0;
     if (rc != 0 && dc_signal_received(&signo))
-        dc_error_set(err, "interrupted by signal %d; the backup was abandoned and nothing was "
-                          "stored",
+        dc_error_set(err,
+                     "interrupted by signal %d; the backup was abandoned and nothing was "
+                     "stored",
                      signo);
     if (rc != 0) {
         stop_workers(&b);

@@ -281,9 +281,8 @@ static void configure_logging(const dc_cli_t *cli)
         l = DC_LOG_DEBUG;
     const char *format = dc_config_get(&cli->config, DC_OPT_LOG_FORMAT);
     dc_log_configure(l, strcmp(format, "json") == 0 ? DC_LOG_JSON : DC_LOG_TEXT);
-    dc_progress_set_log_interval((double)dc_config_duration_ms(&cli->config,
-                                                               DC_OPT_PROGRESS_INTERVAL) /
-                                 1000.0);
+    dc_progress_set_log_interval(
+        (double)dc_config_duration_ms(&cli->config, DC_OPT_PROGRESS_INTERVAL) / 1000.0);
 }
 
 int dc_cli_open_store(dc_cli_t *cli, dc_store_t **out, dc_error_t *err)
