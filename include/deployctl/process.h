@@ -42,9 +42,9 @@ char *dc_process_stderr_tail(dc_process_t *proc, size_t max);
 void dc_process_kill(dc_process_t *proc);
 void dc_process_release(dc_process_t *proc);
 
-/* Runs argv to completion, capturing stdout (up to max bytes) into *out. */
-int dc_process_run_capture(const char *const *argv, size_t max, char **out, int *exit_status,
-                           dc_error_t *err);
+/* Runs argv to completion (env NULL: ours), capturing stdout (up to max bytes) into *out. */
+int dc_process_run_capture(const char *const *argv, const dc_env_t *env, size_t max, char **out,
+                           int *exit_status, dc_error_t *err);
 
 /* An anonymous regular file with mode 0600 holding `content`, inherited by children as
  * /proc/self/fd/N: a passfile that never touches the disk and dies with the processes. */

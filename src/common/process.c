@@ -210,14 +210,14 @@ void dc_process_release(dc_process_t *proc)
     proc->stderr_fd = -1;
 }
 
-int dc_process_run_capture(const char *const *argv, size_t max, char **out, int *exit_status,
-                           dc_error_t *err)
+int dc_process_run_capture(const char *const *argv, const dc_env_t *env, size_t max, char **out,
+                           int *exit_status, dc_error_t *err)
 {
     int out_fd = memfd_create("deployctl-stdout", MFD_CLOEXEC);
     if (out_fd < 0)
         return dc_error_set(err, "cannot capture the output of %s: %s", argv[0], strerror(errno));
     dc_spawn_opts_t opts = {
-        .argv = argv, .env = NULL, .stdout_fd = out_fd, .keep_fd = -1, .capture_stderr = true};
+        .argv = argv, .env = env, .stdout_fd = out_fd, .keep_fd = -1, .capture_stderr = true};
     dc_process_t proc;
     if (dc_process_spawn(&opts, &proc, err) != 0) {
         close(out_fd);

@@ -12,13 +12,24 @@
 #include "deployctl/pg.h"
 #include "deployctl/util.h"
 
+/* Runs `path arg` with no credentials in its environment and returns its stdout. */
+static int probe(const char *path, const char *arg, size_t max, char **text, int *status,
+                 dc_error_t *err)
+{
+    const char *argv[] = {path, arg, NULL};
+    dc_env_t env;
+    dc_env_init_inherit(&env);
+    dc_env_unset(&env, "PGPASSWORD");
+    int rc = dc_process_run_capture(argv, &env, max, text, status, err);
+    dc_env_free(&env);
+    return rc;
+}
+
 static int probe_version(const char *path, dc_pg_dump_t *out, dc_error_t *err)
 {
-    const char *argv_version[] = {path, "--version", NULL};
-    const char *argv_help[] = {path, "--help", NULL};
     char *text = NULL;
     int status = 0;
-    if (dc_process_run_capture(argv_version, 4096, &text, &status, err) != 0)
+    if (probe(path, "--version", 4096, &text, &status, err) != 0)
         return -1;
     const char *v = strstr(text, ") ");
     if (status != 0 || v == NULL || sscanf(v + 2, "%d.%d", &out->major, &out->minor) < 1) {
@@ -27,7 +38,7 @@ static int probe_version(const char *path, dc_pg_dump_t *out, dc_error_t *err)
         return -1;
     }
     free(text);
-    if (dc_process_run_capture(argv_help, 65536, &text, &status, err) != 0)
+    if (probe(path, "--help", 65536, &text, &status, err) != 0)
         return -1;
     out->has_restrict_key = strstr(text, "--restrict-key") != NULL;
     free(text);
