@@ -64,6 +64,9 @@ void dc_pg_table_list_free(dc_pg_table_list_t *list);
 int dc_pg_sequence_setvals(PGconn *conn, const char *const *excluded, char **sql_out,
                            size_t *count_out, dc_error_t *err);
 
+/* The oids of every large object, ascending (caller frees). */
+int dc_pg_list_large_objects(PGconn *conn, uint32_t **oids, size_t *count, dc_error_t *err);
+
 typedef struct dc_pg_migration {
     char *name;
     char *checksum;

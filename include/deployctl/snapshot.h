@@ -30,6 +30,8 @@ bool dc_snapshot_tag_valid(const char *tag);
 void dc_snapshot_database_dir(const char *database, char *out, size_t out_size);
 /* "data/<table-seq>.<chunk-seq>.copy.zst" */
 void dc_snapshot_chunk_member(unsigned table_seq, unsigned chunk_seq, char out[DC_MEMBER_MAX]);
+/* "blobs/<oid>.<chunk-seq>.zst": a piece of a large object's bytes. */
+void dc_snapshot_blob_member(uint32_t oid, unsigned chunk_seq, char out[DC_MEMBER_MAX]);
 extern const char DC_MEMBER_PRE_DATA[];
 extern const char DC_MEMBER_POST_DATA[];
 
@@ -55,6 +57,15 @@ typedef struct dc_manifest_table {
     size_t chunk_count;
     size_t chunk_cap;
 } dc_manifest_table_t;
+
+/* A large object: its bytes, in order, are the concatenation of its chunks (rows unused). */
+typedef struct dc_manifest_large_object {
+    uint32_t oid;
+    uint64_t bytes;
+    dc_manifest_chunk_t *chunks;
+    size_t chunk_count;
+    size_t chunk_cap;
+} dc_manifest_large_object_t;
 
 typedef struct dc_manifest_schema {
     char section[16]; /* pre-data | post-data */
@@ -89,6 +100,8 @@ typedef struct dc_manifest {
     size_t schema_count;
     dc_manifest_table_t *tables;
     size_t table_count;
+    dc_manifest_large_object_t *large_objects;
+    size_t large_object_count;
 } dc_manifest_t;
 
 dc_manifest_t *dc_manifest_new(void);
@@ -97,6 +110,9 @@ dc_manifest_table_t *dc_manifest_add_table(dc_manifest_t *m, const char *schema,
 void dc_manifest_table_add_column(dc_manifest_table_t *t, const char *column);
 void dc_manifest_table_add_chunk(dc_manifest_table_t *t, const dc_manifest_chunk_t *chunk);
 void dc_manifest_add_migration(dc_manifest_t *m, const char *name, const char *checksum);
+dc_manifest_large_object_t *dc_manifest_add_large_object(dc_manifest_t *m, uint32_t oid);
+void dc_manifest_large_object_add_chunk(dc_manifest_large_object_t *lo,
+                                        const dc_manifest_chunk_t *chunk);
 uint64_t dc_manifest_total_rows(const dc_manifest_t *m);
 uint64_t dc_manifest_total_raw_bytes(const dc_manifest_t *m);
 

@@ -45,6 +45,9 @@ void dc_manifest_free(dc_manifest_t *m)
     for (size_t i = 0; i < m->table_count; i++)
         table_free(&m->tables[i]);
     free(m->tables);
+    for (size_t i = 0; i < m->large_object_count; i++)
+        free(m->large_objects[i].chunks);
+    free(m->large_objects);
     free(m);
 }
 
@@ -64,15 +67,38 @@ void dc_manifest_table_add_column(dc_manifest_table_t *t, const char *column)
     t->columns[t->column_count++] = dc_strdup(column);
 }
 
+static void append_chunk(dc_manifest_chunk_t **chunks, size_t *count, size_t *cap,
+                         const dc_manifest_chunk_t *chunk)
+{
+    if (*count == *cap) {
+        *cap = *cap ? *cap * 2 : 4;
+        *chunks = dc_realloc(*chunks, *cap * sizeof(**chunks));
+    }
+    (*chunks)[(*count)++] = *chunk;
+}
+
 void dc_manifest_table_add_chunk(dc_manifest_table_t *t, const dc_manifest_chunk_t *chunk)
 {
-    if (t->chunk_count == t->chunk_cap) {
-        t->chunk_cap = t->chunk_cap ? t->chunk_cap * 2 : 4;
-        t->chunks = dc_realloc(t->chunks, t->chunk_cap * sizeof(*t->chunks));
-    }
-    t->chunks[t->chunk_count++] = *chunk;
+    append_chunk(&t->chunks, &t->chunk_count, &t->chunk_cap, chunk);
     t->rows += chunk->rows;
     t->raw_bytes += chunk->raw_bytes;
+}
+
+dc_manifest_large_object_t *dc_manifest_add_large_object(dc_manifest_t *m, uint32_t oid)
+{
+    m->large_objects =
+        dc_realloc(m->large_objects, (m->large_object_count + 1) * sizeof(*m->large_objects));
+    dc_manifest_large_object_t *lo = &m->large_objects[m->large_object_count++];
+    memset(lo, 0, sizeof(*lo));
+    lo->oid = oid;
+    return lo;
+}
+
+void dc_manifest_large_object_add_chunk(dc_manifest_large_object_t *lo,
+                                        const dc_manifest_chunk_t *chunk)
+{
+    append_chunk(&lo->chunks, &lo->chunk_count, &lo->chunk_cap, chunk);
+    lo->bytes += chunk->raw_bytes;
 }
 
 void dc_manifest_add_migration(dc_manifest_t *m, const char *name, const char *checksum)
@@ -131,6 +157,26 @@ static json_t *tables_to_json(const dc_manifest_t *m)
     return tables;
 }
 
+static json_t *large_objects_to_json(const dc_manifest_t *m)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; i < m->large_object_count; i++) {
+        const dc_manifest_large_object_t *lo = &m->large_objects[i];
+        json_t *chunks = json_array();
+        for (size_t c = 0; c < lo->chunk_count; c++) {
+            const dc_manifest_chunk_t *k = &lo->chunks[c];
+            json_array_append_new(chunks,
+                                  json_pack("{s:s, s:I, s:I, s:s, s:s}", "member", k->member,
+                                            "raw_bytes", (json_int_t)k->raw_bytes, "stored_bytes",
+                                            (json_int_t)k->stored_bytes, "sha256", k->sha256,
+                                            "raw_sha256", k->raw_sha256));
+        }
+        json_array_append_new(list, json_pack("{s:I, s:I, s:o}", "oid", (json_int_t)lo->oid,
+                                              "bytes", (json_int_t)lo->bytes, "chunks", chunks));
+    }
+    return list;
+}
+
 char *dc_manifest_to_json(const dc_manifest_t *m)
 {
     json_t *migrations = json_array();
@@ -170,6 +216,7 @@ char *dc_manifest_to_json(const dc_manifest_t *m)
         json_object_set_new(root, "restrict_key", json_string(m->restrict_key));
     json_object_set_new(root, "duration_seconds", json_real(m->duration_seconds));
     json_object_set_new(root, "tables", tables_to_json(m));
+    json_object_set_new(root, "large_objects", large_objects_to_json(m));
     char *text = json_dumps(root, JSON_INDENT(2) | JSON_ENSURE_ASCII);
     json_decref(root);
     return text;
@@ -188,16 +235,25 @@ static bool is_hash(const char *s)
     return true;
 }
 
+/* Member names are checked by rebuilding them from the numbers they hold: anything but the
+ * canonical spelling ("01", "+1", "../", trailing bytes) is refused. */
 static bool is_chunk_member(const char *s)
 {
     unsigned a, b;
-    int end = 0;
     char canonical[DC_MEMBER_MAX];
-    if (strlen(s) >= DC_MEMBER_MAX)
+    if (strlen(s) >= DC_MEMBER_MAX || sscanf(s, "data/%u.%u.copy.zst", &a, &b) != 2)
         return false;
-    if (sscanf(s, "data/%u.%u.copy.zst%n", &a, &b, &end) != 2 || s[end] != '\0')
+    dc_snapshot_chunk_member(a, b, canonical);
+    return strcmp(canonical, s) == 0;
+}
+
+static bool is_blob_member(const char *s, uint32_t oid)
+{
+    unsigned a, b;
+    char canonical[DC_MEMBER_MAX];
+    if (strlen(s) >= DC_MEMBER_MAX || sscanf(s, "blobs/%u.%u.zst", &a, &b) != 2 || a != oid)
         return false;
-    dc_snapshot_chunk_member(a, b, canonical); /* rejects "+1", "01" and other spellings */
+    dc_snapshot_blob_member(oid, b, canonical);
     return strcmp(canonical, s) == 0;
 }
 
@@ -257,6 +313,38 @@ static int parse_chunk(parse_ctx_t *p, json_t *c, dc_manifest_table_t *t)
         get_hash(p, c, "sha256", chunk.sha256) || get_hash(p, c, "raw_sha256", chunk.raw_sha256))
         return -1;
     dc_manifest_table_add_chunk(t, &chunk);
+    return 0;
+}
+
+static int parse_large_object(parse_ctx_t *p, json_t *obj, dc_manifest_t *m)
+{
+    uint64_t oid, bytes;
+    size_t i;
+    json_t *c;
+    if (!json_is_object(obj) || get_u64(p, obj, "oid", &oid) || get_u64(p, obj, "bytes", &bytes))
+        return bad(p, "large object", "needs an 'oid' and 'bytes'");
+    if (oid == 0 || oid > UINT32_MAX)
+        return bad(p, "large object oid", "is out of range");
+    dc_manifest_large_object_t *lo = dc_manifest_add_large_object(m, (uint32_t)oid);
+    json_t *chunks = json_object_get(obj, "chunks");
+    if (!json_is_array(chunks))
+        return bad(p, "large object", "needs an array 'chunks'");
+    json_array_foreach(chunks, i, c)
+    {
+        dc_manifest_chunk_t chunk = {0};
+        json_t *member = json_object_get(c, "member");
+        if (!json_is_string(member) || !is_blob_member(json_string_value(member), lo->oid))
+            return bad(p, "large object member", "must be blobs/<oid>.<chunk>.zst");
+        snprintf(chunk.member, sizeof(chunk.member), "%s", json_string_value(member));
+        if (get_u64(p, c, "raw_bytes", &chunk.raw_bytes) ||
+            get_u64(p, c, "stored_bytes", &chunk.stored_bytes) ||
+            get_hash(p, c, "sha256", chunk.sha256) ||
+            get_hash(p, c, "raw_sha256", chunk.raw_sha256))
+            return -1;
+        dc_manifest_large_object_add_chunk(lo, &chunk);
+    }
+    if (lo->bytes != bytes)
+        return bad(p, "large object bytes", "disagree with the sum of its chunks");
     return 0;
 }
 
@@ -398,6 +486,14 @@ static int parse_root(parse_ctx_t *p, json_t *root, dc_manifest_t *m)
     json_array_foreach(tables, i, v)
     {
         if (parse_table(p, v, m) != 0)
+            return -1;
+    }
+    json_t *large_objects = json_object_get(root, "large_objects");
+    if (large_objects != NULL && !json_is_array(large_objects))
+        return bad(p, "large_objects", "must be an array");
+    json_array_foreach(large_objects, i, v)
+    {
+        if (parse_large_object(p, v, m) != 0)
             return -1;
     }
     return 0;

@@ -72,3 +72,8 @@ void dc_snapshot_chunk_member(unsigned table_seq, unsigned chunk_seq, char out[D
 {
     snprintf(out, DC_MEMBER_MAX, "data/%u.%u.copy.zst", table_seq, chunk_seq);
 }
+
+void dc_snapshot_blob_member(uint32_t oid, unsigned chunk_seq, char out[DC_MEMBER_MAX])
+{
+    snprintf(out, DC_MEMBER_MAX, "blobs/%u.%u.zst", (unsigned)oid, chunk_seq);
+}

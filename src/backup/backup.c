@@ -20,6 +20,7 @@
 #define QUEUE_POLL_MS    250
 #define MAX_STORED_CHUNK (4u * 1024 * 1024)
 #define CHUNK_SLACK      (512u * 1024)
+#define MIN_SPLIT_BYTES  (8u * 1024 * 1024)
 
 /* Schemas that are never part of a snapshot: deployctl's own release journal. */
 static const char *const excluded_schemas[] = {"deployctl", NULL};
@@ -41,6 +42,8 @@ typedef struct backup {
     int schema_fds[2];
     bool schema_started[2];
     dc_pg_table_list_t tables;
+    uint32_t *large_objects;
+    size_t large_object_count;
     char *setvals;
     size_t sequence_count;
     dc_manifest_t *manifest;
@@ -103,6 +106,9 @@ static int read_catalog(backup_t *b, dc_error_t *err)
     if (dc_pg_sequence_setvals(b->conn, excluded_schemas, &b->setvals, &b->sequence_count, err) !=
         0)
         return dc_error_prefix(err, "cannot read the sequences: ");
+
+    if (dc_pg_list_large_objects(b->conn, &b->large_objects, &b->large_object_count, err) != 0)
+        return dc_error_prefix(err, "cannot list the large objects: ");
 
     dc_pg_migration_t *migrations = NULL;
     size_t count = 0;
@@ -232,9 +238,25 @@ static int by_weight_desc(const void *a, const void *b)
     const dc_backup_task_t *x = a, *y = b;
     if (x->weight != y->weight)
         return x->weight < y->weight ? 1 : -1;
-    if (x->table_index != y->table_index)
-        return x->table_index < y->table_index ? -1 : 1;
+    if (x->kind != y->kind)
+        return x->kind < y->kind ? -1 : 1;
+    if (x->index != y->index)
+        return x->index < y->index ? -1 : 1;
     return x->first_block < y->first_block ? -1 : (x->first_block > y->first_block);
+}
+
+/* The range size: the configured one, or smaller when the database is small for the number of
+ * workers, so that one big table does not leave the other workers idle at the end. */
+static uint64_t effective_split_bytes(const backup_t *b)
+{
+    uint64_t total = 0;
+    int jobs = b->opts->jobs > 0 ? b->opts->jobs : 1;
+    for (size_t i = 0; i < b->tables.count; i++)
+        total += b->tables.items[i].heap_bytes;
+    uint64_t balanced = total / ((uint64_t)jobs * 4);
+    if (balanced < MIN_SPLIT_BYTES)
+        balanced = MIN_SPLIT_BYTES;
+    return balanced < b->opts->split_bytes ? balanced : b->opts->split_bytes;
 }
 
 /* Big tables become several block ranges (TID range scans, PostgreSQL 14+) so that workers
@@ -242,13 +264,14 @@ static int by_weight_desc(const void *a, const void *b)
 static void plan_tasks(backup_t *b)
 {
     dc_backup_shared_t *s = &b->shared;
+    uint64_t split_bytes = effective_split_bytes(b);
     size_t cap = b->tables.count + 16;
     s->tasks = dc_calloc(cap, sizeof(dc_backup_task_t));
     s->tasks_left = dc_calloc(b->tables.count ? b->tables.count : 1, sizeof(*s->tasks_left));
     for (size_t i = 0; i < b->tables.count; i++) {
         const dc_pg_table_t *t = &b->tables.items[i];
         uint64_t block_size = t->blocks ? t->heap_bytes / t->blocks : 8192;
-        uint64_t split_blocks = b->opts->split_bytes / (block_size ? block_size : 8192);
+        uint64_t split_blocks = split_bytes / (block_size ? block_size : 8192);
         if (split_blocks == 0)
             split_blocks = 1;
         bool split = b->server_major >= 14 && t->blocks > split_blocks;
@@ -260,7 +283,8 @@ static void plan_tasks(backup_t *b)
             }
             dc_backup_task_t *task = &s->tasks[s->task_count++];
             memset(task, 0, sizeof(*task));
-            task->table_index = i;
+            task->kind = DC_UNIT_TABLE;
+            task->index = i;
             task->ranged = split;
             task->first_block = first;
             if (split) {
@@ -273,6 +297,17 @@ static void plan_tasks(backup_t *b)
             atomic_fetch_add(&s->tasks_left[i], 1);
             first += split_blocks;
         } while (split && first < t->blocks);
+    }
+    /* Large objects: one task each, after the tables (their sizes are not known up front). */
+    for (size_t i = 0; i < b->large_object_count; i++) {
+        if (s->task_count == cap) {
+            cap *= 2;
+            s->tasks = dc_realloc(s->tasks, cap * sizeof(dc_backup_task_t));
+        }
+        dc_backup_task_t *task = &s->tasks[s->task_count++];
+        memset(task, 0, sizeof(*task));
+        task->kind = DC_UNIT_LARGE_OBJECT;
+        task->index = i;
     }
     if (s->task_count > 1)
         qsort(s->tasks, s->task_count, sizeof(dc_backup_task_t), by_weight_desc);
@@ -304,6 +339,7 @@ static int start_workers(backup_t *b, dc_error_t *err)
     s->snapshot = b->snapshot;
     s->encoding = b->encoding;
     s->tables = &b->tables;
+    s->large_objects = b->large_objects;
     s->queue = &b->queue;
     s->progress = &b->progress;
     s->stored_limit =
@@ -328,13 +364,22 @@ static int start_workers(backup_t *b, dc_error_t *err)
     return 0;
 }
 
+/* Chunks of one table range or large object arrive in order (one worker produced them), so a
+ * large object's chunks are listed in the order of its bytes. */
 static int write_chunk(backup_t *b, dc_chunk_t *c, dc_error_t *err)
 {
-    dc_manifest_table_t *t = &b->manifest->tables[c->table_index];
+    dc_manifest_table_t *t = NULL;
+    dc_manifest_large_object_t *lo = NULL;
     dc_manifest_chunk_t entry;
     memset(&entry, 0, sizeof(entry));
-    dc_snapshot_chunk_member((unsigned)c->table_index + 1, (unsigned)t->chunk_count + 1,
-                             entry.member);
+    if (c->kind == DC_UNIT_TABLE) {
+        t = &b->manifest->tables[c->index];
+        dc_snapshot_chunk_member((unsigned)c->index + 1, (unsigned)t->chunk_count + 1,
+                                 entry.member);
+    } else {
+        lo = &b->manifest->large_objects[c->index];
+        dc_snapshot_blob_member(lo->oid, (unsigned)lo->chunk_count + 1, entry.member);
+    }
     entry.rows = c->rows;
     entry.raw_bytes = c->raw_bytes;
     entry.stored_bytes = c->data.len;
@@ -342,7 +387,10 @@ static int write_chunk(backup_t *b, dc_chunk_t *c, dc_error_t *err)
     memcpy(entry.raw_sha256, c->raw_sha256, sizeof(entry.raw_sha256));
     if (dc_snapshot_writer_add(b->writer, entry.member, c->data.data, c->data.len, err) != 0)
         return -1;
-    dc_manifest_table_add_chunk(t, &entry);
+    if (t != NULL)
+        dc_manifest_table_add_chunk(t, &entry);
+    else
+        dc_manifest_large_object_add_chunk(lo, &entry);
     return 0;
 }
 
@@ -419,6 +467,7 @@ static void backup_cleanup(backup_t *b)
     free(b->shared.tasks);
     free(b->shared.tasks_left);
     dc_pg_table_list_free(&b->tables);
+    free(b->large_objects);
     dc_pg_dump_free(&b->dump);
     free(b->setvals);
     if (b->conn)
@@ -446,6 +495,8 @@ static void fill_manifest(backup_t *b)
         for (size_t c = 0; c < t->column_count; c++)
             dc_manifest_table_add_column(mt, t->columns[c]);
     }
+    for (size_t i = 0; i < b->large_object_count; i++)
+        dc_manifest_add_large_object(m, b->large_objects[i]);
 }
 
 static void clean_store(dc_store_t *store)
@@ -482,9 +533,9 @@ static int run(backup_t *b, dc_error_t *err)
     char est[32];
     dc_format_bytes((uint64_t)est_bytes, est, sizeof(est));
     dc_log_info("backup %s of database %s (PostgreSQL %s) to %s: %zu tables, %zu sequences, "
-                "about %s on disk, %d jobs",
+                "%zu large objects, about %s on disk, %d jobs",
                 b->id, b->database, b->server_version, store_shown, b->tables.count,
-                b->sequence_count, est, b->opts->jobs);
+                b->sequence_count, b->large_object_count, est, b->opts->jobs);
     dc_progress_init(&b->progress, "backup", est_rows, est_bytes, (uint32_t)b->tables.count);
 
     if (start_workers(b, err) != 0 || write_schema_member(b, 0, err) != 0 ||

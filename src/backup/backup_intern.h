@@ -11,10 +11,14 @@
 #include "deployctl/progress.h"
 #include "deployctl/util.h"
 
+/* What a chunk or a task holds: rows of a table, or bytes of a large object. */
+typedef enum { DC_UNIT_TABLE, DC_UNIT_LARGE_OBJECT } dc_unit_kind_t;
+
 /* A compressed chunk on its way from a worker to the archive. */
 typedef struct dc_chunk {
     dc_buf_t data;
-    size_t table_index;
+    dc_unit_kind_t kind;
+    size_t index; /* into the manifest's tables or large objects */
     uint64_t rows;
     uint64_t raw_bytes;
     char sha256[DC_HASH_HEX];
@@ -54,9 +58,11 @@ typedef enum {
 /* Waits up to timeout_ms for a finished chunk. */
 dc_queue_status_t dc_chunk_queue_next(dc_chunk_queue_t *q, int timeout_ms, dc_chunk_t **out);
 
-/* One unit of work: a whole table, or a range of its heap blocks [first, end). */
+/* One unit of work: a whole table, a range of its heap blocks [first, end), or a large
+ * object. */
 typedef struct dc_backup_task {
-    size_t table_index;
+    dc_unit_kind_t kind;
+    size_t index; /* table or large object */
     bool ranged;
     uint64_t first_block;
     uint64_t end_block; /* 0 with ranged: to the end of the table */
@@ -69,6 +75,7 @@ typedef struct dc_backup_shared {
     const char *snapshot;
     const char *encoding;
     const dc_pg_table_list_t *tables; /* in manifest order */
+    const uint32_t *large_objects;    /* oids, in manifest order */
     dc_backup_task_t *tasks;
     size_t task_count;
     _Atomic size_t next_task;

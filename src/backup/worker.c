@@ -1,6 +1,7 @@
-/* A backup worker: one connection inside the exported snapshot, taking tasks (tables or block
- * ranges of big tables) largest first and streaming each COPY through SHA-256 and zstd into
- * bounded chunks for the archive writer. */
+/* A backup worker: one connection inside the exported snapshot, taking tasks (tables, block
+ * ranges of big tables, large objects) largest first and streaming each through SHA-256 and
+ * zstd into bounded chunks for the archive writer. */
+#include <libpq/libpq-fs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 
 #define STAGING_BYTES (256 * 1024)
 #define CHECK_EVERY   4096 /* rows between looks at the failure flag */
+#define LO_READ_BYTES (256 * 1024)
 
 typedef struct worker_stream {
     dc_filter_t *head; /* raw SHA-256 -> zstd -> stored SHA-256 -> stored count -> sink */
@@ -148,13 +150,14 @@ static int stream_flush(worker_stream_t *s, dc_backup_shared_t *shared, dc_error
     return 0;
 }
 
-static int chunk_begin(worker_stream_t *s, dc_backup_shared_t *shared, size_t table_index,
+static int chunk_begin(worker_stream_t *s, dc_backup_shared_t *shared, const dc_backup_task_t *task,
                        dc_error_t *err)
 {
     s->chunk = dc_chunk_queue_acquire(shared->queue);
     if (s->chunk == NULL)
         return dc_error_set(err, "backup aborted");
-    s->chunk->table_index = table_index;
+    s->chunk->kind = task->kind;
+    s->chunk->index = task->index;
     dc_filter_reset_chain(s->head);
     dc_filter_memory_sink_set(s->sink, &s->chunk->data);
     return 0;
@@ -172,10 +175,12 @@ static int chunk_end(worker_stream_t *s, dc_backup_shared_t *shared, dc_error_t 
     return 0;
 }
 
-static int add_row(worker_stream_t *s, dc_backup_shared_t *shared, size_t table_index,
-                   const char *row, size_t len, dc_error_t *err)
+/* Adds a row (rows = 1) or a piece of a large object (rows = 0) to the current chunk, and ends
+ * the chunk when it is full. */
+static int add_bytes(worker_stream_t *s, dc_backup_shared_t *shared, const dc_backup_task_t *task,
+                     const char *row, size_t len, uint64_t rows, dc_error_t *err)
 {
-    if (s->chunk == NULL && chunk_begin(s, shared, table_index, err) != 0)
+    if (s->chunk == NULL && chunk_begin(s, shared, task, err) != 0)
         return -1;
     if (s->staged + len > STAGING_BYTES && stream_flush(s, shared, err) != 0)
         return -1;
@@ -187,8 +192,8 @@ static int add_row(worker_stream_t *s, dc_backup_shared_t *shared, size_t table_
         memcpy(s->staging + s->staged, row, len);
         s->staged += len;
     }
-    s->staged_rows++;
-    s->chunk->rows++;
+    s->staged_rows += rows;
+    s->chunk->rows += rows;
     s->chunk->raw_bytes += len;
     if (s->chunk->raw_bytes >= shared->opts->chunk_bytes ||
         dc_filter_count_bytes(s->stored_count) >= shared->stored_limit)
@@ -200,7 +205,7 @@ static int copy_task(dc_backup_worker_t *w, worker_stream_t *s, const dc_backup_
                      dc_error_t *err)
 {
     dc_backup_shared_t *shared = w->shared;
-    const dc_pg_table_t *t = &shared->tables->items[task->table_index];
+    const dc_pg_table_t *t = &shared->tables->items[task->index];
     char what[600];
     snprintf(what, sizeof(what), "COPY of table %s.%s", t->schema, t->name);
     char *sql = copy_statement(w->conn, t, task);
@@ -220,7 +225,7 @@ static int copy_task(dc_backup_worker_t *w, worker_stream_t *s, const dc_backup_
         char *row = NULL;
         int n = PQgetCopyData(w->conn, &row, 0);
         if (n > 0) {
-            rc = add_row(s, shared, task->table_index, row, (size_t)n, err);
+            rc = add_bytes(s, shared, task, row, (size_t)n, 1, err);
             PQfreemem(row);
             if (rc == 0 && ++rows % CHECK_EVERY == 0 && has_failed(shared))
                 rc = dc_error_set(err, "backup aborted");
@@ -237,6 +242,47 @@ static int copy_task(dc_backup_worker_t *w, worker_stream_t *s, const dc_backup_
             rc = dc_pg_error(w->conn, res, what, err);
         PQclear(res);
     }
+    if (rc == 0 && s->chunk != NULL)
+        rc = chunk_end(s, shared, err);
+    return rc;
+}
+
+/* Large objects are read with lo_read inside the worker's transaction: opened INV_READ, they are
+ * seen as of the exported snapshot. */
+static int large_object_task(dc_backup_worker_t *w, worker_stream_t *s,
+                             const dc_backup_task_t *task, dc_error_t *err)
+{
+    dc_backup_shared_t *shared = w->shared;
+    uint32_t oid = shared->large_objects[task->index];
+    int fd = lo_open(w->conn, oid, INV_READ);
+    if (fd < 0) {
+        char what[64];
+        snprintf(what, sizeof(what), "opening large object %u", (unsigned)oid);
+        return dc_pg_error(w->conn, NULL, what, err);
+    }
+    /* Never more than a chunk at once, so chunks keep their size. */
+    size_t piece = shared->opts->chunk_bytes < LO_READ_BYTES ? (size_t)shared->opts->chunk_bytes
+                                                             : LO_READ_BYTES;
+    char *buf = dc_malloc(piece);
+    int rc = 0;
+    for (;;) {
+        int n = lo_read(w->conn, fd, buf, piece);
+        if (n < 0) {
+            char what[64];
+            snprintf(what, sizeof(what), "reading large object %u", (unsigned)oid);
+            rc = dc_pg_error(w->conn, NULL, what, err);
+            break;
+        }
+        if (n == 0)
+            break;
+        if (add_bytes(s, shared, task, buf, (size_t)n, 0, err) != 0) {
+            rc = -1;
+            break;
+        }
+    }
+    free(buf);
+    if (rc == 0 && lo_close(w->conn, fd) != 0)
+        rc = dc_pg_error(w->conn, NULL, "closing a large object", err);
     if (rc == 0 && s->chunk != NULL)
         rc = chunk_end(s, shared, err);
     return rc;
@@ -259,11 +305,14 @@ void *dc_backup_worker_main(void *arg)
         if (i >= shared->task_count)
             break;
         const dc_backup_task_t *task = &shared->tasks[i];
-        if (copy_task(w, &stream, task, &err) != 0) {
+        int rc = task->kind == DC_UNIT_TABLE ? copy_task(w, &stream, task, &err)
+                                             : large_object_task(w, &stream, task, &err);
+        if (rc != 0) {
             dc_backup_fail(shared, &err);
             break;
         }
-        if (atomic_fetch_sub(&shared->tasks_left[task->table_index], 1) == 1)
+        if (task->kind == DC_UNIT_TABLE &&
+            atomic_fetch_sub(&shared->tasks_left[task->index], 1) == 1)
             atomic_fetch_add(&shared->progress->items_done, 1);
     }
     stream_free(&stream, shared->queue);

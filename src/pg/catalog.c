@@ -176,6 +176,20 @@ int dc_pg_sequence_setvals(PGconn *conn, const char *const *excluded, char **sql
     return 0;
 }
 
+int dc_pg_list_large_objects(PGconn *conn, uint32_t **oids, size_t *count, dc_error_t *err)
+{
+    PGresult *res =
+        dc_pg_query(conn, "SELECT oid FROM pg_catalog.pg_largeobject_metadata ORDER BY oid", err);
+    if (res == NULL)
+        return -1;
+    *count = (size_t)PQntuples(res);
+    *oids = dc_calloc(*count ? *count : 1, sizeof(uint32_t));
+    for (size_t i = 0; i < *count; i++)
+        (*oids)[i] = (uint32_t)strtoul(PQgetvalue(res, (int)i, 0), NULL, 10);
+    PQclear(res);
+    return 0;
+}
+
 int dc_pg_applied_migrations(PGconn *conn, dc_pg_migration_t **out, size_t *count, dc_error_t *err)
 {
     *out = NULL;

@@ -20,7 +20,7 @@ tar -tf "$snap/snapshot.tar" >"$tmp/members"
 [[ $(head -n 1 "$tmp/members") == schema/pre-data.sql ]] || die "the first member is not schema/pre-data.sql"
 [[ $(tail -n 1 "$tmp/members") == schema/post-data.sql ]] || die "the last member is not schema/post-data.sql"
 sed '1d;$d' "$tmp/members" | sort >"$tmp/chunks"
-jq -r '.tables[].chunks[].member' "$m" | sort >"$tmp/expected"
+jq -r '.tables[].chunks[].member, (.large_objects[]?.chunks[].member)' "$m" | sort >"$tmp/expected"
 diff -u "$tmp/expected" "$tmp/chunks" >&2 || die "archive chunks differ from the manifest's"
 [[ -z $(uniq -d "$tmp/chunks") ]] || die "duplicate members in the archive"
 
@@ -39,6 +39,14 @@ jq -r '.tables[].chunks[] | [.member, .rows, .raw_bytes, .stored_bytes, .sha256,
         [[ $(zstd -q -dc "$f" | sha256sum | cut -d' ' -f1) == "$rawsha" ]] || die "$member: raw sha256 differs"
         [[ $(zstd -q -dc "$f" | wc -c) == "$raw" ]] || die "$member: raw size differs"
         [[ $(zstd -q -dc "$f" | wc -l) == "$rows" ]] || die "$member: row count differs"
+    done
+jq -r '.large_objects[]? | .chunks[] | [.member, .raw_bytes, .stored_bytes, .sha256, .raw_sha256] | @tsv' "$m" |
+    while IFS=$'\t' read -r member raw stored sha rawsha; do
+        f=$tmp/x/$member
+        [[ $(stat -c %s "$f") == "$stored" ]] || die "$member: stored size differs"
+        [[ $(sha256sum <"$f" | cut -d' ' -f1) == "$sha" ]] || die "$member: sha256 differs"
+        [[ $(zstd -q -dc "$f" | sha256sum | cut -d' ' -f1) == "$rawsha" ]] || die "$member: raw sha256 differs"
+        [[ $(zstd -q -dc "$f" | wc -c) == "$raw" ]] || die "$member: raw size differs"
     done
 # Per-table sums agree with their chunks.
 jq -e '[.tables[] | (.rows == ([.chunks[].rows] | add // 0)) and (.raw_bytes == ([.chunks[].raw_bytes] | add // 0))] | all' "$m" >/dev/null ||

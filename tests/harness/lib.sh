@@ -81,6 +81,8 @@ SELECT format('SELECT %L, last_value, is_called FROM %I.%I', n.nspname || '.' ||
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'deployctl')
 ORDER BY n.nspname, c.relname \gexec
+SELECT 'large object ' || oid, pg_catalog.length(pg_catalog.lo_get(oid)), md5(pg_catalog.lo_get(oid))
+FROM pg_largeobject_metadata ORDER BY oid;
 SQL
 }
 

@@ -22,4 +22,13 @@ jq -r '.tables[] | . as $t
         if [[ -n $cols ]]; then target="$rel ($cols)"; else target="$rel"; fi
         zstd -q -dc "$tmp/$member" | psql -X -q -v ON_ERROR_STOP=1 "$@" -c "COPY $target FROM STDIN"
     done
+# Large objects: pre-data created them empty; their bytes go in chunk by chunk, in order.
+declare -A offset=()
+jq -r '.large_objects[]? | .oid as $oid | .chunks[] | [$oid, .member, .raw_bytes] | @tsv' "$manifest" |
+    while IFS=$'\t' read -r oid member raw; do
+        hex=$(zstd -q -dc "$tmp/$member" | od -An -v -tx1 | tr -d ' \n')
+        printf "SELECT pg_catalog.lo_put(%s, %s, decode('%s', 'hex'));\n" "$oid" "${offset[$oid]:-0}" "$hex" |
+            psql -X -q -v ON_ERROR_STOP=1 "$@" >/dev/null
+        offset[$oid]=$((${offset[$oid]:-0} + raw))
+    done
 psql -X -q -v ON_ERROR_STOP=1 "$@" -f "$tmp/schema/post-data.sql" >/dev/null

@@ -43,6 +43,10 @@ events_chunks=$(jq '.tables[] | select(.name == "events") | .chunks | length' "$
 [[ $events_chunks -ge 4 ]] || fail "events should be split into several chunks, got $events_chunks"
 assert_eq '20240101000000_init,20240201000000_add_orders' \
     "$(jq -r '[.migrations[].name] | join(",")' "$m")" "migrations recorded (finished ones only)"
+assert_eq 3 "$(jq '.large_objects | length' "$m")" "large objects listed"
+[[ $(jq '.large_objects[] | select(.oid == 424244) | .chunks | length' "$m") -ge 3 ]] ||
+    fail "the 384 KB large object should span several chunks"
+assert_eq 384000 "$(jq '.large_objects[] | select(.oid == 424244) | .bytes' "$m")" "large object size"
 assert_eq "$(psql_value "$src" "SELECT count(*) FROM public.events")" \
     "$(jq '.tables[] | select(.name == "events") | .rows' "$m")" "events row count"
 key=$(jq -r '.restrict_key // empty' "$m")

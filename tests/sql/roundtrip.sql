@@ -234,6 +234,13 @@ INSERT INTO public._prisma_migrations VALUES
 ('22222222-2222-2222-2222-222222222222', repeat('b', 64), '2024-02-01 00:00+00', '20240201000000_add_orders', NULL, NULL, '2024-02-01 00:00+00', 1),
 ('33333333-3333-3333-3333-333333333333', repeat('c', 64), NULL, '20240301000000_failed', 'boom', NULL, '2024-03-01 00:00+00', 0);
 
+-- Large objects: pre-data only creates them; their bytes are members of their own.
+SELECT lo_from_bytea(424242, 'a small large object');
+SELECT lo_from_bytea(424243, '');
+SELECT lo_from_bytea(424244, decode(string_agg(md5(g::text) || md5((g * 3)::text), ''), 'hex'))
+FROM generate_series(1, 12000) g; -- 384 KiB of poorly compressible bytes: several chunks
+COMMENT ON LARGE OBJECT 424242 IS 'a comment on a large object';
+
 -- deployctl's own journal schema is never part of a snapshot.
 CREATE SCHEMA deployctl;
 CREATE TABLE deployctl.journal (id int, note text);
