@@ -37,8 +37,9 @@ typedef struct dc_spawn_opts {
 int dc_process_spawn(const dc_spawn_opts_t *opts, dc_process_t *proc, dc_error_t *err);
 /* Waits for the child; *exit_status is its exit code, or 128+signal when killed. */
 int dc_process_wait(dc_process_t *proc, int *exit_status, dc_error_t *err);
-/* The last bytes of the captured stderr, as one line (caller frees); "" when none. */
-char *dc_process_stderr_tail(dc_process_t *proc, size_t max);
+/* The first bytes of the captured stderr (where the error is), as one line (caller frees);
+ * "" when none. */
+char *dc_process_stderr_head(dc_process_t *proc, size_t max);
 void dc_process_kill(dc_process_t *proc);
 void dc_process_release(dc_process_t *proc);
 

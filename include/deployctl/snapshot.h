@@ -116,8 +116,11 @@ void dc_manifest_large_object_add_chunk(dc_manifest_large_object_t *lo,
 uint64_t dc_manifest_total_rows(const dc_manifest_t *m);
 uint64_t dc_manifest_total_raw_bytes(const dc_manifest_t *m);
 
-/* Serialised with the fixed keys of DESIGN.md; caller frees. */
+/* Serialised with the fixed keys of DESIGN.md; caller frees. NULL when a name is not valid
+ * UTF-8 (see dc_manifest_invalid_string). */
 char *dc_manifest_to_json(const dc_manifest_t *m);
+/* The first string of the manifest that JSON cannot hold, or NULL. */
+const char *dc_manifest_invalid_string(const dc_manifest_t *m);
 /* Parses and validates (types, ids, member names, hashes); never trusts the input. */
 int dc_manifest_from_json(const char *text, size_t len, dc_manifest_t **out, dc_error_t *err);
 

@@ -32,7 +32,7 @@ void dc_buf_free(dc_buf_t *b);
 bool dc_str_starts_with(const char *s, const char *prefix);
 bool dc_str_ends_with(const char *s, const char *suffix);
 
-/* "1.5 GiB", "12 MiB" */
+/* "1.50 GiB", "12.0 MiB", "512 B" */
 void dc_format_bytes(uint64_t bytes, char *out, size_t out_size);
 /* "1h02m", "4m05s", "12.3s" */
 void dc_format_duration(double seconds, char *out, size_t out_size);

@@ -177,8 +177,47 @@ static json_t *large_objects_to_json(const dc_manifest_t *m)
     return list;
 }
 
+static bool json_can_hold(const char *s)
+{
+    if (s == NULL)
+        return true;
+    json_t *j = json_string(s);
+    json_decref(j);
+    return j != NULL;
+}
+
+const char *dc_manifest_invalid_string(const dc_manifest_t *m)
+{
+    const char *top[] = {m->tool_version, m->tag, m->database, m->server_version,
+                         m->encoding,     m->lsn, m->snapshot, m->restrict_key};
+    for (size_t i = 0; i < sizeof(top) / sizeof(top[0]); i++) {
+        if (!json_can_hold(top[i]))
+            return top[i];
+    }
+    for (size_t i = 0; i < m->migration_count; i++) {
+        if (!json_can_hold(m->migrations[i].name))
+            return m->migrations[i].name;
+        if (!json_can_hold(m->migrations[i].checksum))
+            return m->migrations[i].checksum;
+    }
+    for (size_t i = 0; i < m->table_count; i++) {
+        const dc_manifest_table_t *t = &m->tables[i];
+        if (!json_can_hold(t->schema))
+            return t->schema;
+        if (!json_can_hold(t->name))
+            return t->name;
+        for (size_t c = 0; c < t->column_count; c++) {
+            if (!json_can_hold(t->columns[c]))
+                return t->columns[c];
+        }
+    }
+    return NULL;
+}
+
 char *dc_manifest_to_json(const dc_manifest_t *m)
 {
+    if (dc_manifest_invalid_string(m) != NULL)
+        return NULL; /* JSON holds UTF-8 only: refuse rather than drop a table */
     json_t *migrations = json_array();
     for (size_t i = 0; i < m->migration_count; i++)
         json_array_append_new(migrations, json_pack("{s:s, s:s}", "name", m->migrations[i].name,

@@ -195,6 +195,11 @@ void dc_snapshot_writer_abort(dc_snapshot_writer_t *w)
 static int write_manifest(dc_snapshot_writer_t *w, const dc_manifest_t *m, dc_error_t *err)
 {
     char *text = dc_manifest_to_json(m);
+    if (text == NULL)
+        return dc_error_set(err,
+                            "cannot write the manifest: the name '%s' is not valid UTF-8 (is the "
+                            "database SQL_ASCII with non-UTF-8 names?)",
+                            dc_manifest_invalid_string(m) ? dc_manifest_invalid_string(m) : "?");
     char *key = object_key(w, "manifest.json");
     dc_store_writer_t *obj = NULL;
     int rc = dc_store_writer_open(w->store, key, &obj, err);

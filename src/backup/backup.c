@@ -82,10 +82,16 @@ static int open_snapshot(backup_t *b, dc_error_t *err)
     snprintf(b->snapshot, sizeof(b->snapshot), "%s", PQgetvalue(res, 0, 0));
     snprintf(b->database, sizeof(b->database), "%s", PQgetvalue(res, 0, 1));
     snprintf(b->server_version, sizeof(b->server_version), "%s", PQgetvalue(res, 0, 2));
-    snprintf(b->encoding, sizeof(b->encoding), "%s", PQgetvalue(res, 0, 3));
+    /* COPY text and names travel as UTF-8 (the manifest is JSON), converted by the server;
+     * SQL_ASCII databases have no defined encoding, so their bytes pass through untouched. */
+    bool sql_ascii = strcmp(PQgetvalue(res, 0, 3), "SQL_ASCII") == 0;
+    snprintf(b->encoding, sizeof(b->encoding), "%s", sql_ascii ? "SQL_ASCII" : "UTF8");
     snprintf(b->lsn, sizeof(b->lsn), "%s", PQgetvalue(res, 0, 4));
     PQclear(res);
-    return 0;
+    char *set = dc_sprintf("SET client_encoding = '%s'", b->encoding);
+    int rc = dc_pg_exec(b->conn, set, err);
+    free(set);
+    return rc;
 }
 
 static int by_schema_and_name(const void *a, const void *b)

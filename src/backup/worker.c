@@ -52,7 +52,8 @@ int dc_backup_worker_connect(dc_backup_worker_t *w, dc_error_t *err)
     if (dc_pg_connect(w->shared->opts->database_url, purpose, &w->conn, err) != 0)
         return -1;
     /* Output settings that make COPY text exact and the same on every run: ISO dates, UTC,
-     * shortest-exact floats, no row-level security hiding rows, the server's own encoding. */
+     * round-trip floats, no row-level security hiding rows, and UTF-8 (the manifest is JSON, so
+     * names are UTF-8; the data follows, converted losslessly by the server). */
     char *setup = dc_sprintf(
         "SET statement_timeout = 0; SET lock_timeout = 0;"
         " SET idle_in_transaction_session_timeout = 0; SET DateStyle = 'ISO';"

@@ -166,7 +166,7 @@ int dc_cmd_show(dc_cli_t *cli, dc_error_t *err)
         return -1;
     if (cli->json) {
         char *text = dc_manifest_to_json(m);
-        printf("%s\n", text);
+        printf("%s\n", text ? text : "null");
         free(text);
     } else {
         print_manifest_summary(m, dir);

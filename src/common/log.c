@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,7 +75,10 @@ void dc_secrets_forget_all(void)
     pthread_mutex_unlock(&log_lock);
 }
 
-/* Masks "scheme://user:PASSWORD@host" in place (buffer keeps its size or shrinks). */
+/* Masks "scheme://user:PASSWORD@host" in place (the buffer keeps its size or shrinks). libpq
+ * takes everything up to the '@' before the host as user info, so a password may hold '?', '#'
+ * or spaces: the user info runs to the last '@' before the path, and a space only ends it once
+ * an '@' has been seen. */
 static void mask_url_passwords(dc_buf_t *b)
 {
     size_t pos = 0;
@@ -83,17 +87,17 @@ static void mask_url_passwords(dc_buf_t *b)
         if (scheme_end == NULL)
             return;
         size_t auth_start = (size_t)(scheme_end - b->data) + 3;
-        size_t auth_end = auth_start;
-        while (auth_end < b->len && strchr("/?# \t\n\"'", b->data[auth_end]) == NULL)
-            auth_end++;
-        size_t at = auth_end;
-        for (size_t i = auth_end; i > auth_start; i--) {
-            if (b->data[i - 1] == '@') {
-                at = i - 1;
+        size_t at = SIZE_MAX;
+        size_t end = auth_start;
+        for (; end < b->len; end++) {
+            char c = b->data[end];
+            if (c == '/' || c == '\n' || c == '\t' || c == '"' || c == '\'' ||
+                (c == ' ' && at != SIZE_MAX))
                 break;
-            }
+            if (c == '@')
+                at = end;
         }
-        if (at < auth_end) {
+        if (at != SIZE_MAX) {
             char *colon = memchr(b->data + auth_start, ':', at - auth_start);
             if (colon != NULL && (size_t)(colon - b->data) + 1 < at) {
                 size_t pw_start = (size_t)(colon - b->data) + 1;
@@ -101,10 +105,10 @@ static void mask_url_passwords(dc_buf_t *b)
                 memmove(b->data + pw_start + 3, b->data + at, tail + 1);
                 memcpy(b->data + pw_start, "***", 3);
                 b->len = pw_start + 3 + tail;
-                auth_end = pw_start + 3;
+                end = pw_start + 3;
             }
         }
-        pos = auth_end;
+        pos = end > auth_start ? end : auth_start;
     }
 }
 

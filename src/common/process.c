@@ -169,16 +169,16 @@ int dc_process_wait(dc_process_t *proc, int *exit_status, dc_error_t *err)
     return 0;
 }
 
-char *dc_process_stderr_tail(dc_process_t *proc, size_t max)
+char *dc_process_stderr_head(dc_process_t *proc, size_t max)
 {
     if (proc->stderr_fd < 0)
         return dc_strdup("");
     off_t size = lseek(proc->stderr_fd, 0, SEEK_END);
     if (size <= 0)
         return dc_strdup("");
-    off_t start = size > (off_t)max ? size - (off_t)max : 0;
-    char *buf = dc_malloc((size_t)(size - start) + 1);
-    ssize_t got = pread(proc->stderr_fd, buf, (size_t)(size - start), start);
+    size_t want = (size_t)size < max ? (size_t)size : max;
+    char *buf = dc_malloc(want + 1);
+    ssize_t got = pread(proc->stderr_fd, buf, want, 0);
     if (got < 0)
         got = 0;
     buf[got] = '\0';

@@ -254,6 +254,8 @@ void dc_hex_encode(const uint8_t *in, size_t len, char *out)
 
 int dc_mkdir_p(const char *path, int mode, dc_error_t *err)
 {
+    if (path == NULL || *path == '\0')
+        return dc_error_set(err, "cannot create a directory with an empty name");
     char *copy = dc_strdup(path);
     for (char *p = copy + 1;; p++) {
         if (*p == '/' || *p == '\0') {

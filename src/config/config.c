@@ -1,7 +1,9 @@
 /* Resolving settings: defaults < INI file (inih) < environment < flags, with every value
  * checked against its type and range, and errors that name where the bad value came from. */
+#include <ctype.h>
 #include <errno.h>
 #include <ini.h>
+#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +45,9 @@ void dc_config_offer(dc_config_t *cfg, dc_opt_id_t id, const char *value, dc_sou
     s->origin = dc_strdup(origin);
 }
 
+#define MAX_LONG_VALUES 16
+#define LONG_MARKER     "\x1d" /* stands for a value too long for inih's line buffer */
+
 typedef struct ini_ctx {
     dc_config_t *cfg;
     const char *path;
@@ -50,27 +55,79 @@ typedef struct ini_ctx {
     int line;       /* the line inih is looking at */
     int error_line; /* where first_error was found */
     char first_error[256];
+    char *long_values[MAX_LONG_VALUES];
+    int long_count;
 } ini_ctx_t;
 
-/* inih's reader, counting lines so a setting's error names its own line. */
+static void trim(char *s)
+{
+    size_t n = strlen(s);
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        s[--n] = '\0';
+    size_t lead = strspn(s, " \t");
+    memmove(s, s + lead, n - lead + 1);
+}
+
+/* Debian's libinih reads lines of at most 200 bytes, and URLs with options or tokens are
+ * longer. A longer "key = value" line reaches inih as "key = <marker><n>", and the handler puts
+ * the value back. */
+static void shorten_long_line(ini_ctx_t *ctx, char *full, char *str, int num)
+{
+    char *eq = strpbrk(full, "=:");
+    const char *comment = full + strspn(full, " \t");
+    if (*comment == ';' || *comment == '#') {
+        snprintf(str, (size_t)num, ";\n");
+        return;
+    }
+    if (eq == NULL || ctx->long_count == MAX_LONG_VALUES) {
+        snprintf(str, (size_t)num, "%s", "[a line too long to read]\n");
+        return;
+    }
+    char *value = eq + 1;
+    char *inline_comment = strstr(value, " ;");
+    if (inline_comment != NULL)
+        *inline_comment = '\0';
+    trim(value);
+    ctx->long_values[ctx->long_count] = dc_strdup(value);
+    *eq = '\0';
+    snprintf(str, (size_t)num, "%.100s = " LONG_MARKER "%d\n", full, ctx->long_count++);
+}
+
+/* inih's reader: counts lines so that a setting's error names its own line. */
 static char *read_line(char *str, int num, void *stream)
 {
     ini_ctx_t *ctx = stream;
-    char *got = fgets(str, num, ctx->file);
-    if (got != NULL)
-        ctx->line++;
-    return got;
+    char *full = NULL;
+    size_t cap = 0;
+    ssize_t n = getline(&full, &cap, ctx->file);
+    if (n < 0) {
+        free(full);
+        return NULL;
+    }
+    ctx->line++;
+    if (n < num)
+        memcpy(str, full, (size_t)n + 1);
+    else
+        shorten_long_line(ctx, full, str, num);
+    free(full);
+    return str;
 }
 
 static int on_ini_value(void *user, const char *section, const char *name, const char *value)
 {
     ini_ctx_t *ctx = user;
     char key[256];
+    char origin[600];
+    int index;
+    if (strncmp(value, LONG_MARKER, 1) == 0 && sscanf(value + 1, "%d", &index) == 1 && index >= 0 &&
+        index < ctx->long_count)
+        value = ctx->long_values[index];
     snprintf(key, sizeof(key), "%s.%s", section, name);
+    snprintf(origin, sizeof(origin), "%s line %d", ctx->path, ctx->line);
     for (int i = 0; i < DC_OPT_COUNT; i++) {
         const dc_option_t *o = &dc_options[i];
         if (o->config_key != NULL && strcasecmp(o->config_key, key) == 0) {
-            dc_config_offer(ctx->cfg, o->id, value, DC_SRC_FILE, ctx->path);
+            dc_config_offer(ctx->cfg, o->id, value, DC_SRC_FILE, origin);
             return 1;
         }
     }
@@ -86,21 +143,38 @@ static int on_ini_value(void *user, const char *section, const char *name, const
     return 0;
 }
 
+static bool url_has_password(const char *url)
+{
+    char *parse_error = NULL;
+    bool found = false;
+    PQconninfoOption *opts = PQconninfoParse(url, &parse_error);
+    PQfreemem(parse_error);
+    for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++) {
+        if (strcmp(o->keyword, "password") == 0 && o->val != NULL && *o->val)
+            found = true;
+    }
+    PQconninfoFree(opts);
+    return found;
+}
+
 static void warn_if_exposed(const char *path, const dc_config_t *cfg)
 {
     struct stat st;
     const char *db = cfg->settings[DC_OPT_DATABASE].value;
-    bool has_password = db != NULL && cfg->settings[DC_OPT_DATABASE].source == DC_SRC_FILE &&
-                        (strstr(db, ":") != NULL && strchr(db, '@') != NULL);
+    bool has_password =
+        db != NULL && cfg->settings[DC_OPT_DATABASE].source == DC_SRC_FILE && url_has_password(db);
     if (has_password && stat(path, &st) == 0 && (st.st_mode & 077) != 0)
-        dc_log_warn("config file %s may hold a password and is readable by others; "
+        dc_log_warn("config file %s holds a password and is readable by others; "
                     "chmod 600 it",
                     path);
 }
 
 int dc_config_load_file(dc_config_t *cfg, const char *path, dc_error_t *err)
 {
-    ini_ctx_t ctx = {cfg, path, NULL, 0, 0, ""};
+    ini_ctx_t ctx;
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.cfg = cfg;
+    ctx.path = path;
     FILE *f = fopen(path, "r");
     ctx.file = f;
     if (f == NULL)
@@ -110,6 +184,8 @@ int dc_config_load_file(dc_config_t *cfg, const char *path, dc_error_t *err)
                             path, strerror(errno));
     int line = ini_parse_stream(read_line, &ctx, on_ini_value, &ctx);
     fclose(f);
+    for (int i = 0; i < ctx.long_count; i++)
+        free(ctx.long_values[i]);
     if (line != 0) {
         bool ours = ctx.first_error[0] != '\0' && ctx.error_line == line;
         return dc_error_set(err, "config file %s, line %d: %s", path, line,

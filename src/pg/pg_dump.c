@@ -158,6 +158,7 @@ int dc_pg_dump_start(const dc_pg_dump_t *dump, const char *url, const char *sect
 
     dc_env_t env;
     dc_env_init_inherit(&env);
+    dc_env_unset(&env, "PGCLIENTENCODING"); /* the schema is dumped in the database's encoding */
     if (password != NULL) {
         char *content = passfile_content(password);
         int rc = dc_memfd_with_content("deployctl-pgpass", content, &run->passfile_fd, err);
@@ -230,7 +231,7 @@ int dc_pg_dump_wait(dc_pg_dump_run_t *run, dc_error_t *err)
     int rc = dc_process_wait(&run->proc, &status, err);
     close_passfile(run);
     if (rc == 0 && status != 0) {
-        char *tail = dc_process_stderr_tail(&run->proc, 600);
+        char *tail = dc_process_stderr_head(&run->proc, 600);
         rc = dc_error_set(err, "pg_dump --section=%s failed (exit status %d): %s", run->section,
                           status, *tail ? tail : "no message");
         free(tail);

@@ -18,8 +18,8 @@ static bool key_is_safe(const char *key, bool allow_empty)
     for (const char *p = key;; p++) {
         if (*p == '/' || *p == '\0') {
             size_t n = (size_t)(p - component);
-            if (n == 0 && *p == '/')
-                return false;
+            if (n == 0)
+                return false; /* "a//b", "a/" */
             if ((n == 1 && component[0] == '.') || (n == 2 && strncmp(component, "..", 2) == 0))
                 return false;
             if (n > 0 && component[0] == '.')
@@ -150,9 +150,16 @@ int dc_store_read_all(dc_store_t *store, const char *key, size_t max, char **out
 int dc_store_list(dc_store_t *store, const char *prefix, dc_store_list_fn fn, void *ctx,
                   dc_error_t *err)
 {
-    if (check_key(prefix, true, err) != 0)
-        return -1;
-    return store->ops->list(store, prefix, fn, ctx, err);
+    /* A prefix names a directory: "a/" and "a" are the same. */
+    char *dir = dc_strdup(prefix);
+    size_t n = strlen(dir);
+    while (n > 0 && dir[n - 1] == '/')
+        dir[--n] = '\0';
+    int rc = check_key(dir, true, err);
+    if (rc == 0)
+        rc = store->ops->list(store, dir, fn, ctx, err);
+    free(dir);
+    return rc;
 }
 
 int dc_store_exists(dc_store_t *store, const char *key, bool *exists, dc_error_t *err)

@@ -72,6 +72,15 @@ static int io_error(dc_error_t *err, int e, const char *what, const char *path, 
     return dc_error_set(err, "store %s: %s while %s %s", url, strerror(e), what, path);
 }
 
+/* True when fd is still the file at path: a cleaner may have unlinked the name between our
+ * open() and flock(); once we hold the lock and the name is ours, no cleaner can take it. */
+static bool still_linked(int fd, const char *path)
+{
+    struct stat by_fd, by_path;
+    return fstat(fd, &by_fd) == 0 && stat(path, &by_path) == 0 && by_fd.st_ino == by_path.st_ino &&
+           by_fd.st_dev == by_path.st_dev;
+}
+
 /* ---- writer ---- */
 
 static int flush_buffer(file_writer_t *w, dc_error_t *err)
@@ -90,37 +99,58 @@ static int flush_buffer(file_writer_t *w, dc_error_t *err)
     return 0;
 }
 
-static int file_writer_open(dc_store_t *store, const char *key, dc_store_writer_t **out,
-                            dc_error_t *err)
+/* Creates and locks a fresh temporary file for key; retried when a cleaner raced us. */
+static int create_locked_temp(file_store_t *fs, const char *key, char **path_out)
 {
-    file_store_t *fs = as_file(store);
-    uint8_t rnd[6];
-    char hex[13];
     char *flat = dc_strdup(key);
     for (char *p = flat; *p; p++) {
         if (*p == '/')
             *p = '_';
     }
-    RAND_bytes(rnd, sizeof(rnd));
-    dc_hex_encode(rnd, sizeof(rnd), hex);
+    int fd = -1;
+    for (int attempt = 0; attempt < 5 && fd < 0; attempt++) {
+        uint8_t rnd[6];
+        char hex[13];
+        RAND_bytes(rnd, sizeof(rnd));
+        dc_hex_encode(rnd, sizeof(rnd), hex);
+        char *path = dc_sprintf("%s/%s.%s.part", fs->tmp, flat, hex);
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, FILE_MODE);
+        if (fd < 0) {
+            free(path);
+            break;
+        }
+        /* Held until the writer is done: a cleaner that can take it knows the writer died. */
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0 && still_linked(fd, path)) {
+            *path_out = path;
+            break;
+        }
+        close(fd);
+        fd = -1;
+        free(path);
+        errno = EAGAIN;
+    }
+    free(flat);
+    return fd;
+}
 
+static int file_writer_open(dc_store_t *store, const char *key, dc_store_writer_t **out,
+                            dc_error_t *err)
+{
+    file_store_t *fs = as_file(store);
+    char *tmp_path = NULL;
+    int fd = create_locked_temp(fs, key, &tmp_path);
+    if (fd < 0) {
+        char *where = dc_sprintf("%s/%s", fs->tmp, key);
+        io_error(err, errno, "creating a temporary file for", where, store->url);
+        free(where);
+        return -1;
+    }
     file_writer_t *w = dc_calloc(1, sizeof(*w));
     w->base.store = store;
     w->base.key = dc_strdup(key);
-    w->tmp_path = dc_sprintf("%s/%s.%s.part", fs->tmp, flat, hex);
+    w->fd = fd;
+    w->tmp_path = tmp_path;
     w->final_path = path_of(fs, key);
-    free(flat);
-    w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, FILE_MODE);
-    if (w->fd < 0) {
-        io_error(err, errno, "creating", w->tmp_path, store->url);
-        free(w->tmp_path);
-        free(w->final_path);
-        free(w->base.key);
-        free(w);
-        return -1;
-    }
-    /* Held until the writer is done: a cleaner that can take it knows the writer died. */
-    flock(w->fd, LOCK_EX | LOCK_NB);
     w->buf = dc_malloc(WRITE_BUFFER);
     *out = &w->base;
     return 0;
@@ -320,15 +350,27 @@ static int file_lease_acquire(dc_store_t *store, const char *name, dc_store_leas
 {
     file_store_t *fs = as_file(store);
     char *path = dc_sprintf("%s/%s.lease", fs->tmp, name);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, FILE_MODE);
-    if (fd < 0) {
-        io_error(err, errno, "creating", path, store->url);
-        free(path);
-        return -1;
+    int fd = -1;
+    for (int attempt = 0; attempt < 10; attempt++) {
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, FILE_MODE);
+        if (fd < 0) {
+            io_error(err, errno, "creating", path, store->url);
+            free(path);
+            return -1;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            close(fd);
+            dc_error_set(err, "%s in store %s is in use by another process", name, store->url);
+            free(path);
+            return -1;
+        }
+        if (still_linked(fd, path))
+            break;
+        close(fd); /* a cleaner removed the name under us: take a fresh one */
+        fd = -1;
     }
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        close(fd);
-        dc_error_set(err, "%s in store %s is in use by another process", name, store->url);
+    if (fd < 0) {
+        dc_error_set(err, "cannot take the lease %s in store %s", name, store->url);
         free(path);
         return -1;
     }

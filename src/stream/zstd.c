@@ -1,5 +1,6 @@
 /* zstd filters: compression (each stream becomes one zstd frame) and decompression (which
  * refuses a truncated frame). Output goes downstream in pieces of zstd's recommended size. */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
@@ -92,34 +93,25 @@ static int decompress_process(dc_filter_t *f, const uint8_t *data, size_t len, d
 {
     zstd_filter_t *z = (zstd_filter_t *)f;
     ZSTD_inBuffer ib = {data, len, 0};
-    while (ib.pos < ib.size) {
+    /* Until the input is consumed and the decoder has nothing more to give: a full output
+     * buffer means it may hold more. */
+    for (;;) {
         ZSTD_outBuffer ob = {z->out, z->out_size, 0};
         size_t hint = ZSTD_decompressStream(z->dctx, &ob, &ib);
         if (ZSTD_isError(hint))
             return dc_error_set(err, "corrupt zstd data: %s", ZSTD_getErrorName(hint));
         z->frame_pending = hint;
+        bool full = ob.pos == ob.size;
         if (push_output(z, &ob, err) != 0)
             return -1;
+        if (ib.pos == ib.size && !full)
+            return 0;
     }
-    return 0;
 }
 
 static int decompress_finish(dc_filter_t *f, dc_error_t *err)
 {
     zstd_filter_t *z = (zstd_filter_t *)f;
-    /* Drain anything still held inside the decoder. */
-    for (;;) {
-        ZSTD_inBuffer ib = {NULL, 0, 0};
-        ZSTD_outBuffer ob = {z->out, z->out_size, 0};
-        size_t hint = ZSTD_decompressStream(z->dctx, &ob, &ib);
-        if (ZSTD_isError(hint))
-            return dc_error_set(err, "corrupt zstd data: %s", ZSTD_getErrorName(hint));
-        z->frame_pending = hint;
-        if (push_output(z, &ob, err) != 0)
-            return -1;
-        if (ob.pos < ob.size)
-            break;
-    }
     if (z->frame_pending != 0)
         return dc_error_set(err, "truncated zstd data: the frame ends early");
     return f->next ? dc_filter_finish(f->next, err) : 0;
