@@ -22,8 +22,12 @@ typedef struct dc_store_entry {
     time_t mtime;
 } dc_store_entry_t;
 
-/* Opens a store from its URL: "file:///abs/dir" or a plain absolute path. */
+/* Opens a store from its URL: "file:///abs/dir" or a plain absolute path. Opening changes
+ * nothing, so a read-only store can be listed and read. */
 int dc_store_open(const char *url, dc_store_t **out, dc_error_t *err);
+/* Makes sure objects can be written (creating what the driver needs), so a command fails
+ * before it starts work rather than after. */
+int dc_store_check_writable(dc_store_t *store, dc_error_t *err);
 void dc_store_close(dc_store_t *store);
 /* The URL as given, for messages (stores carry no secrets in their URL). */
 const char *dc_store_url(const dc_store_t *store);

@@ -521,6 +521,8 @@ static int run(backup_t *b, dc_error_t *err)
     char store_shown[512];
     dc_redact(dc_store_url(b->opts->store), store_shown, sizeof(store_shown));
 
+    if (dc_store_check_writable(b->opts->store, err) != 0)
+        return -1;
     clean_store(b->opts->store);
     if (open_snapshot(b, err) != 0 || read_catalog(b, err) != 0)
         return -1;

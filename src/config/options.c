@@ -50,7 +50,7 @@ const dc_option_t dc_options[DC_OPT_COUNT] = {
     [DC_OPT_TAG] = {DC_OPT_TAG, "tag", 't', DC_TYPE_STRING, {NULL}, NULL, "manual", NULL, 0, 0,
         BACKUP, "TAG", "label for the snapshot: manual, nightly, release, ..."},
     [DC_OPT_COMPRESS_LEVEL] = {DC_OPT_COMPRESS_LEVEL, "compress-level", 'Z', DC_TYPE_INT,
-        {"DEPLOYCTL_COMPRESS_LEVEL"}, "backup.compression_level", "3", NULL, 1, 19, BACKUP, "N",
+        {"DEPLOYCTL_COMPRESS_LEVEL"}, "backup.compression_level", "1", NULL, 1, 19, BACKUP, "N",
         "zstd level, 1-19"},
     [DC_OPT_CHUNK_SIZE] = {DC_OPT_CHUNK_SIZE, "chunk-size", 0, DC_TYPE_SIZE,
         {"DEPLOYCTL_CHUNK_SIZE"}, "backup.chunk_size", "16MiB", NULL, 4096, 1L << 30, BACKUP,

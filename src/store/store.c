@@ -60,6 +60,11 @@ int dc_store_open(const char *url, dc_store_t **out, dc_error_t *err)
                         url);
 }
 
+int dc_store_check_writable(dc_store_t *store, dc_error_t *err)
+{
+    return store->ops->check_writable(store, err);
+}
+
 void dc_store_close(dc_store_t *store)
 {
     if (store != NULL)

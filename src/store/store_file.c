@@ -81,6 +81,39 @@ static bool still_linked(int fd, const char *path)
            by_fd.st_dev == by_path.st_dev;
 }
 
+/* The temporary area, created when something is first written. */
+static int ensure_tmp(file_store_t *fs, dc_error_t *err)
+{
+    dc_error_t inner;
+    if (dc_mkdir_p(fs->tmp, DIR_MODE, &inner) != 0)
+        return dc_error_set(err, "cannot use store %s: %s; fix it or choose another --store",
+                            fs->base.url, inner.message);
+    return 0;
+}
+
+/* Creates and removes a probe file: the only check that also sees read-only mounts and full
+ * quotas when we run as root. */
+static int file_check_writable(dc_store_t *store, dc_error_t *err)
+{
+    file_store_t *fs = as_file(store);
+    if (ensure_tmp(fs, err) != 0)
+        return -1;
+    char *probe = dc_sprintf("%s/.probe-%d", fs->tmp, (int)getpid());
+    int fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, FILE_MODE);
+    int e = errno;
+    if (fd >= 0) {
+        close(fd);
+        unlink(probe);
+    }
+    free(probe);
+    if (fd < 0) {
+        dc_error_t inner;
+        io_error(&inner, e, "creating a file in", fs->tmp, store->url);
+        return dc_error_set(err, "cannot use store %s: %s", store->url, inner.message);
+    }
+    return 0;
+}
+
 /* ---- writer ---- */
 
 static int flush_buffer(file_writer_t *w, dc_error_t *err)
@@ -138,6 +171,8 @@ static int file_writer_open(dc_store_t *store, const char *key, dc_store_writer_
 {
     file_store_t *fs = as_file(store);
     char *tmp_path = NULL;
+    if (ensure_tmp(fs, err) != 0)
+        return -1;
     int fd = create_locked_temp(fs, key, &tmp_path);
     if (fd < 0) {
         char *where = dc_sprintf("%s/%s", fs->tmp, key);
@@ -349,6 +384,8 @@ static int file_lease_acquire(dc_store_t *store, const char *name, dc_store_leas
                               dc_error_t *err)
 {
     file_store_t *fs = as_file(store);
+    if (ensure_tmp(fs, err) != 0)
+        return -1;
     char *path = dc_sprintf("%s/%s.lease", fs->tmp, name);
     int fd = -1;
     for (int attempt = 0; attempt < 10; attempt++) {
@@ -455,6 +492,7 @@ static const dc_store_ops_t file_ops = {
     .lease_release = file_lease_release,
     .lease_is_held = file_lease_is_held,
     .cleanup_temporary = file_cleanup_temporary,
+    .check_writable = file_check_writable,
     .close = file_close,
 };
 
@@ -489,13 +527,6 @@ int dc_store_file_open(const char *url, dc_store_t **out, dc_error_t *err)
     fs->base.url = dc_strdup(url);
     fs->root = root;
     fs->tmp = dc_sprintf("%s/%s", root, TMP_DIR);
-    dc_error_t inner;
-    if (dc_mkdir_p(fs->tmp, DIR_MODE, &inner) != 0) {
-        dc_error_set(err, "cannot use store %s: %s; fix it or choose another --store", url,
-                     inner.message);
-        file_close(&fs->base);
-        return -1;
-    }
     *out = &fs->base;
     return 0;
 }

@@ -24,6 +24,7 @@ typedef struct dc_store_ops {
     void (*lease_release)(dc_store_lease_t *lease);
     bool (*lease_is_held)(dc_store_t *store, const char *name);
     int (*cleanup_temporary)(dc_store_t *store, int *removed, dc_error_t *err);
+    int (*check_writable)(dc_store_t *store, dc_error_t *err);
     void (*close)(dc_store_t *store);
 } dc_store_ops_t;
 

@@ -290,13 +290,13 @@ SELECT i, c, p, st, cur, q, up, round(up * q * (1 - d / 100), 2), round(up * q *
        'Customer ' || c,
        (1 + i % 997) || ' ' || (ARRAY['Main','Oak','Pine','Maple','Cedar','Elm','Lake','Hill','Park','Station'])[1 + i % 10] || ' Street',
        (ARRAY['Berlin','Paris','Lyon','Madrid','Rome','Vienna','Oslo','Porto','Leeds','Gent','Basel','Turin'])[1 + (i / 7) % 12],
-       lpad(((i * 7919) % 99999)::text, 5, '0'), chr(65 + (c % 250) / 26) || chr(65 + (c % 250) % 26),
+       lpad(((i::bigint * 7919) % 99999)::text, 5, '0'), chr(65 + (c % 250) / 26) || chr(65 + (c % 250) % 26),
        CASE WHEN i % 11 = 0 THEN 'SAVE' || (i % 50) END,
        CASE WHEN i % 4 = 0 THEN
            (SELECT string_agg((ARRAY['please','leave','the','parcel','at','door','ring','bell','twice',
                                      'gift','wrap','fragile','handle','with','care','call','before',
                                      'delivery','back','office','neighbour','side','entrance','floor',
-                                     'code','thanks'])[1 + (i * j * 31 + j) % 26], ' ')
+                                     'code','thanks'])[1 + ((i::bigint * j * 31 + j) % 26)::int], ' ')
             FROM generate_series(1, 4 + i % 17) j) END,
        i % 13 = 0, (random() * 20)::real
 FROM (SELECT i, 1 + (random() * 19999)::int AS c, 1 + (random() * 4999)::int AS p,

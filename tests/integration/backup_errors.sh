@@ -101,6 +101,16 @@ if [[ $(id -u) -eq 0 ]] && mount -t tmpfs -o size=1m,mode=755 tmpfs "$mnt" 2>/de
     mount -t tmpfs -o size=1m,mode=755,ro tmpfs "$mnt"
     expect_error "read-only store" "cannot use store .*(Read-only|not writable)" \
         backup --database "$url" --store "$mnt/store"
+    umount "$mnt"
+    # A store on a read-only medium can still be listed and read (for restores).
+    run_deployctl --quiet backup --database "$url" --store "$WORK/good-store"
+    [[ $rc -eq 0 ]] || fail "backup into a good store failed: $(cat "$WORK/err")"
+    mount --bind "$WORK/good-store" "$mnt" && mount -o remount,bind,ro "$mnt"
+    run_deployctl snapshots --store "$mnt" --json
+    [[ $rc -eq 0 && $(jq length "$WORK/out") -eq 1 ]] || fail "a read-only store cannot be listed: $(cat "$WORK/err")"
+    run_deployctl show latest --store "$mnt" --database "$url"
+    [[ $rc -eq 0 ]] || fail "a read-only store cannot be read: $(cat "$WORK/err")"
+    pass "a read-only store is listed and read"
 else
     echo "note: not root or no mount permission; full and read-only store cases not run"
 fi

@@ -349,6 +349,11 @@ static json_t *first_chunk(json_t *root)
         json_object_get(json_array_get(json_object_get(root, "tables"), 0), "chunks"), 0);
 }
 
+static const char *first_chunk_hash(json_t *root)
+{
+    return json_string_value(json_object_get(first_chunk(root), "sha256"));
+}
+
 static json_t *first_table(json_t *root)
 {
     return json_array_get(json_object_get(root, "tables"), 0);
@@ -659,6 +664,101 @@ static void test_refuses_other_shapes(void **state)
     check_refused("three schema sections", root, "schema");
 }
 
+/* ---- large objects ---- */
+
+static dc_manifest_chunk_t make_blob_chunk(uint32_t oid, unsigned seq, uint64_t raw)
+{
+    dc_manifest_chunk_t c = make_chunk(1, seq, 0, raw, raw / 2 + 1);
+    dc_snapshot_blob_member(oid, seq, c.member);
+    return c;
+}
+
+static void test_large_objects_round_trip(void **state)
+{
+    (void)state;
+    dc_manifest_t *m = build_manifest();
+    dc_manifest_large_object_t *lo = dc_manifest_add_large_object(m, 424244);
+    dc_manifest_chunk_t c = make_blob_chunk(424244, 1, 65536);
+    dc_manifest_large_object_add_chunk(lo, &c);
+    c = make_blob_chunk(424244, 2, 100);
+    dc_manifest_large_object_add_chunk(lo, &c);
+    dc_manifest_add_large_object(m, 424243); /* empty */
+    assert_int_equal(m->large_objects[0].bytes, 65636);
+
+    char *text = dc_manifest_to_json(m);
+    assert_non_null(text);
+    dc_manifest_t *back = NULL;
+    dc_error_t err = {0};
+    if (dc_manifest_from_json(text, strlen(text), &back, &err) != 0)
+        fail_msg("manifest with large objects refused: %s", err.message);
+    assert_int_equal(back->large_object_count, 2);
+    assert_int_equal(back->large_objects[0].oid, 424244);
+    assert_int_equal(back->large_objects[0].bytes, 65636);
+    assert_int_equal(back->large_objects[0].chunk_count, 2);
+    assert_string_equal(back->large_objects[0].chunks[1].member, "blobs/424244.2.zst");
+    assert_string_equal(back->large_objects[0].chunks[1].raw_sha256, c.raw_sha256);
+    assert_int_equal(back->large_objects[1].chunk_count, 0);
+    assert_int_equal(back->large_objects[1].bytes, 0);
+    dc_manifest_free(back);
+    free(text);
+    dc_manifest_free(m);
+}
+
+/* A valid tree with one large object of two chunks, to spoil. */
+static json_t *tree_with_large_object(void)
+{
+    json_t *root = valid_tree();
+    json_t *chunks = json_array();
+    json_array_append_new(chunks,
+                          json_pack("{s:s, s:i, s:i, s:s, s:s}", "member", "blobs/77.1.zst",
+                                    "raw_bytes", 10, "stored_bytes", 9, "sha256",
+                                    first_chunk_hash(root), "raw_sha256", first_chunk_hash(root)));
+    json_object_set_new(root, "large_objects",
+                        json_pack("[{s:i, s:i, s:o}]", "oid", 77, "bytes", 10, "chunks", chunks));
+    return root;
+}
+
+static json_t *blob(json_t *root)
+{
+    return json_array_get(json_object_get(root, "large_objects"), 0);
+}
+
+static void test_large_objects_refused(void **state)
+{
+    (void)state;
+    json_t *root = tree_with_large_object();
+    char *text = json_dumps(root, JSON_COMPACT);
+    dc_manifest_t *out = NULL;
+    dc_error_t err = {0};
+    if (dc_manifest_from_json(text, strlen(text), &out, &err) != 0)
+        fail_msg("control with a large object refused: %s", err.message);
+    dc_manifest_free(out);
+    free(text);
+    json_decref(root);
+
+    root = tree_with_large_object();
+    json_object_set_new(json_array_get(json_object_get(blob(root), "chunks"), 0), "member",
+                        json_string("blobs/78.1.zst"));
+    check_refused("a blob member naming another oid", root, "member");
+
+    root = tree_with_large_object();
+    json_object_set_new(json_array_get(json_object_get(blob(root), "chunks"), 0), "member",
+                        json_string("blobs/77.1.zst/../../x"));
+    check_refused("a blob member with a path", root, "member");
+
+    root = tree_with_large_object();
+    json_object_set_new(blob(root), "bytes", json_integer(11));
+    check_refused("large object bytes that lie", root, "bytes");
+
+    root = tree_with_large_object();
+    json_object_set_new(blob(root), "oid", json_integer(0));
+    check_refused("oid 0", root, "oid");
+
+    root = tree_with_large_object();
+    json_object_set_new(root, "large_objects", json_string("nope"));
+    check_refused("large_objects not an array", root, "large_objects");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -677,6 +777,8 @@ int main(void)
         cmocka_unit_test(test_refuses_duplicate_keys),
         cmocka_unit_test(test_refuses_encryption),
         cmocka_unit_test(test_refuses_other_shapes),
+        cmocka_unit_test(test_large_objects_round_trip),
+        cmocka_unit_test(test_large_objects_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

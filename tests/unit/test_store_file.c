@@ -38,8 +38,10 @@ static int setup(void **state)
     }
     fx->root = dc_sprintf("%s/store", fx->dir);
     fx->url = dc_sprintf("file://%s", fx->root);
-    if (dc_store_open(fx->url, &fx->store, &err) != 0) {
-        print_error("dc_store_open(%s): %s\n", fx->url, err.message);
+    /* Opening creates nothing; checking writability creates the store and its .tmp. */
+    if (dc_store_open(fx->url, &fx->store, &err) != 0 ||
+        dc_store_check_writable(fx->store, &err) != 0) {
+        print_error("opening %s: %s\n", fx->url, err.message);
         return -1;
     }
     *state = fx;
@@ -605,16 +607,33 @@ static void test_open_errors(void **state)
     FILE *f = fopen(file, "w");
     assert_non_null(f);
     fclose(f);
+    /* Opening changes nothing (a read-only store must stay listable); the first write, or
+     * dc_store_check_writable, says what is wrong. */
     char *url = dc_sprintf("file://%s/store", file);
-    assert_int_equal(dc_store_open(url, &s, &err), -1);
+    assert_int_equal(dc_store_open(url, &s, &err), 0);
+    assert_int_equal(dc_store_check_writable(s, &err), -1);
     assert_non_null(strstr(err.message, "regular"));
     assert_non_null(strstr(err.message, "directory"));
+    dc_store_close(s);
 
     /* The path is the regular file itself. */
     char *url2 = dc_sprintf("file://%s", file);
     dc_error_clear(&err);
-    assert_int_equal(dc_store_open(url2, &s, &err), -1);
+    assert_int_equal(dc_store_open(url2, &s, &err), 0);
+    assert_int_equal(dc_store_check_writable(s, &err), -1);
     assert_non_null(strstr(err.message, "regular"));
+    dc_store_close(s);
+
+    /* Opening a store that does not exist creates nothing, and it lists empty. */
+    char *absent = dc_sprintf("%s/absent-store", fx->dir);
+    dc_error_clear(&err);
+    assert_int_equal(dc_store_open(absent, &s, &err), 0);
+    listing_t none = {0};
+    assert_int_equal(dc_store_list(s, "", collect, &none, &err), 0);
+    assert_int_equal(none.count, 0);
+    assert_int_equal(access(absent, F_OK), -1);
+    dc_store_close(s);
+    free(absent);
 
     dc_error_clear(&err);
     assert_int_equal(dc_store_open("s3://bucket/prefix", &s, &err), -1);
