@@ -13,12 +13,13 @@ typedef struct dc_backup_opts {
     const char *database_url;
     dc_store_t *store;
     const char *tag;
-    int jobs;                 /* worker connections */
-    int compression_level;    /* zstd */
-    uint64_t chunk_bytes;     /* COPY text per chunk, at most (plus one row) */
-    uint64_t split_bytes;     /* tables with more heap than this are read in ranges this big */
-    uint64_t lock_timeout_ms; /* waiting for table locks */
-    const char *pg_dump_path; /* NULL: find one */
+    int jobs;                  /* worker connections */
+    int compression_level;     /* zstd */
+    uint64_t chunk_bytes;      /* COPY text per chunk, at most (plus one row) */
+    uint64_t split_bytes;      /* tables with more heap than this are read in ranges this big */
+    uint64_t lock_timeout_ms;  /* waiting for table locks */
+    const char *pg_dump_path;  /* NULL: find one */
+    const char *prisma_schema; /* where _prisma_migrations lives (the URL's ?schema=), or NULL */
 } dc_backup_opts_t;
 
 typedef struct dc_backup_result {

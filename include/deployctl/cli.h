@@ -15,6 +15,8 @@ typedef struct dc_cli {
     char **args; /* positional arguments after the command */
     int arg_count;
     bool json;
+    char *database_url;  /* as libpq takes it (Prisma-only parameters removed) */
+    char *prisma_schema; /* the URL's ?schema=, or NULL */
 } dc_cli_t;
 
 typedef struct dc_command {
@@ -32,7 +34,7 @@ int dc_cli_main(int argc, char **argv);
 
 /* Helpers for commands. */
 int dc_cli_open_store(dc_cli_t *cli, dc_store_t **out, dc_error_t *err);
-/* The database URL, or an error saying how to give one. */
+/* The database URL (Prisma-only parameters removed), or an error saying how to give one. */
 int dc_cli_database_url(dc_cli_t *cli, const char **out, dc_error_t *err);
 
 int dc_cmd_backup(dc_cli_t *cli, dc_error_t *err);

@@ -34,6 +34,9 @@ int dc_error_set_code(dc_error_t *err, int exit_code, const char *fmt, ...) DC_P
 /* Prepends context ("backup of db: ") to an existing message; returns -1. */
 int dc_error_prefix(dc_error_t *err, const char *fmt, ...) DC_PRINTF(2, 3);
 
+/* Appends to an existing message (a hint on what to do); returns -1. */
+int dc_error_append(dc_error_t *err, const char *fmt, ...) DC_PRINTF(2, 3);
+
 void dc_error_clear(dc_error_t *err);
 
 #endif

@@ -1,9 +1,13 @@
-/* Fault injection for the crash tests: when DEPLOYCTL_FAULT names a point the process reaches,
- * it kills itself there with SIGKILL, as a power cut or the OOM killer would. Off unless set. */
+/* Fault injection for the crash and race tests. DEPLOYCTL_FAULT holds a comma-separated list
+ * of points: "NAME" kills the process with SIGKILL when it reaches NAME (as a power cut or the
+ * OOM killer would); "NAME:sleep=SECONDS" pauses there, so a test can act in that window.
+ * Off unless the variable is set. */
 #ifndef DEPLOYCTL_FAULT_H
 #define DEPLOYCTL_FAULT_H
 
-/* Points: "before-manifest" (archive committed, manifest not written yet). */
+/* Points: "before-manifest" (archive committed, manifest not yet written), "before-lock"
+ * (tables listed, not yet locked), "after-export" (snapshot exported, newcomers not yet
+ * locked), "clean-after-scan" (the cleaner listed the store, has not removed anything). */
 void dc_fault_point(const char *name);
 
 #endif

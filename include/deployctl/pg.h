@@ -11,7 +11,16 @@
 #include "deployctl/error.h"
 #include "deployctl/process.h"
 
+/* Returned (instead of -1) when an operation lost a race with a concurrent change and can be
+ * tried again from the start. */
+#define DC_PG_RETRY (-2)
+
 /* ---- connections ---- */
+
+/* Prisma's URLs carry parameters libpq refuses (?schema=, connection_limit, pgbouncer, ...).
+ * Returns the URL with them removed (caller frees) and, in *schema (caller frees, NULL when
+ * absent), the schema Prisma keeps its tables and _prisma_migrations in. */
+char *dc_pg_url_for_libpq(const char *url, char **schema);
 
 /* Registers the URL's password (and its percent-encoded form) with the log redactor. */
 void dc_pg_register_secrets(const char *url);
@@ -45,6 +54,7 @@ typedef struct dc_pg_table {
     uint64_t heap_bytes; /* on-disk size of the heap, for planning and ETA */
     uint64_t blocks;
     double estimated_rows; /* pg_class.reltuples; < 0 when never analysed */
+    char *filter;          /* an extension configuration table's "WHERE ..." (or NULL) */
 } dc_pg_table_t;
 
 typedef struct dc_pg_table_list {
@@ -53,8 +63,9 @@ typedef struct dc_pg_table_list {
 } dc_pg_table_list_t;
 
 /* Every table whose rows a snapshot must hold: ordinary tables and leaf partitions, not
- * partitioned parents (their rows live in the leaves), views, foreign tables, extension
- * members, system schemas or the schemas in `excluded` (NULL-terminated). */
+ * partitioned parents (their rows live in the leaves), views, foreign tables, system schemas
+ * or the schemas in `excluded` (NULL-terminated); extension members only when the extension
+ * declared them configuration tables (pg_extension_config_dump), with its row filter. */
 int dc_pg_list_tables(PGconn *conn, const char *const *excluded, dc_pg_table_list_t *out,
                       dc_error_t *err);
 void dc_pg_table_list_free(dc_pg_table_list_t *list);
@@ -72,14 +83,23 @@ typedef struct dc_pg_migration {
     char *checksum;
 } dc_pg_migration_t;
 
-/* Applied migrations from Prisma's _prisma_migrations, if the table exists. */
-int dc_pg_applied_migrations(PGconn *conn, dc_pg_migration_t **out, size_t *count, dc_error_t *err);
+/* Applied migrations from Prisma's <schema>._prisma_migrations (schema NULL: public), if the
+ * table exists. */
+int dc_pg_applied_migrations(PGconn *conn, const char *schema, dc_pg_migration_t **out,
+                             size_t *count, dc_error_t *err);
 void dc_pg_migrations_free(dc_pg_migration_t *list, size_t count);
 
-/* Takes ACCESS SHARE locks on the tables so nobody drops or rewrites them under the backup;
- * waits at most lock_timeout_ms and then names what blocked. */
-int dc_pg_lock_tables(PGconn *conn, const dc_pg_table_list_t *tables, uint64_t lock_timeout_ms,
-                      dc_error_t *err);
+/* Takes ACCESS SHARE locks on the tables (but those in `skip`, already locked) so nobody
+ * drops or rewrites them under the backup; waits at most lock_timeout_ms, then names what
+ * blocked. DC_PG_RETRY when a table was dropped meanwhile. */
+int dc_pg_lock_tables(PGconn *conn, const dc_pg_table_list_t *tables,
+                      const dc_pg_table_list_t *skip, uint64_t lock_timeout_ms, dc_error_t *err);
+/* DC_PG_RETRY when a table's file is not the one the transaction's snapshot sees (it was
+ * truncated or rewritten after the snapshot was taken and before it was locked). */
+int dc_pg_check_unchanged(PGconn *conn, const dc_pg_table_list_t *tables, dc_error_t *err);
+/* Who holds or waits for an ACCESS EXCLUSIVE lock in this database, as one line (caller
+ * frees; "" when nobody). */
+char *dc_pg_describe_lock_holders(PGconn *conn);
 
 /* ---- pg_dump ---- */
 
@@ -102,12 +122,20 @@ typedef struct dc_pg_dump_run {
     char section[16];
 } dc_pg_dump_run_t;
 
-/* Starts pg_dump --schema-only --section=SECTION --snapshot=SNAP writing into out_fd. The
- * connection parameters go in argv except the password, which goes through a 0600 in-memory
- * passfile (PGPASSFILE=/proc/self/fd/N). */
-int dc_pg_dump_start(const dc_pg_dump_t *dump, const char *url, const char *section,
-                     const char *snapshot, const char *restrict_key,
-                     const char *const *excluded_schemas, int out_fd, dc_pg_dump_run_t *run,
+typedef struct dc_pg_dump_args {
+    const char *url;
+    const char *section;  /* pre-data | post-data */
+    const char *snapshot; /* the exported snapshot to dump under */
+    const char *restrict_key;
+    const char *const *excluded_schemas; /* NULL-terminated */
+    uint64_t lock_timeout_ms;
+    int out_fd;
+} dc_pg_dump_args_t;
+
+/* Starts pg_dump --section=SECTION --snapshot=SNAP writing into out_fd. The connection
+ * parameters go in argv except the password, which goes through a 0600 in-memory passfile
+ * (PGPASSFILE=/proc/self/fd/N); the environment is scrubbed of other secrets. */
+int dc_pg_dump_start(const dc_pg_dump_t *dump, const dc_pg_dump_args_t *args, dc_pg_dump_run_t *run,
                      dc_error_t *err);
 int dc_pg_dump_wait(dc_pg_dump_run_t *run, dc_error_t *err);
 void dc_pg_dump_cancel(dc_pg_dump_run_t *run);

@@ -16,6 +16,9 @@ typedef struct dc_env {
 } dc_env_t;
 
 void dc_env_init_inherit(dc_env_t *env);
+/* Ours minus the variables that carry secrets (DATABASE_URL*, PGPASSWORD, cloud keys): what a
+ * child gets unless it is given a credential on purpose. */
+void dc_env_init_for_child(dc_env_t *env);
 void dc_env_set(dc_env_t *env, const char *name, const char *value);
 void dc_env_unset(dc_env_t *env, const char *name);
 void dc_env_free(dc_env_t *env);

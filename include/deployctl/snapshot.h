@@ -128,10 +128,12 @@ int dc_manifest_from_json(const char *text, size_t len, dc_manifest_t **out, dc_
 
 typedef struct dc_snapshot_writer dc_snapshot_writer_t;
 
-/* Starts <database-dir>/<id>/snapshot.tar in the store under a lease (so no cleaner touches
- * it), with the archive's bytes counted and hashed on their way to the store. */
-int dc_snapshot_writer_open(dc_store_t *store, const char *database, const char *id, time_t created,
-                            dc_snapshot_writer_t **out, dc_error_t *err);
+/* Picks a new snapshot id (returned in id_out) and starts <database-dir>/<id>/snapshot.tar in
+ * the store under a lease (so no cleaner touches it), with the archive's bytes counted and
+ * hashed on their way to the store. */
+int dc_snapshot_writer_open(dc_store_t *store, const char *database, time_t created,
+                            char id_out[DC_SNAPSHOT_ID_LEN + 1], dc_snapshot_writer_t **out,
+                            dc_error_t *err);
 /* Adds a member whose bytes are in memory. */
 int dc_snapshot_writer_add(dc_snapshot_writer_t *w, const char *member, const void *data,
                            size_t len, dc_error_t *err);
@@ -171,7 +173,8 @@ void dc_catalog_list_free(dc_snapshot_list_t *list);
 int dc_catalog_load(dc_store_t *store, const char *database, const char *ref, dc_manifest_t **out,
                     char database_dir_out[256], dc_error_t *err);
 /* Removes what died backups left: temporary objects, and snapshots with no manifest whose
- * writer is gone. */
-int dc_catalog_clean_abandoned(dc_store_t *store, int *removed, dc_error_t *err);
+ * writer is gone. Safe against backups running at the same time. */
+int dc_catalog_clean_abandoned(dc_store_t *store, int *removed_temporary, int *removed_snapshots,
+                               dc_error_t *err);
 
 #endif

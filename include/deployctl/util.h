@@ -52,7 +52,8 @@ void dc_format_rfc3339(time_t t, char *out, size_t out_size);
 
 void dc_hex_encode(const uint8_t *in, size_t len, char *out); /* out: 2*len+1 */
 
-/* Creates a directory and its parents (mode for the ones created). */
+/* Creates a directory and its parents (mode for the ones created), durably: the parent of
+ * each directory created is fsynced. */
 int dc_mkdir_p(const char *path, int mode, dc_error_t *err);
 /* fsync a directory so a rename inside it is durable. */
 int dc_fsync_dir(const char *path, dc_error_t *err);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "deployctl/fault.h"
 #include "deployctl/snapshot.h"
 #include "deployctl/util.h"
 
@@ -84,8 +85,8 @@ static void load_manifest(dc_store_t *store, dc_snapshot_info_t *info)
     free(key);
 }
 
-int dc_catalog_list(dc_store_t *store, const char *database, dc_snapshot_list_t *out,
-                    dc_error_t *err)
+/* The snapshots in the store, from their keys alone (no manifest is read), oldest first. */
+static int scan(dc_store_t *store, const char *database, dc_snapshot_list_t *out, dc_error_t *err)
 {
     char dir[256] = "";
     memset(out, 0, sizeof(*out));
@@ -97,12 +98,25 @@ int dc_catalog_list(dc_store_t *store, const char *database, dc_snapshot_list_t 
     }
     if (out->count > 1)
         qsort(out->items, out->count, sizeof(*out->items), by_id);
+    return 0;
+}
+
+static char *lease_name(const dc_snapshot_info_t *info)
+{
+    return dc_sprintf("%s.%s", info->database_dir, info->id);
+}
+
+int dc_catalog_list(dc_store_t *store, const char *database, dc_snapshot_list_t *out,
+                    dc_error_t *err)
+{
+    if (scan(store, database, out, err) != 0)
+        return -1;
     for (size_t i = 0; i < out->count; i++) {
         dc_snapshot_info_t *info = &out->items[i];
         if (info->complete) {
             load_manifest(store, info);
         } else {
-            char *lease = dc_sprintf("%s.%s", info->database_dir, info->id);
+            char *lease = lease_name(info);
             info->in_progress = dc_store_lease_is_held(store, lease);
             free(lease);
         }
@@ -131,14 +145,22 @@ int dc_catalog_load(dc_store_t *store, const char *database, const char *ref, dc
                             "'%s' is not a snapshot id (expected YYYYMMDDTHHMMSSZ-xxxx or "
                             "'latest'); run 'deployctl snapshots' to see them",
                             ref);
-    if (dc_catalog_list(store, database, &list, err) != 0)
+    if (scan(store, database, &list, err) != 0)
         return -1;
+    /* Newest first; only the manifests looked at are read. */
     dc_snapshot_info_t *found = NULL;
-    for (size_t i = list.count; i > 0; i--) {
+    for (size_t i = list.count; i > 0 && found == NULL; i--) {
         dc_snapshot_info_t *info = &list.items[i - 1];
-        if (latest ? info->complete && info->manifest != NULL : strcmp(info->id, ref) == 0) {
+        if (latest) {
+            if (info->complete) {
+                load_manifest(store, info);
+                if (info->manifest != NULL)
+                    found = info;
+            }
+        } else if (strcmp(info->id, ref) == 0) {
             found = info;
-            break;
+            if (info->complete)
+                load_manifest(store, info);
         }
     }
     int rc = -1;
@@ -152,12 +174,15 @@ int dc_catalog_load(dc_store_t *store, const char *database, const char *ref, dc
                      "unknown snapshot %s for database %s in store %s; run 'deployctl "
                      "snapshots' to see them",
                      ref, database ? database : "(any)", dc_store_url(store));
-    else if (!found->complete)
+    else if (!found->complete) {
+        char *lease = lease_name(found);
+        bool running = dc_store_lease_is_held(store, lease);
+        free(lease);
         dc_error_set(err,
                      "snapshot %s is incomplete (it has no manifest: its backup %s) and cannot "
                      "be used",
-                     ref, found->in_progress ? "is still running" : "did not finish");
-    else if (found->manifest == NULL)
+                     ref, running ? "is still running" : "did not finish");
+    } else if (found->manifest == NULL)
         dc_error_set(err, "snapshot %s cannot be read: %s", ref, found->manifest_error);
     else {
         *out = found->manifest;
@@ -169,23 +194,51 @@ int dc_catalog_load(dc_store_t *store, const char *database, const char *ref, dc
     return rc;
 }
 
-int dc_catalog_clean_abandoned(dc_store_t *store, int *removed, dc_error_t *err)
+/* Removes one snapshot without a manifest, if its writer is gone. The cleaner takes the
+ * writer's lease itself and looks for the manifest again while holding it: a writer releases
+ * its lease only after its manifest is durable, so a snapshot committed meanwhile is seen. */
+static int remove_if_abandoned(dc_store_t *store, const dc_snapshot_info_t *info, bool *removed,
+                               dc_error_t *err)
+{
+    dc_store_lease_t *lease = NULL;
+    dc_error_t busy;
+    char *name = lease_name(info);
+    *removed = false;
+    int rc = 0;
+    if (dc_store_lease_acquire(store, name, &lease, &busy) == 0) {
+        char *manifest = dc_sprintf("%s/%s/%s", info->database_dir, info->id, MANIFEST_OBJECT);
+        bool committed = false;
+        rc = dc_store_exists(store, manifest, &committed, err);
+        if (rc == 0 && !committed) {
+            char *prefix = dc_sprintf("%s/%s", info->database_dir, info->id);
+            rc = dc_store_delete_prefix(store, prefix, err);
+            *removed = rc == 0;
+            free(prefix);
+        }
+        free(manifest);
+        dc_store_lease_release(lease);
+    }
+    free(name);
+    return rc;
+}
+
+int dc_catalog_clean_abandoned(dc_store_t *store, int *removed_temporary, int *removed_snapshots,
+                               dc_error_t *err)
 {
     dc_snapshot_list_t list;
-    if (dc_store_cleanup_temporary(store, removed, err) != 0)
+    *removed_snapshots = 0;
+    if (dc_store_cleanup_temporary(store, removed_temporary, err) != 0)
         return -1;
-    if (dc_catalog_list(store, NULL, &list, err) != 0)
+    if (scan(store, NULL, &list, err) != 0)
         return -1;
+    dc_fault_point("clean-after-scan");
     int rc = 0;
     for (size_t i = 0; i < list.count && rc == 0; i++) {
-        dc_snapshot_info_t *info = &list.items[i];
-        if (info->complete || info->in_progress)
-            continue;
-        char *prefix = dc_sprintf("%s/%s", info->database_dir, info->id);
-        rc = dc_store_delete_prefix(store, prefix, err);
-        if (rc == 0)
-            (*removed)++;
-        free(prefix);
+        bool removed = false;
+        if (!list.items[i].complete)
+            rc = remove_if_abandoned(store, &list.items[i], &removed, err);
+        if (removed)
+            (*removed_snapshots)++;
     }
     dc_catalog_list_free(&list);
     return rc;

@@ -64,24 +64,55 @@ static int tar_failed(dc_snapshot_writer_t *w, const char *what, const char *mem
                         archive_error_string(w->tar) ? archive_error_string(w->tar) : "?");
 }
 
-int dc_snapshot_writer_open(dc_store_t *store, const char *database, const char *id, time_t created,
-                            dc_snapshot_writer_t **out, dc_error_t *err)
+/* True when something is already stored under <database-dir>/<id>/ (an id collision). */
+static bool id_taken(dc_snapshot_writer_t *w)
+{
+    static const char *const objects[] = {"snapshot.tar", "manifest.json"};
+    for (size_t i = 0; i < 2; i++) {
+        char *key = object_key(w, objects[i]);
+        bool exists = false;
+        dc_error_t ignored;
+        int rc = dc_store_exists(w->store, key, &exists, &ignored);
+        free(key);
+        if (rc != 0 || exists)
+            return true;
+    }
+    return false;
+}
+
+/* Picks a fresh id and takes its lease: two backups in the same second get different ids,
+ * and a committed snapshot is never overwritten. */
+static int claim_id(dc_snapshot_writer_t *w, dc_error_t *err)
+{
+    for (int attempt = 0; attempt < 8; attempt++) {
+        dc_snapshot_id_new(w->created, w->id);
+        char *lease = dc_sprintf("%s.%s", w->database_dir, w->id);
+        int rc = dc_store_lease_acquire(w->store, lease, &w->lease, err);
+        free(lease);
+        if (rc != 0)
+            continue;
+        if (!id_taken(w))
+            return 0;
+        dc_store_lease_release(w->lease);
+        w->lease = NULL;
+    }
+    return dc_error_set(err, "cannot find a free snapshot id in store %s", dc_store_url(w->store));
+}
+
+int dc_snapshot_writer_open(dc_store_t *store, const char *database, time_t created,
+                            char id_out[DC_SNAPSHOT_ID_LEN + 1], dc_snapshot_writer_t **out,
+                            dc_error_t *err)
 {
     dc_snapshot_writer_t *w = dc_calloc(1, sizeof(*w));
     w->store = store;
     w->created = created;
-    snprintf(w->id, sizeof(w->id), "%s", id);
     dc_snapshot_database_dir(database, w->database_dir, sizeof(w->database_dir));
-
-    char *lease = dc_sprintf("%s.%s", w->database_dir, id);
-    int rc = dc_store_lease_acquire(store, lease, &w->lease, err);
-    free(lease);
-    if (rc != 0) {
+    if (claim_id(w, err) != 0) {
         free(w);
         return -1;
     }
     char *key = object_key(w, "snapshot.tar");
-    rc = dc_store_writer_open(store, key, &w->tar_object, err);
+    int rc = dc_store_writer_open(store, key, &w->tar_object, err);
     free(key);
     if (rc != 0) {
         dc_store_lease_release(w->lease);
@@ -98,6 +129,7 @@ int dc_snapshot_writer_open(dc_store_t *store, const char *database, const char 
         dc_snapshot_writer_abort(w);
         return -1;
     }
+    memcpy(id_out, w->id, sizeof(w->id));
     *out = w;
     return 0;
 }

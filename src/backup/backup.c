@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "backup_intern.h"
+#include "deployctl/fault.h"
 #include "deployctl/log.h"
 #include "deployctl/signals.h"
 #include "deployctl/snapshot.h"
@@ -58,41 +59,7 @@ typedef struct backup {
 
 /* ---- the snapshot ---- */
 
-static int open_snapshot(backup_t *b, dc_error_t *err)
-{
-    if (dc_pg_connect(b->opts->database_url, "backup", &b->conn, err) != 0)
-        return -1;
-    b->server_major = dc_pg_server_major(b->conn);
-    if (dc_pg_exec(b->conn,
-                   "SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0;"
-                   " BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
-                   err) != 0)
-        return -1;
-    PGresult *res = dc_pg_query(
-        b->conn,
-        "SELECT pg_catalog.pg_export_snapshot(), pg_catalog.current_database(),"
-        " pg_catalog.split_part(pg_catalog.current_setting('server_version'), ' ', 1),"
-        " pg_catalog.pg_encoding_to_char(d.encoding),"
-        " CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn()"
-        " ELSE pg_catalog.pg_current_wal_lsn() END::text"
-        " FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()",
-        err);
-    if (res == NULL)
-        return dc_error_prefix(err, "cannot export a snapshot: ");
-    snprintf(b->snapshot, sizeof(b->snapshot), "%s", PQgetvalue(res, 0, 0));
-    snprintf(b->database, sizeof(b->database), "%s", PQgetvalue(res, 0, 1));
-    snprintf(b->server_version, sizeof(b->server_version), "%s", PQgetvalue(res, 0, 2));
-    /* COPY text and names travel as UTF-8 (the manifest is JSON), converted by the server;
-     * SQL_ASCII databases have no defined encoding, so their bytes pass through untouched. */
-    bool sql_ascii = strcmp(PQgetvalue(res, 0, 3), "SQL_ASCII") == 0;
-    snprintf(b->encoding, sizeof(b->encoding), "%s", sql_ascii ? "SQL_ASCII" : "UTF8");
-    snprintf(b->lsn, sizeof(b->lsn), "%s", PQgetvalue(res, 0, 4));
-    PQclear(res);
-    char *set = dc_sprintf("SET client_encoding = '%s'", b->encoding);
-    int rc = dc_pg_exec(b->conn, set, err);
-    free(set);
-    return rc;
-}
+#define SNAPSHOT_ATTEMPTS 3
 
 static int by_schema_and_name(const void *a, const void *b)
 {
@@ -101,24 +68,117 @@ static int by_schema_and_name(const void *a, const void *b)
     return c ? c : strcmp(x->name, y->name);
 }
 
+/* Connects and reads what does not need the snapshot: version and encoding. */
+static int connect_coordinator(backup_t *b, dc_error_t *err)
+{
+    if (dc_pg_connect(b->opts->database_url, "backup", &b->conn, err) != 0)
+        return -1;
+    b->server_major = dc_pg_server_major(b->conn);
+    PGresult *res = dc_pg_query(
+        b->conn,
+        "SELECT pg_catalog.current_database(),"
+        " pg_catalog.split_part(pg_catalog.current_setting('server_version'), ' ', 1),"
+        " pg_catalog.pg_encoding_to_char(d.encoding)"
+        " FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()",
+        err);
+    if (res == NULL)
+        return -1;
+    snprintf(b->database, sizeof(b->database), "%s", PQgetvalue(res, 0, 0));
+    snprintf(b->server_version, sizeof(b->server_version), "%s", PQgetvalue(res, 0, 1));
+    /* COPY text and names travel as UTF-8 (the manifest is JSON), converted by the server;
+     * SQL_ASCII databases have no defined encoding, so their bytes pass through untouched. */
+    bool sql_ascii = strcmp(PQgetvalue(res, 0, 2), "SQL_ASCII") == 0;
+    snprintf(b->encoding, sizeof(b->encoding), "%s", sql_ascii ? "SQL_ASCII" : "UTF8");
+    PQclear(res);
+    /* An empty search_path, as pg_dump uses: reg* values are written schema-qualified. */
+    char *setup = dc_sprintf("SET statement_timeout = 0; SET idle_in_transaction_session_timeout"
+                             " = 0; SET client_encoding = '%s';"
+                             " SELECT pg_catalog.set_config('search_path', '', false)",
+                             b->encoding);
+    int rc = dc_pg_exec(b->conn, setup, err);
+    free(setup);
+    return rc;
+}
+
+/* One attempt at a consistent start. TRUNCATE and table rewrites are not MVCC-safe: a snapshot
+ * taken before they commit sees the new, empty files. So the tables are locked first, then the
+ * snapshot is taken (LOCK takes none), then anything created in between is locked too and
+ * every table's file is checked to be the one the snapshot sees. DC_PG_RETRY: try again. */
+static int try_snapshot(backup_t *b, dc_error_t *err)
+{
+    dc_pg_table_list_t before;
+    int rc;
+    if (dc_pg_list_tables(b->conn, excluded_schemas, &before, err) != 0)
+        return dc_error_prefix(err, "cannot list the tables: ");
+    dc_fault_point("before-lock");
+    rc = dc_pg_exec(b->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", err);
+    if (rc == 0)
+        rc = dc_pg_lock_tables(b->conn, &before, NULL, b->opts->lock_timeout_ms, err);
+    if (rc == 0) {
+        PGresult *res = dc_pg_query(
+            b->conn,
+            "SELECT pg_catalog.pg_export_snapshot(),"
+            " CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn()"
+            " ELSE pg_catalog.pg_current_wal_lsn() END::text",
+            err);
+        if (res == NULL) {
+            rc = dc_error_prefix(err, "cannot export a snapshot: ");
+        } else {
+            snprintf(b->snapshot, sizeof(b->snapshot), "%s", PQgetvalue(res, 0, 0));
+            snprintf(b->lsn, sizeof(b->lsn), "%s", PQgetvalue(res, 0, 1));
+            PQclear(res);
+        }
+    }
+    if (rc == 0)
+        dc_fault_point("after-export");
+    if (rc == 0 && dc_pg_list_tables(b->conn, excluded_schemas, &b->tables, err) != 0)
+        rc = dc_error_prefix(err, "cannot list the tables: ");
+    if (rc == 0)
+        rc = dc_pg_lock_tables(b->conn, &b->tables, &before, b->opts->lock_timeout_ms, err);
+    if (rc == 0)
+        rc = dc_pg_check_unchanged(b->conn, &b->tables, err);
+    dc_pg_table_list_free(&before);
+    if (rc != 0) {
+        PQclear(PQexec(b->conn, "ROLLBACK"));
+        if (rc != DC_PG_RETRY)
+            dc_pg_table_list_free(&b->tables);
+    }
+    return rc;
+}
+
+static int open_snapshot(backup_t *b, dc_error_t *err)
+{
+    if (connect_coordinator(b, err) != 0)
+        return -1;
+    int rc = DC_PG_RETRY;
+    for (int attempt = 1; rc == DC_PG_RETRY && attempt <= SNAPSHOT_ATTEMPTS; attempt++) {
+        rc = try_snapshot(b, err);
+        if (rc == DC_PG_RETRY) {
+            dc_log_info("%s; starting again (attempt %d of %d)", err->message, attempt + 1,
+                        SNAPSHOT_ATTEMPTS);
+            dc_pg_table_list_free(&b->tables);
+        }
+    }
+    if (rc == DC_PG_RETRY)
+        return dc_error_prefix(
+            err, "tables kept changing as the backup started (%d attempts): ", SNAPSHOT_ATTEMPTS);
+    if (rc == 0 && b->tables.count > 1)
+        qsort(b->tables.items, b->tables.count, sizeof(dc_pg_table_t), by_schema_and_name);
+    return rc;
+}
+
+/* What else the snapshot sees: sequence values, large objects, Prisma's history. */
 static int read_catalog(backup_t *b, dc_error_t *err)
 {
-    if (dc_pg_list_tables(b->conn, excluded_schemas, &b->tables, err) != 0)
-        return dc_error_prefix(err, "cannot list the tables: ");
-    if (b->tables.count > 1)
-        qsort(b->tables.items, b->tables.count, sizeof(dc_pg_table_t), by_schema_and_name);
-    if (dc_pg_lock_tables(b->conn, &b->tables, b->opts->lock_timeout_ms, err) != 0)
-        return -1;
     if (dc_pg_sequence_setvals(b->conn, excluded_schemas, &b->setvals, &b->sequence_count, err) !=
         0)
         return dc_error_prefix(err, "cannot read the sequences: ");
-
     if (dc_pg_list_large_objects(b->conn, &b->large_objects, &b->large_object_count, err) != 0)
         return dc_error_prefix(err, "cannot list the large objects: ");
 
     dc_pg_migration_t *migrations = NULL;
     size_t count = 0;
-    if (dc_pg_applied_migrations(b->conn, &migrations, &count, err) != 0)
+    if (dc_pg_applied_migrations(b->conn, b->opts->prisma_schema, &migrations, &count, err) != 0)
         return dc_error_prefix(err, "cannot read the migration history: ");
     for (size_t i = 0; i < count; i++)
         dc_manifest_add_migration(b->manifest, migrations[i].name, migrations[i].checksum);
@@ -168,9 +228,16 @@ static int start_schema_dumps(backup_t *b, dc_error_t *err)
         b->schema_fds[i] = open_spool(err);
         if (b->schema_fds[i] < 0)
             return -1;
-        if (dc_pg_dump_start(&b->dump, b->opts->database_url, sections[i], b->snapshot,
-                             b->dump.has_restrict_key ? b->restrict_key : NULL, excluded_schemas,
-                             b->schema_fds[i], &b->schema_runs[i], err) != 0)
+        dc_pg_dump_args_t args = {
+            .url = b->opts->database_url,
+            .section = sections[i],
+            .snapshot = b->snapshot,
+            .restrict_key = b->dump.has_restrict_key ? b->restrict_key : NULL,
+            .excluded_schemas = excluded_schemas,
+            .lock_timeout_ms = b->opts->lock_timeout_ms,
+            .out_fd = b->schema_fds[i],
+        };
+        if (dc_pg_dump_start(&b->dump, &args, &b->schema_runs[i], err) != 0)
             return -1;
         b->schema_started[i] = true;
     }
@@ -280,7 +347,7 @@ static void plan_tasks(backup_t *b)
         uint64_t split_blocks = split_bytes / (block_size ? block_size : 8192);
         if (split_blocks == 0)
             split_blocks = 1;
-        bool split = b->server_major >= 14 && t->blocks > split_blocks;
+        bool split = b->server_major >= 14 && t->blocks > split_blocks && t->filter == NULL;
         uint64_t first = 0;
         do {
             if (s->task_count == cap) {
@@ -507,12 +574,14 @@ static void fill_manifest(backup_t *b)
 
 static void clean_store(dc_store_t *store)
 {
-    int removed = 0;
+    int temporary = 0, snapshots = 0;
     dc_error_t err;
-    if (dc_catalog_clean_abandoned(store, &removed, &err) != 0)
+    if (dc_catalog_clean_abandoned(store, &temporary, &snapshots, &err) != 0)
         dc_log_warn("could not clean the store: %s", err.message);
-    else if (removed > 0)
-        dc_log_info("removed %d objects left by interrupted backups", removed);
+    else if (temporary > 0 || snapshots > 0)
+        dc_log_info("removed what interrupted backups left: %d temporary files, %d incomplete "
+                    "snapshots",
+                    temporary, snapshots);
 }
 
 static int run(backup_t *b, dc_error_t *err)
@@ -527,8 +596,7 @@ static int run(backup_t *b, dc_error_t *err)
     if (open_snapshot(b, err) != 0 || read_catalog(b, err) != 0)
         return -1;
     b->created = time(NULL);
-    dc_snapshot_id_new(b->created, b->id);
-    if (dc_snapshot_writer_open(b->opts->store, b->database, b->id, b->created, &b->writer, err) !=
+    if (dc_snapshot_writer_open(b->opts->store, b->database, b->created, b->id, &b->writer, err) !=
         0)
         return -1;
     if (start_schema_dumps(b, err) != 0)
@@ -575,21 +643,15 @@ int dc_backup_run(const dc_backup_opts_t *opts, dc_backup_result_t *result, dc_e
     b.manifest = dc_manifest_new();
     memset(result, 0, sizeof(*result));
 
-    double started = dc_now_seconds();
     int rc = run(&b, err);
-    int signo = 0;
-    if (rc != 0 && dc_signal_received(&signo))
-        dc_error_set(err,
-                     "interrupted by signal %d; the backup was abandoned and nothing was "
-                     "stored",
-                     signo);
     if (rc != 0) {
+        check_interrupted(err); /* whatever failed, a signal is the reason to report */
         stop_workers(&b);
         dc_progress_finish(&b.progress);
     } else {
         result->manifest = b.manifest;
         result->stored_bytes = result->manifest->archive_bytes;
-        result->seconds = dc_now_seconds() - started;
+        result->seconds = result->manifest->duration_seconds;
         b.manifest = NULL;
     }
     backup_cleanup(&b);

@@ -54,16 +54,24 @@ int dc_backup_worker_connect(dc_backup_worker_t *w, dc_error_t *err)
     /* Output settings that make COPY text exact and the same on every run: ISO dates, UTC,
      * round-trip floats, no row-level security hiding rows, and UTF-8 (the manifest is JSON, so
      * names are UTF-8; the data follows, converted losslessly by the server). */
+    /* lock_timeout: a COPY queued behind an ALTER TABLE that waits for our coordinator would
+     * otherwise wait forever (the deadlock runs through this process, not the server). */
     char *setup = dc_sprintf(
-        "SET statement_timeout = 0; SET lock_timeout = 0;"
+        "SET statement_timeout = 0; SET lock_timeout = '%llums';"
         " SET idle_in_transaction_session_timeout = 0; SET DateStyle = 'ISO';"
         " SET IntervalStyle = 'postgres'; SET extra_float_digits = 3; SET TimeZone = 'UTC';"
         " SET bytea_output = 'hex'; SET row_security = off; SET client_encoding = '%s';"
-        " BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;"
-        " SET TRANSACTION SNAPSHOT '%s'",
-        w->shared->encoding, w->shared->snapshot);
+        " SELECT pg_catalog.set_config('search_path', '', false)",
+        (unsigned long long)w->shared->opts->lock_timeout_ms, w->shared->encoding);
+    /* Separately: a query in the same string would have taken a snapshot of its own. */
+    char *join = dc_sprintf("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;"
+                            " SET TRANSACTION SNAPSHOT '%s'",
+                            w->shared->snapshot);
     int rc = dc_pg_exec(w->conn, setup, err);
+    if (rc == 0)
+        rc = dc_pg_exec(w->conn, join, err);
     free(setup);
+    free(join);
     if (rc != 0) {
         dc_error_prefix(err, "backup worker %d cannot join the snapshot: ", w->number);
         return -1;
@@ -94,7 +102,11 @@ static char *copy_statement(PGconn *conn, const dc_pg_table_t *t, const dc_backu
         free(c);
     }
     char *sql;
-    if (!task->ranged) {
+    if (t->filter != NULL) {
+        /* An extension configuration table: only the rows the extension did not create. */
+        sql = dc_sprintf("COPY (SELECT %s FROM ONLY %s.%s %s) TO STDOUT", cols.data, schema, name,
+                         t->filter);
+    } else if (!task->ranged) {
         /* COPY of a table never includes its inheritance children: each row exactly once. */
         sql = dc_sprintf("COPY %s.%s %s%s%s TO STDOUT", schema, name, t->column_count ? "(" : "",
                          cols.data, t->column_count ? ")" : "");
@@ -214,7 +226,25 @@ static int copy_task(dc_backup_worker_t *w, worker_stream_t *s, const dc_backup_
     PGresult *res = PQexec(w->conn, sql);
     free(sql);
     if (PQresultStatus(res) != PGRES_COPY_OUT) {
-        dc_pg_error(w->conn, res, what, err);
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        if (state != NULL && strcmp(state, "55P03") == 0) {
+            /* Someone waits for an ACCESS EXCLUSIVE lock on the table (ALTER TABLE, a
+             * migration): name them instead of waiting behind them. */
+            PQclear(PQexec(w->conn, "ROLLBACK")); /* the failed transaction answers nothing */
+            char *who = dc_pg_describe_lock_holders(w->conn);
+            dc_error_set(err,
+                         "%s: could not lock it within --lock-timeout (%llu ms): %s; run the "
+                         "backup when it is done, or raise --lock-timeout",
+                         what, (unsigned long long)w->shared->opts->lock_timeout_ms,
+                         *who ? who : "another session wants an exclusive lock");
+            free(who);
+        } else {
+            dc_pg_error(w->conn, res, what, err);
+            if (state != NULL && strcmp(state, "42501") == 0)
+                dc_error_append(err, "; the backup role needs to read every table: grant it "
+                                     "pg_read_all_data (and BYPASSRLS for row-level security), "
+                                     "or back up as the owner");
+        }
         PQclear(res);
         return -1;
     }

@@ -9,6 +9,7 @@
 
 #include "deployctl/cli.h"
 #include "deployctl/log.h"
+#include "deployctl/pg.h"
 #include "deployctl/progress.h"
 #include "deployctl/signals.h"
 #include "deployctl/util.h"
@@ -297,7 +298,11 @@ int dc_cli_database_url(dc_cli_t *cli, const char **out, dc_error_t *err)
         return dc_error_set(err, "no database given: use --database URL, set "
                                  "DATABASE_URL_DIRECT or DATABASE_URL, or database.url in the "
                                  "config file");
-    *out = url;
+    if (cli->database_url == NULL) {
+        dc_pg_register_secrets(url);
+        cli->database_url = dc_pg_url_for_libpq(url, &cli->prisma_schema);
+    }
+    *out = cli->database_url;
     return 0;
 }
 
@@ -362,6 +367,8 @@ int dc_cli_main(int argc, char **argv)
         code = DC_EXIT_ERROR;
     }
     free(cli.args);
+    free(cli.database_url);
+    free(cli.prisma_schema);
     dc_config_free(&cli.config);
     dc_secrets_forget_all();
     return code;

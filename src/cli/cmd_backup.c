@@ -61,6 +61,7 @@ int dc_cmd_backup(dc_cli_t *cli, dc_error_t *err)
         .split_bytes = dc_config_size(cfg, DC_OPT_SPLIT_SIZE),
         .lock_timeout_ms = dc_config_duration_ms(cfg, DC_OPT_LOCK_TIMEOUT),
         .pg_dump_path = dc_config_get(cfg, DC_OPT_PG_DUMP),
+        .prisma_schema = cli->prisma_schema,
     };
     dc_backup_result_t result;
     int rc = dc_backup_run(&opts, &result, err);

@@ -11,15 +11,16 @@
 
 /* The database whose snapshots to look at: the one the URL names (without connecting), or
  * NULL for every database in the store. */
+/* The database whose snapshots to look at: the one the URL names (without connecting), or
+ * NULL for every database in the store. */
 static const char *selected_database(dc_cli_t *cli, char *buf, size_t size, dc_error_t *err,
                                      int *rc)
 {
-    const char *url = dc_config_get(&cli->config, DC_OPT_DATABASE);
+    const char *url;
     *rc = 0;
-    if (url == NULL || *url == '\0')
+    if (dc_config_get(&cli->config, DC_OPT_DATABASE) == NULL)
         return NULL;
-    dc_pg_register_secrets(url);
-    if (dc_pg_url_database(url, buf, size, err) != 0) {
+    if (dc_cli_database_url(cli, &url, err) != 0 || dc_pg_url_database(url, buf, size, err) != 0) {
         *rc = -1;
         return NULL;
     }

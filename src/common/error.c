@@ -50,6 +50,18 @@ int dc_error_prefix(dc_error_t *err, const char *fmt, ...)
     return -1;
 }
 
+int dc_error_append(dc_error_t *err, const char *fmt, ...)
+{
+    va_list ap;
+    if (err == NULL)
+        return -1;
+    size_t used = strlen(err->message);
+    va_start(ap, fmt);
+    vsnprintf(err->message + used, sizeof(err->message) - used, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
 void dc_error_clear(dc_error_t *err)
 {
     if (err == NULL)

@@ -28,6 +28,17 @@ void dc_env_init_inherit(dc_env_t *env)
     env->count = n;
 }
 
+void dc_env_init_for_child(dc_env_t *env)
+{
+    static const char *const secrets[] = {
+        "DATABASE_URL",          "DATABASE_URL_DIRECT", "PGPASSWORD",
+        "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",   "DEPLOYCTL_ENCRYPTION_KEY",
+    };
+    dc_env_init_inherit(env);
+    for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
+        dc_env_unset(env, secrets[i]);
+}
+
 void dc_env_unset(dc_env_t *env, const char *name)
 {
     size_t nlen = strlen(name);

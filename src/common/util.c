@@ -261,11 +261,23 @@ int dc_mkdir_p(const char *path, int mode, dc_error_t *err)
         if (*p == '/' || *p == '\0') {
             char saved = *p;
             *p = '\0';
-            if (mkdir(copy, (mode_t)mode) != 0 && errno != EEXIST) {
+            int made = mkdir(copy, (mode_t)mode);
+            if (made != 0 && errno != EEXIST) {
                 int e = errno;
                 dc_error_set(err, "cannot create directory %s: %s", copy, strerror(e));
                 free(copy);
                 return -1;
+            }
+            /* A new directory's entry is durable only once its parent is synced. */
+            char *slash = strrchr(copy, '/');
+            if (made == 0 && slash != NULL) {
+                *slash = '\0';
+                int rc = dc_fsync_dir(*copy ? copy : "/", err);
+                *slash = '/';
+                if (rc != 0) {
+                    free(copy);
+                    return -1;
+                }
             }
             *p = saved;
             if (saved == '\0')

@@ -29,15 +29,17 @@ static char *text_array_literal(const char *const *items)
     return b.data;
 }
 
-/* The relations a dump covers: user schemas, not temporary, not owned by an extension. */
+/* The relations a dump covers: user schemas, not temporary, not owned by an extension unless
+ * the extension declared them configuration (as pg_dump does). */
 #define RELATION_FILTER                                                                            \
     " n.nspname NOT IN ('pg_catalog', 'information_schema')"                                       \
     " AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'"                                            \
     " AND n.nspname <> ALL ($1::text[])"                                                           \
     " AND c.relpersistence <> 't'"                                                                 \
-    " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d"                                        \
+    " AND (NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d"                                       \
     "   WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"                              \
-    "   AND d.objid = c.oid AND d.deptype = 'e')"
+    "   AND d.objid = c.oid AND d.deptype = 'e')"                                                  \
+    "   OR EXISTS (SELECT 1 FROM pg_catalog.pg_extension e WHERE c.oid = ANY (e.extconfig)))"
 
 static int load_columns(PGconn *conn, dc_pg_table_list_t *list, const char *excluded,
                         dc_error_t *err)
@@ -82,7 +84,9 @@ int dc_pg_list_tables(PGconn *conn, const char *const *excluded, dc_pg_table_lis
     PGresult *res =
         dc_pg_query_params(conn,
                            "SELECT c.oid, n.nspname, c.relname, pg_catalog.pg_relation_size(c.oid),"
-                           " c.reltuples, pg_catalog.current_setting('block_size')"
+                           " c.reltuples, pg_catalog.current_setting('block_size'),"
+                           " (SELECT e.extcondition[pg_catalog.array_position(e.extconfig, c.oid)]"
+                           "  FROM pg_catalog.pg_extension e WHERE c.oid = ANY (e.extconfig))"
                            " FROM pg_catalog.pg_class c"
                            " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
                            " WHERE c.relkind = 'r' AND " RELATION_FILTER " ORDER BY c.oid",
@@ -103,6 +107,7 @@ int dc_pg_list_tables(PGconn *conn, const char *const *excluded, dc_pg_table_lis
         t->heap_bytes = strtoull(PQgetvalue(res, r, 3), NULL, 10);
         t->blocks = block_size ? t->heap_bytes / block_size : 0;
         t->estimated_rows = strtod(PQgetvalue(res, r, 4), NULL);
+        t->filter = PQgetisnull(res, r, 6) ? NULL : dc_strdup(PQgetvalue(res, r, 6));
     }
     PQclear(res);
     int rc = load_columns(conn, out, excluded_literal, err);
@@ -118,6 +123,7 @@ void dc_pg_table_list_free(dc_pg_table_list_t *list)
         dc_pg_table_t *t = &list->items[i];
         free(t->schema);
         free(t->name);
+        free(t->filter);
         for (size_t c = 0; c < t->column_count; c++)
             free(t->columns[c]);
         free(t->columns);
@@ -190,12 +196,16 @@ int dc_pg_list_large_objects(PGconn *conn, uint32_t **oids, size_t *count, dc_er
     return 0;
 }
 
-int dc_pg_applied_migrations(PGconn *conn, dc_pg_migration_t **out, size_t *count, dc_error_t *err)
+int dc_pg_applied_migrations(PGconn *conn, const char *schema, dc_pg_migration_t **out,
+                             size_t *count, dc_error_t *err)
 {
     *out = NULL;
     *count = 0;
-    PGresult *res =
-        dc_pg_query(conn, "SELECT pg_catalog.to_regclass('_prisma_migrations')::text", err);
+    const char *params[] = {schema != NULL && *schema ? schema : "public"};
+    PGresult *res = dc_pg_query_params(
+        conn,
+        "SELECT pg_catalog.to_regclass(pg_catalog.quote_ident($1) || '._prisma_migrations')::text",
+        1, params, err);
     if (res == NULL)
         return -1;
     if (PQgetisnull(res, 0, 0)) {
@@ -230,9 +240,10 @@ void dc_pg_migrations_free(dc_pg_migration_t *list, size_t count)
     free(list);
 }
 
-/* After a lock timeout: who holds or waits for a lock that conflicts with ours. */
-static void describe_lock_holders(PGconn *conn, dc_buf_t *out)
+char *dc_pg_describe_lock_holders(PGconn *conn)
 {
+    dc_buf_t out = {0};
+    dc_buf_append(&out, "", 0);
     PGresult *res = PQexec(
         conn, "SELECT l.pid, l.relation::pg_catalog.regclass::text, l.mode, l.granted,"
               " coalesce(a.application_name, ''), coalesce(a.state, ''),"
@@ -246,7 +257,7 @@ static void describe_lock_holders(PGconn *conn, dc_buf_t *out)
               " ORDER BY l.granted DESC, l.pid LIMIT 5");
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
         for (int r = 0; r < PQntuples(res); r++) {
-            dc_buf_appendf(out, "%spid %s %s %s on %s (application '%s', %s: %s)", r ? "; " : "",
+            dc_buf_appendf(&out, "%spid %s %s %s on %s (application '%s', %s: %s)", r ? "; " : "",
                            PQgetvalue(res, r, 0),
                            strcmp(PQgetvalue(res, r, 3), "t") == 0 ? "holds" : "waits for",
                            PQgetvalue(res, r, 2), PQgetvalue(res, r, 1), PQgetvalue(res, r, 4),
@@ -254,47 +265,99 @@ static void describe_lock_holders(PGconn *conn, dc_buf_t *out)
         }
     }
     PQclear(res);
+    return out.data;
 }
 
-int dc_pg_lock_tables(PGconn *conn, const dc_pg_table_list_t *tables, uint64_t lock_timeout_ms,
-                      dc_error_t *err)
+static bool in_list(const dc_pg_table_list_t *list, uint32_t oid)
+{
+    for (size_t i = 0; list != NULL && i < list->count; i++) {
+        if (list->items[i].oid == oid)
+            return true;
+    }
+    return false;
+}
+
+static int lock_batch(PGconn *conn, const char *sql, uint64_t lock_timeout_ms, dc_error_t *err)
+{
+    PGresult *res = PQexec(conn, sql);
+    int rc = 0;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        if (state != NULL && strcmp(state, "55P03") == 0) {
+            PQclear(PQexec(conn, "ROLLBACK TO SAVEPOINT dc_lock"));
+            char *who = dc_pg_describe_lock_holders(conn);
+            rc = dc_error_set(err,
+                              "could not lock the tables within %llu ms: %s; wait for them "
+                              "to finish or raise --lock-timeout",
+                              (unsigned long long)lock_timeout_ms,
+                              *who ? who : "another session holds a conflicting lock");
+            free(who);
+        } else if (state != NULL && strcmp(state, "42P01") == 0) {
+            dc_pg_error(conn, res, "a table was dropped as the backup started", err);
+            rc = DC_PG_RETRY;
+        } else {
+            rc = dc_pg_error(conn, res, "locking the tables to back up", err);
+        }
+    }
+    PQclear(res);
+    return rc;
+}
+
+int dc_pg_lock_tables(PGconn *conn, const dc_pg_table_list_t *tables,
+                      const dc_pg_table_list_t *skip, uint64_t lock_timeout_ms, dc_error_t *err)
 {
     char *sql = dc_sprintf("SAVEPOINT dc_lock; SET LOCAL lock_timeout = '%llums'",
                            (unsigned long long)lock_timeout_ms);
     int rc = dc_pg_exec(conn, sql, err);
     free(sql);
-    for (size_t i = 0; rc == 0 && i < tables->count; i += LOCK_BATCH) {
+    size_t next = 0;
+    while (rc == 0 && next < tables->count) {
         dc_buf_t b = {0};
+        size_t n = 0;
         dc_buf_append(&b, "LOCK TABLE ", 11);
-        for (size_t j = i; j < tables->count && j < i + LOCK_BATCH; j++) {
-            char *schema = dc_pg_quote_ident(conn, tables->items[j].schema);
-            char *name = dc_pg_quote_ident(conn, tables->items[j].name);
-            dc_buf_appendf(&b, "%sONLY %s.%s", j > i ? ", " : "", schema, name);
+        for (; next < tables->count && n < LOCK_BATCH; next++) {
+            const dc_pg_table_t *t = &tables->items[next];
+            if (in_list(skip, t->oid))
+                continue;
+            char *schema = dc_pg_quote_ident(conn, t->schema);
+            char *name = dc_pg_quote_ident(conn, t->name);
+            dc_buf_appendf(&b, "%sONLY %s.%s", n++ ? ", " : "", schema, name);
             free(schema);
             free(name);
         }
         dc_buf_append(&b, " IN ACCESS SHARE MODE", 21);
-        PGresult *res = PQexec(conn, b.data);
+        if (n > 0)
+            rc = lock_batch(conn, b.data, lock_timeout_ms, err);
         dc_buf_free(&b);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-            if (state != NULL && strcmp(state, "55P03") == 0) {
-                dc_buf_t who = {0};
-                PQclear(PQexec(conn, "ROLLBACK TO SAVEPOINT dc_lock"));
-                describe_lock_holders(conn, &who);
-                rc = dc_error_set(err,
-                                  "could not lock the tables within %llu ms: %s; wait for them "
-                                  "to finish or raise --lock-timeout",
-                                  (unsigned long long)lock_timeout_ms,
-                                  who.len ? who.data : "another session holds a conflicting lock");
-                dc_buf_free(&who);
-            } else {
-                rc = dc_pg_error(conn, res, "locking the tables to back up", err);
-            }
-        }
-        PQclear(res);
     }
     if (rc == 0)
         rc = dc_pg_exec(conn, "RELEASE SAVEPOINT dc_lock", err);
+    return rc;
+}
+
+int dc_pg_check_unchanged(PGconn *conn, const dc_pg_table_list_t *tables, dc_error_t *err)
+{
+    dc_buf_t oids = {0};
+    dc_buf_append(&oids, "{", 1);
+    for (size_t i = 0; i < tables->count; i++)
+        dc_buf_appendf(&oids, "%s%u", i ? "," : "", (unsigned)tables->items[i].oid);
+    dc_buf_append(&oids, "}", 1);
+    const char *params[] = {oids.data};
+    PGresult *res = dc_pg_query_params(
+        conn,
+        "SELECT pg_catalog.string_agg(c.oid::pg_catalog.regclass::text, ', ')"
+        " FROM pg_catalog.pg_class c WHERE c.oid = ANY ($1::pg_catalog.oid[])"
+        " AND c.relfilenode IS DISTINCT FROM pg_catalog.pg_relation_filenode(c.oid)",
+        1, params, err);
+    dc_buf_free(&oids);
+    if (res == NULL)
+        return -1;
+    int rc = 0;
+    if (!PQgetisnull(res, 0, 0)) {
+        dc_error_set(err, "table %s was truncated or rewritten as the backup started",
+                     PQgetvalue(res, 0, 0));
+        rc = DC_PG_RETRY;
+    }
+    PQclear(res);
     return rc;
 }

@@ -10,6 +10,72 @@
 #include "deployctl/pg.h"
 #include "deployctl/util.h"
 
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static char *percent_decode(const char *s, size_t len)
+{
+    char *out = dc_malloc(len + 1);
+    size_t j = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '%' && i + 2 < len + 1 && hex_value(s[i + 1]) >= 0 &&
+            hex_value(s[i + 2]) >= 0) {
+            out[j++] = (char)(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
+            i += 2;
+        } else {
+            out[j++] = s[i];
+        }
+    }
+    out[j] = '\0';
+    return out;
+}
+
+char *dc_pg_url_for_libpq(const char *url, char **schema)
+{
+    static const char *const prisma_only[] = {
+        "schema",    "connection_limit", "pool_timeout",
+        "pgbouncer", "socket_timeout",   "statement_cache_size",
+        "sslaccept", "sslidentity",      NULL};
+    *schema = NULL;
+    const char *query = strchr(url, '?');
+    if (query == NULL ||
+        !(dc_str_starts_with(url, "postgresql://") || dc_str_starts_with(url, "postgres://")))
+        return dc_strdup(url);
+    dc_buf_t out = {0};
+    dc_buf_append(&out, url, (size_t)(query - url));
+    bool first = true;
+    for (const char *p = query + 1; *p;) {
+        const char *amp = strchr(p, '&');
+        size_t len = amp ? (size_t)(amp - p) : strlen(p);
+        const char *eq = memchr(p, '=', len);
+        size_t key_len = eq ? (size_t)(eq - p) : len;
+        bool drop = false;
+        for (int i = 0; prisma_only[i] != NULL; i++) {
+            if (strlen(prisma_only[i]) == key_len && strncmp(p, prisma_only[i], key_len) == 0)
+                drop = true;
+        }
+        if (drop && key_len == 6 && strncmp(p, "schema", 6) == 0 && eq != NULL) {
+            free(*schema);
+            *schema = percent_decode(eq + 1, len - key_len - 1);
+        }
+        if (!drop && len > 0) {
+            dc_buf_append(&out, first ? "?" : "&", 1);
+            dc_buf_append(&out, p, len);
+            first = false;
+        }
+        p += len + (amp ? 1 : 0);
+    }
+    return out.data;
+}
+
 void dc_pg_register_secrets(const char *url)
 {
     char *errmsg = NULL;

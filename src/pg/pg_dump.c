@@ -18,8 +18,7 @@ static int probe(const char *path, const char *arg, size_t max, char **text, int
 {
     const char *argv[] = {path, arg, NULL};
     dc_env_t env;
-    dc_env_init_inherit(&env);
-    dc_env_unset(&env, "PGPASSWORD");
+    dc_env_init_for_child(&env);
     int rc = dc_process_run_capture(argv, &env, max, text, status, err);
     dc_env_free(&env);
     return rc;
@@ -143,43 +142,48 @@ static char *passfile_content(const char *password)
     return b.data;
 }
 
-int dc_pg_dump_start(const dc_pg_dump_t *dump, const char *url, const char *section,
-                     const char *snapshot, const char *restrict_key,
-                     const char *const *excluded_schemas, int out_fd, dc_pg_dump_run_t *run,
+/* Points the child's libpq at an in-memory passfile holding the password. */
+static int give_password(dc_env_t *env, const char *password, int *fd, dc_error_t *err)
+{
+    char *content = passfile_content(password);
+    int rc = dc_memfd_with_content("deployctl-pgpass", content, fd, err);
+    explicit_bzero(content, strlen(content));
+    free(content);
+    if (rc != 0)
+        return -1;
+    char *path = dc_sprintf("/proc/self/fd/%d", *fd);
+    dc_env_set(env, "PGPASSFILE", path);
+    free(path);
+    return 0;
+}
+
+int dc_pg_dump_start(const dc_pg_dump_t *dump, const dc_pg_dump_args_t *args, dc_pg_dump_run_t *run,
                      dc_error_t *err)
 {
     char *conninfo = NULL, *password = NULL;
     memset(run, 0, sizeof(*run));
     run->passfile_fd = -1;
-    run->out_fd = out_fd;
-    snprintf(run->section, sizeof(run->section), "%s", section);
-    if (split_url(url, &conninfo, &password, err) != 0)
+    run->out_fd = args->out_fd;
+    snprintf(run->section, sizeof(run->section), "%s", args->section);
+    if (split_url(args->url, &conninfo, &password, err) != 0)
         return -1;
 
     dc_env_t env;
-    dc_env_init_inherit(&env);
+    dc_env_init_for_child(&env);
     dc_env_unset(&env, "PGCLIENTENCODING"); /* the schema is dumped in the database's encoding */
+    int rc = 0;
     if (password != NULL) {
-        char *content = passfile_content(password);
-        int rc = dc_memfd_with_content("deployctl-pgpass", content, &run->passfile_fd, err);
-        explicit_bzero(content, strlen(content));
-        free(content);
+        rc = give_password(&env, password, &run->passfile_fd, err);
         explicit_bzero(password, strlen(password));
         free(password);
-        if (rc != 0) {
-            dc_env_free(&env);
-            free(conninfo);
-            return -1;
-        }
-        char *path = dc_sprintf("/proc/self/fd/%d", run->passfile_fd);
-        dc_env_set(&env, "PGPASSFILE", path);
-        dc_env_unset(&env, "PGPASSWORD"); /* it would win over the passfile */
-        free(path);
     }
 
-    char *arg_section = dc_sprintf("--section=%s", section);
-    char *arg_snapshot = dc_sprintf("--snapshot=%s", snapshot);
-    char *arg_key = restrict_key ? dc_sprintf("--restrict-key=%s", restrict_key) : NULL;
+    char *arg_section = dc_sprintf("--section=%s", args->section);
+    char *arg_snapshot = dc_sprintf("--snapshot=%s", args->snapshot);
+    char *arg_lock =
+        dc_sprintf("--lock-wait-timeout=%llu",
+                   (unsigned long long)(args->lock_timeout_ms ? args->lock_timeout_ms : 1));
+    char *arg_key = args->restrict_key ? dc_sprintf("--restrict-key=%s", args->restrict_key) : NULL;
     const char *argv[32];
     char *excludes[16];
     size_t n = 0, nx = 0;
@@ -187,27 +191,31 @@ int dc_pg_dump_start(const dc_pg_dump_t *dump, const char *url, const char *sect
     argv[n++] = "--no-password";
     argv[n++] = arg_section;
     argv[n++] = arg_snapshot;
+    argv[n++] = arg_lock;
     if (arg_key != NULL)
         argv[n++] = arg_key;
-    for (size_t i = 0; excluded_schemas && excluded_schemas[i] && nx < 16; i++) {
-        excludes[nx] = dc_sprintf("--exclude-schema=%s", excluded_schemas[i]);
+    for (size_t i = 0; args->excluded_schemas && args->excluded_schemas[i] && nx < 16; i++) {
+        excludes[nx] = dc_sprintf("--exclude-schema=%s", args->excluded_schemas[i]);
         argv[n++] = excludes[nx++];
     }
     argv[n++] = "--dbname";
     argv[n++] = conninfo;
     argv[n] = NULL;
 
-    dc_spawn_opts_t opts = {.argv = argv,
-                            .env = &env,
-                            .stdout_fd = out_fd,
-                            .keep_fd = run->passfile_fd,
-                            .capture_stderr = true};
-    int rc = dc_process_spawn(&opts, &run->proc, err);
-    snprintf(run->proc.name, sizeof(run->proc.name), "pg_dump");
+    if (rc == 0) {
+        dc_spawn_opts_t opts = {.argv = argv,
+                                .env = &env,
+                                .stdout_fd = args->out_fd,
+                                .keep_fd = run->passfile_fd,
+                                .capture_stderr = true};
+        rc = dc_process_spawn(&opts, &run->proc, err);
+        snprintf(run->proc.name, sizeof(run->proc.name), "pg_dump");
+    }
     for (size_t i = 0; i < nx; i++)
         free(excludes[i]);
     free(arg_section);
     free(arg_snapshot);
+    free(arg_lock);
     free(arg_key);
     free(conninfo);
     dc_env_free(&env);

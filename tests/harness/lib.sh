@@ -48,7 +48,7 @@ assert_eq() { # expected actual message
 psql_admin() { # db args...
     local db=$1
     shift
-    PGOPTIONS='-c client_min_messages=warning' "$DC_PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$DC_PG_SOCKET" -p "$DC_PG_PORT" -U postgres -d "$db" "$@"
+    PGOPTIONS=${PGOPTIONS:--c client_min_messages=warning} "$DC_PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$DC_PG_SOCKET" -p "$DC_PG_PORT" -U postgres -d "$db" "$@"
 }
 psql_value() { # db sql
     psql_admin "$1" -At -c "$2"
@@ -70,7 +70,7 @@ db_url() { echo "$DC_PG_URL_BASE/$1"; }
 # A fingerprint of a database's content: row count and md5 of every table and materialized
 # view (rows sorted as text), and every sequence's state. Equal fingerprints, equal data.
 fingerprint() { # db
-    psql_admin "$1" -At -F '|' <<'SQL'
+    PGOPTIONS='-c client_min_messages=warning -c search_path=' psql_admin "$1" -At -F '|' <<'SQL'
 SELECT format('SELECT %L, count(*), md5(coalesce(string_agg(x::text, E''\n'' ORDER BY x::text), '''')) FROM %s %I.%I x',
               n.nspname || '.' || c.relname, CASE WHEN c.relkind = 'r' THEN 'ONLY' ELSE '' END, n.nspname, c.relname)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

@@ -37,3 +37,19 @@ grep -q '^PGPASSFILE=/proc/self/fd/' "$WORK/env.log" || fail "no in-memory passf
 grep -qF ":$DC_PG_PASSWORD" "$WORK/passfile.content" || fail "the passfile does not hold the password"
 if grep -qF "$DC_PG_PASSWORD" "$WORK/out" "$WORK/err"; then fail "the password is in deployctl's output"; fi
 pass "pg_dump got the password through a 0600 in-memory passfile only"
+
+# The documented route: the URL in DATABASE_URL_DIRECT. pg_dump must not inherit it.
+rm -f "$WORK/argv.log" "$WORK/env.log"
+set +e
+env -u DC_PG_PASSWORD -u DC_PG_URL_BASE DATABASE_URL_DIRECT="$(db_url "$src")" \
+    DATABASE_URL="$(db_url "$src")" "$DEPLOYCTL" backup --store "$WORK/store" \
+    --pg-dump "$WORK/pg_dump" >"$WORK/out" 2>"$WORK/err"
+rc=$?
+set -e
+[[ $rc -eq 0 ]] || fail "backup with the URL in the environment failed: $(cat "$WORK/err")"
+[[ -s $WORK/env.log ]] || fail "the wrapper did not run"
+if grep -qF "$DC_PG_PASSWORD" "$WORK/env.log" "$WORK/argv.log"; then
+    fail "the password reached pg_dump: $(grep -F "$DC_PG_PASSWORD" "$WORK/env.log" | sed "s/$DC_PG_PASSWORD/<pw>/" | head -3)"
+fi
+if grep -q '^DATABASE_URL' "$WORK/env.log"; then fail "DATABASE_URL* passed on to pg_dump"; fi
+pass "DATABASE_URL_DIRECT and DATABASE_URL are not passed on to pg_dump"

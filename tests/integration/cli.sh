@@ -57,6 +57,24 @@ DATABASE_URL="postgresql://dctest:pooled-secret@127.0.0.1:1/pooled" DATABASE_URL
     run_deployctl backup --store "$WORK/store-direct" --quiet
 [[ $rc -eq 0 ]] || fail "DATABASE_URL_DIRECT was not preferred: $(cat "$WORK/err")"
 
+# Prisma's URLs: ?schema= and pool parameters libpq does not know are understood, and the
+# migration history is read from that schema.
+psql_admin "$src" <<'SQL'
+CREATE SCHEMA app;
+CREATE TABLE app._prisma_migrations (id varchar(36) PRIMARY KEY, checksum varchar(64) NOT NULL,
+    finished_at timestamptz, migration_name varchar(255) NOT NULL, logs text,
+    rolled_back_at timestamptz, started_at timestamptz NOT NULL DEFAULT now(),
+    applied_steps_count integer NOT NULL DEFAULT 0);
+INSERT INTO app._prisma_migrations VALUES
+    ('11111111-1111-1111-1111-111111111111', repeat('a', 64), now(), '20240101000000_init', NULL, NULL, now(), 1);
+SQL
+DATABASE_URL="$url?schema=app&connection_limit=5&pool_timeout=10&pgbouncer=true&sslmode=disable" \
+    run_deployctl backup --store "$WORK/store-prisma" --quiet
+[[ $rc -eq 0 ]] || fail "a Prisma URL was refused: $(cat "$WORK/err")"
+m=$(find "$WORK/store-prisma" -name manifest.json)
+assert_eq 20240101000000_init "$(jq -r '[.migrations[].name] | join(",")' "$m")" "migrations read from ?schema=app"
+pass "Prisma URLs (?schema=, pool parameters)"
+
 # Listing: text and JSON with the contract keys.
 run_deployctl snapshots --store "$WORK/store-from-file" --json
 [[ $rc -eq 0 ]] || fail "snapshots --json: $(cat "$WORK/err")"
@@ -67,7 +85,8 @@ id=$(jq -r '.[0].id' "$WORK/out")
 run_deployctl snapshots --store "$WORK/store-from-file"
 grep -q "$id" "$WORK/out" && grep -q complete "$WORK/out" || fail "snapshots text: $(cat "$WORK/out")"
 run_deployctl show "$id" --store "$WORK/store-from-file" --json
-[[ $rc -eq 0 ]] && assert_eq "$id" "$(jq -r .id "$WORK/out")" "show --json id"
+[[ $rc -eq 0 ]] || fail "show --json: $(cat "$WORK/err")"
+assert_eq "$id" "$(jq -r .id "$WORK/out")" "show --json id"
 run_deployctl show latest --store "$WORK/store-from-file" --database "$url"
 [[ $rc -eq 0 ]] && grep -q "public.t" "$WORK/out" && grep -q "1,000" "$WORK/out" || fail "show latest: $(cat "$WORK/out")"
 run_deployctl snapshots --store "$WORK/empty-store" --json

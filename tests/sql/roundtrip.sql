@@ -241,6 +241,16 @@ SELECT lo_from_bytea(424244, decode(string_agg(md5(g::text) || md5((g * 3)::text
 FROM generate_series(1, 12000) g; -- 384 KiB of poorly compressible bytes: several chunks
 COMMENT ON LARGE OBJECT 424242 IS 'a comment on a large object';
 
+-- reg* values print relative to search_path: they must be written schema-qualified.
+CREATE SCHEMA app;
+CREATE TABLE app.widgets (id int);
+CREATE TYPE app.shade AS ENUM ('dark', 'light');
+CREATE FUNCTION app.twice(x int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT 2 * x';
+CREATE TABLE app.references_ (rel regclass, typ regtype, fn regproc, fns regprocedure,
+                              nsp regnamespace, cfg regconfig);
+INSERT INTO app.references_ VALUES ('app.widgets', 'app.shade', 'app.twice', 'app.twice(int)',
+                                    'app', 'pg_catalog.english');
+
 -- deployctl's own journal schema is never part of a snapshot.
 CREATE SCHEMA deployctl;
 CREATE TABLE deployctl.journal (id int, note text);
