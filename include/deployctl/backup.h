@@ -20,6 +20,9 @@ typedef struct dc_backup_opts {
     uint64_t lock_timeout_ms;  /* waiting for table locks */
     const char *pg_dump_path;  /* NULL: find one */
     const char *prisma_schema; /* where _prisma_migrations lives (the URL's ?schema=), or NULL */
+    /* A snapshot exported by the caller's open transaction (which keeps writers out): the
+     * backup reads under it instead of taking its own. NULL: take one. */
+    const char *external_snapshot;
 } dc_backup_opts_t;
 
 typedef struct dc_backup_result {

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 
+#include "deployctl/backup.h"
 #include "deployctl/config.h"
 #include "deployctl/error.h"
 #include "deployctl/store.h"
@@ -40,5 +41,13 @@ int dc_cli_database_url(dc_cli_t *cli, const char **out, dc_error_t *err);
 int dc_cmd_backup(dc_cli_t *cli, dc_error_t *err);
 int dc_cmd_snapshots(dc_cli_t *cli, dc_error_t *err);
 int dc_cmd_show(dc_cli_t *cli, dc_error_t *err);
+int dc_cmd_restore(dc_cli_t *cli, dc_error_t *err);
+int dc_cmd_verify(dc_cli_t *cli, dc_error_t *err);
+
+/* The backup settings from the configuration (for backups, and pre-restore snapshots). */
+void dc_cli_backup_opts(dc_cli_t *cli, dc_backup_opts_t *opts);
+/* The name of the database --database designates (without connecting), or NULL when none is
+ * given; buf holds it. */
+const char *dc_cli_database_name(dc_cli_t *cli, char *buf, size_t size, dc_error_t *err, int *rc);
 
 #endif

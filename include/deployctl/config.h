@@ -15,6 +15,8 @@ typedef enum {
     DC_CMD_BACKUP = 1u << 0,
     DC_CMD_SNAPSHOTS = 1u << 1,
     DC_CMD_SHOW = 1u << 2,
+    DC_CMD_RESTORE = 1u << 3,
+    DC_CMD_VERIFY = 1u << 4,
     DC_CMD_ALL = 0xffffu,
 } dc_command_mask_t;
 
@@ -40,6 +42,15 @@ typedef enum {
     DC_OPT_CHUNK_SIZE,
     DC_OPT_SPLIT_SIZE,
     DC_OPT_LOCK_TIMEOUT,
+    DC_OPT_VERIFY,
+    DC_OPT_VERIFY_DATABASE,
+    /* restore */
+    DC_OPT_TARGET,
+    DC_OPT_YES,
+    DC_OPT_NO_SAFETY_SNAPSHOT,
+    DC_OPT_TERMINATE_CONNECTIONS,
+    /* verify */
+    DC_OPT_DEEP,
     /* snapshots */
     DC_OPT_ALL,
     DC_OPT_COUNT

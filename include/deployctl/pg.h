@@ -22,6 +22,14 @@
  * absent), the schema Prisma keeps its tables and _prisma_migrations in. */
 char *dc_pg_url_for_libpq(const char *url, char **schema);
 
+/* A URL (or conninfo) as a conninfo string, with dbname replaced when `database` is given, and,
+ * when `password` is given, without the password (returned there; caller frees both). NULL
+ * when the URL cannot be parsed. */
+char *dc_pg_conninfo(const char *url, const char *database, char **password);
+/* The same connection settings with another database name, as a conninfo string (it holds the
+ * password if the URL did: for libpq only; caller frees). */
+char *dc_pg_url_with_database(const char *url, const char *database);
+
 /* Registers the URL's password (and its percent-encoded form) with the log redactor. */
 void dc_pg_register_secrets(const char *url);
 /* Connects; `purpose` ends up in application_name ("deployctl backup worker 2"). */
@@ -75,6 +83,11 @@ void dc_pg_table_list_free(dc_pg_table_list_t *list);
 int dc_pg_sequence_setvals(PGconn *conn, const char *const *excluded, char **sql_out,
                            size_t *count_out, dc_error_t *err);
 
+/* Every user schema (not system ones, not those in `excluded`), by name (caller frees each
+ * and the array). */
+int dc_pg_list_schemas(PGconn *conn, const char *const *excluded, char ***names, size_t *count,
+                       dc_error_t *err);
+
 /* The oids of every large object, ascending (caller frees). */
 int dc_pg_list_large_objects(PGconn *conn, uint32_t **oids, size_t *count, dc_error_t *err);
 
@@ -89,16 +102,17 @@ int dc_pg_applied_migrations(PGconn *conn, const char *schema, dc_pg_migration_t
                              size_t *count, dc_error_t *err);
 void dc_pg_migrations_free(dc_pg_migration_t *list, size_t count);
 
-/* Takes ACCESS SHARE locks on the tables (but those in `skip`, already locked) so nobody
- * drops or rewrites them under the backup; waits at most lock_timeout_ms, then names what
- * blocked. DC_PG_RETRY when a table was dropped meanwhile. */
+/* Locks the tables (but those in `skip`, already locked) in `mode` ("ACCESS SHARE",
+ * "EXCLUSIVE"), waiting at most lock_timeout_ms, then naming the sessions in the way.
+ * DC_PG_RETRY when a table was dropped meanwhile. */
 int dc_pg_lock_tables(PGconn *conn, const dc_pg_table_list_t *tables,
-                      const dc_pg_table_list_t *skip, uint64_t lock_timeout_ms, dc_error_t *err);
+                      const dc_pg_table_list_t *skip, const char *mode, uint64_t lock_timeout_ms,
+                      dc_error_t *err);
 /* DC_PG_RETRY when a table's file is not the one the transaction's snapshot sees (it was
  * truncated or rewritten after the snapshot was taken and before it was locked). */
 int dc_pg_check_unchanged(PGconn *conn, const dc_pg_table_list_t *tables, dc_error_t *err);
-/* Who holds or waits for an ACCESS EXCLUSIVE lock in this database, as one line (caller
- * frees; "" when nobody). */
+/* The other sessions holding or awaiting locks on this database's tables, as one line
+ * (pid, locks, application, state, query; caller frees; "" when nobody). */
 char *dc_pg_describe_lock_holders(PGconn *conn);
 
 /* ---- pg_dump ---- */

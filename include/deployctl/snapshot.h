@@ -49,6 +49,7 @@ typedef struct dc_manifest_chunk {
 typedef struct dc_manifest_table {
     char *schema;
     char *name;
+    char *filter; /* an extension configuration table's row filter ("WHERE ..."), or NULL */
     char **columns;
     size_t column_count;
     uint64_t rows;
@@ -86,7 +87,13 @@ typedef struct dc_manifest {
     char created_at[32];
     char *database;
     char *server_version;
-    char *encoding; /* server encoding of the COPY text */
+    char *encoding; /* encoding of the COPY text (UTF8, or SQL_ASCII for such databases) */
+    /* The source database, so a restore can create its twin: */
+    char *server_encoding;
+    char *lc_collate;
+    char *lc_ctype;
+    char **schemas; /* every schema the snapshot holds: what an in-place restore replaces */
+    size_t schema_name_count;
     char *snapshot; /* exported snapshot id */
     char *lsn;
     char *restrict_key; /* the key pg_dump used for \restrict lines, if any */
@@ -110,6 +117,7 @@ dc_manifest_table_t *dc_manifest_add_table(dc_manifest_t *m, const char *schema,
 void dc_manifest_table_add_column(dc_manifest_table_t *t, const char *column);
 void dc_manifest_table_add_chunk(dc_manifest_table_t *t, const dc_manifest_chunk_t *chunk);
 void dc_manifest_add_migration(dc_manifest_t *m, const char *name, const char *checksum);
+void dc_manifest_add_schema_name(dc_manifest_t *m, const char *schema);
 dc_manifest_large_object_t *dc_manifest_add_large_object(dc_manifest_t *m, uint32_t oid);
 void dc_manifest_large_object_add_chunk(dc_manifest_large_object_t *lo,
                                         const dc_manifest_chunk_t *chunk);
@@ -148,6 +156,43 @@ int dc_snapshot_writer_commit(dc_snapshot_writer_t *w, dc_manifest_t *m, dc_erro
 void dc_snapshot_writer_abort(dc_snapshot_writer_t *w);
 uint64_t dc_snapshot_writer_bytes(const dc_snapshot_writer_t *w);
 
+/* ---- reading a snapshot ---- */
+
+typedef struct dc_snapshot_reader dc_snapshot_reader_t;
+
+typedef enum {
+    DC_MEMBER_PRE_DATA_KIND,
+    DC_MEMBER_TABLE_CHUNK,
+    DC_MEMBER_BLOB_CHUNK,
+    DC_MEMBER_POST_DATA_KIND,
+} dc_member_kind_t;
+
+/* A member of the archive, as its manifest describes it. */
+typedef struct dc_member {
+    dc_member_kind_t kind;
+    const char *name;
+    size_t index;       /* chunks: the manifest's table or large object */
+    size_t chunk_index; /* chunks: position within it */
+    const dc_manifest_chunk_t *chunk;
+    uint64_t size;      /* stored bytes */
+    const char *sha256; /* of the stored bytes */
+} dc_member_t;
+
+/* Opens <database-dir>/<id>/snapshot.tar of a snapshot whose manifest the caller holds. */
+int dc_snapshot_reader_open(dc_store_t *store, const char *database_dir,
+                            const dc_manifest_t *manifest, dc_snapshot_reader_t **out,
+                            dc_error_t *err);
+/* The next member (*end at the end of the archive). Only members the manifest names are
+ * accepted, once each, pre-data first and post-data last. */
+int dc_snapshot_reader_next(dc_snapshot_reader_t *r, dc_member_t *out, bool *end, dc_error_t *err);
+/* Reads the current member's bytes; *got == 0 at its end, when its size and SHA-256 have been
+ * checked (an error if they differ from the manifest). */
+int dc_snapshot_reader_read(dc_snapshot_reader_t *r, void *buf, size_t len, size_t *got,
+                            dc_error_t *err);
+/* After the end: every member was there, and the archive's size and SHA-256 match. */
+int dc_snapshot_reader_finish(dc_snapshot_reader_t *r, dc_error_t *err);
+void dc_snapshot_reader_close(dc_snapshot_reader_t *r);
+
 /* ---- the catalog: what a store holds ---- */
 
 typedef struct dc_snapshot_info {
@@ -158,6 +203,10 @@ typedef struct dc_snapshot_info {
     uint64_t stored_bytes;
     dc_manifest_t *manifest; /* loaded when complete (NULL if unreadable) */
     char *manifest_error;    /* why it could not be read */
+    char verify_object[64];  /* the newest verify-<time>.json, "" when never verified */
+    bool verified;           /* the newest verification succeeded */
+    bool verified_deep;      /* ... and it was a deep one */
+    char verified_at[32];
 } dc_snapshot_info_t;
 
 typedef struct dc_snapshot_list {

@@ -1,6 +1,7 @@
 /* The catalog: which snapshots a store holds (complete or not), resolving "latest" and ids,
  * and removing what backups that died left behind. It reads keys, never trusts them: only
  * <database-dir>/<valid id>/<known object> is recognised. */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,10 @@ static int collect(void *ctx, const dc_store_entry_t *entry, dc_error_t *err)
     info->stored_bytes += entry->size;
     if (strcmp(object, MANIFEST_OBJECT) == 0)
         info->complete = true;
+    /* verify-YYYYMMDDTHHMMSSZ.json: the newest sorts last. */
+    if (dc_str_starts_with(object, "verify-") && dc_str_ends_with(object, ".json") &&
+        strlen(object) < sizeof(info->verify_object) && strcmp(object, info->verify_object) > 0)
+        snprintf(info->verify_object, sizeof(info->verify_object), "%s", object);
     return 0;
 }
 
@@ -106,6 +111,27 @@ static char *lease_name(const dc_snapshot_info_t *info)
     return dc_sprintf("%s.%s", info->database_dir, info->id);
 }
 
+/* The newest verification's outcome. */
+static void load_verification(dc_store_t *store, dc_snapshot_info_t *info)
+{
+    if (info->verify_object[0] == '\0')
+        return;
+    char *key = dc_sprintf("%s/%s/%s", info->database_dir, info->id, info->verify_object);
+    char *text = NULL;
+    size_t len = 0;
+    dc_error_t err;
+    if (dc_store_read_all(store, key, 1024 * 1024, &text, &len, &err) == 0) {
+        json_t *root = json_loadb(text, len, 0, NULL);
+        info->verified = json_is_true(json_object_get(root, "ok"));
+        info->verified_deep = json_is_true(json_object_get(root, "deep"));
+        const char *at = json_string_value(json_object_get(root, "verified_at"));
+        snprintf(info->verified_at, sizeof(info->verified_at), "%s", at ? at : "");
+        json_decref(root);
+    }
+    free(text);
+    free(key);
+}
+
 int dc_catalog_list(dc_store_t *store, const char *database, dc_snapshot_list_t *out,
                     dc_error_t *err)
 {
@@ -115,6 +141,7 @@ int dc_catalog_list(dc_store_t *store, const char *database, dc_snapshot_list_t 
         dc_snapshot_info_t *info = &out->items[i];
         if (info->complete) {
             load_manifest(store, info);
+            load_verification(store, info);
         } else {
             char *lease = lease_name(info);
             info->in_progress = dc_store_lease_is_held(store, lease);

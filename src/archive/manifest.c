@@ -19,6 +19,7 @@ static void table_free(dc_manifest_table_t *t)
 {
     free(t->schema);
     free(t->name);
+    free(t->filter);
     for (size_t i = 0; i < t->column_count; i++)
         free(t->columns[i]);
     free(t->columns);
@@ -34,6 +35,12 @@ void dc_manifest_free(dc_manifest_t *m)
     free(m->database);
     free(m->server_version);
     free(m->encoding);
+    free(m->server_encoding);
+    free(m->lc_collate);
+    free(m->lc_ctype);
+    for (size_t i = 0; i < m->schema_name_count; i++)
+        free(m->schemas[i]);
+    free(m->schemas);
     free(m->snapshot);
     free(m->lsn);
     free(m->restrict_key);
@@ -109,6 +116,12 @@ void dc_manifest_add_migration(dc_manifest_t *m, const char *name, const char *c
     m->migration_count++;
 }
 
+void dc_manifest_add_schema_name(dc_manifest_t *m, const char *schema)
+{
+    m->schemas = dc_realloc(m->schemas, (m->schema_name_count + 1) * sizeof(char *));
+    m->schemas[m->schema_name_count++] = dc_strdup(schema);
+}
+
 uint64_t dc_manifest_total_rows(const dc_manifest_t *m)
 {
     uint64_t n = 0;
@@ -149,10 +162,12 @@ static json_t *tables_to_json(const dc_manifest_t *m)
                                   "stored_bytes", (json_int_t)k->stored_bytes, "sha256", k->sha256,
                                   "raw_sha256", k->raw_sha256));
         }
-        json_array_append_new(tables, json_pack("{s:s, s:s, s:o, s:I, s:I, s:o}", "schema",
-                                                t->schema, "name", t->name, "columns", cols, "rows",
-                                                (json_int_t)t->rows, "raw_bytes",
-                                                (json_int_t)t->raw_bytes, "chunks", chunks));
+        json_t *table = json_pack("{s:s, s:s, s:o, s:I, s:I, s:o}", "schema", t->schema, "name",
+                                  t->name, "columns", cols, "rows", (json_int_t)t->rows,
+                                  "raw_bytes", (json_int_t)t->raw_bytes, "chunks", chunks);
+        if (t->filter != NULL)
+            json_object_set_new(table, "filter", json_string(t->filter));
+        json_array_append_new(tables, table);
     }
     return tables;
 }
@@ -194,6 +209,10 @@ const char *dc_manifest_invalid_string(const dc_manifest_t *m)
         if (!json_can_hold(top[i]))
             return top[i];
     }
+    for (size_t i = 0; i < m->schema_name_count; i++) {
+        if (!json_can_hold(m->schemas[i]))
+            return m->schemas[i];
+    }
     for (size_t i = 0; i < m->migration_count; i++) {
         if (!json_can_hold(m->migrations[i].name))
             return m->migrations[i].name;
@@ -206,6 +225,8 @@ const char *dc_manifest_invalid_string(const dc_manifest_t *m)
             return t->schema;
         if (!json_can_hold(t->name))
             return t->name;
+        if (!json_can_hold(t->filter))
+            return t->filter;
         for (size_t c = 0; c < t->column_count; c++) {
             if (!json_can_hold(t->columns[c]))
                 return t->columns[c];
@@ -239,6 +260,14 @@ char *dc_manifest_to_json(const dc_manifest_t *m)
     json_object_set_new(root, "database", str_or_null(m->database));
     json_object_set_new(root, "server_version", str_or_null(m->server_version));
     json_object_set_new(root, "encoding", str_or_null(m->encoding));
+    json_object_set_new(root, "source",
+                        json_pack("{s:o, s:o, s:o}", "encoding", str_or_null(m->server_encoding),
+                                  "lc_collate", str_or_null(m->lc_collate), "lc_ctype",
+                                  str_or_null(m->lc_ctype)));
+    json_t *schemas = json_array();
+    for (size_t i = 0; i < m->schema_name_count; i++)
+        json_array_append_new(schemas, json_string(m->schemas[i]));
+    json_object_set_new(root, "schemas", schemas);
     json_object_set_new(
         root, "consistency",
         json_pack("{s:o, s:o}", "snapshot", str_or_null(m->snapshot), "lsn", str_or_null(m->lsn)));
@@ -399,6 +428,8 @@ static int parse_table(parse_ctx_t *p, json_t *obj, dc_manifest_t *m)
     dc_manifest_table_t *t = dc_manifest_add_table(m, schema, name);
     free(schema);
     free(name);
+    if (get_string(p, obj, "filter", true, &t->filter))
+        return -1;
     json_t *cols = json_object_get(obj, "columns");
     json_t *chunks = json_object_get(obj, "chunks");
     if (!json_is_array(cols) || !json_is_array(chunks))
@@ -485,6 +516,20 @@ static int parse_root(parse_ctx_t *p, json_t *root, dc_manifest_t *m)
         get_string(p, root, "encoding", true, &m->encoding) ||
         get_string(p, root, "restrict_key", true, &m->restrict_key))
         return -1;
+    json_t *source = json_object_get(root, "source");
+    if (json_is_object(source) && (get_string(p, source, "encoding", true, &m->server_encoding) ||
+                                   get_string(p, source, "lc_collate", true, &m->lc_collate) ||
+                                   get_string(p, source, "lc_ctype", true, &m->lc_ctype)))
+        return -1;
+    json_t *schema_names = json_object_get(root, "schemas");
+    if (schema_names != NULL && !json_is_array(schema_names))
+        return bad(p, "schemas", "must be an array of names");
+    json_array_foreach(schema_names, i, v)
+    {
+        if (!json_is_string(v))
+            return bad(p, "schemas", "must be an array of names");
+        dc_manifest_add_schema_name(m, json_string_value(v));
+    }
     json_t *consistency = json_object_get(root, "consistency");
     if (json_is_object(consistency) &&
         (get_string(p, consistency, "snapshot", true, &m->snapshot) ||

@@ -35,6 +35,9 @@ typedef struct backup {
     char database[256];
     char server_version[64];
     char encoding[64];
+    char server_encoding[64];
+    char lc_collate[128];
+    char lc_ctype[128];
     char restrict_key[33];
     time_t created;
     char id[DC_SNAPSHOT_ID_LEN + 1];
@@ -78,7 +81,7 @@ static int connect_coordinator(backup_t *b, dc_error_t *err)
         b->conn,
         "SELECT pg_catalog.current_database(),"
         " pg_catalog.split_part(pg_catalog.current_setting('server_version'), ' ', 1),"
-        " pg_catalog.pg_encoding_to_char(d.encoding)"
+        " pg_catalog.pg_encoding_to_char(d.encoding), d.datcollate, d.datctype"
         " FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()",
         err);
     if (res == NULL)
@@ -89,6 +92,9 @@ static int connect_coordinator(backup_t *b, dc_error_t *err)
      * SQL_ASCII databases have no defined encoding, so their bytes pass through untouched. */
     bool sql_ascii = strcmp(PQgetvalue(res, 0, 2), "SQL_ASCII") == 0;
     snprintf(b->encoding, sizeof(b->encoding), "%s", sql_ascii ? "SQL_ASCII" : "UTF8");
+    snprintf(b->server_encoding, sizeof(b->server_encoding), "%s", PQgetvalue(res, 0, 2));
+    snprintf(b->lc_collate, sizeof(b->lc_collate), "%s", PQgetvalue(res, 0, 3));
+    snprintf(b->lc_ctype, sizeof(b->lc_ctype), "%s", PQgetvalue(res, 0, 4));
     PQclear(res);
     /* An empty search_path, as pg_dump uses: reg* values are written schema-qualified. */
     char *setup = dc_sprintf("SET statement_timeout = 0; SET idle_in_transaction_session_timeout"
@@ -113,7 +119,8 @@ static int try_snapshot(backup_t *b, dc_error_t *err)
     dc_fault_point("before-lock");
     rc = dc_pg_exec(b->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", err);
     if (rc == 0)
-        rc = dc_pg_lock_tables(b->conn, &before, NULL, b->opts->lock_timeout_ms, err);
+        rc = dc_pg_lock_tables(b->conn, &before, NULL, "ACCESS SHARE", b->opts->lock_timeout_ms,
+                               err);
     if (rc == 0) {
         PGresult *res = dc_pg_query(
             b->conn,
@@ -134,7 +141,8 @@ static int try_snapshot(backup_t *b, dc_error_t *err)
     if (rc == 0 && dc_pg_list_tables(b->conn, excluded_schemas, &b->tables, err) != 0)
         rc = dc_error_prefix(err, "cannot list the tables: ");
     if (rc == 0)
-        rc = dc_pg_lock_tables(b->conn, &b->tables, &before, b->opts->lock_timeout_ms, err);
+        rc = dc_pg_lock_tables(b->conn, &b->tables, &before, "ACCESS SHARE",
+                               b->opts->lock_timeout_ms, err);
     if (rc == 0)
         rc = dc_pg_check_unchanged(b->conn, &b->tables, err);
     dc_pg_table_list_free(&before);
@@ -146,10 +154,43 @@ static int try_snapshot(backup_t *b, dc_error_t *err)
     return rc;
 }
 
+/* Joins a snapshot the caller exported (and keeps open): nothing can change under it, the
+ * caller's locks see to that. */
+static int join_snapshot(backup_t *b, dc_error_t *err)
+{
+    char *sql = dc_sprintf("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;"
+                           " SET TRANSACTION SNAPSHOT '%s'",
+                           b->opts->external_snapshot);
+    int rc = dc_pg_exec(b->conn, sql, err);
+    free(sql);
+    if (rc != 0)
+        return dc_error_prefix(err, "cannot join the snapshot to back up: ");
+    snprintf(b->snapshot, sizeof(b->snapshot), "%s", b->opts->external_snapshot);
+    PGresult *res = dc_pg_query(
+        b->conn,
+        "SELECT CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn()"
+        " ELSE pg_catalog.pg_current_wal_lsn() END::text",
+        err);
+    if (res == NULL)
+        return -1;
+    snprintf(b->lsn, sizeof(b->lsn), "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    if (dc_pg_list_tables(b->conn, excluded_schemas, &b->tables, err) != 0)
+        return dc_error_prefix(err, "cannot list the tables: ");
+    return dc_pg_lock_tables(b->conn, &b->tables, NULL, "ACCESS SHARE", b->opts->lock_timeout_ms,
+                             err);
+}
+
 static int open_snapshot(backup_t *b, dc_error_t *err)
 {
     if (connect_coordinator(b, err) != 0)
         return -1;
+    if (b->opts->external_snapshot != NULL) {
+        int rc = join_snapshot(b, err);
+        if (rc == 0 && b->tables.count > 1)
+            qsort(b->tables.items, b->tables.count, sizeof(dc_pg_table_t), by_schema_and_name);
+        return rc;
+    }
     int rc = DC_PG_RETRY;
     for (int attempt = 1; rc == DC_PG_RETRY && attempt <= SNAPSHOT_ATTEMPTS; attempt++) {
         rc = try_snapshot(b, err);
@@ -175,6 +216,15 @@ static int read_catalog(backup_t *b, dc_error_t *err)
         return dc_error_prefix(err, "cannot read the sequences: ");
     if (dc_pg_list_large_objects(b->conn, &b->large_objects, &b->large_object_count, err) != 0)
         return dc_error_prefix(err, "cannot list the large objects: ");
+    char **schemas = NULL;
+    size_t schema_count = 0;
+    if (dc_pg_list_schemas(b->conn, excluded_schemas, &schemas, &schema_count, err) != 0)
+        return dc_error_prefix(err, "cannot list the schemas: ");
+    for (size_t i = 0; i < schema_count; i++) {
+        dc_manifest_add_schema_name(b->manifest, schemas[i]);
+        free(schemas[i]);
+    }
+    free(schemas);
 
     dc_pg_migration_t *migrations = NULL;
     size_t count = 0;
@@ -558,6 +608,9 @@ static void fill_manifest(backup_t *b)
     m->database = dc_strdup(b->database);
     m->server_version = dc_strdup(b->server_version);
     m->encoding = dc_strdup(b->encoding);
+    m->server_encoding = dc_strdup(b->server_encoding);
+    m->lc_collate = dc_strdup(b->lc_collate);
+    m->lc_ctype = dc_strdup(b->lc_ctype);
     m->snapshot = dc_strdup(b->snapshot);
     m->lsn = dc_strdup(b->lsn);
     m->restrict_key = b->restrict_key[0] ? dc_strdup(b->restrict_key) : NULL;
@@ -565,6 +618,7 @@ static void fill_manifest(backup_t *b)
     for (size_t i = 0; i < b->tables.count; i++) {
         const dc_pg_table_t *t = &b->tables.items[i];
         dc_manifest_table_t *mt = dc_manifest_add_table(m, t->schema, t->name);
+        mt->filter = t->filter ? dc_strdup(t->filter) : NULL;
         for (size_t c = 0; c < t->column_count; c++)
             dc_manifest_table_add_column(mt, t->columns[c]);
     }

@@ -29,6 +29,22 @@ static const dc_command_t commands[] = {
      "Describes one snapshot: database, consistency point, archive, tables and chunks.\n"
      "With --json prints its manifest.",
      1, 1, dc_cmd_show},
+    {"restore", DC_CMD_RESTORE, "<id|latest> [--target URL] [--yes]",
+     "bring a database back to a snapshot (atomic)",
+     "Restores a snapshot into the database it came from (--database), or into --target URL\n"
+     "(created when missing). In one transaction it replaces the snapshot's schemas, runs the\n"
+     "schema scripts, loads every chunk checking its hashes, checks the row counts and commits:\n"
+     "any failure leaves the database exactly as it was. A database that holds tables is only\n"
+     "replaced after confirmation on a terminal or --yes, and after a pre-restore snapshot of it,\n"
+     "taken with writes blocked, so that nothing written since is lost (--no-safety-snapshot\n"
+     "skips it). Sessions in the way are named; --terminate-connections ends them.",
+     1, 1, dc_cmd_restore},
+    {"verify", DC_CMD_VERIFY, "<id|latest> [--deep]", "prove a snapshot would restore",
+     "Checks every stored byte of a snapshot against its SHA-256 and every chunk's content\n"
+     "against the manifest. --deep restores it into a scratch database (created on the\n"
+     "--database server, or --verify-database URL, and always dropped) and reads every table\n"
+     "back. The outcome is stored next to the snapshot and shown by 'snapshots'.",
+     1, 1, dc_cmd_verify},
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
@@ -304,6 +320,19 @@ int dc_cli_database_url(dc_cli_t *cli, const char **out, dc_error_t *err)
     }
     *out = cli->database_url;
     return 0;
+}
+
+const char *dc_cli_database_name(dc_cli_t *cli, char *buf, size_t size, dc_error_t *err, int *rc)
+{
+    const char *url;
+    *rc = 0;
+    if (dc_config_get(&cli->config, DC_OPT_DATABASE) == NULL)
+        return NULL;
+    if (dc_cli_database_url(cli, &url, err) != 0 || dc_pg_url_database(url, buf, size, err) != 0) {
+        *rc = -1;
+        return NULL;
+    }
+    return buf;
 }
 
 /* ---- main ---- */

@@ -3,11 +3,13 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "deployctl/backup.h"
 #include "deployctl/cli.h"
 #include "deployctl/log.h"
 #include "deployctl/util.h"
+#include "deployctl/verify.h"
 
 static void print_summary(const dc_cli_t *cli, const dc_backup_result_t *r, const char *store)
 {
@@ -39,37 +41,72 @@ static void print_summary(const dc_cli_t *cli, const dc_backup_result_t *r, cons
     printf("%s\n", m->id);
 }
 
-int dc_cmd_backup(dc_cli_t *cli, dc_error_t *err)
+void dc_cli_backup_opts(dc_cli_t *cli, dc_backup_opts_t *opts)
 {
     const dc_config_t *cfg = &cli->config;
+    memset(opts, 0, sizeof(*opts));
+    opts->tag = dc_config_get(cfg, DC_OPT_TAG);
+    opts->jobs = (int)dc_config_int(cfg, DC_OPT_JOBS);
+    opts->compression_level = (int)dc_config_int(cfg, DC_OPT_COMPRESS_LEVEL);
+    opts->chunk_bytes = dc_config_size(cfg, DC_OPT_CHUNK_SIZE);
+    opts->split_bytes = dc_config_size(cfg, DC_OPT_SPLIT_SIZE);
+    opts->lock_timeout_ms = dc_config_duration_ms(cfg, DC_OPT_LOCK_TIMEOUT);
+    opts->pg_dump_path = dc_config_get(cfg, DC_OPT_PG_DUMP);
+    opts->prisma_schema = cli->prisma_schema;
+}
+
+/* backup --verify: a deep verification of the snapshot just taken. */
+static int verify_new_snapshot(dc_cli_t *cli, dc_store_t *store, const dc_manifest_t *m,
+                               const char *url, dc_error_t *err)
+{
+    dc_verify_opts_t vopts = {
+        .store = store,
+        .database = m->database,
+        .ref = m->id,
+        .deep = true,
+        .server_url = url,
+        .scratch_url = dc_config_get(&cli->config, DC_OPT_VERIFY_DATABASE),
+    };
+    dc_verify_result_t result;
+    if (dc_verify_run(&vopts, &result, err) != 0)
+        return dc_error_prefix(err, "snapshot %s was stored but could not be verified: ", m->id);
+    if (!result.ok)
+        return dc_error_set(err, "snapshot %s was stored but FAILED its deep verification: %s",
+                            m->id, result.failure);
+    char rows[32], took[32];
+    dc_format_count(result.rows, rows, sizeof(rows));
+    dc_format_duration(result.seconds, took, sizeof(took));
+    dc_log_info("snapshot %s verified: restored into a scratch database and read back, %zu "
+                "tables and %s rows identical, in %s",
+                m->id, result.tables, rows, took);
+    return 0;
+}
+
+int dc_cmd_backup(dc_cli_t *cli, dc_error_t *err)
+{
     const char *url;
-    const char *tag = dc_config_get(cfg, DC_OPT_TAG);
-    if (!dc_snapshot_tag_valid(tag))
-        return dc_error_set(err, "invalid tag '%s': use 1-32 of a-z, 0-9, '.', '_' and '-'", tag);
+    dc_backup_opts_t opts;
+    dc_cli_backup_opts(cli, &opts);
+    if (!dc_snapshot_tag_valid(opts.tag))
+        return dc_error_set(err, "invalid tag '%s': use 1-32 of a-z, 0-9, '.', '_' and '-'",
+                            opts.tag);
     if (dc_cli_database_url(cli, &url, err) != 0)
         return -1;
     dc_store_t *store;
     if (dc_cli_open_store(cli, &store, err) != 0)
         return -1;
-    dc_backup_opts_t opts = {
-        .database_url = url,
-        .store = store,
-        .tag = tag,
-        .jobs = (int)dc_config_int(cfg, DC_OPT_JOBS),
-        .compression_level = (int)dc_config_int(cfg, DC_OPT_COMPRESS_LEVEL),
-        .chunk_bytes = dc_config_size(cfg, DC_OPT_CHUNK_SIZE),
-        .split_bytes = dc_config_size(cfg, DC_OPT_SPLIT_SIZE),
-        .lock_timeout_ms = dc_config_duration_ms(cfg, DC_OPT_LOCK_TIMEOUT),
-        .pg_dump_path = dc_config_get(cfg, DC_OPT_PG_DUMP),
-        .prisma_schema = cli->prisma_schema,
-    };
+    opts.database_url = url;
+    opts.store = store;
+    opts.prisma_schema = cli->prisma_schema;
     dc_backup_result_t result;
     int rc = dc_backup_run(&opts, &result, err);
-    if (rc == 0) {
+    if (rc != 0) {
+        dc_error_prefix(err, "backup failed: ");
+    } else {
+        if (dc_config_flag(&cli->config, DC_OPT_VERIFY))
+            rc = verify_new_snapshot(cli, store, result.manifest, url, err);
         print_summary(cli, &result, dc_store_url(store));
         dc_manifest_free(result.manifest);
-    } else {
-        dc_error_prefix(err, "backup failed: ");
     }
     dc_store_close(store);
     return rc;

@@ -9,29 +9,20 @@
 #include "deployctl/snapshot.h"
 #include "deployctl/util.h"
 
-/* The database whose snapshots to look at: the one the URL names (without connecting), or
- * NULL for every database in the store. */
-/* The database whose snapshots to look at: the one the URL names (without connecting), or
- * NULL for every database in the store. */
-static const char *selected_database(dc_cli_t *cli, char *buf, size_t size, dc_error_t *err,
-                                     int *rc)
-{
-    const char *url;
-    *rc = 0;
-    if (dc_config_get(&cli->config, DC_OPT_DATABASE) == NULL)
-        return NULL;
-    if (dc_cli_database_url(cli, &url, err) != 0 || dc_pg_url_database(url, buf, size, err) != 0) {
-        *rc = -1;
-        return NULL;
-    }
-    return buf;
-}
-
 static const char *status_of(const dc_snapshot_info_t *s)
 {
     if (s->complete)
         return s->manifest ? "complete" : "unreadable";
     return s->in_progress ? "in-progress" : "incomplete";
+}
+
+static const char *verification_of(const dc_snapshot_info_t *s)
+{
+    if (s->verify_object[0] == '\0')
+        return "no";
+    if (!s->verified)
+        return "FAILED";
+    return s->verified_deep ? "deep" : "hashes";
 }
 
 static json_t *info_to_json(const dc_snapshot_info_t *s)
@@ -45,7 +36,11 @@ static json_t *info_to_json(const dc_snapshot_info_t *s)
     json_object_set_new(o, "created_at", m ? json_string(m->created_at) : json_null());
     json_object_set_new(o, "complete", json_boolean(s->complete && m != NULL));
     json_object_set_new(o, "status", json_string(status_of(s)));
-    json_object_set_new(o, "verified", json_false());
+    json_object_set_new(o, "verified", json_boolean(s->verified));
+    if (s->verify_object[0] != '\0')
+        json_object_set_new(o, "verification",
+                            json_pack("{s:b, s:b, s:s}", "ok", s->verified, "deep",
+                                      s->verified_deep, "at", s->verified_at));
     json_object_set_new(o, "bytes", json_integer((json_int_t)s->stored_bytes));
     if (m != NULL) {
         json_object_set_new(o, "tables", json_integer((json_int_t)m->table_count));
@@ -61,7 +56,7 @@ static json_t *info_to_json(const dc_snapshot_info_t *s)
 
 static void print_table(const dc_snapshot_list_t *list, bool all)
 {
-    printf("%-20s %-21s %-10s %-20s %10s %7s %14s %-11s %s\n", "DATABASE", "ID", "TAG", "CREATED",
+    printf("%-20s %-21s %-12s %-20s %10s %7s %14s %-11s %s\n", "DATABASE", "ID", "TAG", "CREATED",
            "SIZE", "TABLES", "ROWS", "STATUS", "VERIFIED");
     for (size_t i = 0; i < list->count; i++) {
         const dc_snapshot_info_t *s = &list->items[i];
@@ -72,9 +67,10 @@ static void print_table(const dc_snapshot_list_t *list, bool all)
         dc_format_bytes(s->stored_bytes, size, sizeof(size));
         dc_format_count(m ? dc_manifest_total_rows(m) : 0, rows, sizeof(rows));
         snprintf(tables, sizeof(tables), "%zu", m ? m->table_count : 0);
-        printf("%-20s %-21s %-10s %-20s %10s %7s %14s %-11s %s\n",
+        printf("%-20s %-21s %-12s %-20s %10s %7s %14s %-11s %s\n",
                m && m->database ? m->database : s->database_dir, s->id, m && m->tag ? m->tag : "-",
-               m ? m->created_at : "-", size, m ? tables : "-", m ? rows : "-", status_of(s), "no");
+               m ? m->created_at : "-", size, m ? tables : "-", m ? rows : "-", status_of(s),
+               verification_of(s));
     }
 }
 
@@ -82,7 +78,7 @@ int dc_cmd_snapshots(dc_cli_t *cli, dc_error_t *err)
 {
     char dbbuf[256];
     int rc;
-    const char *database = selected_database(cli, dbbuf, sizeof(dbbuf), err, &rc);
+    const char *database = dc_cli_database_name(cli, dbbuf, sizeof(dbbuf), err, &rc);
     if (rc != 0)
         return -1;
     bool all = dc_config_flag(&cli->config, DC_OPT_ALL);
@@ -153,7 +149,7 @@ int dc_cmd_show(dc_cli_t *cli, dc_error_t *err)
 {
     char dbbuf[256];
     int rc;
-    const char *database = selected_database(cli, dbbuf, sizeof(dbbuf), err, &rc);
+    const char *database = dc_cli_database_name(cli, dbbuf, sizeof(dbbuf), err, &rc);
     if (rc != 0)
         return -1;
     dc_store_t *store;

@@ -4,8 +4,10 @@
 
 #include "deployctl/config.h"
 
-#define BACKUP DC_CMD_BACKUP
-#define GLOBAL DC_CMD_ALL
+#define BACKUP  DC_CMD_BACKUP
+#define RESTORE DC_CMD_RESTORE
+#define VERIFY  DC_CMD_VERIFY
+#define GLOBAL  DC_CMD_ALL
 
 /* clang-format off */
 const dc_option_t dc_options[DC_OPT_COUNT] = {
@@ -46,7 +48,8 @@ const dc_option_t dc_options[DC_OPT_COUNT] = {
     [DC_OPT_VERSION] = {DC_OPT_VERSION, "version", 'V', DC_TYPE_BOOL, {NULL}, NULL, NULL, NULL,
         0, 0, GLOBAL, NULL, "show the version"},
     [DC_OPT_JOBS] = {DC_OPT_JOBS, "jobs", 'j', DC_TYPE_INT, {"DEPLOYCTL_JOBS"}, "backup.jobs",
-        NULL, NULL, 1, 64, BACKUP, "N", "worker connections (default: the number of cores)"},
+        NULL, NULL, 1, 64, BACKUP | RESTORE, "N",
+        "worker connections (default: the number of cores; restore: 1, atomic)"},
     [DC_OPT_TAG] = {DC_OPT_TAG, "tag", 't', DC_TYPE_STRING, {NULL}, NULL, "manual", NULL, 0, 0,
         BACKUP, "TAG", "label for the snapshot: manual, nightly, release, ..."},
     [DC_OPT_COMPRESS_LEVEL] = {DC_OPT_COMPRESS_LEVEL, "compress-level", 'Z', DC_TYPE_INT,
@@ -59,8 +62,25 @@ const dc_option_t dc_options[DC_OPT_COUNT] = {
         {"DEPLOYCTL_SPLIT_SIZE"}, "backup.split_size", "64MiB", NULL, 8192, 1L << 40, BACKUP,
         "SIZE", "tables larger than this are read by several workers in ranges this big"},
     [DC_OPT_LOCK_TIMEOUT] = {DC_OPT_LOCK_TIMEOUT, "lock-timeout", 0, DC_TYPE_DURATION,
-        {"DEPLOYCTL_LOCK_TIMEOUT"}, "backup.lock_timeout", "30s", NULL, 0, 0, BACKUP, "DURATION",
-        "how long to wait for table locks before giving up"},
+        {"DEPLOYCTL_LOCK_TIMEOUT"}, "backup.lock_timeout", "30s", NULL, 0, 0, BACKUP | RESTORE,
+        "DURATION", "how long to wait for table locks before giving up"},
+    [DC_OPT_VERIFY] = {DC_OPT_VERIFY, "verify", 0, DC_TYPE_BOOL, {NULL}, NULL, NULL, NULL, 0, 0,
+        BACKUP, NULL, "then verify it deeply (restore into a scratch database and compare)"},
+    [DC_OPT_VERIFY_DATABASE] = {DC_OPT_VERIFY_DATABASE, "verify-database", 0, DC_TYPE_STRING,
+        {"DEPLOYCTL_VERIFY_DATABASE"}, "verify.database", NULL, NULL, 0, 0, BACKUP | VERIFY,
+        "URL", "scratch database for deep verification (default: a new one on the server)"},
+    [DC_OPT_TARGET] = {DC_OPT_TARGET, "target", 0, DC_TYPE_STRING, {NULL}, NULL, NULL, NULL, 0,
+        0, RESTORE, "URL", "restore into this database instead (created when missing)"},
+    [DC_OPT_YES] = {DC_OPT_YES, "yes", 'y', DC_TYPE_BOOL, {NULL}, NULL, NULL, NULL, 0, 0,
+        RESTORE, NULL, "replace a database that holds tables without asking"},
+    [DC_OPT_NO_SAFETY_SNAPSHOT] = {DC_OPT_NO_SAFETY_SNAPSHOT, "no-safety-snapshot", 0,
+        DC_TYPE_BOOL, {NULL}, NULL, NULL, NULL, 0, 0, RESTORE, NULL,
+        "do not take a pre-restore snapshot first"},
+    [DC_OPT_TERMINATE_CONNECTIONS] = {DC_OPT_TERMINATE_CONNECTIONS, "terminate-connections", 0,
+        DC_TYPE_BOOL, {NULL}, NULL, NULL, NULL, 0, 0, RESTORE, NULL,
+        "end the other sessions connected to the target first"},
+    [DC_OPT_DEEP] = {DC_OPT_DEEP, "deep", 0, DC_TYPE_BOOL, {NULL}, NULL, NULL, NULL, 0, 0, VERIFY,
+        NULL, "restore into a scratch database and compare every row"},
     [DC_OPT_ALL] = {DC_OPT_ALL, "all", 'a', DC_TYPE_BOOL, {NULL}, NULL, NULL, NULL, 0, 0,
         DC_CMD_SNAPSHOTS, NULL, "also list incomplete snapshots"},
 };

@@ -182,6 +182,29 @@ int dc_pg_sequence_setvals(PGconn *conn, const char *const *excluded, char **sql
     return 0;
 }
 
+int dc_pg_list_schemas(PGconn *conn, const char *const *excluded, char ***names, size_t *count,
+                       dc_error_t *err)
+{
+    char *excluded_literal = text_array_literal(excluded);
+    const char *params[] = {excluded_literal};
+    PGresult *res = dc_pg_query_params(
+        conn,
+        "SELECT n.nspname FROM pg_catalog.pg_namespace n"
+        " WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')"
+        " AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)' AND n.nspname <> ALL ($1::text[])"
+        " ORDER BY n.nspname",
+        1, params, err);
+    free(excluded_literal);
+    if (res == NULL)
+        return -1;
+    *count = (size_t)PQntuples(res);
+    *names = dc_calloc(*count ? *count : 1, sizeof(char *));
+    for (size_t i = 0; i < *count; i++)
+        (*names)[i] = dc_strdup(PQgetvalue(res, (int)i, 0));
+    PQclear(res);
+    return 0;
+}
+
 int dc_pg_list_large_objects(PGconn *conn, uint32_t **oids, size_t *count, dc_error_t *err)
 {
     PGresult *res =
@@ -244,24 +267,30 @@ char *dc_pg_describe_lock_holders(PGconn *conn)
 {
     dc_buf_t out = {0};
     dc_buf_append(&out, "", 0);
+    /* Every other session holding or awaiting a lock on a table of this database. */
     PGresult *res = PQexec(
-        conn, "SELECT l.pid, l.relation::pg_catalog.regclass::text, l.mode, l.granted,"
-              " coalesce(a.application_name, ''), coalesce(a.state, ''),"
-              " pg_catalog.left(pg_catalog.regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'),"
-              " 120)"
-              " FROM pg_catalog.pg_locks l LEFT JOIN pg_catalog.pg_stat_activity a USING (pid)"
-              " WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock'"
-              " AND l.pid <> pg_catalog.pg_backend_pid()"
-              " AND l.database = (SELECT oid FROM pg_catalog.pg_database"
-              "   WHERE datname = pg_catalog.current_database())"
-              " ORDER BY l.granted DESC, l.pid LIMIT 5");
+        conn,
+        "SELECT l.pid, pg_catalog.bool_and(l.granted),"
+        " pg_catalog.string_agg(DISTINCT l.mode || ' on ' || l.relation::pg_catalog.regclass::text,"
+        "  ', '),"
+        " coalesce(a.application_name, ''), coalesce(a.state, ''),"
+        " pg_catalog.left(pg_catalog.regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 120)"
+        " FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a USING (pid)"
+        " JOIN pg_catalog.pg_class c ON c.oid = l.relation"
+        " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE l.locktype = 'relation' AND l.pid <> pg_catalog.pg_backend_pid()"
+        " AND l.database = (SELECT oid FROM pg_catalog.pg_database"
+        "   WHERE datname = pg_catalog.current_database())"
+        " AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+        " GROUP BY l.pid, a.application_name, a.state, a.query"
+        " ORDER BY pg_catalog.bool_and(l.granted) DESC, l.pid LIMIT 5");
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
         for (int r = 0; r < PQntuples(res); r++) {
-            dc_buf_appendf(&out, "%spid %s %s %s on %s (application '%s', %s: %s)", r ? "; " : "",
+            dc_buf_appendf(&out, "%spid %s %s %s (application '%s', %s: %s)", r ? "; " : "",
                            PQgetvalue(res, r, 0),
-                           strcmp(PQgetvalue(res, r, 3), "t") == 0 ? "holds" : "waits for",
-                           PQgetvalue(res, r, 2), PQgetvalue(res, r, 1), PQgetvalue(res, r, 4),
-                           PQgetvalue(res, r, 5), PQgetvalue(res, r, 6));
+                           strcmp(PQgetvalue(res, r, 1), "t") == 0 ? "holds" : "waits for",
+                           PQgetvalue(res, r, 2), PQgetvalue(res, r, 3), PQgetvalue(res, r, 4),
+                           PQgetvalue(res, r, 5));
         }
     }
     PQclear(res);
@@ -288,7 +317,7 @@ static int lock_batch(PGconn *conn, const char *sql, uint64_t lock_timeout_ms, d
             char *who = dc_pg_describe_lock_holders(conn);
             rc = dc_error_set(err,
                               "could not lock the tables within %llu ms: %s; wait for them "
-                              "to finish or raise --lock-timeout",
+                              "to finish, or raise --lock-timeout",
                               (unsigned long long)lock_timeout_ms,
                               *who ? who : "another session holds a conflicting lock");
             free(who);
@@ -296,7 +325,7 @@ static int lock_batch(PGconn *conn, const char *sql, uint64_t lock_timeout_ms, d
             dc_pg_error(conn, res, "a table was dropped as the backup started", err);
             rc = DC_PG_RETRY;
         } else {
-            rc = dc_pg_error(conn, res, "locking the tables to back up", err);
+            rc = dc_pg_error(conn, res, "locking the tables", err);
         }
     }
     PQclear(res);
@@ -304,7 +333,8 @@ static int lock_batch(PGconn *conn, const char *sql, uint64_t lock_timeout_ms, d
 }
 
 int dc_pg_lock_tables(PGconn *conn, const dc_pg_table_list_t *tables,
-                      const dc_pg_table_list_t *skip, uint64_t lock_timeout_ms, dc_error_t *err)
+                      const dc_pg_table_list_t *skip, const char *mode, uint64_t lock_timeout_ms,
+                      dc_error_t *err)
 {
     char *sql = dc_sprintf("SAVEPOINT dc_lock; SET LOCAL lock_timeout = '%llums'",
                            (unsigned long long)lock_timeout_ms);
@@ -325,7 +355,7 @@ int dc_pg_lock_tables(PGconn *conn, const dc_pg_table_list_t *tables,
             free(schema);
             free(name);
         }
-        dc_buf_append(&b, " IN ACCESS SHARE MODE", 21);
+        dc_buf_appendf(&b, " IN %s MODE", mode);
         if (n > 0)
             rc = lock_batch(conn, b.data, lock_timeout_ms, err);
         dc_buf_free(&b);

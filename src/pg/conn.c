@@ -76,6 +76,52 @@ char *dc_pg_url_for_libpq(const char *url, char **schema)
     return out.data;
 }
 
+static void append_conninfo(dc_buf_t *b, const char *keyword, const char *value)
+{
+    dc_buf_appendf(b, "%s%s='", b->len ? " " : "", keyword);
+    for (const char *p = value; *p; p++) {
+        if (*p == '\'' || *p == '\\')
+            dc_buf_append(b, "\\", 1);
+        dc_buf_append(b, p, 1);
+    }
+    dc_buf_append(b, "'", 1);
+}
+
+char *dc_pg_conninfo(const char *url, const char *database, char **password)
+{
+    char *parse_error = NULL;
+    PQconninfoOption *opts = PQconninfoParse(url, &parse_error);
+    if (opts == NULL) {
+        PQfreemem(parse_error);
+        return NULL;
+    }
+    dc_buf_t b = {0};
+    dc_buf_append(&b, "", 0);
+    if (password != NULL)
+        *password = NULL;
+    for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+        if (o->val == NULL || (database != NULL && strcmp(o->keyword, "dbname") == 0))
+            continue;
+        if (password != NULL && strcmp(o->keyword, "password") == 0)
+            *password = dc_strdup(o->val);
+        else if (password != NULL && strcmp(o->keyword, "sslpassword") == 0)
+            dc_log_warn("sslpassword is not passed on to child processes; use an unencrypted "
+                        "client key");
+        else
+            append_conninfo(&b, o->keyword, o->val);
+    }
+    if (database != NULL)
+        append_conninfo(&b, "dbname", database);
+    PQconninfoFree(opts);
+    return b.data;
+}
+
+char *dc_pg_url_with_database(const char *url, const char *database)
+{
+    char *conninfo = dc_pg_conninfo(url, database, NULL);
+    return conninfo ? conninfo : dc_strdup(url);
+}
+
 void dc_pg_register_secrets(const char *url)
 {
     char *errmsg = NULL;

@@ -89,45 +89,6 @@ void dc_pg_dump_free(dc_pg_dump_t *d)
     d->path = NULL;
 }
 
-static void append_conninfo_value(dc_buf_t *b, const char *keyword, const char *value)
-{
-    dc_buf_appendf(b, "%s%s='", b->len ? " " : "", keyword);
-    for (const char *p = value; *p; p++) {
-        if (*p == '\'' || *p == '\\')
-            dc_buf_append(b, "\\", 1);
-        dc_buf_append(b, p, 1);
-    }
-    dc_buf_append(b, "'", 1);
-}
-
-/* Splits the URL into a conninfo string without secrets, and the password. */
-static int split_url(const char *url, char **conninfo, char **password, dc_error_t *err)
-{
-    char *parse_error = NULL;
-    PQconninfoOption *opts = PQconninfoParse(url, &parse_error);
-    if (opts == NULL) {
-        PQfreemem(parse_error);
-        return dc_error_set(err, "invalid database URL");
-    }
-    dc_buf_t b = {0};
-    dc_buf_append(&b, "", 0);
-    *password = NULL;
-    for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
-        if (o->val == NULL)
-            continue;
-        if (strcmp(o->keyword, "password") == 0) {
-            *password = dc_strdup(o->val);
-        } else if (strcmp(o->keyword, "sslpassword") == 0) {
-            dc_log_warn("sslpassword is not passed on to pg_dump; use an unencrypted client key");
-        } else {
-            append_conninfo_value(&b, o->keyword, o->val);
-        }
-    }
-    PQconninfoFree(opts);
-    *conninfo = b.data;
-    return 0;
-}
-
 /* A passfile line matching any host, port, database and user. */
 static char *passfile_content(const char *password)
 {
@@ -165,8 +126,9 @@ int dc_pg_dump_start(const dc_pg_dump_t *dump, const dc_pg_dump_args_t *args, dc
     run->passfile_fd = -1;
     run->out_fd = args->out_fd;
     snprintf(run->section, sizeof(run->section), "%s", args->section);
-    if (split_url(args->url, &conninfo, &password, err) != 0)
-        return -1;
+    conninfo = dc_pg_conninfo(args->url, NULL, &password);
+    if (conninfo == NULL)
+        return dc_error_set(err, "invalid database URL");
 
     dc_env_t env;
     dc_env_init_for_child(&env);

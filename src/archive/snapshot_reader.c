@@ -1,0 +1,311 @@
+/* Reads a snapshot's archive back, trusting nothing: only the members its manifest names are
+ * accepted, in the format's order (pre-data first, post-data last), each once, as regular files
+ * of the announced size; each member's bytes are checked against its SHA-256 as they are
+ * consumed, and the whole archive against the manifest's at the end. */
+#include <archive.h>
+#include <archive_entry.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deployctl/snapshot.h"
+#include "deployctl/stream.h"
+#include "deployctl/util.h"
+
+#define READ_BLOCK (1024 * 1024)
+
+typedef struct expected_member {
+    const char *name;
+    dc_member_t info;
+    bool seen;
+} expected_member_t;
+
+struct dc_snapshot_reader {
+    dc_store_t *store;
+    const dc_manifest_t *manifest;
+    dc_store_reader_t *object;
+    struct archive *tar;
+    uint8_t *block;
+    dc_filter_t *archive_count; /* -> archive_sha */
+    dc_filter_t *archive_sha;
+    expected_member_t *expected; /* sorted by name */
+    size_t expected_count;
+    size_t members_read;
+    expected_member_t *current;
+    dc_filter_t *member_sha;
+    uint64_t member_read;
+    bool member_checked;
+    bool at_end;
+    dc_error_t io_error; /* what the store said when a read callback failed */
+    bool io_failed;
+    char key[512];
+};
+
+static la_ssize_t read_cb(struct archive *a, void *ctx, const void **buffer)
+{
+    (void)a;
+    dc_snapshot_reader_t *r = ctx;
+    size_t got = 0;
+    if (dc_store_reader_read(r->object, r->block, READ_BLOCK, &got, &r->io_error) != 0) {
+        r->io_failed = true;
+        return -1;
+    }
+    if (got > 0 && dc_filter_write(r->archive_count, r->block, got, &r->io_error) != 0) {
+        r->io_failed = true;
+        return -1;
+    }
+    *buffer = r->block;
+    return (la_ssize_t)got;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(((const expected_member_t *)a)->name, ((const expected_member_t *)b)->name);
+}
+
+static void expect(dc_snapshot_reader_t *r, const char *name, dc_member_t info)
+{
+    expected_member_t *e = &r->expected[r->expected_count++];
+    e->name = name;
+    e->info = info;
+    e->info.name = name;
+    e->seen = false;
+}
+
+static void build_expected(dc_snapshot_reader_t *r)
+{
+    const dc_manifest_t *m = r->manifest;
+    size_t n = m->schema_count;
+    for (size_t i = 0; i < m->table_count; i++)
+        n += m->tables[i].chunk_count;
+    for (size_t i = 0; i < m->large_object_count; i++)
+        n += m->large_objects[i].chunk_count;
+    r->expected = dc_calloc(n ? n : 1, sizeof(expected_member_t));
+    for (size_t i = 0; i < m->schema_count; i++) {
+        const dc_manifest_schema_t *s = &m->schema[i];
+        dc_member_t info = {.kind = strcmp(s->section, "pre-data") == 0 ? DC_MEMBER_PRE_DATA_KIND
+                                                                        : DC_MEMBER_POST_DATA_KIND,
+                            .size = s->bytes,
+                            .sha256 = s->sha256};
+        expect(r, s->member, info);
+    }
+    for (size_t t = 0; t < m->table_count; t++) {
+        for (size_t c = 0; c < m->tables[t].chunk_count; c++) {
+            const dc_manifest_chunk_t *k = &m->tables[t].chunks[c];
+            dc_member_t info = {.kind = DC_MEMBER_TABLE_CHUNK,
+                                .index = t,
+                                .chunk_index = c,
+                                .chunk = k,
+                                .size = k->stored_bytes,
+                                .sha256 = k->sha256};
+            expect(r, k->member, info);
+        }
+    }
+    for (size_t l = 0; l < m->large_object_count; l++) {
+        for (size_t c = 0; c < m->large_objects[l].chunk_count; c++) {
+            const dc_manifest_chunk_t *k = &m->large_objects[l].chunks[c];
+            dc_member_t info = {.kind = DC_MEMBER_BLOB_CHUNK,
+                                .index = l,
+                                .chunk_index = c,
+                                .chunk = k,
+                                .size = k->stored_bytes,
+                                .sha256 = k->sha256};
+            expect(r, k->member, info);
+        }
+    }
+    if (r->expected_count > 1)
+        qsort(r->expected, r->expected_count, sizeof(*r->expected), by_name);
+}
+
+int dc_snapshot_reader_open(dc_store_t *store, const char *database_dir,
+                            const dc_manifest_t *manifest, dc_snapshot_reader_t **out,
+                            dc_error_t *err)
+{
+    dc_snapshot_reader_t *r = dc_calloc(1, sizeof(*r));
+    r->store = store;
+    r->manifest = manifest;
+    snprintf(r->key, sizeof(r->key), "%s/%s/snapshot.tar", database_dir, manifest->id);
+    if (dc_store_reader_open(store, r->key, &r->object, err) != 0) {
+        free(r);
+        return -1;
+    }
+    r->block = dc_malloc(READ_BLOCK);
+    r->archive_sha = dc_filter_sha256_new(NULL);
+    r->archive_count = dc_filter_count_new(r->archive_sha);
+    r->member_sha = dc_filter_sha256_new(NULL);
+    build_expected(r);
+    r->tar = archive_read_new();
+    archive_read_support_format_tar(r->tar);
+    if (archive_read_open(r->tar, r, NULL, read_cb, NULL) != ARCHIVE_OK) {
+        dc_error_set(err, "cannot read %s: %s", r->key, archive_error_string(r->tar));
+        dc_snapshot_reader_close(r);
+        return -1;
+    }
+    *out = r;
+    return 0;
+}
+
+static int archive_failed(dc_snapshot_reader_t *r, const char *what, dc_error_t *err)
+{
+    if (r->io_failed) {
+        *err = r->io_error;
+        return -1;
+    }
+    const char *why = archive_error_string(r->tar);
+    return dc_error_set(err, "snapshot %s: %s: %s (the archive is damaged or truncated)",
+                        r->manifest->id, what, why ? why : "unexpected end of archive");
+}
+
+/* Checks the member just finished against its size and SHA-256. */
+static int check_member(dc_snapshot_reader_t *r, dc_error_t *err)
+{
+    char sha[DC_HASH_HEX];
+    if (r->current == NULL || r->member_checked)
+        return 0;
+    r->member_checked = true;
+    dc_filter_finish(r->member_sha, err);
+    dc_filter_sha256_hex(r->member_sha, sha);
+    if (r->member_read != r->current->info.size)
+        return dc_error_set(err, "snapshot %s: member %s has %llu bytes, the manifest says %llu",
+                            r->manifest->id, r->current->name, (unsigned long long)r->member_read,
+                            (unsigned long long)r->current->info.size);
+    if (strcmp(sha, r->current->info.sha256) != 0)
+        return dc_error_set(err,
+                            "snapshot %s: member %s is corrupt: its SHA-256 is %s, the manifest "
+                            "says %s",
+                            r->manifest->id, r->current->name, sha, r->current->info.sha256);
+    return 0;
+}
+
+static int accept_member(dc_snapshot_reader_t *r, struct archive_entry *e, dc_member_t *out,
+                         dc_error_t *err)
+{
+    const char *name = archive_entry_pathname(e);
+    expected_member_t key = {.name = name ? name : ""};
+    expected_member_t *found =
+        r->expected_count ? bsearch(&key, r->expected, r->expected_count, sizeof(key), by_name)
+                          : NULL;
+    const char *id = r->manifest->id;
+    if (found == NULL)
+        return dc_error_set(err,
+                            "snapshot %s: unexpected member '%s' in the archive: it does not "
+                            "match its manifest",
+                            id, key.name);
+    if (found->seen)
+        return dc_error_set(err, "snapshot %s: member %s appears twice in the archive", id,
+                            found->name);
+    if (archive_entry_filetype(e) != AE_IFREG || archive_entry_hardlink(e) != NULL ||
+        archive_entry_symlink(e) != NULL)
+        return dc_error_set(err, "snapshot %s: member %s is not a regular file", id, found->name);
+    if (!archive_entry_size_is_set(e) || (uint64_t)archive_entry_size(e) != found->info.size)
+        return dc_error_set(err, "snapshot %s: member %s has the wrong size in the archive", id,
+                            found->name);
+    bool first = r->members_read == 0;
+    if (first != (found->info.kind == DC_MEMBER_PRE_DATA_KIND))
+        return dc_error_set(err, "snapshot %s: the archive does not start with %s", id,
+                            DC_MEMBER_PRE_DATA);
+    expected_member_t *post = NULL;
+    for (size_t i = 0; i < r->expected_count; i++) {
+        if (r->expected[i].info.kind == DC_MEMBER_POST_DATA_KIND)
+            post = &r->expected[i];
+    }
+    if (post != NULL && post->seen)
+        return dc_error_set(err, "snapshot %s: member %s comes after %s", id, found->name,
+                            DC_MEMBER_POST_DATA);
+    found->seen = true;
+    r->members_read++;
+    r->current = found;
+    r->member_read = 0;
+    r->member_checked = false;
+    dc_filter_reset_chain(r->member_sha);
+    *out = found->info;
+    return 0;
+}
+
+int dc_snapshot_reader_next(dc_snapshot_reader_t *r, dc_member_t *out, bool *end, dc_error_t *err)
+{
+    *end = false;
+    if (r->current != NULL && !r->member_checked) {
+        /* The caller did not read it all: skip the rest (it is not checked then). */
+        if (archive_read_data_skip(r->tar) != ARCHIVE_OK)
+            return archive_failed(r, "skipping a member", err);
+        r->member_checked = true;
+    }
+    struct archive_entry *e;
+    int rc = archive_read_next_header(r->tar, &e);
+    if (rc == ARCHIVE_EOF) {
+        r->at_end = true;
+        *end = true;
+        return 0;
+    }
+    if (rc != ARCHIVE_OK)
+        return archive_failed(r, "reading the next member", err);
+    return accept_member(r, e, out, err);
+}
+
+int dc_snapshot_reader_read(dc_snapshot_reader_t *r, void *buf, size_t len, size_t *got,
+                            dc_error_t *err)
+{
+    *got = 0;
+    if (r->current == NULL || r->member_checked)
+        return 0;
+    la_ssize_t n = archive_read_data(r->tar, buf, len);
+    if (n < 0)
+        return archive_failed(r, "reading member data", err);
+    if (n == 0)
+        return check_member(r, err);
+    dc_filter_write(r->member_sha, buf, (size_t)n, err);
+    r->member_read += (uint64_t)n;
+    *got = (size_t)n;
+    return 0;
+}
+
+int dc_snapshot_reader_finish(dc_snapshot_reader_t *r, dc_error_t *err)
+{
+    const char *id = r->manifest->id;
+    if (!r->at_end)
+        return dc_error_set(err, "snapshot %s: the archive was not read to its end", id);
+    for (size_t i = 0; i < r->expected_count; i++) {
+        if (!r->expected[i].seen)
+            return dc_error_set(err,
+                                "snapshot %s: member %s is missing from the archive (truncated "
+                                "or damaged)",
+                                id, r->expected[i].name);
+    }
+    /* What libarchive did not need (the end-of-archive padding) still counts for the hash. */
+    for (;;) {
+        size_t got = 0;
+        if (dc_store_reader_read(r->object, r->block, READ_BLOCK, &got, err) != 0)
+            return -1;
+        if (got == 0)
+            break;
+        dc_filter_write(r->archive_count, r->block, got, err);
+    }
+    char sha[DC_HASH_HEX];
+    dc_filter_finish(r->archive_count, err);
+    dc_filter_sha256_hex(r->archive_sha, sha);
+    uint64_t bytes = dc_filter_count_bytes(r->archive_count);
+    if (bytes != r->manifest->archive_bytes)
+        return dc_error_set(err, "snapshot %s: snapshot.tar has %llu bytes, the manifest says %llu",
+                            id, (unsigned long long)bytes,
+                            (unsigned long long)r->manifest->archive_bytes);
+    if (strcmp(sha, r->manifest->archive_sha256) != 0)
+        return dc_error_set(err,
+                            "snapshot %s: snapshot.tar is corrupt: its SHA-256 is %s, the "
+                            "manifest says %s",
+                            id, sha, r->manifest->archive_sha256);
+    return 0;
+}
+
+void dc_snapshot_reader_close(dc_snapshot_reader_t *r)
+{
+    if (r == NULL)
+        return;
+    if (r->tar != NULL)
+        archive_read_free(r->tar);
+    dc_store_reader_close(r->object);
+    dc_filter_free_chain(r->archive_count);
+    dc_filter_free_chain(r->member_sha);
+    free(r->expected);
+    free(r->block);
+    free(r);
+}

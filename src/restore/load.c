@@ -1,0 +1,203 @@
+/* Loading data members into the database: a table chunk streams through zstd into
+ * COPY ... FROM STDIN, a piece of a large object into lo_write; on the way, the stored bytes are
+ * checked by the reader and the COPY text by its SHA-256, size and row count, and any mismatch
+ * aborts the COPY (so the transaction) before it can be committed. */
+#include <libpq/libpq-fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deployctl/log.h"
+#include "deployctl/pg.h"
+#include "deployctl/stream.h"
+#include "deployctl/util.h"
+#include "restore_intern.h"
+
+#define READ_PIECE (256 * 1024)
+
+int dc_restore_read_member(dc_snapshot_reader_t *reader, char **text, size_t *len, dc_error_t *err)
+{
+    dc_buf_t b = {0};
+    char *piece = dc_malloc(READ_PIECE);
+    int rc = 0;
+    for (;;) {
+        size_t got = 0;
+        rc = dc_snapshot_reader_read(reader, piece, READ_PIECE, &got, err);
+        if (rc != 0 || got == 0)
+            break;
+        dc_buf_append(&b, piece, got);
+    }
+    free(piece);
+    if (rc != 0) {
+        dc_buf_free(&b);
+        return -1;
+    }
+    if (b.data == NULL)
+        dc_buf_append(&b, "", 0);
+    *text = b.data;
+    *len = b.len;
+    return 0;
+}
+
+/* Where the decompressed bytes go: COPY data or a large object, counting rows on the way. */
+typedef struct sink_ctx {
+    PGconn *conn;
+    int lo_fd; /* >= 0: a large object */
+    uint64_t rows;
+    dc_progress_t *progress;
+} sink_ctx_t;
+
+static int deliver(void *ctx, const uint8_t *data, size_t len, dc_error_t *err)
+{
+    sink_ctx_t *s = ctx;
+    if (s->lo_fd >= 0) {
+        size_t done = 0;
+        while (done < len) {
+            int n = lo_write(s->conn, s->lo_fd, (const char *)data + done, len - done);
+            if (n <= 0)
+                return dc_pg_error(s->conn, NULL, "writing a large object", err);
+            done += (size_t)n;
+        }
+    } else {
+        for (const uint8_t *p = data; (p = memchr(p, '\n', len - (size_t)(p - data))) != NULL; p++)
+            s->rows++;
+        if (PQputCopyData(s->conn, (const char *)data, (int)len) != 1)
+            return dc_pg_error(s->conn, NULL, "sending COPY data", err);
+    }
+    if (s->progress != NULL)
+        atomic_fetch_add(&s->progress->bytes, len);
+    return 0;
+}
+
+/* Streams the member through zstd into the sink and checks the COPY text against the
+ * manifest. */
+static int stream_member(dc_snapshot_reader_t *reader, const dc_member_t *member, sink_ctx_t *s,
+                         dc_error_t *err)
+{
+    dc_filter_t *count = dc_filter_count_new(dc_filter_callback_sink_new(deliver, s));
+    dc_filter_t *raw_sha = dc_filter_sha256_new(count);
+    dc_filter_t *head = dc_filter_zstd_decompress_new(raw_sha, err);
+    if (head == NULL) {
+        dc_filter_free_chain(raw_sha);
+        return -1;
+    }
+    char *piece = dc_malloc(READ_PIECE);
+    int rc = 0;
+    for (;;) {
+        size_t got = 0;
+        rc = dc_snapshot_reader_read(reader, piece, READ_PIECE, &got, err);
+        if (rc != 0 || got == 0)
+            break;
+        rc = dc_filter_write(head, piece, got, err);
+        if (rc != 0)
+            break;
+    }
+    free(piece);
+    if (rc == 0)
+        rc = dc_filter_finish(head, err);
+    if (rc != 0) {
+        dc_error_prefix(err, "%s: ", member->name);
+    } else {
+        char sha[DC_HASH_HEX];
+        dc_filter_sha256_hex(raw_sha, sha);
+        const dc_manifest_chunk_t *k = member->chunk;
+        if (dc_filter_count_bytes(count) != k->raw_bytes || strcmp(sha, k->raw_sha256) != 0)
+            rc = dc_error_set(err,
+                              "%s: its content does not match the manifest (%llu bytes with "
+                              "SHA-256 %s, expected %llu bytes with %s)",
+                              member->name, (unsigned long long)dc_filter_count_bytes(count), sha,
+                              (unsigned long long)k->raw_bytes, k->raw_sha256);
+        else if (s->lo_fd < 0 && s->rows != k->rows)
+            rc = dc_error_set(err, "%s: %llu rows, the manifest says %llu", member->name,
+                              (unsigned long long)s->rows, (unsigned long long)k->rows);
+    }
+    dc_filter_free_chain(head);
+    return rc;
+}
+
+static int load_table_chunk(dc_restore_load_t *load, dc_snapshot_reader_t *reader,
+                            const dc_member_t *member, dc_error_t *err)
+{
+    const dc_manifest_table_t *t = &load->manifest->tables[member->index];
+    char *schema = dc_pg_quote_ident(load->conn, t->schema);
+    char *name = dc_pg_quote_ident(load->conn, t->name);
+    dc_buf_t sql = {0};
+    dc_buf_appendf(&sql, "COPY %s.%s", schema, name);
+    for (size_t c = 0; c < t->column_count; c++) {
+        char *col = dc_pg_quote_ident(load->conn, t->columns[c]);
+        dc_buf_appendf(&sql, "%s%s", c ? ", " : " (", col);
+        free(col);
+    }
+    dc_buf_appendf(&sql, "%s FROM STDIN%s", t->column_count ? ")" : "",
+                   load->freeze ? " WITH (FREEZE)" : "");
+    char what[600];
+    snprintf(what, sizeof(what), "loading %s into %s.%s", member->name, t->schema, t->name);
+    free(schema);
+    free(name);
+
+    PGresult *res = PQexec(load->conn, sql.data);
+    dc_buf_free(&sql);
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        dc_pg_error(load->conn, res, what, err);
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    sink_ctx_t s = {load->conn, -1, 0, load->progress};
+    int rc = stream_member(reader, member, &s, err);
+    /* A failed check ends the COPY with an error: the server discards it (and the transaction
+     * cannot commit). */
+    PQputCopyEnd(load->conn, rc == 0 ? NULL : "deployctl: the chunk failed its checks");
+    while ((res = PQgetResult(load->conn)) != NULL) {
+        if (rc == 0 && PQresultStatus(res) != PGRES_COMMAND_OK)
+            rc = dc_pg_error(load->conn, res, what, err);
+        else if (rc == 0 && strtoull(PQcmdTuples(res), NULL, 10) != member->chunk->rows)
+            rc = dc_error_set(err, "%s: the server stored %s rows, the manifest says %llu", what,
+                              PQcmdTuples(res), (unsigned long long)member->chunk->rows);
+        PQclear(res);
+    }
+    if (rc == 0) {
+        load->rows += member->chunk->rows;
+        load->raw_bytes += member->chunk->raw_bytes;
+        if (load->progress != NULL)
+            atomic_fetch_add(&load->progress->rows, member->chunk->rows);
+    }
+    return rc;
+}
+
+static int load_blob_chunk(dc_restore_load_t *load, dc_snapshot_reader_t *reader,
+                           const dc_member_t *member, dc_error_t *err)
+{
+    const dc_manifest_large_object_t *lo = &load->manifest->large_objects[member->index];
+    uint64_t offset = 0;
+    for (size_t c = 0; c < member->chunk_index; c++)
+        offset += lo->chunks[c].raw_bytes;
+    char what[64];
+    snprintf(what, sizeof(what), "large object %u", (unsigned)lo->oid);
+    /* pre-data.sql created it empty (lo_create); its bytes go in where this piece belongs. */
+    int fd = lo_open(load->conn, lo->oid, INV_WRITE);
+    if (fd < 0)
+        return dc_pg_error(load->conn, NULL, what, err);
+    if (lo_lseek64(load->conn, fd, (pg_int64)offset, SEEK_SET) < 0) {
+        dc_pg_error(load->conn, NULL, what, err);
+        lo_close(load->conn, fd);
+        return -1;
+    }
+    sink_ctx_t s = {load->conn, fd, 0, load->progress};
+    int rc = stream_member(reader, member, &s, err);
+    if (lo_close(load->conn, fd) != 0 && rc == 0)
+        rc = dc_pg_error(load->conn, NULL, what, err);
+    if (rc == 0)
+        load->raw_bytes += member->chunk->raw_bytes;
+    return rc;
+}
+
+int dc_restore_load_member(dc_restore_load_t *load, dc_snapshot_reader_t *reader,
+                           const dc_member_t *member, dc_error_t *err)
+{
+    if (member->kind == DC_MEMBER_TABLE_CHUNK)
+        return load_table_chunk(load, reader, member, err);
+    if (member->kind == DC_MEMBER_BLOB_CHUNK)
+        return load_blob_chunk(load, reader, member, err);
+    return dc_error_set(err, "%s is not a data member", member->name);
+}

@@ -1,0 +1,180 @@
+/* Running pg_dump's schema scripts through libpq: psql meta-commands are not SQL, so the
+ * \restrict lines carrying the snapshot's own key are dropped and any other is refused; the
+ * rest is split with PostgreSQL's own scanner (libpg_query) and pipelined statement by
+ * statement, so that an error names its statement. */
+#include <pg_query.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deployctl/log.h"
+#include "deployctl/pg.h"
+#include "deployctl/util.h"
+#include "restore_intern.h"
+
+#define PIPELINE_BATCH 256
+
+/* Removes the exact "\restrict KEY" and "\unrestrict KEY" lines; returns the new length. */
+static size_t drop_restrict_lines(char *text, size_t len, const char *key)
+{
+    if (key == NULL || *key == '\0')
+        return len;
+    char restrict_line[128], unrestrict_line[128];
+    snprintf(restrict_line, sizeof(restrict_line), "\\restrict %s", key);
+    snprintf(unrestrict_line, sizeof(unrestrict_line), "\\unrestrict %s", key);
+    size_t out = 0;
+    for (size_t pos = 0; pos < len;) {
+        const char *nl = memchr(text + pos, '\n', len - pos);
+        size_t line_len = nl ? (size_t)(nl - (text + pos)) : len - pos;
+        size_t next = pos + line_len + (nl ? 1 : 0);
+        bool drop = (line_len == strlen(restrict_line) &&
+                     memcmp(text + pos, restrict_line, line_len) == 0) ||
+                    (line_len == strlen(unrestrict_line) &&
+                     memcmp(text + pos, unrestrict_line, line_len) == 0);
+        if (drop) {
+            /* Keep the newline so line numbers still match the member. */
+            if (nl)
+                text[out++] = '\n';
+        } else {
+            memmove(text + out, text + pos, next - pos);
+            out += next - pos;
+        }
+        pos = next;
+    }
+    text[out] = '\0';
+    return out;
+}
+
+/* Skips white space and comments; returns the start of the statement proper. */
+static const char *skip_blank(const char *p, const char *end)
+{
+    while (p < end) {
+        if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') {
+            p++;
+        } else if (p + 1 < end && p[0] == '-' && p[1] == '-') {
+            while (p < end && *p != '\n')
+                p++;
+        } else if (p + 1 < end && p[0] == '/' && p[1] == '*') {
+            const char *close = NULL;
+            for (const char *q = p + 2; q + 1 < end; q++) {
+                if (q[0] == '*' && q[1] == '/') {
+                    close = q + 2;
+                    break;
+                }
+            }
+            p = close ? close : end;
+        } else {
+            break;
+        }
+    }
+    return p;
+}
+
+static int line_of(const char *text, const char *at)
+{
+    int line = 1;
+    for (const char *p = text; p < at; p++) {
+        if (*p == '\n')
+            line++;
+    }
+    return line;
+}
+
+typedef struct statement {
+    const char *text; /* NUL-terminated copy */
+    int line;
+} statement_t;
+
+/* Sends a batch in pipeline mode and reads every result: one round trip for the batch. */
+static int run_batch(PGconn *conn, statement_t *stmts, size_t n, const char *label, dc_error_t *err)
+{
+    if (PQenterPipelineMode(conn) != 1)
+        return dc_pg_error(conn, NULL, "entering pipeline mode", err);
+    size_t sent = 0;
+    for (; sent < n; sent++) {
+        if (PQsendQueryParams(conn, stmts[sent].text, 0, NULL, NULL, NULL, NULL, 0) != 1)
+            break;
+    }
+    PQpipelineSync(conn);
+    int rc = 0;
+    for (size_t i = 0; i < sent; i++) {
+        PGresult *res;
+        while ((res = PQgetResult(conn)) != NULL) {
+            ExecStatusType st = PQresultStatus(res);
+            if (rc == 0 && st == PGRES_FATAL_ERROR) {
+                char what[256];
+                char first[96];
+                snprintf(first, sizeof(first), "%s", stmts[i].text);
+                for (char *c = first; *c; c++) {
+                    if (*c == '\n')
+                        *c = ' ';
+                }
+                snprintf(what, sizeof(what), "%s, statement at line %d (%s%s)", label,
+                         stmts[i].line, first, strlen(stmts[i].text) > 90 ? "..." : "");
+                rc = dc_pg_error(conn, res, what, err);
+            }
+            PQclear(res);
+        }
+    }
+    /* The sync's own result, then leave pipeline mode. */
+    PGresult *res;
+    while ((res = PQgetResult(conn)) != NULL) {
+        PQclear(res);
+    }
+    PQexitPipelineMode(conn);
+    if (rc == 0 && sent < n)
+        rc = dc_pg_error(conn, NULL, label, err);
+    return rc;
+}
+
+int dc_restore_run_script(PGconn *conn, const char *script, size_t len, const char *restrict_key,
+                          const char *label, dc_error_t *err)
+{
+    char *text = dc_strndup(script, len);
+    len = drop_restrict_lines(text, len, restrict_key);
+    PgQuerySplitResult split = pg_query_split_with_scanner(text);
+    if (split.error != NULL) {
+        dc_error_set(
+            err, "%s cannot be read as SQL at line %d: %s", label,
+            line_of(text, text + (split.error->cursorpos > 0 ? split.error->cursorpos - 1 : 0)),
+            split.error->message);
+        pg_query_free_split_result(split);
+        free(text);
+        return -1;
+    }
+    statement_t *stmts = dc_calloc((size_t)split.n_stmts + 1, sizeof(statement_t));
+    size_t n = 0;
+    int rc = 0;
+    for (int i = 0; i < split.n_stmts && rc == 0; i++) {
+        const char *begin = text + split.stmts[i]->stmt_location;
+        const char *end = begin + split.stmts[i]->stmt_len;
+        const char *start = skip_blank(begin, end);
+        if (start == end)
+            continue;
+        if (*start == '\\') {
+            const char *eol = memchr(start, '\n', (size_t)(end - start));
+            rc = dc_error_set(
+                err,
+                "%s holds a psql meta-command at line %d (%.*s): a schema script "
+                "may only carry the snapshot's own \\restrict lines",
+                label, line_of(text, start),
+                (int)((eol ? eol : end) - start > 60 ? 60 : (eol ? eol : end) - start), start);
+            break;
+        }
+        stmts[n].text = dc_strndup(start, (size_t)(end - start));
+        stmts[n].line = line_of(text, start);
+        n++;
+    }
+    for (size_t first = 0; rc == 0 && first < n; first += PIPELINE_BATCH) {
+        size_t count = n - first < PIPELINE_BATCH ? n - first : PIPELINE_BATCH;
+        rc = run_batch(conn, stmts + first, count, label, err);
+    }
+    if (rc == 0)
+        dc_log_debug("%s: %zu statements", label, n);
+    for (size_t i = 0; i < n; i++)
+        free((char *)stmts[i].text);
+    free(stmts);
+    pg_query_free_split_result(split);
+    free(text);
+    return rc;
+}

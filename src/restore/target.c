@@ -1,0 +1,217 @@
+/* The database a restore writes into: creating it like the snapshot's source, finding the
+ * sessions in the way (and ending them when asked), keeping writers out while the pre-restore
+ * snapshot is taken, and clearing the snapshot's schemas inside the restore's transaction. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deployctl/log.h"
+#include "deployctl/pg.h"
+#include "deployctl/util.h"
+#include "restore_intern.h"
+
+static const char *const own_schemas[] = {"deployctl", NULL};
+
+static char *quote_literal(PGconn *conn, const char *s)
+{
+    char *q = PQescapeLiteral(conn, s, strlen(s));
+    char *copy = dc_strdup(q ? q : "''");
+    PQfreemem(q);
+    return copy;
+}
+
+/* CREATE DATABASE like the source: same encoding and locale, from template0. */
+static int create_database(PGconn *maint, const char *name, const dc_manifest_t *m, dc_error_t *err)
+{
+    char *ident = dc_pg_quote_ident(maint, name);
+    dc_buf_t sql = {0};
+    dc_buf_appendf(&sql, "CREATE DATABASE %s TEMPLATE template0", ident);
+    if (m->server_encoding) {
+        char *v = quote_literal(maint, m->server_encoding);
+        dc_buf_appendf(&sql, " ENCODING %s", v);
+        free(v);
+    }
+    if (m->lc_collate) {
+        char *v = quote_literal(maint, m->lc_collate);
+        dc_buf_appendf(&sql, " LC_COLLATE %s", v);
+        free(v);
+    }
+    if (m->lc_ctype) {
+        char *v = quote_literal(maint, m->lc_ctype);
+        dc_buf_appendf(&sql, " LC_CTYPE %s", v);
+        free(v);
+    }
+    int rc = dc_pg_exec(maint, sql.data, err);
+    if (rc != 0)
+        dc_error_prefix(err,
+                        "cannot create database %s like the snapshot's source (encoding %s, "
+                        "locale %s): ",
+                        name, m->server_encoding ? m->server_encoding : "?",
+                        m->lc_collate ? m->lc_collate : "?");
+    else
+        dc_log_info("created database %s", name);
+    dc_buf_free(&sql);
+    free(ident);
+    return rc;
+}
+
+int dc_restore_connect_target(const dc_restore_opts_t *opts, const dc_manifest_t *m, PGconn **out,
+                              bool *created, dc_error_t *err)
+{
+    char name[256];
+    *created = false;
+    if (dc_pg_url_database(opts->target_url, name, sizeof(name), err) != 0)
+        return -1;
+    if (opts->create_target) {
+        char *maint_url = dc_pg_url_with_database(opts->target_url, "postgres");
+        PGconn *maint = NULL;
+        int rc = dc_pg_connect(maint_url, "restore", &maint, err);
+        free(maint_url);
+        if (rc != 0)
+            return dc_error_prefix(err, "cannot reach the target's server to create %s: ", name);
+        const char *params[] = {name};
+        PGresult *res = dc_pg_query_params(
+            maint, "SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1", 1, params, err);
+        rc = res ? 0 : -1;
+        if (rc == 0 && PQntuples(res) == 0) {
+            rc = create_database(maint, name, m, err);
+            *created = rc == 0;
+        }
+        PQclear(res);
+        PQfinish(maint);
+        if (rc != 0)
+            return -1;
+    }
+    if (dc_pg_connect(opts->target_url, "restore", out, err) != 0)
+        return -1;
+    return dc_pg_exec(*out,
+                      "SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0;"
+                      " SET client_min_messages = notice",
+                      err);
+}
+
+int dc_restore_count_tables(PGconn *conn, long *count, dc_error_t *err)
+{
+    PGresult *res = dc_pg_query(conn,
+                                "SELECT count(*) FROM pg_catalog.pg_class c"
+                                " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+                                " WHERE c.relkind IN ('r', 'p')"
+                                " AND n.nspname NOT IN ('pg_catalog', 'information_schema',"
+                                " 'deployctl') AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'",
+                                err);
+    if (res == NULL)
+        return -1;
+    *count = atol(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return 0;
+}
+
+#define OTHER_SESSIONS                                                                             \
+    " FROM pg_catalog.pg_stat_activity WHERE datname = pg_catalog.current_database()"              \
+    " AND pid <> pg_catalog.pg_backend_pid() AND backend_type = 'client backend'"
+
+char *dc_restore_describe_sessions(PGconn *conn)
+{
+    dc_buf_t out = {0};
+    dc_buf_append(&out, "", 0);
+    PGresult *res =
+        PQexec(conn, "SELECT pid, coalesce(usename, ''), coalesce(application_name, ''),"
+                     " coalesce(state, ''),"
+                     " pg_catalog.left(pg_catalog.regexp_replace(coalesce(query, ''), '\\s+', ' ', "
+                     "'g'), 80)" OTHER_SESSIONS " ORDER BY pid LIMIT 10");
+    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+        for (int r = 0; r < PQntuples(res); r++) {
+            dc_buf_appendf(&out, "%spid %s (user %s, application '%s', %s: %s)", r ? "; " : "",
+                           PQgetvalue(res, r, 0), PQgetvalue(res, r, 1), PQgetvalue(res, r, 2),
+                           PQgetvalue(res, r, 3), PQgetvalue(res, r, 4));
+        }
+    }
+    PQclear(res);
+    return out.data;
+}
+
+int dc_restore_terminate_sessions(PGconn *conn, int *ended, dc_error_t *err)
+{
+    PGresult *res = dc_pg_query(
+        conn, "SELECT count(*) FILTER (WHERE pg_catalog.pg_terminate_backend(pid))" OTHER_SESSIONS,
+        err);
+    if (res == NULL)
+        return -1;
+    *ended = atoi(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return 0;
+}
+
+int dc_restore_block_writes(PGconn *conn, uint64_t lock_timeout_ms, dc_error_t *err)
+{
+    dc_pg_table_list_t tables;
+    if (dc_pg_list_tables(conn, own_schemas, &tables, err) != 0)
+        return -1;
+    int rc = dc_pg_lock_tables(conn, &tables, NULL, "EXCLUSIVE", lock_timeout_ms, err);
+    dc_pg_table_list_free(&tables);
+    if (rc != 0)
+        dc_error_append(err, " (or end those sessions: --terminate-connections)");
+    return rc == 0 ? 0 : -1;
+}
+
+/* DROP SCHEMA public CASCADE, then CREATE it again as it was: owner, privileges, comment. */
+static int recreate_public(PGconn *conn, dc_error_t *err)
+{
+    PGresult *res = dc_pg_query(
+        conn,
+        "SELECT pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(n.nspowner)),"
+        " pg_catalog.obj_description(n.oid, 'pg_namespace'),"
+        " (SELECT pg_catalog.string_agg(pg_catalog.format('GRANT %s ON SCHEMA public TO %s%s;',"
+        "    a.privilege_type, CASE WHEN a.grantee = 0 THEN 'PUBLIC'"
+        "    ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END,"
+        "    CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END), ' ')"
+        "  FROM pg_catalog.aclexplode(n.nspacl) a)"
+        " FROM pg_catalog.pg_namespace n WHERE n.nspname = 'public'",
+        err);
+    if (res == NULL)
+        return -1;
+    dc_buf_t sql = {0};
+    if (PQntuples(res) == 0) {
+        dc_buf_appendf(&sql, "CREATE SCHEMA public;");
+    } else {
+        dc_buf_appendf(&sql, "DROP SCHEMA public CASCADE; CREATE SCHEMA public AUTHORIZATION %s;",
+                       PQgetvalue(res, 0, 0));
+        if (!PQgetisnull(res, 0, 2))
+            dc_buf_appendf(&sql, " %s", PQgetvalue(res, 0, 2));
+        if (!PQgetisnull(res, 0, 1)) {
+            char *comment = quote_literal(conn, PQgetvalue(res, 0, 1));
+            dc_buf_appendf(&sql, " COMMENT ON SCHEMA public IS %s;", comment);
+            free(comment);
+        }
+    }
+    PQclear(res);
+    int rc = dc_pg_exec(conn, sql.data, err);
+    dc_buf_free(&sql);
+    return rc;
+}
+
+int dc_restore_clear_schemas(PGconn *conn, const dc_manifest_t *m, dc_error_t *err)
+{
+    /* Large objects belong to the database, not to a schema: the snapshot's replace them all
+     * (pre-data.sql creates them again with their old oids). */
+    if (dc_pg_exec(
+            conn, "SELECT count(pg_catalog.lo_unlink(oid)) FROM pg_catalog.pg_largeobject_metadata",
+            err) != 0)
+        return dc_error_prefix(err, "cannot remove the large objects: ");
+    for (size_t i = 0; i < m->schema_name_count; i++) {
+        const char *name = m->schemas[i];
+        if (strcmp(name, "public") == 0) {
+            if (recreate_public(conn, err) != 0)
+                return dc_error_prefix(err, "cannot clear schema public: ");
+            continue;
+        }
+        char *ident = dc_pg_quote_ident(conn, name);
+        char *sql = dc_sprintf("DROP SCHEMA IF EXISTS %s CASCADE", ident);
+        int rc = dc_pg_exec(conn, sql, err);
+        free(sql);
+        free(ident);
+        if (rc != 0)
+            return dc_error_prefix(err, "cannot clear schema %s: ", name);
+    }
+    return 0;
+}
