@@ -104,7 +104,10 @@ static int decompress_process(dc_filter_t *f, const uint8_t *data, size_t len, d
         bool full = ob.pos == ob.size;
         if (push_output(z, &ob, err) != 0)
             return -1;
-        if (ib.pos == ib.size && !full)
+        /* Done when the input is used up and the decoder holds nothing more: either the output
+         * had room left, or the frame is complete (calling again would only ask for the next
+         * frame's header). */
+        if (ib.pos == ib.size && (!full || hint == 0))
             return 0;
     }
 }

@@ -476,6 +476,41 @@ static int capture_fn(void *ctx, const uint8_t *data, size_t len, dc_error_t *er
     return 0;
 }
 
+/* Frames whose content fills the decoder's output buffer exactly (or a multiple of it): once
+ * the frame is complete, asking the decoder again would only return the next frame's header
+ * size, which must not be taken for a truncated frame. */
+static void test_zstd_output_buffer_boundaries(void **state)
+{
+    (void)state;
+    size_t sizes[] = {ZSTD_DStreamOutSize(), 2 * ZSTD_DStreamOutSize(), ZSTD_DStreamOutSize() - 1,
+                      ZSTD_DStreamOutSize() + 1};
+    for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+        size_t n = sizes[s];
+        uint8_t *raw = malloc(n);
+        assert_non_null(raw);
+        for (size_t i = 0; i < n; i++)
+            raw[i] = (uint8_t)((i * 2654435761u) >> 13); /* poorly compressible */
+        size_t cap = ZSTD_compressBound(n);
+        uint8_t *frame = malloc(cap);
+        assert_non_null(frame);
+        size_t flen = ZSTD_compress(frame, cap, raw, n, 1);
+        assert_false(ZSTD_isError(flen));
+        dc_buf_t out = {0};
+        dc_error_t err = {0};
+        dc_filter_t *d = dc_filter_zstd_decompress_new(dc_filter_memory_sink_new(&out), &err);
+        assert_non_null(d);
+        assert_int_equal(dc_filter_write(d, frame, flen, &err), 0);
+        if (dc_filter_finish(d, &err) != 0)
+            fail_msg("a complete %zu-byte frame was refused: %s", n, err.message);
+        assert_int_equal(out.len, n);
+        assert_memory_equal(out.data, raw, n);
+        dc_filter_free_chain(d);
+        dc_buf_free(&out);
+        free(frame);
+        free(raw);
+    }
+}
+
 static void test_callback_sink_and_errors(void **state)
 {
     (void)state;
@@ -524,6 +559,7 @@ int main(void)
         cmocka_unit_test(test_zstd_truncated),
         cmocka_unit_test(test_zstd_garbage_and_corruption),
         cmocka_unit_test(test_zstd_empty_input_fails),
+        cmocka_unit_test(test_zstd_output_buffer_boundaries),
         cmocka_unit_test(test_callback_sink_and_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
