@@ -495,7 +495,7 @@ static int write_chunk(backup_t *b, dc_chunk_t *c, dc_error_t *err)
     dc_manifest_large_object_t *lo = NULL;
     dc_manifest_chunk_t entry;
     memset(&entry, 0, sizeof(entry));
-    if (c->kind == DC_UNIT_TABLE) {
+    if (c->kind == (int)DC_UNIT_TABLE) {
         t = &b->manifest->tables[c->index];
         dc_snapshot_chunk_member((unsigned)c->index + 1, (unsigned)t->chunk_count + 1,
                                  entry.member);

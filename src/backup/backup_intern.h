@@ -7,56 +7,13 @@
 #include <stdint.h>
 
 #include "deployctl/backup.h"
+#include "deployctl/chunk_queue.h"
 #include "deployctl/pg.h"
 #include "deployctl/progress.h"
 #include "deployctl/util.h"
 
 /* What a chunk or a task holds: rows of a table, or bytes of a large object. */
 typedef enum { DC_UNIT_TABLE, DC_UNIT_LARGE_OBJECT } dc_unit_kind_t;
-
-/* A compressed chunk on its way from a worker to the archive. */
-typedef struct dc_chunk {
-    dc_buf_t data;
-    dc_unit_kind_t kind;
-    size_t index; /* into the manifest's tables or large objects */
-    uint64_t rows;
-    uint64_t raw_bytes;
-    char sha256[DC_HASH_HEX];
-    char raw_sha256[DC_HASH_HEX];
-    struct dc_chunk *next;
-} dc_chunk_t;
-
-/* A fixed pool of chunk buffers and the FIFO of finished ones: memory is bounded by the pool,
- * and a slow store makes the workers wait instead of buffering more. */
-typedef struct dc_chunk_queue {
-    pthread_mutex_t mu;
-    pthread_cond_t changed;
-    dc_chunk_t *pool; /* all chunks, for freeing */
-    size_t pool_size;
-    dc_chunk_t *free_list;
-    dc_chunk_t *ready_head;
-    dc_chunk_t *ready_tail;
-    int producers;
-    bool aborted;
-} dc_chunk_queue_t;
-
-void dc_chunk_queue_init(dc_chunk_queue_t *q, size_t pool_size, size_t buffer_capacity,
-                         int producers);
-void dc_chunk_queue_destroy(dc_chunk_queue_t *q);
-/* Blocks for a free chunk; NULL once aborted. */
-dc_chunk_t *dc_chunk_queue_acquire(dc_chunk_queue_t *q);
-void dc_chunk_queue_submit(dc_chunk_queue_t *q, dc_chunk_t *c);
-void dc_chunk_queue_release(dc_chunk_queue_t *q, dc_chunk_t *c);
-void dc_chunk_queue_producer_done(dc_chunk_queue_t *q);
-void dc_chunk_queue_abort(dc_chunk_queue_t *q);
-typedef enum {
-    DC_QUEUE_CHUNK,
-    DC_QUEUE_TIMEOUT,
-    DC_QUEUE_DONE,
-    DC_QUEUE_ABORTED
-} dc_queue_status_t;
-/* Waits up to timeout_ms for a finished chunk. */
-dc_queue_status_t dc_chunk_queue_next(dc_chunk_queue_t *q, int timeout_ms, dc_chunk_t **out);
 
 /* One unit of work: a whole table, a range of its heap blocks [first, end), or a large
  * object. */

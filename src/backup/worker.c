@@ -169,7 +169,7 @@ static int chunk_begin(worker_stream_t *s, dc_backup_shared_t *shared, const dc_
     s->chunk = dc_chunk_queue_acquire(shared->queue);
     if (s->chunk == NULL)
         return dc_error_set(err, "backup aborted");
-    s->chunk->kind = task->kind;
+    s->chunk->kind = (int)task->kind;
     s->chunk->index = task->index;
     dc_filter_reset_chain(s->head);
     dc_filter_memory_sink_set(s->sink, &s->chunk->data);

@@ -69,9 +69,20 @@ static int deliver(void *ctx, const uint8_t *data, size_t len, dc_error_t *err)
     return 0;
 }
 
+static int read_from_reader(void *ctx, void *buf, size_t len, size_t *got, dc_error_t *err)
+{
+    return dc_snapshot_reader_read(ctx, buf, len, got, err);
+}
+
+dc_member_source_t dc_restore_reader_source(dc_snapshot_reader_t *reader)
+{
+    dc_member_source_t source = {read_from_reader, reader};
+    return source;
+}
+
 /* Streams the member through zstd into the sink and checks the COPY text against the
  * manifest. */
-static int stream_member(dc_snapshot_reader_t *reader, const dc_member_t *member, sink_ctx_t *s,
+static int stream_member(dc_member_source_t source, const dc_member_t *member, sink_ctx_t *s,
                          dc_error_t *err)
 {
     dc_filter_t *count = dc_filter_count_new(dc_filter_callback_sink_new(deliver, s));
@@ -85,7 +96,7 @@ static int stream_member(dc_snapshot_reader_t *reader, const dc_member_t *member
     int rc = 0;
     for (;;) {
         size_t got = 0;
-        rc = dc_snapshot_reader_read(reader, piece, READ_PIECE, &got, err);
+        rc = source.read(source.ctx, piece, READ_PIECE, &got, err);
         if (rc != 0 || got == 0)
             break;
         rc = dc_filter_write(head, piece, got, err);
@@ -115,7 +126,7 @@ static int stream_member(dc_snapshot_reader_t *reader, const dc_member_t *member
     return rc;
 }
 
-static int load_table_chunk(dc_restore_load_t *load, dc_snapshot_reader_t *reader,
+static int load_table_chunk(dc_restore_load_t *load, dc_member_source_t source,
                             const dc_member_t *member, dc_error_t *err)
 {
     const dc_manifest_table_t *t = &load->manifest->tables[member->index];
@@ -144,7 +155,7 @@ static int load_table_chunk(dc_restore_load_t *load, dc_snapshot_reader_t *reade
     }
     PQclear(res);
     sink_ctx_t s = {load->conn, -1, 0, load->progress};
-    int rc = stream_member(reader, member, &s, err);
+    int rc = stream_member(source, member, &s, err);
     /* A failed check ends the COPY with an error: the server discards it (and the transaction
      * cannot commit). */
     PQputCopyEnd(load->conn, rc == 0 ? NULL : "deployctl: the chunk failed its checks");
@@ -165,7 +176,7 @@ static int load_table_chunk(dc_restore_load_t *load, dc_snapshot_reader_t *reade
     return rc;
 }
 
-static int load_blob_chunk(dc_restore_load_t *load, dc_snapshot_reader_t *reader,
+static int load_blob_chunk(dc_restore_load_t *load, dc_member_source_t source,
                            const dc_member_t *member, dc_error_t *err)
 {
     const dc_manifest_large_object_t *lo = &load->manifest->large_objects[member->index];
@@ -174,30 +185,36 @@ static int load_blob_chunk(dc_restore_load_t *load, dc_snapshot_reader_t *reader
         offset += lo->chunks[c].raw_bytes;
     char what[64];
     snprintf(what, sizeof(what), "large object %u", (unsigned)lo->oid);
-    /* pre-data.sql created it empty (lo_create); its bytes go in where this piece belongs. */
-    int fd = lo_open(load->conn, lo->oid, INV_WRITE);
-    if (fd < 0)
-        return dc_pg_error(load->conn, NULL, what, err);
-    if (lo_lseek64(load->conn, fd, (pg_int64)offset, SEEK_SET) < 0) {
-        dc_pg_error(load->conn, NULL, what, err);
-        lo_close(load->conn, fd);
+    /* Large object descriptors live in a transaction. */
+    if (load->autocommit && dc_pg_exec(load->conn, "BEGIN", err) != 0)
         return -1;
-    }
-    sink_ctx_t s = {load->conn, fd, 0, load->progress};
-    int rc = stream_member(reader, member, &s, err);
-    if (lo_close(load->conn, fd) != 0 && rc == 0)
+    /* pre-data.sql created it empty (lo_create); its bytes go in where this piece belongs, so
+     * pieces may arrive in any order. */
+    int fd = lo_open(load->conn, lo->oid, INV_WRITE);
+    int rc = 0;
+    if (fd < 0)
         rc = dc_pg_error(load->conn, NULL, what, err);
+    else if (lo_lseek64(load->conn, fd, (pg_int64)offset, SEEK_SET) < 0)
+        rc = dc_pg_error(load->conn, NULL, what, err);
+    if (rc == 0) {
+        sink_ctx_t s = {load->conn, fd, 0, load->progress};
+        rc = stream_member(source, member, &s, err);
+    }
+    if (fd >= 0 && lo_close(load->conn, fd) != 0 && rc == 0)
+        rc = dc_pg_error(load->conn, NULL, what, err);
+    if (load->autocommit)
+        PQclear(PQexec(load->conn, rc == 0 ? "COMMIT" : "ROLLBACK"));
     if (rc == 0)
         load->raw_bytes += member->chunk->raw_bytes;
     return rc;
 }
 
-int dc_restore_load_member(dc_restore_load_t *load, dc_snapshot_reader_t *reader,
+int dc_restore_load_member(dc_restore_load_t *load, dc_member_source_t source,
                            const dc_member_t *member, dc_error_t *err)
 {
     if (member->kind == DC_MEMBER_TABLE_CHUNK)
-        return load_table_chunk(load, reader, member, err);
+        return load_table_chunk(load, source, member, err);
     if (member->kind == DC_MEMBER_BLOB_CHUNK)
-        return load_blob_chunk(load, reader, member, err);
+        return load_blob_chunk(load, source, member, err);
     return dc_error_set(err, "%s is not a data member", member->name);
 }

@@ -134,7 +134,11 @@ static int replace_contents(restore_t *r, dc_error_t *err)
         return -1;
     if (dc_snapshot_reader_open(r->opts->store, r->database_dir, r->manifest, &reader, err) != 0)
         return -1;
-    dc_restore_load_t load = {r->conn, r->manifest, true, &r->progress, 0, 0};
+    dc_restore_load_t load = {.conn = r->conn,
+                              .manifest = r->manifest,
+                              .freeze = true,
+                              .autocommit = false,
+                              .progress = &r->progress};
     int rc = 0;
     for (;;) {
         dc_member_t member;
@@ -154,7 +158,7 @@ static int replace_contents(restore_t *r, dc_error_t *err)
         } else if (member.kind == DC_MEMBER_POST_DATA_KIND) {
             rc = run_schema(r, reader, &member, err);
         } else {
-            rc = dc_restore_load_member(&load, reader, &member, err);
+            rc = dc_restore_load_member(&load, dc_restore_reader_source(reader), &member, err);
             if (rc == 0 && member.kind == DC_MEMBER_TABLE_CHUNK &&
                 member.chunk_index + 1 == r->manifest->tables[member.index].chunk_count)
                 atomic_fetch_add(&r->progress.items_done, 1);
@@ -170,6 +174,41 @@ static int replace_contents(restore_t *r, dc_error_t *err)
     dc_snapshot_reader_close(reader);
     r->result->rows = load.rows;
     r->result->raw_bytes = load.raw_bytes;
+    return rc;
+}
+
+static int restore_atomic(restore_t *r, dc_error_t *err)
+{
+    if (prepare_target(r, err) != 0)
+        return -1;
+    dc_log_info("restoring snapshot %s (%s, %zu tables) into %s in one transaction",
+                r->manifest->id, r->manifest->created_at, r->manifest->table_count, r->target_name);
+    if (replace_contents(r, err) != 0)
+        return -1;
+    return dc_pg_exec(r->conn, "COMMIT", err);
+}
+
+/* --jobs N: only into an empty database, where "as it was" is "empty" and a failure is plain. */
+static int restore_parallel(restore_t *r, dc_error_t *err)
+{
+    long tables = 0;
+    if (dc_restore_count_tables(r->conn, &tables, err) != 0)
+        return -1;
+    if (tables > 0)
+        return dc_error_set(err,
+                            "--jobs restores into an empty database only, and %s holds %ld "
+                            "tables: restore atomically (without --jobs), or into a new "
+                            "--target",
+                            r->target_name, tables);
+    dc_log_info("restoring snapshot %s into %s with %d connections: NOT atomic (a failure "
+                "leaves an incomplete database)",
+                r->manifest->id, r->target_name, r->opts->jobs);
+    dc_snapshot_reader_t *reader = NULL;
+    if (dc_snapshot_reader_open(r->opts->store, r->database_dir, r->manifest, &reader, err) != 0)
+        return -1;
+    int rc =
+        dc_restore_parallel(r->opts, r->manifest, reader, r->conn, &r->progress, r->result, err);
+    dc_snapshot_reader_close(reader);
     return rc;
 }
 
@@ -197,9 +236,6 @@ int dc_restore_manifest(const dc_restore_opts_t *opts, const dc_manifest_t *mani
     double started = dc_now_seconds();
     memset(result, 0, sizeof(*result));
     snprintf(result->id, sizeof(result->id), "%s", manifest->id);
-    if (opts->jobs > 1)
-        return dc_error_set(err, "parallel restore (--jobs > 1) is not available yet; restore "
-                                 "atomically without --jobs");
     if (dc_pg_url_database(opts->target_url, r.target_name, sizeof(r.target_name), err) != 0)
         return -1;
     if (dc_restore_connect_target(opts, manifest, &r.conn, &result->created_target, err) != 0)
@@ -210,14 +246,7 @@ int dc_restore_manifest(const dc_restore_opts_t *opts, const dc_manifest_t *mani
                      (double)dc_manifest_total_raw_bytes(manifest),
                      (uint32_t)manifest->table_count);
 
-    int rc = prepare_target(&r, err);
-    if (rc == 0) {
-        dc_log_info("restoring snapshot %s (%s, %zu tables) into %s in one transaction",
-                    manifest->id, manifest->created_at, manifest->table_count, r.target_name);
-        rc = replace_contents(&r, err);
-    }
-    if (rc == 0)
-        rc = dc_pg_exec(r.conn, "COMMIT", err);
+    int rc = opts->jobs > 1 ? restore_parallel(&r, err) : restore_atomic(&r, err);
     dc_progress_finish(&r.progress);
     if (rc != 0) {
         check_interrupted(err);
@@ -227,6 +256,11 @@ int dc_restore_manifest(const dc_restore_opts_t *opts, const dc_manifest_t *mani
             r.conn = NULL;
             drop_created_target(&r);
             dc_error_append(err, "; the database created for it was dropped");
+        } else if (opts->jobs > 1) {
+            dc_error_append(err,
+                            "; database %s is INCOMPLETE (a parallel restore is not "
+                            "atomic): drop it and restore again",
+                            r.target_name);
         } else {
             dc_error_append(err, "; database %s was left exactly as it was", r.target_name);
         }

@@ -11,9 +11,27 @@
 
 /* ---- schema scripts (script.c) ---- */
 
-/* Runs a pg_dump schema script statement by statement (pipelined, so a remote server costs few
- * round trips), dropping exactly the \restrict / \unrestrict lines that carry the snapshot's
- * key and refusing any other psql meta-command. A failure names the statement and its line. */
+typedef struct dc_statement {
+    char *text;
+    int line;
+} dc_statement_t;
+
+typedef struct dc_script {
+    dc_statement_t *statements;
+    size_t count;
+} dc_script_t;
+
+/* Splits a pg_dump schema script into statements with PostgreSQL's own scanner, dropping exactly
+ * the \restrict / \unrestrict lines that carry the snapshot's key and refusing any other psql
+ * meta-command. */
+int dc_restore_split_script(const char *script, size_t len, const char *restrict_key,
+                            const char *label, dc_script_t *out, dc_error_t *err);
+void dc_restore_script_free(dc_script_t *script);
+/* Runs statements in order, pipelined (a remote server costs few round trips); a failure names
+ * the statement and its line. */
+int dc_restore_run_statements(PGconn *conn, const dc_statement_t *stmts, size_t count,
+                              const char *label, dc_error_t *err);
+/* Split, then run. */
 int dc_restore_run_script(PGconn *conn, const char *script, size_t len, const char *restrict_key,
                           const char *label, dc_error_t *err);
 
@@ -41,16 +59,34 @@ int dc_restore_clear_schemas(PGconn *conn, const dc_manifest_t *m, dc_error_t *e
 typedef struct dc_restore_load {
     PGconn *conn;
     const dc_manifest_t *manifest;
-    bool freeze; /* COPY ... FREEZE: the tables were created in this transaction */
+    bool freeze;     /* COPY ... FREEZE: the tables were created in this transaction */
+    bool autocommit; /* no transaction is open: large object writes need one of their own */
     dc_progress_t *progress;
     uint64_t rows;
     uint64_t raw_bytes;
 } dc_restore_load_t;
 
-/* Loads one data member (a table chunk or a piece of a large object) from the reader into the
- * database, checking its stored and raw hashes, raw size and row count. */
-int dc_restore_load_member(dc_restore_load_t *load, dc_snapshot_reader_t *reader,
+/* Where a member's stored bytes come from: the archive reader, or a chunk in memory. */
+typedef struct dc_member_source {
+    int (*read)(void *ctx, void *buf, size_t len, size_t *got, dc_error_t *err);
+    void *ctx;
+} dc_member_source_t;
+
+dc_member_source_t dc_restore_reader_source(dc_snapshot_reader_t *reader);
+
+/* Loads one data member (a table chunk or a piece of a large object) into the database,
+ * checking its raw hash, raw size and row count (the stored hash is the source's job). */
+int dc_restore_load_member(dc_restore_load_t *load, dc_member_source_t source,
                            const dc_member_t *member, dc_error_t *err);
+
+/* ---- parallel restore (parallel.c) ---- */
+
+/* Restores into an empty database with `jobs` connections: pre-data, then the chunks loaded
+ * in parallel as they are read from the archive, then indexes and primary keys built in
+ * parallel, then the rest of post-data. Not atomic. */
+int dc_restore_parallel(const dc_restore_opts_t *opts, const dc_manifest_t *m,
+                        dc_snapshot_reader_t *reader, PGconn *conn, dc_progress_t *progress,
+                        dc_restore_result_t *result, dc_error_t *err);
 /* Reads a whole schema member into memory (schema scripts are small). */
 int dc_restore_read_member(dc_snapshot_reader_t *reader, char **text, size_t *len, dc_error_t *err);
 

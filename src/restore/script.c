@@ -80,13 +80,9 @@ static int line_of(const char *text, const char *at)
     return line;
 }
 
-typedef struct statement {
-    const char *text; /* NUL-terminated copy */
-    int line;
-} statement_t;
-
 /* Sends a batch in pipeline mode and reads every result: one round trip for the batch. */
-static int run_batch(PGconn *conn, statement_t *stmts, size_t n, const char *label, dc_error_t *err)
+static int run_batch(PGconn *conn, const dc_statement_t *stmts, size_t n, const char *label,
+                     dc_error_t *err)
 {
     if (PQenterPipelineMode(conn) != 1)
         return dc_pg_error(conn, NULL, "entering pipeline mode", err);
@@ -127,9 +123,10 @@ static int run_batch(PGconn *conn, statement_t *stmts, size_t n, const char *lab
     return rc;
 }
 
-int dc_restore_run_script(PGconn *conn, const char *script, size_t len, const char *restrict_key,
-                          const char *label, dc_error_t *err)
+int dc_restore_split_script(const char *script, size_t len, const char *restrict_key,
+                            const char *label, dc_script_t *out, dc_error_t *err)
 {
+    memset(out, 0, sizeof(*out));
     char *text = dc_strndup(script, len);
     len = drop_restrict_lines(text, len, restrict_key);
     PgQuerySplitResult split = pg_query_split_with_scanner(text);
@@ -142,10 +139,9 @@ int dc_restore_run_script(PGconn *conn, const char *script, size_t len, const ch
         free(text);
         return -1;
     }
-    statement_t *stmts = dc_calloc((size_t)split.n_stmts + 1, sizeof(statement_t));
-    size_t n = 0;
+    out->statements = dc_calloc((size_t)split.n_stmts + 1, sizeof(dc_statement_t));
     int rc = 0;
-    for (int i = 0; i < split.n_stmts && rc == 0; i++) {
+    for (int i = 0; i < split.n_stmts; i++) {
         const char *begin = text + split.stmts[i]->stmt_location;
         const char *end = begin + split.stmts[i]->stmt_len;
         const char *start = skip_blank(begin, end);
@@ -153,28 +149,52 @@ int dc_restore_run_script(PGconn *conn, const char *script, size_t len, const ch
             continue;
         if (*start == '\\') {
             const char *eol = memchr(start, '\n', (size_t)(end - start));
-            rc = dc_error_set(
-                err,
-                "%s holds a psql meta-command at line %d (%.*s): a schema script "
-                "may only carry the snapshot's own \\restrict lines",
-                label, line_of(text, start),
-                (int)((eol ? eol : end) - start > 60 ? 60 : (eol ? eol : end) - start), start);
+            int shown = (int)((eol ? eol : end) - start);
+            rc = dc_error_set(err,
+                              "%s holds a psql meta-command at line %d (%.*s): a schema script "
+                              "may only carry the snapshot's own \\restrict lines",
+                              label, line_of(text, start), shown > 60 ? 60 : shown, start);
             break;
         }
-        stmts[n].text = dc_strndup(start, (size_t)(end - start));
-        stmts[n].line = line_of(text, start);
-        n++;
+        dc_statement_t *st = &out->statements[out->count++];
+        st->text = dc_strndup(start, (size_t)(end - start));
+        st->line = line_of(text, start);
     }
-    for (size_t first = 0; rc == 0 && first < n; first += PIPELINE_BATCH) {
-        size_t count = n - first < PIPELINE_BATCH ? n - first : PIPELINE_BATCH;
-        rc = run_batch(conn, stmts + first, count, label, err);
-    }
-    if (rc == 0)
-        dc_log_debug("%s: %zu statements", label, n);
-    for (size_t i = 0; i < n; i++)
-        free((char *)stmts[i].text);
-    free(stmts);
     pg_query_free_split_result(split);
     free(text);
+    if (rc != 0)
+        dc_restore_script_free(out);
+    return rc;
+}
+
+void dc_restore_script_free(dc_script_t *script)
+{
+    for (size_t i = 0; i < script->count; i++)
+        free(script->statements[i].text);
+    free(script->statements);
+    memset(script, 0, sizeof(*script));
+}
+
+int dc_restore_run_statements(PGconn *conn, const dc_statement_t *stmts, size_t count,
+                              const char *label, dc_error_t *err)
+{
+    int rc = 0;
+    for (size_t first = 0; rc == 0 && first < count; first += PIPELINE_BATCH) {
+        size_t n = count - first < PIPELINE_BATCH ? count - first : PIPELINE_BATCH;
+        rc = run_batch(conn, stmts + first, n, label, err);
+    }
+    return rc;
+}
+
+int dc_restore_run_script(PGconn *conn, const char *script, size_t len, const char *restrict_key,
+                          const char *label, dc_error_t *err)
+{
+    dc_script_t parsed;
+    if (dc_restore_split_script(script, len, restrict_key, label, &parsed, err) != 0)
+        return -1;
+    int rc = dc_restore_run_statements(conn, parsed.statements, parsed.count, label, err);
+    if (rc == 0)
+        dc_log_debug("%s: %zu statements", label, parsed.count);
+    dc_restore_script_free(&parsed);
     return rc;
 }

@@ -24,6 +24,19 @@ roundtrip() { # source-db
     diff -u <(fingerprint "$src") <(fingerprint "$copy") >"$WORK/fp.diff" ||
         fail "$src: content differs after restore: $(head -40 "$WORK/fp.diff")"
     pass "$src: restored into a new database, schema and content identical"
+
+    # The same with --jobs 2 (parallel loading and index builds, into an empty database).
+    local parallel="${1}_parallel"
+    on_exit "psql_admin postgres -c 'DROP DATABASE IF EXISTS \"$parallel\" WITH (FORCE)' >/dev/null 2>&1"
+    run_deployctl restore "$id" --database "$(db_url "$src")" --target "$(db_url "$parallel")" \
+        --store "$store" --jobs 2
+    [[ $rc -eq 0 ]] || fail "$src: parallel restore failed: $(cat "$WORK/err")"
+    grep -q "with 2 connections: NOT atomic" "$WORK/err" || fail "$src: the parallel restore did not say it is not atomic"
+    diff -u <(schema_dump "$src") <(schema_dump "$parallel") >"$WORK/schema.diff" ||
+        fail "$src: schema differs after a parallel restore: $(head -40 "$WORK/schema.diff")"
+    diff -u <(fingerprint "$src") <(fingerprint "$parallel") >"$WORK/fp.diff" ||
+        fail "$src: content differs after a parallel restore: $(head -40 "$WORK/fp.diff")"
+    pass "$src: restored with --jobs 2, schema and content identical"
     echo "$id" >"$WORK/last-id"
 }
 
@@ -32,6 +45,14 @@ psql_admin "$src" -f "$DC_SOURCE_DIR/tests/sql/roundtrip.sql" >/dev/null
 psql_admin "$src" -c "ALTER DATABASE $src SET search_path = app, public"
 roundtrip "$src"
 id=$(cat "$WORK/last-id")
+
+# --jobs only into an empty database: a database with tables is refused, untouched.
+fingerprint "$src" >"$WORK/src.fp"
+run_deployctl restore "$id" --database "$(db_url "$src")" --store "$store" --jobs 2 --yes
+[[ $rc -eq 1 ]] && grep -q "restores into an empty database only" "$WORK/err" ||
+    fail "--jobs over a database with tables was not refused: $(cat "$WORK/err")"
+diff -q <(fingerprint "$src") "$WORK/src.fp" >/dev/null || fail "a refused parallel restore changed the database"
+pass "--jobs refuses a database that holds tables"
 
 # Plain and deep verification, recorded and shown by `snapshots`.
 run_deployctl verify "$id" --store "$store" --database "$(db_url "$src")"

@@ -1,10 +1,9 @@
-/* The bounded hand-over between COPY workers and the archive writer: a pool of reusable chunk
- * buffers and a FIFO of finished chunks, under one mutex. */
+/* The bounded hand-over of chunks between threads (see chunk_queue.h). */
 #include <errno.h>
 #include <stdlib.h>
 #include <time.h>
 
-#include "backup_intern.h"
+#include "deployctl/chunk_queue.h"
 
 void dc_chunk_queue_init(dc_chunk_queue_t *q, size_t pool_size, size_t buffer_capacity,
                          int producers)
@@ -123,7 +122,9 @@ dc_queue_status_t dc_chunk_queue_next(dc_chunk_queue_t *q, int timeout_ms, dc_ch
             status = DC_QUEUE_DONE;
             break;
         }
-        if (pthread_cond_timedwait(&q->changed, &q->mu, &deadline) == ETIMEDOUT) {
+        if (timeout_ms < 0) {
+            pthread_cond_wait(&q->changed, &q->mu);
+        } else if (pthread_cond_timedwait(&q->changed, &q->mu, &deadline) == ETIMEDOUT) {
             status = DC_QUEUE_TIMEOUT;
             break;
         }
