@@ -15,8 +15,10 @@ roundtrip() { # source-db
     id=$(tail -n 1 "$WORK/out")
     on_exit "psql_admin postgres -c 'DROP DATABASE IF EXISTS \"$copy\" WITH (FORCE)' >/dev/null 2>&1"
     run_deployctl restore "$id" --database "$(db_url "$src")" --target "$(db_url "$copy")" \
-        --store "$store" --json
+        --store "$store" --json --progress-interval 1ms
     [[ $rc -eq 0 ]] || fail "$src: restore failed: $(cat "$WORK/err")"
+    grep -qE '^deployctl: restore: .*rows, [0-9]+/[0-9]+ tables, .*/s, ETA' "$WORK/err" ||
+        fail "$src: no progress lines from the restore: $(cat "$WORK/err")"
     jq -e '.created_target == true and .safety_snapshot == null' "$WORK/out" >/dev/null ||
         fail "$src: restore result: $(cat "$WORK/out")"
     diff -u <(schema_dump "$src") <(schema_dump "$copy") >"$WORK/schema.diff" ||
