@@ -126,11 +126,31 @@ static int run_schema(restore_t *r, dc_snapshot_reader_t *reader, const dc_membe
     return rc;
 }
 
+/* Dropping the schemas needs ACCESS EXCLUSIVE locks, which readers hold up: past
+ * --lock-timeout, say who they are (the savepoint keeps the transaction usable to ask). */
+static int clear_schemas(restore_t *r, dc_error_t *err)
+{
+    if (dc_pg_exec(r->conn, "SAVEPOINT dc_clear", err) != 0)
+        return -1;
+    if (dc_restore_clear_schemas(r->conn, r->manifest, err) == 0)
+        return dc_pg_exec(r->conn, "RELEASE SAVEPOINT dc_clear", err);
+    if (strstr(err->message, "SQLSTATE 55P03") != NULL) {
+        PQclear(PQexec(r->conn, "ROLLBACK TO SAVEPOINT dc_clear"));
+        char *who = dc_pg_describe_lock_holders(r->conn);
+        dc_error_set(err,
+                     "could not take over the tables of %s within --lock-timeout: %s; end those "
+                     "sessions (--terminate-connections) or raise --lock-timeout",
+                     r->target_name, *who ? who : "other sessions use them");
+        free(who);
+    }
+    return -1;
+}
+
 /* Everything between BEGIN and COMMIT that touches the target. */
 static int replace_contents(restore_t *r, dc_error_t *err)
 {
     dc_snapshot_reader_t *reader = NULL;
-    if (dc_restore_clear_schemas(r->conn, r->manifest, err) != 0)
+    if (clear_schemas(r, err) != 0)
         return -1;
     if (dc_snapshot_reader_open(r->opts->store, r->database_dir, r->manifest, &reader, err) != 0)
         return -1;

@@ -59,8 +59,10 @@ static int check_member(dc_snapshot_reader_t *reader, const dc_member_t *member,
         if (rc != 0 || got == 0)
             break;
         result->stored_bytes += got;
-        if (head != NULL && (rc = dc_filter_write(head, piece, got, err)) != 0)
+        if (head != NULL && (rc = dc_filter_write(head, piece, got, err)) != 0) {
+            dc_error_prefix(err, "%s: ", member->name);
             break;
+        }
     }
     free(piece);
     if (rc == 0 && head != NULL && (rc = dc_filter_finish(head, err)) != 0)

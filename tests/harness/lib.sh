@@ -26,6 +26,12 @@ on_exit() { _cleanup_hooks+=("$1"); }
 _run_cleanup() {
     local rc=$?
     for hook in "${_cleanup_hooks[@]}"; do eval "$hook" || true; done
+    # Databases made by new_db (which runs in $(...) subshells: hence a file, not a hook).
+    if [[ -f $WORK/.databases ]]; then
+        while read -r name; do
+            psql_admin postgres -c "DROP DATABASE IF EXISTS \"$name\" WITH (FORCE)" >/dev/null 2>&1 || true
+        done <"$WORK/.databases"
+    fi
     if [[ $rc -eq 0 || -z ${KEEP_WORK:-} ]]; then rm -rf "$WORK"; else echo "work dir kept: $WORK" >&2; fi
 }
 trap _run_cleanup EXIT
@@ -54,13 +60,18 @@ psql_value() { # db sql
     psql_admin "$1" -At -c "$2"
 }
 
-# A fresh database for this test; prints its name.
+# Drops the database when the test ends (works from $(...) subshells too).
+drop_at_exit() { # name
+    echo "$1" >>"$WORK/.databases"
+}
+
+# A fresh database for this test, dropped when the test ends; prints its name.
 new_db() { # suffix
     local name="t_${TEST_NAME}_$1"
     name=${name//-/_}
     psql_admin postgres -c "DROP DATABASE IF EXISTS \"$name\" WITH (FORCE)" >/dev/null
     psql_admin postgres -c "CREATE DATABASE \"$name\"" >/dev/null
-    on_exit "psql_admin postgres -c 'DROP DATABASE IF EXISTS \"$name\" WITH (FORCE)' >/dev/null 2>&1"
+    drop_at_exit "$name"
     echo "$name"
 }
 

@@ -8,7 +8,7 @@ make_db() { # name encoding
     local name="t_${TEST_NAME}_$1"
     psql_admin postgres -c "DROP DATABASE IF EXISTS $name WITH (FORCE)"
     psql_admin postgres -c "CREATE DATABASE $name TEMPLATE template0 ENCODING '$2' LC_COLLATE 'C' LC_CTYPE 'C'"
-    on_exit "psql_admin postgres -c 'DROP DATABASE IF EXISTS $name WITH (FORCE)' >/dev/null 2>&1"
+    drop_at_exit "$name"
     echo "$name"
 }
 

@@ -78,7 +78,7 @@ pass "restored in place: schema and content are the snapshot's again (tables, co
 run_deployctl snapshots --store "$store" --json
 assert_eq pre-restore "$(jq -r --arg id "$safety" '.[] | select(.id == $id) | .tag' "$WORK/out")" "the safety snapshot's tag"
 copy="${db}_before"
-on_exit "psql_admin postgres -c 'DROP DATABASE IF EXISTS \"$copy\" WITH (FORCE)' >/dev/null 2>&1"
+drop_at_exit "$copy"
 run_deployctl restore "$safety" --database "$url" --target "$(db_url "$copy")" --store "$store"
 [[ $rc -eq 0 ]] || fail "restoring the pre-restore snapshot failed: $(cat "$WORK/err")"
 assert_eq "late@x.test" "$(psql_value "$copy" "SELECT email FROM users WHERE id = 'late-user'")" "the late write"

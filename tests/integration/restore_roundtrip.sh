@@ -13,7 +13,7 @@ roundtrip() { # source-db
     [[ $rc -eq 0 ]] || fail "$src: backup failed: $(cat "$WORK/err")"
     local id
     id=$(tail -n 1 "$WORK/out")
-    on_exit "psql_admin postgres -c 'DROP DATABASE IF EXISTS \"$copy\" WITH (FORCE)' >/dev/null 2>&1"
+    drop_at_exit "$copy"
     run_deployctl restore "$id" --database "$(db_url "$src")" --target "$(db_url "$copy")" \
         --store "$store" --json --progress-interval 1ms
     [[ $rc -eq 0 ]] || fail "$src: restore failed: $(cat "$WORK/err")"
@@ -29,7 +29,7 @@ roundtrip() { # source-db
 
     # The same with --jobs 2 (parallel loading and index builds, into an empty database).
     local parallel="${1}_parallel"
-    on_exit "psql_admin postgres -c 'DROP DATABASE IF EXISTS \"$parallel\" WITH (FORCE)' >/dev/null 2>&1"
+    drop_at_exit "$parallel"
     run_deployctl restore "$id" --database "$(db_url "$src")" --target "$(db_url "$parallel")" \
         --store "$store" --jobs 2
     [[ $rc -eq 0 ]] || fail "$src: parallel restore failed: $(cat "$WORK/err")"
