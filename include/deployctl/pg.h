@@ -49,6 +49,9 @@ PGresult *dc_pg_query_params(PGconn *conn, const char *sql, int nparams, const c
 int dc_pg_error(PGconn *conn, const PGresult *res, const char *what, dc_error_t *err);
 /* "col1", "Col 2" -> quoted identifier (caller frees). */
 char *dc_pg_quote_ident(PGconn *conn, const char *ident);
+/* Columns as a quoted, comma-separated list for COPY ("a", "B c"); "" when none (caller
+ * frees). */
+char *dc_pg_column_list(PGconn *conn, char *const *columns, size_t count);
 int dc_pg_server_major(PGconn *conn);
 
 /* ---- catalog ---- */

@@ -5,8 +5,12 @@
 
 #include <stdbool.h>
 
+#include "deployctl/error.h"
+
 void dc_signals_install(void);
 /* True once a stop was asked for; *signo names the signal. */
 bool dc_signal_received(int *signo);
+/* -1 with "interrupted by signal N" in err once a stop was asked for, else 0. */
+int dc_signal_check(dc_error_t *err);
 
 #endif

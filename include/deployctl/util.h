@@ -51,6 +51,8 @@ double dc_now_seconds(void); /* monotonic */
 void dc_format_rfc3339(time_t t, char *out, size_t out_size);
 
 void dc_hex_encode(const uint8_t *in, size_t len, char *out); /* out: 2*len+1 */
+/* How many '\n' bytes (COPY text rows) are in data. */
+uint64_t dc_count_newlines(const void *data, size_t len);
 
 /* Creates a directory and its parents (mode for the ones created), durably: the parent of
  * each directory created is fsynced. */

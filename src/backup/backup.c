@@ -519,12 +519,8 @@ static int write_chunk(backup_t *b, dc_chunk_t *c, dc_error_t *err)
 
 static int check_interrupted(dc_error_t *err)
 {
-    int signo = 0;
-    if (dc_signal_received(&signo))
-        return dc_error_set(err,
-                            "interrupted by signal %d; the backup was abandoned and "
-                            "nothing was stored",
-                            signo);
+    if (dc_signal_check(err) != 0)
+        return dc_error_append(err, "; the backup was abandoned and nothing was stored");
     return 0;
 }
 

@@ -94,22 +94,16 @@ static char *copy_statement(PGconn *conn, const dc_pg_table_t *t, const dc_backu
 {
     char *schema = dc_pg_quote_ident(conn, t->schema);
     char *name = dc_pg_quote_ident(conn, t->name);
-    dc_buf_t cols = {0};
-    dc_buf_append(&cols, "", 0);
-    for (size_t i = 0; i < t->column_count; i++) {
-        char *c = dc_pg_quote_ident(conn, t->columns[i]);
-        dc_buf_appendf(&cols, "%s%s", i ? ", " : "", c);
-        free(c);
-    }
+    char *cols = dc_pg_column_list(conn, t->columns, t->column_count);
     char *sql;
     if (t->filter != NULL) {
         /* An extension configuration table: only the rows the extension did not create. */
-        sql = dc_sprintf("COPY (SELECT %s FROM ONLY %s.%s %s) TO STDOUT", cols.data, schema, name,
+        sql = dc_sprintf("COPY (SELECT %s FROM ONLY %s.%s %s) TO STDOUT", cols, schema, name,
                          t->filter);
     } else if (!task->ranged) {
         /* COPY of a table never includes its inheritance children: each row exactly once. */
         sql = dc_sprintf("COPY %s.%s %s%s%s TO STDOUT", schema, name, t->column_count ? "(" : "",
-                         cols.data, t->column_count ? ")" : "");
+                         cols, t->column_count ? ")" : "");
     } else {
         char upper[64] = "";
         if (task->end_block > 0)
@@ -117,9 +111,9 @@ static char *copy_statement(PGconn *conn, const dc_pg_table_t *t, const dc_backu
                      (unsigned long long)task->end_block);
         sql = dc_sprintf("COPY (SELECT %s FROM ONLY %s.%s WHERE ctid >= '(%llu,0)'::pg_catalog.tid"
                          "%s) TO STDOUT",
-                         cols.data, schema, name, (unsigned long long)task->first_block, upper);
+                         cols, schema, name, (unsigned long long)task->first_block, upper);
     }
-    dc_buf_free(&cols);
+    free(cols);
     free(schema);
     free(name);
     return sql;

@@ -31,3 +31,11 @@ bool dc_signal_received(int *signo)
         *signo = received_signal;
     return true;
 }
+
+int dc_signal_check(dc_error_t *err)
+{
+    int signo = 0;
+    if (dc_signal_received(&signo))
+        return dc_error_set(err, "interrupted by signal %d", signo);
+    return 0;
+}

@@ -252,6 +252,17 @@ void dc_hex_encode(const uint8_t *in, size_t len, char *out)
     out[2 * len] = '\0';
 }
 
+uint64_t dc_count_newlines(const void *data, size_t len)
+{
+    uint64_t n = 0;
+    const char *p = data, *end = p + len;
+    while (p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        n++;
+        p++;
+    }
+    return n;
+}
+
 int dc_mkdir_p(const char *path, int mode, dc_error_t *err)
 {
     if (path == NULL || *path == '\0')

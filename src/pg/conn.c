@@ -309,6 +309,18 @@ char *dc_pg_quote_ident(PGconn *conn, const char *ident)
     return copy;
 }
 
+char *dc_pg_column_list(PGconn *conn, char *const *columns, size_t count)
+{
+    dc_buf_t b = {0};
+    dc_buf_append(&b, "", 0);
+    for (size_t i = 0; i < count; i++) {
+        char *c = dc_pg_quote_ident(conn, columns[i]);
+        dc_buf_appendf(&b, "%s%s", i ? ", " : "", c);
+        free(c);
+    }
+    return b.data;
+}
+
 int dc_pg_server_major(PGconn *conn)
 {
     return PQserverVersion(conn) / 10000;

@@ -59,8 +59,7 @@ static int deliver(void *ctx, const uint8_t *data, size_t len, dc_error_t *err)
             done += (size_t)n;
         }
     } else {
-        for (const uint8_t *p = data; (p = memchr(p, '\n', len - (size_t)(p - data))) != NULL; p++)
-            s->rows++;
+        s->rows += dc_count_newlines(data, len); /* COPY text: one line a row */
         if (PQputCopyData(s->conn, (const char *)data, (int)len) != 1)
             return dc_pg_error(s->conn, NULL, "sending COPY data", err);
     }
@@ -132,15 +131,11 @@ static int load_table_chunk(dc_restore_load_t *load, dc_member_source_t source,
     const dc_manifest_table_t *t = &load->manifest->tables[member->index];
     char *schema = dc_pg_quote_ident(load->conn, t->schema);
     char *name = dc_pg_quote_ident(load->conn, t->name);
+    char *cols = dc_pg_column_list(load->conn, t->columns, t->column_count);
     dc_buf_t sql = {0};
-    dc_buf_appendf(&sql, "COPY %s.%s", schema, name);
-    for (size_t c = 0; c < t->column_count; c++) {
-        char *col = dc_pg_quote_ident(load->conn, t->columns[c]);
-        dc_buf_appendf(&sql, "%s%s", c ? ", " : " (", col);
-        free(col);
-    }
-    dc_buf_appendf(&sql, "%s FROM STDIN%s", t->column_count ? ")" : "",
-                   load->freeze ? " WITH (FREEZE)" : "");
+    dc_buf_appendf(&sql, "COPY %s.%s%s%s%s FROM STDIN%s", schema, name, t->column_count ? " (" : "",
+                   cols, t->column_count ? ")" : "", load->freeze ? " WITH (FREEZE)" : "");
+    free(cols);
     char what[600];
     snprintf(what, sizeof(what), "loading %s into %s.%s", member->name, t->schema, t->name);
     free(schema);

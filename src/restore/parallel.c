@@ -183,9 +183,8 @@ static int feed_chunks(parallel_t *p, dc_snapshot_reader_t *reader, dc_member_t 
             dc_buf_append(&c->data, piece, got);
         }
         dc_chunk_queue_submit(&p->queue, c);
-        int signo;
-        if (dc_signal_received(&signo))
-            return dc_error_set(err, "interrupted by signal %d", signo);
+        if (dc_signal_check(err) != 0)
+            return -1;
         dc_progress_report(p->progress);
     }
 }

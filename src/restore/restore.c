@@ -32,14 +32,6 @@ static void on_notice(void *arg, const PGresult *res)
         dc_log_debug("server: %s%s%s", msg, detail ? ": " : "", detail ? detail : "");
 }
 
-static int check_interrupted(dc_error_t *err)
-{
-    int signo = 0;
-    if (dc_signal_received(&signo))
-        return dc_error_set(err, "interrupted by signal %d", signo);
-    return 0;
-}
-
 /* A database that holds tables is only changed after a yes: --yes, or on a terminal. */
 static int confirm_overwrite(restore_t *r, long tables, dc_error_t *err)
 {
@@ -184,7 +176,7 @@ static int replace_contents(restore_t *r, dc_error_t *err)
                 atomic_fetch_add(&r->progress.items_done, 1);
         }
         if (rc == 0)
-            rc = check_interrupted(err);
+            rc = dc_signal_check(err);
         if (rc != 0)
             break;
         dc_progress_report(&r->progress);
@@ -269,7 +261,7 @@ int dc_restore_manifest(const dc_restore_opts_t *opts, const dc_manifest_t *mani
     int rc = opts->jobs > 1 ? restore_parallel(&r, err) : restore_atomic(&r, err);
     dc_progress_finish(&r.progress);
     if (rc != 0) {
-        check_interrupted(err);
+        dc_signal_check(err);
         PQclear(PQexec(r.conn, "ROLLBACK"));
         if (result->created_target) {
             PQfinish(r.conn);

@@ -32,8 +32,7 @@ static int count_rows(void *ctx, const uint8_t *data, size_t len, dc_error_t *er
 {
     (void)err;
     row_counter_t *c = ctx;
-    for (const uint8_t *p = data; (p = memchr(p, '\n', len - (size_t)(p - data))) != NULL; p++)
-        c->rows++;
+    c->rows += dc_count_newlines(data, len);
     return 0;
 }
 
@@ -104,11 +103,8 @@ static int verify_archive(const dc_verify_opts_t *opts, const dc_manifest_t *m, 
         if (rc != 0)
             break;
         result->members++;
-        int signo;
-        if (dc_signal_received(&signo)) {
-            rc = dc_error_set(err, "interrupted by signal %d", signo);
+        if ((rc = dc_signal_check(err)) != 0)
             break;
-        }
     }
     if (rc == 0)
         rc = dc_snapshot_reader_finish(reader, err);
@@ -138,18 +134,12 @@ static int check_table(PGconn *conn, const dc_manifest_table_t *t, dc_error_t *e
 {
     char *schema = dc_pg_quote_ident(conn, t->schema);
     char *name = dc_pg_quote_ident(conn, t->name);
-    dc_buf_t cols = {0};
-    dc_buf_append(&cols, "", 0);
-    for (size_t c = 0; c < t->column_count; c++) {
-        char *col = dc_pg_quote_ident(conn, t->columns[c]);
-        dc_buf_appendf(&cols, "%s%s", c ? ", " : "", col);
-        free(col);
-    }
-    char *sql = dc_sprintf("COPY (SELECT %s FROM ONLY %s.%s %s) TO STDOUT", cols.data, schema, name,
+    char *cols = dc_pg_column_list(conn, t->columns, t->column_count);
+    char *sql = dc_sprintf("COPY (SELECT %s FROM ONLY %s.%s %s) TO STDOUT", cols, schema, name,
                            t->filter ? t->filter : "");
     char what[600];
     snprintf(what, sizeof(what), "reading %s.%s back", t->schema, t->name);
-    dc_buf_free(&cols);
+    free(cols);
     free(schema);
     free(name);
     PGresult *res = PQexec(conn, sql);

@@ -120,3 +120,14 @@ datasets_dir() {
     local d=${DEPLOYCTL_DATASETS:-$DC_SOURCE_DIR/../shared/datasets}
     [[ -d $d ]] && echo "$d"
 }
+
+# Loads the public sample databases (see ../shared/datasets/README.md) into a database.
+load_pagila() { # datasets-dir db
+    psql_admin "$2" -f "$1/pagila/pagila-schema.sql" >/dev/null
+    psql_admin "$2" -f "$1/pagila/pagila-data.sql" >/dev/null
+}
+load_chinook() { # datasets-dir db
+    # The file creates and connects to its own database: load it into ours instead.
+    grep -v -E '^(DROP DATABASE|CREATE DATABASE|\\c )' "$1/chinook/Chinook_PostgreSql.sql" |
+        psql_admin "$2" >/dev/null
+}

@@ -25,12 +25,9 @@ roundtrip() { # name
 }
 
 pagila=$(new_db pagila)
-psql_admin "$pagila" -f "$datasets/pagila/pagila-schema.sql" >/dev/null
-psql_admin "$pagila" -f "$datasets/pagila/pagila-data.sql" >/dev/null
+load_pagila "$datasets" "$pagila"
 roundtrip "$pagila"
 
 chinook=$(new_db chinook)
-# The file creates and connects to its own database: load it into ours instead.
-grep -v -E '^(DROP DATABASE|CREATE DATABASE|\\c )' "$datasets/chinook/Chinook_PostgreSql.sql" >"$WORK/chinook.sql"
-psql_admin "$chinook" -f "$WORK/chinook.sql" >/dev/null
+load_chinook "$datasets" "$chinook"
 roundtrip "$chinook"

@@ -84,12 +84,10 @@ pass "backup --verify"
 
 if datasets=$(datasets_dir); then
     pagila=$(new_db pagila)
-    psql_admin "$pagila" -f "$datasets/pagila/pagila-schema.sql" >/dev/null
-    psql_admin "$pagila" -f "$datasets/pagila/pagila-data.sql" >/dev/null
+    load_pagila "$datasets" "$pagila"
     roundtrip "$pagila"
     chinook=$(new_db chinook)
-    grep -v -E '^(DROP DATABASE|CREATE DATABASE|\\c )' "$datasets/chinook/Chinook_PostgreSql.sql" >"$WORK/chinook.sql"
-    psql_admin "$chinook" -f "$WORK/chinook.sql" >/dev/null
+    load_chinook "$datasets" "$chinook"
     roundtrip "$chinook"
 else
     echo "note: sample datasets not found; Pagila and Chinook round trips not run"
