@@ -131,10 +131,23 @@ int dc_restore_split_script(const char *script, size_t len, const char *restrict
     len = drop_restrict_lines(text, len, restrict_key);
     PgQuerySplitResult split = pg_query_split_with_scanner(text);
     if (split.error != NULL) {
-        dc_error_set(
-            err, "%s cannot be read as SQL at line %d: %s", label,
-            line_of(text, text + (split.error->cursorpos > 0 ? split.error->cursorpos - 1 : 0)),
-            split.error->message);
+        int error_line =
+            line_of(text, text + (split.error->cursorpos > 0 ? split.error->cursorpos - 1 : 0));
+        /* What confuses PostgreSQL's scanner in a pg_dump script is a psql meta-command. */
+        const char *meta = *text == '\\' ? text : strstr(text, "\n\\");
+        if (meta != NULL && *meta == '\n')
+            meta++;
+        if (meta != NULL && line_of(text, meta) <= error_line) {
+            const char *eol = strchr(meta, '\n');
+            int shown = (int)(eol ? eol - meta : (long)strlen(meta));
+            dc_error_set(err,
+                         "%s holds a psql meta-command at line %d (%.*s): a schema script may "
+                         "only carry the snapshot's own \\restrict lines",
+                         label, line_of(text, meta), shown > 60 ? 60 : shown, meta);
+        } else {
+            dc_error_set(err, "%s cannot be read as SQL at line %d: %s", label, error_line,
+                         split.error->message);
+        }
         pg_query_free_split_result(split);
         free(text);
         return -1;

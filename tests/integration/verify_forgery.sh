@@ -89,7 +89,7 @@ pass "a member the manifest does not name is refused"
 # 3. A schema script carrying a psql meta-command of its own (hash updated to match).
 forge_start meta
 pre=$WORK/meta.x/schema/pre-data.sql
-awk -v cmd="\\! touch $WORK/pwned" '!done && /^SET statement_timeout/ { print cmd; done = 1 } { print }' "$pre" >"$pre.new"
+awk -v cmd="\\! touch $WORK/x.4Hx $WORK/pwned" '!done && /^SET statement_timeout/ { print cmd; done = 1 } { print }' "$pre" >"$pre.new"
 mv "$pre.new" "$pre"
 grep -q '^\\! touch' "$pre" || fail "could not inject the meta-command"
 m=$WORK/meta/$db/$id/manifest.json
@@ -100,6 +100,6 @@ run_deployctl verify "$id" --store "$WORK/meta"
 [[ $rc -eq 0 ]] || fail "the forged hashes should pass a plain verify (only the content is hostile): $(cat "$WORK/err")"
 run_deployctl restore "$id" --database "$url" --store "$WORK/meta" --yes --no-safety-snapshot
 [[ $rc -eq 1 ]] && grep -q "psql meta-command at line" "$WORK/err" || fail "a foreign meta-command was not refused: $(cat "$WORK/err")"
-[[ ! -e $WORK/pwned ]] || fail "the meta-command ran"
+[[ ! -e $WORK/pwned && ! -e $WORK/x.4Hx ]] || fail "the meta-command ran"
 diff -q <(fingerprint "$db") "$WORK/db.fp" >/dev/null || fail "a refused restore changed the database"
 pass "a psql meta-command other than the snapshot's own \\restrict lines is refused"
