@@ -44,6 +44,9 @@ int dc_cmd_show(dc_cli_t *cli, dc_error_t *err);
 int dc_cmd_restore(dc_cli_t *cli, dc_error_t *err);
 int dc_cmd_verify(dc_cli_t *cli, dc_error_t *err);
 
+/* maintenance_work_mem for restores, in PostgreSQL's units ("262144kB"), in out; NULL when not
+ * configured (the server's own setting applies). */
+const char *dc_cli_maintenance_work_mem(dc_cli_t *cli, char *out, size_t size);
 /* The backup settings from the configuration (for backups, and pre-restore snapshots). */
 void dc_cli_backup_opts(dc_cli_t *cli, dc_backup_opts_t *opts);
 /* The name of the database --database designates (without connecting), or NULL when none is

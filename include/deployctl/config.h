@@ -49,6 +49,7 @@ typedef enum {
     DC_OPT_YES,
     DC_OPT_NO_SAFETY_SNAPSHOT,
     DC_OPT_TERMINATE_CONNECTIONS,
+    DC_OPT_MAINTENANCE_WORK_MEM,
     /* verify */
     DC_OPT_DEEP,
     /* snapshots */

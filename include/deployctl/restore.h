@@ -30,7 +30,8 @@ typedef struct dc_restore_opts {
     bool safety_snapshot;       /* take a pre-restore snapshot of a database with tables */
     bool terminate_connections; /* end the sessions that would block the restore */
     uint64_t lock_timeout_ms;
-    const dc_backup_opts_t *backup; /* settings for the pre-restore snapshot */
+    const char *maintenance_work_mem; /* for the index builds ("262144kB"); NULL: the server's */
+    const dc_backup_opts_t *backup;   /* settings for the pre-restore snapshot */
 } dc_restore_opts_t;
 
 typedef struct dc_restore_result {

@@ -55,11 +55,22 @@ void dc_cli_backup_opts(dc_cli_t *cli, dc_backup_opts_t *opts)
     opts->prisma_schema = cli->prisma_schema;
 }
 
+const char *dc_cli_maintenance_work_mem(dc_cli_t *cli, char *out, size_t size)
+{
+    if (dc_config_get(&cli->config, DC_OPT_MAINTENANCE_WORK_MEM) == NULL)
+        return NULL;
+    uint64_t bytes = dc_config_size(&cli->config, DC_OPT_MAINTENANCE_WORK_MEM);
+    snprintf(out, size, "%llukB", (unsigned long long)(bytes / 1024));
+    return out;
+}
+
 /* backup --verify: a deep verification of the snapshot just taken. */
 static int verify_new_snapshot(dc_cli_t *cli, dc_store_t *store, const dc_manifest_t *m,
                                const char *url, dc_error_t *err)
 {
+    char work_mem[32];
     dc_verify_opts_t vopts = {
+        .maintenance_work_mem = dc_cli_maintenance_work_mem(cli, work_mem, sizeof(work_mem)),
         .store = store,
         .database = m->database,
         .ref = m->id,

@@ -88,6 +88,8 @@ int dc_cmd_restore(dc_cli_t *cli, dc_error_t *err)
     }
     dc_backup_opts_t backup;
     dc_cli_backup_opts(cli, &backup);
+    char work_mem[32];
+    const char *maintenance_work_mem = dc_cli_maintenance_work_mem(cli, work_mem, sizeof(work_mem));
     bool jobs_given = cfg->settings[DC_OPT_JOBS].source == DC_SRC_FLAG ||
                       cfg->settings[DC_OPT_JOBS].source == DC_SRC_ENV;
     dc_restore_opts_t opts = {
@@ -102,6 +104,7 @@ int dc_cmd_restore(dc_cli_t *cli, dc_error_t *err)
         .safety_snapshot = !dc_config_flag(cfg, DC_OPT_NO_SAFETY_SNAPSHOT),
         .terminate_connections = dc_config_flag(cfg, DC_OPT_TERMINATE_CONNECTIONS),
         .lock_timeout_ms = dc_config_duration_ms(cfg, DC_OPT_LOCK_TIMEOUT),
+        .maintenance_work_mem = maintenance_work_mem,
         .backup = &backup,
     };
     dc_restore_result_t result;

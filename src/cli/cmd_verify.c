@@ -22,7 +22,10 @@ int dc_cmd_verify(dc_cli_t *cli, dc_error_t *err)
     dc_store_t *store;
     if (dc_cli_open_store(cli, &store, err) != 0)
         return -1;
+    char work_mem[32];
+    const char *maintenance_work_mem = dc_cli_maintenance_work_mem(cli, work_mem, sizeof(work_mem));
     dc_verify_opts_t opts = {
+        .maintenance_work_mem = maintenance_work_mem,
         .store = store,
         .database = database,
         .ref = cli->args[0],

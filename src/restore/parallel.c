@@ -1,8 +1,12 @@
-/* Parallel restore into an empty database (--jobs N): pre-data on one connection; then the
- * archive is read once, and its chunks are handed through a bounded queue to N loaders that
- * COPY them concurrently (large object pieces go where they belong, in any order); then the
- * post-data script: indexes and primary/unique keys built in parallel, foreign keys checked in
- * parallel, everything else in order. Not atomic, and it says so. */
+/* Parallel restore into an empty database (--jobs N), scheduled like pg_restore -j:
+ *  - pre-data on one connection;
+ *  - the archive is read once; each table belongs to one of N loaders (the biggest tables spread
+ *    first), so a table is loaded through one COPY, without contention, while the others load;
+ *  - the post-data script is read while the loaders work: each index and primary/unique key is
+ *    built by whichever loader is free as soon as its table is loaded;
+ *  - then foreign keys are checked side by side, and everything else runs in order.
+ * Not atomic, and it says so. */
+#include <jansson.h>
 #include <pg_query.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,21 +20,35 @@
 #include "deployctl/util.h"
 #include "restore_intern.h"
 
-#define CHUNK_BUFFER (4u * 1024 * 1024 + 512 * 1024)
+#define CHUNK_BUFFER     (4u * 1024 * 1024 + 512 * 1024)
+#define CHUNKS_PER_QUEUE 2
+#define NO_TABLE         SIZE_MAX
 
 typedef struct loader loader_t;
+
+/* An index or key to build once its table is loaded. */
+typedef struct build {
+    char *sql;    /* with the settings in effect before it in the script */
+    size_t table; /* manifest index, or NO_TABLE: ready at once */
+    bool taken;
+} build_t;
 
 typedef struct parallel {
     const dc_restore_opts_t *opts;
     const dc_manifest_t *manifest;
     dc_progress_t *progress;
-    dc_chunk_queue_t queue;
     loader_t *loaders;
     int count;
+    size_t *owner;         /* per table: the loader that loads it */
+    size_t *chunks_loaded; /* per table, under mu */
     pthread_mutex_t mu;
+    pthread_cond_t changed;
     bool failed;
     dc_error_t error;
-    /* post-data work shared by the loaders */
+    build_t *builds; /* published once the post-data script is read */
+    size_t build_count;
+    bool builds_published;
+    /* independent statements shared by the loaders (foreign keys) */
     char **work;
     size_t work_count;
     size_t next_work;
@@ -42,6 +60,7 @@ struct loader {
     PGconn *conn;
     pthread_t thread;
     bool started;
+    dc_chunk_queue_t queue;
     dc_restore_load_t load;
 };
 
@@ -52,11 +71,50 @@ static void fail(parallel_t *p, const dc_error_t *err)
         p->failed = true;
         p->error = *err;
     }
+    pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->mu);
-    dc_chunk_queue_abort(&p->queue);
+    for (int i = 0; i < p->count; i++)
+        dc_chunk_queue_abort(&p->loaders[i].queue);
 }
 
-/* ---- loading chunks ---- */
+/* ---- which loader loads which table ---- */
+
+/* Biggest tables first, each to the loader with the least so far. */
+static void assign_tables(parallel_t *p)
+{
+    const dc_manifest_t *m = p->manifest;
+    size_t n = m->table_count;
+    size_t *order = dc_calloc(n ? n : 1, sizeof(size_t));
+    uint64_t *load = dc_calloc((size_t)p->count, sizeof(uint64_t));
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    for (size_t i = 1; i < n; i++) { /* insertion sort by raw bytes, descending */
+        size_t key = order[i], j = i;
+        while (j > 0 && m->tables[order[j - 1]].raw_bytes < m->tables[key].raw_bytes) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = key;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t best = 0;
+        for (size_t l = 1; l < (size_t)p->count; l++) {
+            if (load[l] < load[best])
+                best = l;
+        }
+        p->owner[order[i]] = best;
+        load[best] += m->tables[order[i]].raw_bytes;
+    }
+    free(load);
+    free(order);
+}
+
+static bool table_loaded(const parallel_t *p, size_t table)
+{
+    return table == NO_TABLE || p->chunks_loaded[table] == p->manifest->tables[table].chunk_count;
+}
+
+/* ---- loaders ---- */
 
 typedef struct memory_source {
     const dc_buf_t *data;
@@ -74,29 +132,95 @@ static int read_memory(void *ctx, void *buf, size_t len, size_t *got, dc_error_t
     return 0;
 }
 
+static int load_chunk(loader_t *l, dc_chunk_t *c, dc_error_t *err)
+{
+    const dc_manifest_chunk_t *k = c->ref;
+    dc_member_t member = {.kind = (dc_member_kind_t)c->kind,
+                          .name = k->member,
+                          .index = c->index,
+                          .chunk_index = c->position,
+                          .chunk = k,
+                          .size = k->stored_bytes,
+                          .sha256 = k->sha256};
+    memory_source_t mem = {&c->data, 0};
+    dc_member_source_t source = {read_memory, &mem};
+    return dc_restore_load_member(&l->load, source, &member, err);
+}
+
+/* A table counts as loaded once the COPY of its last chunk has ended (and so committed): only
+ * its own loader counts its chunks. */
+static int note_loaded(loader_t *l, dc_chunk_t *c, dc_error_t *err)
+{
+    parallel_t *p = l->p;
+    if (c->kind != (int)DC_MEMBER_TABLE_CHUNK)
+        return 0;
+    bool completes = p->chunks_loaded[c->index] + 1 == p->manifest->tables[c->index].chunk_count;
+    if (completes && dc_restore_load_finish(&l->load, err) != 0)
+        return -1;
+    pthread_mutex_lock(&p->mu);
+    p->chunks_loaded[c->index]++;
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->mu);
+    if (completes)
+        atomic_fetch_add(&p->progress->items_done, 1);
+    return 0;
+}
+
+/* The next build whose table is loaded; NULL when none is left. Waits while some are not
+ * ready yet. */
+static build_t *next_build(parallel_t *p)
+{
+    build_t *found = NULL;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        bool pending = !p->builds_published;
+        for (size_t i = 0; p->builds_published && i < p->build_count && !found; i++) {
+            build_t *b = &p->builds[i];
+            if (b->taken)
+                continue;
+            if (table_loaded(p, b->table)) {
+                b->taken = true;
+                found = b;
+            } else {
+                pending = true;
+            }
+        }
+        if (found || !pending || p->failed)
+            break;
+        pthread_cond_wait(&p->changed, &p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return p->failed ? NULL : found;
+}
+
 static void *loader_main(void *arg)
 {
     loader_t *l = arg;
     parallel_t *p = l->p;
     dc_error_t err;
+    /* Its tables first, one COPY each... */
     for (;;) {
         dc_chunk_t *c = NULL;
-        dc_queue_status_t st = dc_chunk_queue_next(&p->queue, -1, &c);
-        if (st != DC_QUEUE_CHUNK)
+        if (dc_chunk_queue_next(&l->queue, -1, &c) != DC_QUEUE_CHUNK)
             break;
-        const dc_manifest_chunk_t *k = c->ref;
-        dc_member_t member = {.kind = (dc_member_kind_t)c->kind,
-                              .name = k->member,
-                              .index = c->index,
-                              .chunk_index = c->position,
-                              .chunk = k,
-                              .size = k->stored_bytes,
-                              .sha256 = k->sha256};
-        memory_source_t mem = {&c->data, 0};
-        dc_member_source_t source = {read_memory, &mem};
-        int rc = dc_restore_load_member(&l->load, source, &member, &err);
-        dc_chunk_queue_release(&p->queue, c);
+        int rc = load_chunk(l, c, &err);
+        if (rc == 0)
+            rc = note_loaded(l, c, &err);
+        dc_chunk_queue_release(&l->queue, c);
         if (rc != 0) {
+            fail(p, &err);
+            return NULL;
+        }
+    }
+    if (dc_restore_load_finish(&l->load, &err) != 0) {
+        fail(p, &err);
+        return NULL;
+    }
+    /* ...then any index or key whose table is loaded. */
+    build_t *b;
+    while ((b = next_build(p)) != NULL) {
+        if (dc_pg_exec(l->conn, b->sql, &err) != 0) {
+            dc_error_prefix(&err, "%s: ", DC_MEMBER_POST_DATA);
             fail(p, &err);
             break;
         }
@@ -107,9 +231,17 @@ static void *loader_main(void *arg)
 static int connect_loaders(parallel_t *p, dc_error_t *err)
 {
     const char *encoding = p->manifest->encoding ? p->manifest->encoding : "UTF8";
-    char *setup = dc_sprintf("SET statement_timeout = 0; SET client_encoding = '%s';"
-                             " SELECT pg_catalog.set_config('search_path', '', false)",
-                             encoding);
+    /* synchronous_commit off: a crash leaves an incomplete database whatever is flushed (a
+     * parallel restore is not atomic anyway). No parallel workers for index builds: the loaders
+     * already build side by side. */
+    dc_buf_t setup = {0};
+    dc_buf_appendf(&setup,
+                   "SET statement_timeout = 0; SET synchronous_commit = off;"
+                   " SET max_parallel_maintenance_workers = 0; SET client_encoding = '%s';"
+                   " SELECT pg_catalog.set_config('search_path', '', false)",
+                   encoding);
+    if (p->opts->maintenance_work_mem != NULL)
+        dc_buf_appendf(&setup, "; SET maintenance_work_mem = '%s'", p->opts->maintenance_work_mem);
     int rc = 0;
     for (int i = 0; i < p->count && rc == 0; i++) {
         loader_t *l = &p->loaders[i];
@@ -119,14 +251,14 @@ static int connect_loaders(parallel_t *p, dc_error_t *err)
         snprintf(purpose, sizeof(purpose), "restore loader %d", i + 1);
         rc = dc_pg_connect(p->opts->target_url, purpose, &l->conn, err);
         if (rc == 0)
-            rc = dc_pg_exec(l->conn, setup, err);
+            rc = dc_pg_exec(l->conn, setup.data, err);
         l->load = (dc_restore_load_t){.conn = l->conn,
                                       .manifest = p->manifest,
                                       .freeze = false,
                                       .autocommit = true,
                                       .progress = p->progress};
     }
-    free(setup);
+    dc_buf_free(&setup);
     return rc;
 }
 
@@ -149,10 +281,14 @@ static void join_threads(parallel_t *p)
     }
 }
 
-/* The archive is read once, in order; each chunk goes whole into a pool buffer for a loader. */
+/* ---- reading the archive ---- */
+
+/* Each chunk goes whole into a buffer of its table's loader (large object pieces: any
+ * loader, they are written where they belong). */
 static int feed_chunks(parallel_t *p, dc_snapshot_reader_t *reader, dc_member_t *post,
                        dc_error_t *err)
 {
+    size_t next_any = 0;
     for (;;) {
         dc_member_t member;
         bool end = false;
@@ -164,7 +300,10 @@ static int feed_chunks(parallel_t *p, dc_snapshot_reader_t *reader, dc_member_t 
             *post = member;
             return 0;
         }
-        dc_chunk_t *c = dc_chunk_queue_acquire(&p->queue);
+        size_t owner = member.kind == DC_MEMBER_TABLE_CHUNK ? p->owner[member.index]
+                                                            : next_any++ % (size_t)p->count;
+        dc_chunk_queue_t *q = &p->loaders[owner].queue;
+        dc_chunk_t *c = dc_chunk_queue_acquire(q);
         if (c == NULL)
             return -1; /* a loader failed: its error is the one to report */
         c->kind = (int)member.kind;
@@ -175,14 +314,14 @@ static int feed_chunks(parallel_t *p, dc_snapshot_reader_t *reader, dc_member_t 
             char piece[65536];
             size_t got = 0;
             if (dc_snapshot_reader_read(reader, piece, sizeof(piece), &got, err) != 0) {
-                dc_chunk_queue_release(&p->queue, c);
+                dc_chunk_queue_release(q, c);
                 return -1;
             }
             if (got == 0)
                 break;
             dc_buf_append(&c->data, piece, got);
         }
-        dc_chunk_queue_submit(&p->queue, c);
+        dc_chunk_queue_submit(q, c);
         if (dc_signal_check(err) != 0)
             return -1;
         dc_progress_report(p->progress);
@@ -193,35 +332,87 @@ static int feed_chunks(parallel_t *p, dc_snapshot_reader_t *reader, dc_member_t 
 
 typedef enum { STMT_SETTING, STMT_BUILD, STMT_FOREIGN_KEY, STMT_OTHER } stmt_kind_t;
 
-/* Indexes and primary/unique/exclusion keys only need their table: they can be built side by
- * side. Foreign keys need those keys: they come after, side by side too. Told apart with
- * PostgreSQL's own parser. */
-static stmt_kind_t classify(const char *sql)
+/* The manifest table a statement's "relation" names, or NO_TABLE. */
+static size_t relation_table(const parallel_t *p, json_t *relation)
 {
+    const char *schema = json_string_value(json_object_get(relation, "schemaname"));
+    const char *name = json_string_value(json_object_get(relation, "relname"));
+    for (size_t i = 0; schema && name && i < p->manifest->table_count; i++) {
+        const dc_manifest_table_t *t = &p->manifest->tables[i];
+        if (strcmp(t->schema, schema) == 0 && strcmp(t->name, name) == 0)
+            return i;
+    }
+    return NO_TABLE;
+}
+
+/* Indexes and primary/unique/exclusion keys need only their table: they are built as soon as it
+ * is loaded. Foreign keys need those keys: they come after, side by side. Told apart with
+ * PostgreSQL's own parser. */
+static stmt_kind_t classify(const parallel_t *p, const char *sql, size_t *table)
+{
+    *table = NO_TABLE;
     if (strncasecmp(sql, "SET ", 4) == 0 ||
         strncasecmp(sql, "SELECT pg_catalog.set_config", 28) == 0)
         return STMT_SETTING;
     PgQueryParseResult parsed = pg_query_parse(sql);
     stmt_kind_t kind = STMT_OTHER;
-    if (parsed.error == NULL && parsed.parse_tree != NULL) {
-        const char *tree = parsed.parse_tree;
-        if (strstr(tree, "\"IndexStmt\"") != NULL && strstr(tree, "\"AlterTableStmt\"") == NULL)
-            kind = STMT_BUILD;
-        else if (strstr(tree, "\"AlterTableStmt\"") != NULL &&
-                 strstr(tree, "\"AT_AddConstraint\"") != NULL) {
-            if (strstr(tree, "\"CONSTR_FOREIGN\"") != NULL)
+    json_t *root = parsed.error ? NULL : json_loads(parsed.parse_tree, 0, NULL);
+    json_t *stmt = json_object_get(json_array_get(json_object_get(root, "stmts"), 0), "stmt");
+    json_t *index = json_object_get(stmt, "IndexStmt");
+    json_t *alter = json_object_get(stmt, "AlterTableStmt");
+    if (index != NULL) {
+        kind = STMT_BUILD;
+        *table = relation_table(p, json_object_get(index, "relation"));
+    } else if (alter != NULL && json_array_size(json_object_get(alter, "cmds")) == 1) {
+        json_t *cmd =
+            json_object_get(json_array_get(json_object_get(alter, "cmds"), 0), "AlterTableCmd");
+        const char *subtype = json_string_value(json_object_get(cmd, "subtype"));
+        json_t *constraint = json_object_get(json_object_get(cmd, "def"), "Constraint");
+        const char *contype = json_string_value(json_object_get(constraint, "contype"));
+        if (subtype && strcmp(subtype, "AT_AddConstraint") == 0 && contype != NULL) {
+            if (strcmp(contype, "CONSTR_FOREIGN") == 0) {
                 kind = STMT_FOREIGN_KEY;
-            else if (strstr(tree, "\"CONSTR_PRIMARY\"") != NULL ||
-                     strstr(tree, "\"CONSTR_UNIQUE\"") != NULL ||
-                     strstr(tree, "\"CONSTR_EXCLUSION\"") != NULL)
+            } else if (strcmp(contype, "CONSTR_PRIMARY") == 0 ||
+                       strcmp(contype, "CONSTR_UNIQUE") == 0 ||
+                       strcmp(contype, "CONSTR_EXCLUSION") == 0) {
                 kind = STMT_BUILD;
+                *table = relation_table(p, json_object_get(alter, "relation"));
+            }
         }
     }
+    json_decref(root);
     pg_query_free_parse_result(parsed);
     return kind;
 }
 
-static void *post_worker(void *arg)
+/* Splits post-data into the builds (published to the loaders, each carrying the settings in
+ * effect before it in the script, since it runs on another connection) and the rest. */
+static void publish_builds(parallel_t *p, const dc_script_t *script, stmt_kind_t *kinds)
+{
+    dc_buf_t settings = {0};
+    dc_buf_append(&settings, "", 0);
+    build_t *builds = dc_calloc(script->count + 1, sizeof(build_t));
+    size_t n = 0;
+    for (size_t i = 0; i < script->count; i++) {
+        size_t table;
+        const char *sql = script->statements[i].text;
+        kinds[i] = classify(p, sql, &table);
+        if (kinds[i] == STMT_SETTING)
+            dc_buf_appendf(&settings, "%s; ", sql);
+        else if (kinds[i] == STMT_BUILD)
+            builds[n++] = (build_t){dc_sprintf("%s%s", settings.data, sql), table, false};
+    }
+    dc_buf_free(&settings);
+    dc_log_debug("post-data: %zu index and key builds, started as their tables are loaded", n);
+    pthread_mutex_lock(&p->mu);
+    p->builds = builds;
+    p->build_count = n;
+    p->builds_published = true;
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void *foreign_key_worker(void *arg)
 {
     loader_t *l = arg;
     parallel_t *p = l->p;
@@ -242,57 +433,49 @@ static void *post_worker(void *arg)
     return NULL;
 }
 
-/* Runs a group of independent statements on all loader connections. */
-static int run_in_parallel(parallel_t *p, char **work, size_t count, dc_error_t *err)
+static int run_foreign_keys(parallel_t *p, char **work, size_t count, dc_error_t *err)
 {
     if (count == 0)
         return 0;
+    dc_log_debug("post-data: %zu foreign key checks side by side", count);
     p->work = work;
     p->work_count = count;
     p->next_work = 0;
-    if (start_threads(p, post_worker, err) != 0) {
-        join_threads(p);
-        return -1;
-    }
+    int rc = start_threads(p, foreign_key_worker, err);
     join_threads(p);
-    if (p->failed) {
+    if (rc == 0 && p->failed) {
         *err = p->error;
-        return -1;
+        rc = -1;
     }
-    return 0;
+    return rc;
 }
 
-/* Each statement built in parallel carries the settings in effect before it in the script
- * (search_path, default_tablespace, ...), since it runs on another connection. */
-static int run_post_data(parallel_t *p, PGconn *conn, const dc_script_t *script, dc_error_t *err)
+/* After the builds: the rest of post-data in order, runs of foreign keys side by side. */
+static int run_rest(parallel_t *p, PGconn *conn, const dc_script_t *script,
+                    const stmt_kind_t *kinds, dc_error_t *err)
 {
     dc_buf_t settings = {0};
     dc_buf_append(&settings, "", 0);
     char **group = dc_calloc(script->count + 1, sizeof(char *));
     size_t n = 0;
-    stmt_kind_t group_kind = STMT_OTHER;
     int rc = 0;
     for (size_t i = 0; i <= script->count && rc == 0; i++) {
-        const dc_statement_t *st = i < script->count ? &script->statements[i] : NULL;
-        stmt_kind_t kind = st ? classify(st->text) : STMT_OTHER;
-        bool parallel = kind == STMT_BUILD || kind == STMT_FOREIGN_KEY;
-        /* A group ends where a statement of another kind begins. */
-        if (n > 0 && (!parallel || kind != group_kind)) {
-            rc = run_in_parallel(p, group, n, err);
+        bool fk = i < script->count && kinds[i] == STMT_FOREIGN_KEY;
+        if (n > 0 && !fk) {
+            rc = run_foreign_keys(p, group, n, err);
             for (size_t g = 0; g < n; g++)
                 free(group[g]);
             n = 0;
         }
-        if (st == NULL || rc != 0)
+        if (i == script->count || rc != 0)
             break;
-        if (kind == STMT_SETTING)
+        const dc_statement_t *st = &script->statements[i];
+        if (kinds[i] == STMT_SETTING)
             dc_buf_appendf(&settings, "%s; ", st->text);
-        if (parallel) {
+        if (fk)
             group[n++] = dc_sprintf("%s%s", settings.data, st->text);
-            group_kind = kind;
-        } else {
+        else if (kinds[i] != STMT_BUILD)
             rc = dc_restore_run_statements(conn, st, 1, DC_MEMBER_POST_DATA, err);
-        }
     }
     for (size_t g = 0; g < n; g++)
         free(group[g]);
@@ -302,6 +485,42 @@ static int run_post_data(parallel_t *p, PGconn *conn, const dc_script_t *script,
 }
 
 /* ---- the whole ---- */
+
+static int run_pre_data(dc_snapshot_reader_t *reader, PGconn *conn, const dc_manifest_t *m,
+                        dc_error_t *err)
+{
+    dc_member_t member;
+    bool end = false;
+    char *text = NULL;
+    size_t len = 0;
+    if (dc_snapshot_reader_next(reader, &member, &end, err) != 0 ||
+        dc_restore_read_member(reader, &text, &len, err) != 0)
+        return -1;
+    int rc = dc_restore_run_script(conn, text, len, m->restrict_key, member.name, err);
+    free(text);
+    return rc;
+}
+
+/* Reads post-data (the last member) and checks the archive ends there, whole. */
+static int read_post_data(dc_snapshot_reader_t *reader, const dc_member_t *post,
+                          const dc_manifest_t *m, dc_script_t *script, dc_error_t *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (dc_restore_read_member(reader, &text, &len, err) != 0)
+        return -1;
+    int rc = dc_restore_split_script(text, len, m->restrict_key, post->name, script, err);
+    free(text);
+    dc_member_t after;
+    bool end = false;
+    if (rc == 0)
+        rc = dc_snapshot_reader_next(reader, &after, &end, err);
+    if (rc == 0 && !end)
+        rc = dc_error_set(err, "member %s follows %s", after.name, DC_MEMBER_POST_DATA);
+    if (rc == 0)
+        rc = dc_snapshot_reader_finish(reader, err);
+    return rc;
+}
 
 int dc_restore_parallel(const dc_restore_opts_t *opts, const dc_manifest_t *m,
                         dc_snapshot_reader_t *reader, PGconn *conn, dc_progress_t *progress,
@@ -313,19 +532,17 @@ int dc_restore_parallel(const dc_restore_opts_t *opts, const dc_manifest_t *m,
     p.progress = progress;
     p.count = opts->jobs;
     p.loaders = dc_calloc((size_t)p.count, sizeof(loader_t));
+    p.owner = dc_calloc(m->table_count + 1, sizeof(size_t));
+    p.chunks_loaded = dc_calloc(m->table_count + 1, sizeof(size_t));
     pthread_mutex_init(&p.mu, NULL);
-    dc_chunk_queue_init(&p.queue, (size_t)p.count + 2, CHUNK_BUFFER, 1);
+    pthread_cond_init(&p.changed, NULL);
+    for (int i = 0; i < p.count; i++)
+        dc_chunk_queue_init(&p.loaders[i].queue, CHUNKS_PER_QUEUE, CHUNK_BUFFER, 1);
+    assign_tables(&p);
 
-    dc_member_t member;
-    bool end = false;
-    int rc = dc_snapshot_reader_next(reader, &member, &end, err);
-    char *text = NULL;
-    size_t len = 0;
-    if (rc == 0)
-        rc = dc_restore_read_member(reader, &text, &len, err);
-    if (rc == 0)
-        rc = dc_restore_run_script(conn, text, len, m->restrict_key, member.name, err);
-    free(text);
+    dc_script_t script = {0};
+    stmt_kind_t *kinds = NULL;
+    int rc = run_pre_data(reader, conn, m, err);
     if (rc == 0)
         rc = connect_loaders(&p, err);
     if (rc == 0)
@@ -333,10 +550,17 @@ int dc_restore_parallel(const dc_restore_opts_t *opts, const dc_manifest_t *m,
     dc_member_t post = {0};
     if (rc == 0)
         rc = feed_chunks(&p, reader, &post, err);
+    for (int i = 0; i < p.count; i++)
+        dc_chunk_queue_producer_done(&p.loaders[i].queue);
     if (rc == 0)
-        dc_chunk_queue_producer_done(&p.queue);
-    else
-        dc_chunk_queue_abort(&p.queue);
+        rc = read_post_data(reader, &post, m, &script, err);
+    if (rc == 0) {
+        kinds = dc_calloc(script.count + 1, sizeof(stmt_kind_t));
+        publish_builds(&p, &script, kinds);
+    } else {
+        dc_error_t mine = *err;
+        fail(&p, &mine);
+    }
     join_threads(&p);
     if (p.failed) {
         *err = p.error;
@@ -346,32 +570,23 @@ int dc_restore_parallel(const dc_restore_opts_t *opts, const dc_manifest_t *m,
         result->rows += p.loaders[i].load.rows;
         result->raw_bytes += p.loaders[i].load.raw_bytes;
     }
+    if (rc == 0)
+        rc = run_rest(&p, conn, &script, kinds, err);
 
-    dc_script_t script = {0};
-    if (rc == 0)
-        rc = dc_restore_read_member(reader, &text, &len, err);
-    if (rc == 0) {
-        rc = dc_restore_split_script(text, len, m->restrict_key, post.name, &script, err);
-        free(text);
-    }
-    if (rc == 0) {
-        dc_member_t after;
-        rc = dc_snapshot_reader_next(reader, &after, &end, err); /* post-data is the last */
-        if (rc == 0 && !end)
-            rc = dc_error_set(err, "member %s follows %s", after.name, DC_MEMBER_POST_DATA);
-    }
-    if (rc == 0)
-        rc = dc_snapshot_reader_finish(reader, err);
-    if (rc == 0)
-        rc = run_post_data(&p, conn, &script, err);
     dc_restore_script_free(&script);
-
+    free(kinds);
+    for (size_t i = 0; i < p.build_count; i++)
+        free(p.builds[i].sql);
+    free(p.builds);
     for (int i = 0; i < p.count; i++) {
         if (p.loaders[i].conn != NULL)
             PQfinish(p.loaders[i].conn);
+        dc_chunk_queue_destroy(&p.loaders[i].queue);
     }
     free(p.loaders);
-    dc_chunk_queue_destroy(&p.queue);
+    free(p.owner);
+    free(p.chunks_loaded);
+    pthread_cond_destroy(&p.changed);
     pthread_mutex_destroy(&p.mu);
     return rc;
 }

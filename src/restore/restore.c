@@ -168,7 +168,9 @@ static int replace_contents(restore_t *r, dc_error_t *err)
                 free(set);
             }
         } else if (member.kind == DC_MEMBER_POST_DATA_KIND) {
-            rc = run_schema(r, reader, &member, err);
+            rc = dc_restore_load_finish(&load, err);
+            if (rc == 0)
+                rc = run_schema(r, reader, &member, err);
         } else {
             rc = dc_restore_load_member(&load, dc_restore_reader_source(reader), &member, err);
             if (rc == 0 && member.kind == DC_MEMBER_TABLE_CHUNK &&

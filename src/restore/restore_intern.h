@@ -64,6 +64,10 @@ typedef struct dc_restore_load {
     dc_progress_t *progress;
     uint64_t rows;
     uint64_t raw_bytes;
+    /* The COPY kept open across consecutive chunks of one table. */
+    bool copy_open;
+    size_t copy_table;
+    uint64_t copy_rows;
 } dc_restore_load_t;
 
 /* Where a member's stored bytes come from: the archive reader, or a chunk in memory. */
@@ -75,9 +79,13 @@ typedef struct dc_member_source {
 dc_member_source_t dc_restore_reader_source(dc_snapshot_reader_t *reader);
 
 /* Loads one data member (a table chunk or a piece of a large object) into the database,
- * checking its raw hash, raw size and row count (the stored hash is the source's job). */
+ * checking its raw hash, raw size and row count (the stored hash is the source's job). A
+ * table's COPY stays open for the next chunk of the same table. */
 int dc_restore_load_member(dc_restore_load_t *load, dc_member_source_t source,
                            const dc_member_t *member, dc_error_t *err);
+/* Ends the COPY left open, if any: after the last data member, and before anything else is
+ * sent on the connection. */
+int dc_restore_load_finish(dc_restore_load_t *load, dc_error_t *err);
 
 /* ---- parallel restore (parallel.c) ---- */
 

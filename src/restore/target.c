@@ -84,10 +84,17 @@ int dc_restore_connect_target(const dc_restore_opts_t *opts, const dc_manifest_t
     }
     if (dc_pg_connect(opts->target_url, "restore", out, err) != 0)
         return -1;
-    return dc_pg_exec(*out,
-                      "SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0;"
-                      " SET client_min_messages = notice",
-                      err);
+    int rc = dc_pg_exec(*out,
+                        "SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0;"
+                        " SET client_min_messages = notice",
+                        err);
+    /* Index builds in post-data sort whole tables: more memory helps big ones. */
+    if (rc == 0 && opts->maintenance_work_mem != NULL) {
+        char *set = dc_sprintf("SET maintenance_work_mem = '%s'", opts->maintenance_work_mem);
+        rc = dc_pg_exec(*out, set, err);
+        free(set);
+    }
+    return rc;
 }
 
 int dc_restore_count_tables(PGconn *conn, long *count, dc_error_t *err)

@@ -289,6 +289,7 @@ static int verify_deep(const dc_verify_opts_t *opts, const dc_manifest_t *m, con
         .safety_snapshot = false,
         .terminate_connections = false,
         .lock_timeout_ms = 30000,
+        .maintenance_work_mem = opts->maintenance_work_mem,
         .backup = &no_backup,
     };
     dc_restore_result_t restored;
