@@ -336,8 +336,19 @@ static int write_schema_member(backup_t *b, int section, dc_error_t *err)
     const char *member = section == 0 ? DC_MEMBER_PRE_DATA : DC_MEMBER_POST_DATA;
     int fd = b->schema_fds[section];
     b->schema_started[section] = false;
-    if (dc_pg_dump_wait(&b->schema_runs[section], err) != 0)
+    if (dc_pg_dump_wait(&b->schema_runs[section], err) != 0) {
+        /* pg_dump gave up waiting for a table lock (--lock-wait-timeout): say who holds it. */
+        if (strstr(err->message, "LOCK TABLE") != NULL && strstr(err->message, "timeout") != NULL) {
+            char *who = dc_pg_describe_lock_holders(b->conn);
+            dc_error_set(err,
+                         "pg_dump could not lock the tables within --lock-timeout (%llu ms): %s; "
+                         "run the backup when it is done, or raise --lock-timeout",
+                         (unsigned long long)b->opts->lock_timeout_ms,
+                         *who ? who : "another session wants an exclusive lock");
+            free(who);
+        }
         return -1;
+    }
     if (section == 1 && splice_setvals(b, fd, err) != 0)
         return -1;
     struct stat st;

@@ -1,9 +1,11 @@
-/* Parallel restore into an empty database (--jobs N), scheduled like pg_restore -j:
+/* Parallel restore into an empty database (--jobs N):
  *  - pre-data on one connection;
- *  - the archive is read once; each table belongs to one of N loaders (the biggest tables spread
- *    first), so a table is loaded through one COPY, without contention, while the others load;
+ *  - the archive is read once, its chunks handed through one bounded queue to N loaders; a
+ *    loader keeps its COPY open while the chunks it gets are of the same table (a COPY per
+ *    chunk costs the server more), and commits it when the table changes or no chunk comes;
  *  - the post-data script is read while the loaders work: each index and primary/unique key is
- *    built by whichever loader is free as soon as its table is loaded;
+ *    built by whichever loader is free as soon as every chunk of its table is committed (as
+ *    pg_restore -j does), rather than after the whole load;
  *  - then foreign keys are checked side by side, and everything else runs in order.
  * Not atomic, and it says so. */
 #include <jansson.h>
@@ -20,9 +22,9 @@
 #include "deployctl/util.h"
 #include "restore_intern.h"
 
-#define CHUNK_BUFFER     (4u * 1024 * 1024 + 512 * 1024)
-#define CHUNKS_PER_QUEUE 2
-#define NO_TABLE         SIZE_MAX
+#define CHUNK_BUFFER (4u * 1024 * 1024 + 512 * 1024)
+#define IDLE_COMMIT  50 /* ms without a chunk before a loader commits its open COPY */
+#define NO_TABLE     SIZE_MAX
 
 typedef struct loader loader_t;
 
@@ -39,8 +41,8 @@ typedef struct parallel {
     dc_progress_t *progress;
     loader_t *loaders;
     int count;
-    size_t *owner;         /* per table: the loader that loads it */
-    size_t *chunks_loaded; /* per table, under mu */
+    dc_chunk_queue_t queue;
+    size_t *committed; /* per table: chunks whose COPY has ended, under mu */
     pthread_mutex_t mu;
     pthread_cond_t changed;
     bool failed;
@@ -60,8 +62,8 @@ struct loader {
     PGconn *conn;
     pthread_t thread;
     bool started;
-    dc_chunk_queue_t queue;
     dc_restore_load_t load;
+    size_t pending; /* chunks of load.copy_table in the open COPY */
 };
 
 static void fail(parallel_t *p, const dc_error_t *err)
@@ -73,45 +75,12 @@ static void fail(parallel_t *p, const dc_error_t *err)
     }
     pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->mu);
-    for (int i = 0; i < p->count; i++)
-        dc_chunk_queue_abort(&p->loaders[i].queue);
-}
-
-/* ---- which loader loads which table ---- */
-
-/* Biggest tables first, each to the loader with the least so far. */
-static void assign_tables(parallel_t *p)
-{
-    const dc_manifest_t *m = p->manifest;
-    size_t n = m->table_count;
-    size_t *order = dc_calloc(n ? n : 1, sizeof(size_t));
-    uint64_t *load = dc_calloc((size_t)p->count, sizeof(uint64_t));
-    for (size_t i = 0; i < n; i++)
-        order[i] = i;
-    for (size_t i = 1; i < n; i++) { /* insertion sort by raw bytes, descending */
-        size_t key = order[i], j = i;
-        while (j > 0 && m->tables[order[j - 1]].raw_bytes < m->tables[key].raw_bytes) {
-            order[j] = order[j - 1];
-            j--;
-        }
-        order[j] = key;
-    }
-    for (size_t i = 0; i < n; i++) {
-        size_t best = 0;
-        for (size_t l = 1; l < (size_t)p->count; l++) {
-            if (load[l] < load[best])
-                best = l;
-        }
-        p->owner[order[i]] = best;
-        load[best] += m->tables[order[i]].raw_bytes;
-    }
-    free(load);
-    free(order);
+    dc_chunk_queue_abort(&p->queue);
 }
 
 static bool table_loaded(const parallel_t *p, size_t table)
 {
-    return table == NO_TABLE || p->chunks_loaded[table] == p->manifest->tables[table].chunk_count;
+    return table == NO_TABLE || p->committed[table] == p->manifest->tables[table].chunk_count;
 }
 
 /* ---- loaders ---- */
@@ -147,22 +116,37 @@ static int load_chunk(loader_t *l, dc_chunk_t *c, dc_error_t *err)
     return dc_restore_load_member(&l->load, source, &member, err);
 }
 
-/* A table counts as loaded once the COPY of its last chunk has ended (and so committed): only
- * its own loader counts its chunks. */
-static int note_loaded(loader_t *l, dc_chunk_t *c, dc_error_t *err)
+/* Ends the loader's open COPY (committing it) and counts its chunks as loaded. */
+static int end_copy(loader_t *l, dc_error_t *err)
 {
     parallel_t *p = l->p;
-    if (c->kind != (int)DC_MEMBER_TABLE_CHUNK)
+    if (!l->load.copy_open)
         return 0;
-    bool completes = p->chunks_loaded[c->index] + 1 == p->manifest->tables[c->index].chunk_count;
-    if (completes && dc_restore_load_finish(&l->load, err) != 0)
+    size_t table = l->load.copy_table;
+    if (dc_restore_load_finish(&l->load, err) != 0)
         return -1;
     pthread_mutex_lock(&p->mu);
-    p->chunks_loaded[c->index]++;
+    p->committed[table] += l->pending;
+    bool complete = p->committed[table] == p->manifest->tables[table].chunk_count;
     pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->mu);
-    if (completes)
+    l->pending = 0;
+    if (complete)
         atomic_fetch_add(&p->progress->items_done, 1);
+    return 0;
+}
+
+/* Loads a chunk, keeping the COPY open for the next chunk of the same table. */
+static int take_chunk(loader_t *l, dc_chunk_t *c, dc_error_t *err)
+{
+    bool same_table = c->kind == (int)DC_MEMBER_TABLE_CHUNK && l->load.copy_open &&
+                      l->load.copy_table == c->index;
+    if (!same_table && end_copy(l, err) != 0)
+        return -1;
+    if (load_chunk(l, c, err) != 0)
+        return -1;
+    if (c->kind == (int)DC_MEMBER_TABLE_CHUNK)
+        l->pending++;
     return 0;
 }
 
@@ -198,23 +182,23 @@ static void *loader_main(void *arg)
     loader_t *l = arg;
     parallel_t *p = l->p;
     dc_error_t err;
-    /* Its tables first, one COPY each... */
+    /* Chunks as they come; an idle moment commits what is open, so builds can start... */
     for (;;) {
         dc_chunk_t *c = NULL;
-        if (dc_chunk_queue_next(&l->queue, -1, &c) != DC_QUEUE_CHUNK)
-            break;
-        int rc = load_chunk(l, c, &err);
-        if (rc == 0)
-            rc = note_loaded(l, c, &err);
-        dc_chunk_queue_release(&l->queue, c);
+        dc_queue_status_t st = dc_chunk_queue_next(&p->queue, IDLE_COMMIT, &c);
+        int rc = 0;
+        if (st == DC_QUEUE_TIMEOUT || st == DC_QUEUE_DONE)
+            rc = end_copy(l, &err);
+        else if (st == DC_QUEUE_CHUNK) {
+            rc = take_chunk(l, c, &err);
+            dc_chunk_queue_release(&p->queue, c);
+        }
         if (rc != 0) {
             fail(p, &err);
             return NULL;
         }
-    }
-    if (dc_restore_load_finish(&l->load, &err) != 0) {
-        fail(p, &err);
-        return NULL;
+        if (st == DC_QUEUE_DONE || st == DC_QUEUE_ABORTED)
+            break;
     }
     /* ...then any index or key whose table is loaded. */
     build_t *b;
@@ -283,12 +267,10 @@ static void join_threads(parallel_t *p)
 
 /* ---- reading the archive ---- */
 
-/* Each chunk goes whole into a buffer of its table's loader (large object pieces: any
- * loader, they are written where they belong). */
+/* Each chunk goes whole into a pool buffer, for whichever loader is free. */
 static int feed_chunks(parallel_t *p, dc_snapshot_reader_t *reader, dc_member_t *post,
                        dc_error_t *err)
 {
-    size_t next_any = 0;
     for (;;) {
         dc_member_t member;
         bool end = false;
@@ -300,9 +282,7 @@ static int feed_chunks(parallel_t *p, dc_snapshot_reader_t *reader, dc_member_t 
             *post = member;
             return 0;
         }
-        size_t owner = member.kind == DC_MEMBER_TABLE_CHUNK ? p->owner[member.index]
-                                                            : next_any++ % (size_t)p->count;
-        dc_chunk_queue_t *q = &p->loaders[owner].queue;
+        dc_chunk_queue_t *q = &p->queue;
         dc_chunk_t *c = dc_chunk_queue_acquire(q);
         if (c == NULL)
             return -1; /* a loader failed: its error is the one to report */
@@ -532,13 +512,10 @@ int dc_restore_parallel(const dc_restore_opts_t *opts, const dc_manifest_t *m,
     p.progress = progress;
     p.count = opts->jobs;
     p.loaders = dc_calloc((size_t)p.count, sizeof(loader_t));
-    p.owner = dc_calloc(m->table_count + 1, sizeof(size_t));
-    p.chunks_loaded = dc_calloc(m->table_count + 1, sizeof(size_t));
+    p.committed = dc_calloc(m->table_count + 1, sizeof(size_t));
     pthread_mutex_init(&p.mu, NULL);
     pthread_cond_init(&p.changed, NULL);
-    for (int i = 0; i < p.count; i++)
-        dc_chunk_queue_init(&p.loaders[i].queue, CHUNKS_PER_QUEUE, CHUNK_BUFFER, 1);
-    assign_tables(&p);
+    dc_chunk_queue_init(&p.queue, (size_t)p.count + 2, CHUNK_BUFFER, 1);
 
     dc_script_t script = {0};
     stmt_kind_t *kinds = NULL;
@@ -550,8 +527,7 @@ int dc_restore_parallel(const dc_restore_opts_t *opts, const dc_manifest_t *m,
     dc_member_t post = {0};
     if (rc == 0)
         rc = feed_chunks(&p, reader, &post, err);
-    for (int i = 0; i < p.count; i++)
-        dc_chunk_queue_producer_done(&p.loaders[i].queue);
+    dc_chunk_queue_producer_done(&p.queue);
     if (rc == 0)
         rc = read_post_data(reader, &post, m, &script, err);
     if (rc == 0) {
@@ -581,11 +557,10 @@ int dc_restore_parallel(const dc_restore_opts_t *opts, const dc_manifest_t *m,
     for (int i = 0; i < p.count; i++) {
         if (p.loaders[i].conn != NULL)
             PQfinish(p.loaders[i].conn);
-        dc_chunk_queue_destroy(&p.loaders[i].queue);
     }
+    dc_chunk_queue_destroy(&p.queue);
     free(p.loaders);
-    free(p.owner);
-    free(p.chunks_loaded);
+    free(p.committed);
     pthread_cond_destroy(&p.changed);
     pthread_mutex_destroy(&p.mu);
     return rc;

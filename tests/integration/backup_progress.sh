@@ -35,7 +35,7 @@ for sig in TERM INT; do
         [[ -n $(find "$WORK/store-$sig/.tmp" -name '*.part' -size +100k 2>/dev/null) ]] && break
         sleep 0.01
     done
-    kill -s "$sig" "$pid"
+    kill -s "$sig" "$pid" 2>/dev/null || fail "SIG$sig: the backup ended before it could be interrupted"
     set +e
     wait "$pid"
     rc=$?
