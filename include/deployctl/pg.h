@@ -41,12 +41,17 @@ void dc_pg_url_display(const char *url, char *out, size_t out_size);
 
 /* Runs a statement that returns no rows. */
 int dc_pg_exec(PGconn *conn, const char *sql, dc_error_t *err);
+/* COMMIT, and an error unless the server really committed (not rolled back). */
+int dc_pg_commit(PGconn *conn, dc_error_t *err);
 /* Runs a query; returns the result (PQclear it) or NULL with err set. */
 PGresult *dc_pg_query(PGconn *conn, const char *sql, dc_error_t *err);
 PGresult *dc_pg_query_params(PGconn *conn, const char *sql, int nparams, const char *const *params,
                              dc_error_t *err);
 /* Fills err from a failed result or connection, as one line with SQLSTATE and hint. */
 int dc_pg_error(PGconn *conn, const PGresult *res, const char *what, dc_error_t *err);
+/* A text[] literal, {"a","b"}, for a query parameter: the first `count` items, or up to a
+ * NULL one (SIZE_MAX: NULL-terminated); caller frees. */
+char *dc_pg_text_array(const char *const *items, size_t count);
 /* "col1", "Col 2" -> quoted identifier (caller frees). */
 char *dc_pg_quote_ident(PGconn *conn, const char *ident);
 /* Columns as a quoted, comma-separated list for COPY ("a", "B c"); "" when none (caller
@@ -86,8 +91,8 @@ void dc_pg_table_list_free(dc_pg_table_list_t *list);
 int dc_pg_sequence_setvals(PGconn *conn, const char *const *excluded, char **sql_out,
                            size_t *count_out, dc_error_t *err);
 
-/* Every user schema (not system ones, not those in `excluded`), by name (caller frees each
- * and the array). */
+/* Every user schema (not system ones, not those an extension created, not those in
+ * `excluded`), by name (caller frees each and the array). */
 int dc_pg_list_schemas(PGconn *conn, const char *const *excluded, char ***names, size_t *count,
                        dc_error_t *err);
 

@@ -19,13 +19,14 @@ typedef bool (*dc_confirm_fn)(void *ctx, const char *question);
 
 typedef struct dc_restore_opts {
     dc_store_t *store;
-    const char *database;   /* whose snapshots (the source's name; NULL: any) */
-    const char *ref;        /* id or "latest" */
-    const char *target_url; /* the database to restore into */
-    bool create_target;     /* create it when missing (--target) */
-    int jobs;               /* 1: atomic; more: parallel into an empty database */
-    bool yes;               /* changing a database with tables needs no confirmation */
-    dc_confirm_fn confirm;  /* else asked through this (NULL: refuse) */
+    const char *database;    /* whose snapshots (the source's name; NULL: any) */
+    const char *ref;         /* id or "latest" */
+    const char *target_url;  /* the database to restore into */
+    bool create_target;      /* create it when missing (--target) */
+    bool require_new_target; /* ... and refuse one that exists (a scratch database) */
+    int jobs;                /* 1: atomic; more: parallel into an empty database */
+    bool yes;                /* changing a database with tables needs no confirmation */
+    dc_confirm_fn confirm;   /* else asked through this (NULL: refuse) */
     void *confirm_ctx;
     bool safety_snapshot;       /* take a pre-restore snapshot of a database with tables */
     bool terminate_connections; /* end the sessions that would block the restore */

@@ -20,6 +20,10 @@
 
 /* ---- ids, tags, names ---- */
 
+/* The tag of the snapshot a restore takes of what it replaces. "latest" never means one of
+ * these: restoring "latest" again after a failed restore must not bring back what failed. */
+#define DC_TAG_PRE_RESTORE "pre-restore"
+
 /* A new id for a snapshot taken at time t. */
 void dc_snapshot_id_new(time_t t, char out[DC_SNAPSHOT_ID_LEN + 1]);
 /* Strict pattern check; run before an id touches a path or a URL. */
@@ -218,7 +222,8 @@ typedef struct dc_snapshot_list {
 int dc_catalog_list(dc_store_t *store, const char *database, dc_snapshot_list_t *out,
                     dc_error_t *err);
 void dc_catalog_list_free(dc_snapshot_list_t *list);
-/* Resolves "latest" or an id to a complete snapshot and loads its manifest. */
+/* Resolves "latest" (the newest complete snapshot but pre-restore ones) or an id to a
+ * complete snapshot and loads its manifest. */
 int dc_catalog_load(dc_store_t *store, const char *database, const char *ref, dc_manifest_t **out,
                     char database_dir_out[256], dc_error_t *err);
 /* Removes what died backups left: temporary objects, and snapshots with no manifest whose

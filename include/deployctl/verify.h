@@ -18,7 +18,7 @@ typedef struct dc_verify_opts {
     const char *ref;      /* id or "latest" */
     bool deep;
     const char *server_url;           /* deep: the server to create the scratch database on */
-    const char *scratch_url;          /* deep: an explicit scratch database (--verify-database) */
+    const char *scratch_url;          /* deep: another server for it (--verify-database) */
     const char *maintenance_work_mem; /* deep: for the restore's index builds */
 } dc_verify_opts_t;
 

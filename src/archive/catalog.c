@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "deployctl/fault.h"
+#include "deployctl/log.h"
 #include "deployctl/snapshot.h"
 #include "deployctl/util.h"
 
@@ -181,7 +182,8 @@ int dc_catalog_load(dc_store_t *store, const char *database, const char *ref, dc
         if (latest) {
             if (info->complete) {
                 load_manifest(store, info);
-                if (info->manifest != NULL)
+                const char *tag = info->manifest ? info->manifest->tag : NULL;
+                if (info->manifest != NULL && (tag == NULL || strcmp(tag, DC_TAG_PRE_RESTORE)))
                     found = info;
             }
         } else if (strcmp(info->id, ref) == 0) {
@@ -193,8 +195,8 @@ int dc_catalog_load(dc_store_t *store, const char *database, const char *ref, dc
     int rc = -1;
     if (found == NULL && latest)
         dc_error_set(err,
-                     "no complete snapshot of database %s in store %s; take one with "
-                     "'deployctl backup'",
+                     "no complete snapshot of database %s in store %s (pre-restore snapshots "
+                     "are never 'latest': name one by its id); take one with 'deployctl backup'",
                      database ? database : "(any)", dc_store_url(store));
     else if (found == NULL)
         dc_error_set(err,
@@ -212,6 +214,11 @@ int dc_catalog_load(dc_store_t *store, const char *database, const char *ref, dc
     } else if (found->manifest == NULL)
         dc_error_set(err, "snapshot %s cannot be read: %s", ref, found->manifest_error);
     else {
+        if (latest)
+            dc_log_info("latest snapshot of %s: %s (%s%s%s)", database ? database : "(any)",
+                        found->id, found->manifest->created_at,
+                        found->manifest->tag ? ", tag " : "",
+                        found->manifest->tag ? found->manifest->tag : "");
         *out = found->manifest;
         found->manifest = NULL;
         snprintf(database_dir_out, 256, "%s", found->database_dir);

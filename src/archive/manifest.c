@@ -459,8 +459,10 @@ static int parse_schema_entries(parse_ctx_t *p, json_t *arr, dc_manifest_t *m)
 {
     size_t i;
     json_t *v;
-    if (!json_is_array(arr) || json_array_size(arr) > 2)
-        return bad(p, "schema", "must be an array of at most two sections");
+    /* A restore runs pre-data before and post-data after the data: without both, it would
+     * commit a database without its keys and indexes (or without its tables). */
+    if (!json_is_array(arr) || json_array_size(arr) != 2)
+        return bad(p, "schema", "must be an array of the pre-data and the post-data section");
     json_array_foreach(arr, i, v)
     {
         dc_manifest_schema_t *s = &m->schema[m->schema_count];
@@ -468,12 +470,13 @@ static int parse_schema_entries(parse_ctx_t *p, json_t *arr, dc_manifest_t *m)
         json_t *member = json_object_get(v, "member");
         if (!json_is_string(section) || !json_is_string(member))
             return bad(p, "schema entry", "needs 'section' and 'member' strings");
-        bool pre = strcmp(json_string_value(section), "pre-data") == 0 &&
+        bool pre = i == 0 && strcmp(json_string_value(section), "pre-data") == 0 &&
                    strcmp(json_string_value(member), DC_MEMBER_PRE_DATA) == 0;
-        bool post = strcmp(json_string_value(section), "post-data") == 0 &&
+        bool post = i == 1 && strcmp(json_string_value(section), "post-data") == 0 &&
                     strcmp(json_string_value(member), DC_MEMBER_POST_DATA) == 0;
         if (!pre && !post)
-            return bad(p, "schema entry", "must be pre-data or post-data with its member name");
+            return bad(p, "schema entry",
+                       "must be pre-data then post-data, each with its member name");
         snprintf(s->section, sizeof(s->section), "%s", json_string_value(section));
         snprintf(s->member, sizeof(s->member), "%s", json_string_value(member));
         if (get_u64(p, v, "bytes", &s->bytes) || get_hash(p, v, "sha256", s->sha256))

@@ -111,6 +111,8 @@ int dc_cmd_restore(dc_cli_t *cli, dc_error_t *err)
     rc = dc_restore_run(&opts, &result, err);
     if (rc == 0)
         print_result(cli, &result, target);
+    else if (result.id[0] != '\0')
+        dc_error_prefix(err, "restore of snapshot %s failed: ", result.id);
     else
         dc_error_prefix(err, "restore failed: ");
     dc_store_close(store);

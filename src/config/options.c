@@ -68,7 +68,7 @@ const dc_option_t dc_options[DC_OPT_COUNT] = {
         BACKUP, NULL, "then verify it deeply (restore into a scratch database and compare)"},
     [DC_OPT_VERIFY_DATABASE] = {DC_OPT_VERIFY_DATABASE, "verify-database", 0, DC_TYPE_STRING,
         {"DEPLOYCTL_VERIFY_DATABASE"}, "verify.database", NULL, NULL, 0, 0, BACKUP | VERIFY,
-        "URL", "scratch database for deep verification (default: a new one on the server)"},
+        "URL", "server for deep verification's scratch database (default: --database's server)"},
     [DC_OPT_TARGET] = {DC_OPT_TARGET, "target", 0, DC_TYPE_STRING, {NULL}, NULL, NULL, NULL, 0,
         0, RESTORE, "URL", "restore into this database instead (created when missing)"},
     [DC_OPT_YES] = {DC_OPT_YES, "yes", 'y', DC_TYPE_BOOL, {NULL}, NULL, NULL, NULL, 0, 0,

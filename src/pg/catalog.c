@@ -1,5 +1,6 @@
 /* Catalog queries a snapshot needs: the tables and their stored columns, sequence values,
  * Prisma's migration history, and the table locks that keep the schema still meanwhile. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,12 +10,11 @@
 
 #define LOCK_BATCH 500
 
-/* A text[] literal: {"a","b"} with quotes and backslashes escaped. */
-static char *text_array_literal(const char *const *items)
+char *dc_pg_text_array(const char *const *items, size_t count)
 {
     dc_buf_t b = {0};
     dc_buf_append(&b, "{", 1);
-    for (size_t i = 0; items != NULL && items[i] != NULL; i++) {
+    for (size_t i = 0; items != NULL && i < count && items[i] != NULL; i++) {
         if (i > 0)
             dc_buf_append(&b, ",", 1);
         dc_buf_append(&b, "\"", 1);
@@ -78,7 +78,7 @@ static int load_columns(PGconn *conn, dc_pg_table_list_t *list, const char *excl
 int dc_pg_list_tables(PGconn *conn, const char *const *excluded, dc_pg_table_list_t *out,
                       dc_error_t *err)
 {
-    char *excluded_literal = text_array_literal(excluded);
+    char *excluded_literal = dc_pg_text_array(excluded, SIZE_MAX);
     const char *params[] = {excluded_literal};
     memset(out, 0, sizeof(*out));
     PGresult *res =
@@ -136,7 +136,7 @@ void dc_pg_table_list_free(dc_pg_table_list_t *list)
 int dc_pg_sequence_setvals(PGconn *conn, const char *const *excluded, char **sql_out,
                            size_t *count_out, dc_error_t *err)
 {
-    char *excluded_literal = text_array_literal(excluded);
+    char *excluded_literal = dc_pg_text_array(excluded, SIZE_MAX);
     const char *params[] = {excluded_literal};
     PGresult *res = dc_pg_query_params(conn,
                                        "SELECT n.nspname, c.relname FROM pg_catalog.pg_class c"
@@ -185,13 +185,17 @@ int dc_pg_sequence_setvals(PGconn *conn, const char *const *excluded, char **sql
 int dc_pg_list_schemas(PGconn *conn, const char *const *excluded, char ***names, size_t *count,
                        dc_error_t *err)
 {
-    char *excluded_literal = text_array_literal(excluded);
+    char *excluded_literal = dc_pg_text_array(excluded, SIZE_MAX);
     const char *params[] = {excluded_literal};
     PGresult *res = dc_pg_query_params(
         conn,
         "SELECT n.nspname FROM pg_catalog.pg_namespace n"
         " WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')"
         " AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)' AND n.nspname <> ALL ($1::text[])"
+        /* a schema an extension created belongs to the extension: CREATE EXTENSION makes it */
+        " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d"
+        "  WHERE d.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass"
+        "  AND d.objid = n.oid AND d.deptype = 'e')"
         " ORDER BY n.nspname",
         1, params, err);
     free(excluded_literal);

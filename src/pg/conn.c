@@ -282,6 +282,24 @@ int dc_pg_exec(PGconn *conn, const char *sql, dc_error_t *err)
     return 0;
 }
 
+int dc_pg_commit(PGconn *conn, dc_error_t *err)
+{
+    PGresult *res = PQexec(conn, "COMMIT");
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (st != PGRES_COMMAND_OK) {
+        dc_pg_error(conn, res, "COMMIT failed", err);
+        PQclear(res);
+        return -1;
+    }
+    /* A transaction that had already failed answers COMMIT with ROLLBACK, and no error. */
+    bool committed = strcmp(PQcmdStatus(res), "COMMIT") == 0;
+    PQclear(res);
+    if (!committed)
+        return dc_error_set(err, "the transaction had failed and was rolled back instead of "
+                                 "committed");
+    return 0;
+}
+
 PGresult *dc_pg_query_params(PGconn *conn, const char *sql, int nparams, const char *const *params,
                              dc_error_t *err)
 {

@@ -233,8 +233,10 @@ static int load_blob_chunk(dc_restore_load_t *load, dc_member_source_t source,
     }
     if (fd >= 0 && lo_close(load->conn, fd) != 0 && rc == 0)
         rc = dc_pg_error(load->conn, NULL, what, err);
-    if (load->autocommit)
-        PQclear(PQexec(load->conn, rc == 0 ? "COMMIT" : "ROLLBACK"));
+    if (load->autocommit && rc == 0)
+        rc = dc_pg_commit(load->conn, err);
+    else if (load->autocommit)
+        PQclear(PQexec(load->conn, "ROLLBACK"));
     if (rc == 0)
         load->raw_bytes += member->chunk->raw_bytes;
     return rc;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "deployctl/chunk_queue.h"
 #include "deployctl/log.h"
@@ -44,10 +45,15 @@ typedef struct parallel {
     dc_chunk_queue_t queue;
     size_t *committed; /* per table: chunks whose COPY has ended, under mu */
     pthread_mutex_t mu;
+    /* Pieces of one large object may share a 2 KiB page of pg_largeobject: written by two
+     * loaders at once, both would insert it. One piece at a time, each committed. */
+    pthread_mutex_t blob_mu;
     pthread_cond_t changed;
     bool failed;
     dc_error_t error;
-    build_t *builds; /* published once the post-data script is read */
+    void *(*thread_fn)(void *); /* what the running threads do */
+    int running;                /* threads not yet returned, under mu */
+    build_t *builds;            /* published once the post-data script is read */
     size_t build_count;
     bool builds_published;
     /* independent statements shared by the loaders (foreign keys) */
@@ -143,7 +149,13 @@ static int take_chunk(loader_t *l, dc_chunk_t *c, dc_error_t *err)
                       l->load.copy_table == c->index;
     if (!same_table && end_copy(l, err) != 0)
         return -1;
-    if (load_chunk(l, c, err) != 0)
+    bool blob = c->kind == (int)DC_MEMBER_BLOB_CHUNK;
+    if (blob)
+        pthread_mutex_lock(&l->p->blob_mu);
+    int rc = load_chunk(l, c, err);
+    if (blob)
+        pthread_mutex_unlock(&l->p->blob_mu);
+    if (rc != 0)
         return -1;
     if (c->kind == (int)DC_MEMBER_TABLE_CHUNK)
         l->pending++;
@@ -220,7 +232,8 @@ static int connect_loaders(parallel_t *p, dc_error_t *err)
      * already build side by side. */
     dc_buf_t setup = {0};
     dc_buf_appendf(&setup,
-                   "SET statement_timeout = 0; SET synchronous_commit = off;"
+                   DC_RESTORE_SESSION_SETTINGS
+                   "; SET synchronous_commit = off;"
                    " SET max_parallel_maintenance_workers = 0; SET client_encoding = '%s';"
                    " SELECT pg_catalog.set_config('search_path', '', false)",
                    encoding);
@@ -246,18 +259,76 @@ static int connect_loaders(parallel_t *p, dc_error_t *err)
     return rc;
 }
 
+static void *thread_entry(void *arg)
+{
+    loader_t *l = arg;
+    parallel_t *p = l->p;
+    p->thread_fn(l);
+    pthread_mutex_lock(&p->mu);
+    p->running--;
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
 static int start_threads(parallel_t *p, void *(*fn)(void *), dc_error_t *err)
 {
+    p->thread_fn = fn;
     for (int i = 0; i < p->count; i++) {
-        if (pthread_create(&p->loaders[i].thread, NULL, fn, &p->loaders[i]) != 0)
+        pthread_mutex_lock(&p->mu);
+        p->running++;
+        pthread_mutex_unlock(&p->mu);
+        if (pthread_create(&p->loaders[i].thread, NULL, thread_entry, &p->loaders[i]) != 0) {
+            pthread_mutex_lock(&p->mu);
+            p->running--;
+            pthread_mutex_unlock(&p->mu);
             return dc_error_set(err, "cannot start restore loader %d", i + 1);
+        }
         p->loaders[i].started = true;
     }
     return 0;
 }
 
+/* Asks the server to stop what every loader is running (an index build can take minutes). */
+static void cancel_loaders(parallel_t *p)
+{
+    for (int i = 0; i < p->count; i++) {
+        if (p->loaders[i].conn == NULL)
+            continue;
+        PGcancel *cancel = PQgetCancel(p->loaders[i].conn);
+        char ignored[256];
+        if (cancel != NULL)
+            PQcancel(cancel, ignored, sizeof(ignored));
+        PQfreeCancel(cancel);
+    }
+}
+
+/* Waits for the threads; a stop asked for meanwhile fails the restore and cancels their
+ * statements rather than waiting for them to end. */
 static void join_threads(parallel_t *p)
 {
+    bool cancelled = false;
+    pthread_mutex_lock(&p->mu);
+    while (p->running > 0) {
+        dc_error_t err;
+        if (!cancelled && dc_signal_check(&err) != 0) {
+            cancelled = true;
+            pthread_mutex_unlock(&p->mu);
+            fail(p, &err);
+            cancel_loaders(p);
+            pthread_mutex_lock(&p->mu);
+            continue;
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 200 * 1000 * 1000;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&p->changed, &p->mu, &until);
+    }
+    pthread_mutex_unlock(&p->mu);
     for (int i = 0; i < p->count; i++) {
         if (p->loaders[i].started)
             pthread_join(p->loaders[i].thread, NULL);
@@ -514,6 +585,7 @@ int dc_restore_parallel(const dc_restore_opts_t *opts, const dc_manifest_t *m,
     p.loaders = dc_calloc((size_t)p.count, sizeof(loader_t));
     p.committed = dc_calloc(m->table_count + 1, sizeof(size_t));
     pthread_mutex_init(&p.mu, NULL);
+    pthread_mutex_init(&p.blob_mu, NULL);
     pthread_cond_init(&p.changed, NULL);
     dc_chunk_queue_init(&p.queue, (size_t)p.count + 2, CHUNK_BUFFER, 1);
 
@@ -563,5 +635,6 @@ int dc_restore_parallel(const dc_restore_opts_t *opts, const dc_manifest_t *m,
     free(p.committed);
     pthread_cond_destroy(&p.changed);
     pthread_mutex_destroy(&p.mu);
+    pthread_mutex_destroy(&p.blob_mu);
     return rc;
 }

@@ -63,7 +63,7 @@ static int take_safety_snapshot(restore_t *r, dc_error_t *err)
     dc_backup_opts_t opts = *r->opts->backup;
     opts.database_url = r->opts->target_url;
     opts.store = r->opts->store;
-    opts.tag = "pre-restore";
+    opts.tag = DC_TAG_PRE_RESTORE;
     opts.external_snapshot = snapshot;
     dc_backup_result_t backup;
     dc_log_info("taking a pre-restore snapshot of %s (writes wait until the restore ends)",
@@ -92,7 +92,8 @@ static int prepare_target(restore_t *r, dc_error_t *err)
         if (ended > 0)
             dc_log_info("ended %d other sessions connected to %s", ended, r->target_name);
     }
-    char *lock = dc_sprintf("BEGIN; SET LOCAL lock_timeout = '%llums'",
+    char *lock = dc_sprintf("BEGIN ISOLATION LEVEL READ COMMITTED, READ WRITE;"
+                            " SET LOCAL lock_timeout = '%llums'",
                             (unsigned long long)o->lock_timeout_ms);
     int rc = dc_pg_exec(r->conn, lock, err);
     free(lock);
@@ -100,6 +101,8 @@ static int prepare_target(restore_t *r, dc_error_t *err)
         return -1;
     if (tables > 0 && dc_restore_block_writes(r->conn, o->lock_timeout_ms, err) != 0)
         return dc_error_prefix(err, "cannot keep writers out of %s: ", r->target_name);
+    if (dc_restore_remove_large_objects(r->conn, err) != 0)
+        return -1;
     if (tables > 0 && o->safety_snapshot && take_safety_snapshot(r, err) != 0)
         return -1;
     return 0;
@@ -183,6 +186,10 @@ static int replace_contents(restore_t *r, dc_error_t *err)
             break;
         dc_progress_report(&r->progress);
     }
+    /* The manifest guarantees a post-data section, which ends the COPY; this is the seatbelt
+     * that keeps a COPY from staying open into COMMIT whatever the archive held. */
+    if (rc == 0)
+        rc = dc_restore_load_finish(&load, err);
     if (rc == 0)
         rc = dc_snapshot_reader_finish(reader, err);
     dc_snapshot_reader_close(reader);
@@ -199,7 +206,7 @@ static int restore_atomic(restore_t *r, dc_error_t *err)
                 r->manifest->id, r->manifest->created_at, r->manifest->table_count, r->target_name);
     if (replace_contents(r, err) != 0)
         return -1;
-    return dc_pg_exec(r->conn, "COMMIT", err);
+    return dc_pg_commit(r->conn, err);
 }
 
 /* --jobs N: only into an empty database, where "as it was" is "empty" and a failure is plain. */
@@ -252,8 +259,16 @@ int dc_restore_manifest(const dc_restore_opts_t *opts, const dc_manifest_t *mani
     snprintf(result->id, sizeof(result->id), "%s", manifest->id);
     if (dc_pg_url_database(opts->target_url, r.target_name, sizeof(r.target_name), err) != 0)
         return -1;
-    if (dc_restore_connect_target(opts, manifest, &r.conn, &result->created_target, err) != 0)
+    if (dc_restore_connect_target(opts, manifest, &r.conn, &result->created_target, err) != 0) {
+        if (r.conn != NULL)
+            PQfinish(r.conn);
+        r.conn = NULL;
+        if (result->created_target) {
+            drop_created_target(&r);
+            dc_error_append(err, "; the database created for it was dropped");
+        }
         return -1;
+    }
     PQsetNoticeReceiver(r.conn, on_notice, NULL);
     result->tables = manifest->table_count;
     dc_progress_init(&r.progress, "restore", (double)dc_manifest_total_rows(manifest),
@@ -278,6 +293,8 @@ int dc_restore_manifest(const dc_restore_opts_t *opts, const dc_manifest_t *mani
         } else {
             dc_error_append(err, "; database %s was left exactly as it was", r.target_name);
         }
+        if (result->safety_id[0] != '\0')
+            dc_error_append(err, " (pre-restore snapshot %s holds it too)", result->safety_id);
     }
     if (r.conn != NULL)
         PQfinish(r.conn);
@@ -289,6 +306,7 @@ int dc_restore_run(const dc_restore_opts_t *opts, dc_restore_result_t *result, d
 {
     dc_manifest_t *m = NULL;
     char dir[256];
+    memset(result, 0, sizeof(*result));
     if (dc_catalog_load(opts->store, opts->database, opts->ref, &m, dir, err) != 0)
         return -1;
     int rc = dc_restore_manifest(opts, m, dir, result, err);

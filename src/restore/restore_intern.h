@@ -9,6 +9,14 @@
 #include "deployctl/progress.h"
 #include "deployctl/restore.h"
 
+/* Every restore session: no timeouts of the role's or database's defaults cut a long restore
+ * short, and defaults that would break it (read-only, repeatable read, which COPY FREEZE
+ * refuses) are overridden. */
+#define DC_RESTORE_SESSION_SETTINGS                                                                \
+    "SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0;"                      \
+    " SET default_transaction_read_only = off;"                                                    \
+    " SET default_transaction_isolation = 'read committed'"
+
 /* ---- schema scripts (script.c) ---- */
 
 typedef struct dc_statement {
@@ -50,8 +58,16 @@ int dc_restore_terminate_sessions(PGconn *conn, int *ended, dc_error_t *err);
 /* In the open transaction: locks every user table in EXCLUSIVE mode (reads go on, writes
  * wait), within lock_timeout_ms, naming the sessions in the way when it cannot. */
 int dc_restore_block_writes(PGconn *conn, uint64_t lock_timeout_ms, dc_error_t *err);
-/* In the open transaction: removes every large object, drops the snapshot's schemas and
- * everything in them; `public` is recreated with the owner, privileges and comment it had. */
+/* In the open transaction: unlinks every large object. Done before the pre-restore snapshot
+ * is exported, so the rows it deletes stay locked by the restore: a session writing into an
+ * existing large object waits like a table's writers (locking pg_largeobject instead would stop
+ * its readers too, the pre-restore backup among them). The snapshot's large objects come back
+ * with their old oids from pre-data. */
+int dc_restore_remove_large_objects(PGconn *conn, dc_error_t *err);
+/* In the open transaction: removes every publication and event trigger, and
+ * drops every user schema (the snapshot's, and those created after it, named in a warning) but
+ * deployctl's own and extensions'; `public` is recreated with the owner, privileges and comment
+ * it had. */
 int dc_restore_clear_schemas(PGconn *conn, const dc_manifest_t *m, dc_error_t *err);
 
 /* ---- data (load.c) ---- */

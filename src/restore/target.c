@@ -76,6 +76,8 @@ int dc_restore_connect_target(const dc_restore_opts_t *opts, const dc_manifest_t
         if (rc == 0 && PQntuples(res) == 0) {
             rc = create_database(maint, name, m, err);
             *created = rc == 0;
+        } else if (rc == 0 && opts->require_new_target) {
+            rc = dc_error_set(err, "database %s already exists and is not ours to overwrite", name);
         }
         PQclear(res);
         PQfinish(maint);
@@ -84,10 +86,8 @@ int dc_restore_connect_target(const dc_restore_opts_t *opts, const dc_manifest_t
     }
     if (dc_pg_connect(opts->target_url, "restore", out, err) != 0)
         return -1;
-    int rc = dc_pg_exec(*out,
-                        "SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0;"
-                        " SET client_min_messages = notice",
-                        err);
+    int rc =
+        dc_pg_exec(*out, DC_RESTORE_SESSION_SETTINGS "; SET client_min_messages = notice", err);
     /* Index builds in post-data sort whole tables: more memory helps big ones. */
     if (rc == 0 && opts->maintenance_work_mem != NULL) {
         char *set = dc_sprintf("SET maintenance_work_mem = '%s'", opts->maintenance_work_mem);
@@ -161,6 +161,15 @@ int dc_restore_block_writes(PGconn *conn, uint64_t lock_timeout_ms, dc_error_t *
     return rc == 0 ? 0 : -1;
 }
 
+int dc_restore_remove_large_objects(PGconn *conn, dc_error_t *err)
+{
+    if (dc_pg_exec(
+            conn, "SELECT count(pg_catalog.lo_unlink(oid)) FROM pg_catalog.pg_largeobject_metadata",
+            err) != 0)
+        return dc_error_prefix(err, "cannot remove the large objects: ");
+    return 0;
+}
+
 /* DROP SCHEMA public CASCADE, then CREATE it again as it was: owner, privileges, comment. */
 static int recreate_public(PGconn *conn, dc_error_t *err)
 {
@@ -197,28 +206,121 @@ static int recreate_public(PGconn *conn, dc_error_t *err)
     return rc;
 }
 
-int dc_restore_clear_schemas(PGconn *conn, const dc_manifest_t *m, dc_error_t *err)
+/* DROP SCHEMA ... CASCADE also takes what the schemas it keeps (deployctl's own, those of
+ * extensions) built on what it drops: the restore cannot keep them, so it names them. */
+static int warn_about_dependents(PGconn *conn, const char *dropped, dc_error_t *err)
 {
-    /* Large objects belong to the database, not to a schema: the snapshot's replace them all
-     * (pre-data.sql creates them again with their old oids). */
-    if (dc_pg_exec(
-            conn, "SELECT count(pg_catalog.lo_unlink(oid)) FROM pg_catalog.pg_largeobject_metadata",
-            err) != 0)
-        return dc_error_prefix(err, "cannot remove the large objects: ");
+    const char *params[] = {dropped};
+    PGresult *res = dc_pg_query_params(
+        conn,
+        /* a view's rule and a trigger have no schema: their table does */
+        "SELECT DISTINCT o.type || ' ' || o.identity"
+        " FROM pg_catalog.pg_depend d"
+        " LEFT JOIN pg_catalog.pg_rewrite rw"
+        "  ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND rw.oid = d.objid"
+        " LEFT JOIN pg_catalog.pg_trigger tg"
+        "  ON d.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass AND tg.oid = d.objid"
+        " CROSS JOIN LATERAL pg_catalog.pg_identify_object(d.refclassid, d.refobjid, 0) r"
+        " CROSS JOIN LATERAL pg_catalog.pg_identify_object("
+        "  CASE WHEN coalesce(rw.ev_class, tg.tgrelid) IS NULL THEN d.classid"
+        "  ELSE 'pg_catalog.pg_class'::pg_catalog.regclass END,"
+        "  coalesce(rw.ev_class, tg.tgrelid, d.objid),"
+        "  CASE WHEN coalesce(rw.ev_class, tg.tgrelid) IS NULL THEN d.objsubid ELSE 0 END) o"
+        " WHERE d.deptype = 'n' AND d.refclassid IN ('pg_catalog.pg_class'::pg_catalog.regclass,"
+        "  'pg_catalog.pg_type'::pg_catalog.regclass, 'pg_catalog.pg_proc'::pg_catalog.regclass)"
+        " AND r.schema = ANY ($1::text[]) AND o.schema IS NOT NULL"
+        " AND o.schema <> ALL ($1::text[])"
+        " AND o.schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1 LIMIT 20",
+        1, params, err);
+    if (res == NULL)
+        return -1;
+    if (PQntuples(res) > 0) {
+        dc_buf_t list = {0};
+        for (int i = 0; i < PQntuples(res); i++)
+            dc_buf_appendf(&list, "%s%s", i ? ", " : "", PQgetvalue(res, i, 0));
+        dc_log_warn("these depend on objects the restore replaces and are dropped with them: "
+                    "%s%s",
+                    list.data, PQntuples(res) == 20 ? ", ..." : "");
+        dc_buf_free(&list);
+    }
+    PQclear(res);
+    return 0;
+}
+
+/* Publications and event triggers belong to the database, not to a schema: the snapshot's
+ * post-data creates them again. */
+static int drop_database_objects(PGconn *conn, dc_error_t *err)
+{
+    PGresult *res = dc_pg_query(
+        conn,
+        "SELECT 'DROP PUBLICATION ' || pg_catalog.quote_ident(pubname)"
+        " FROM pg_catalog.pg_publication"
+        " UNION ALL SELECT 'DROP EVENT TRIGGER ' || pg_catalog.quote_ident(evtname)"
+        " FROM pg_catalog.pg_event_trigger e WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend"
+        "  d WHERE d.classid = 'pg_catalog.pg_event_trigger'::pg_catalog.regclass"
+        "  AND d.objid = e.oid AND d.deptype = 'e')",
+        err);
+    if (res == NULL)
+        return -1;
+    int rc = 0;
+    for (int i = 0; i < PQntuples(res) && rc == 0; i++)
+        rc = dc_pg_exec(conn, PQgetvalue(res, i, 0), err);
+    PQclear(res);
+    return rc;
+}
+
+static bool in_snapshot(const dc_manifest_t *m, const char *schema)
+{
     for (size_t i = 0; i < m->schema_name_count; i++) {
-        const char *name = m->schemas[i];
-        if (strcmp(name, "public") == 0) {
-            if (recreate_public(conn, err) != 0)
-                return dc_error_prefix(err, "cannot clear schema public: ");
+        if (strcmp(m->schemas[i], schema) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Drops every user schema but deployctl's own and those extensions made (CREATE EXTENSION in
+ * pre-data makes them again): the snapshot's, and those created after it (a migration's),
+ * which the restored database did not have. public is recreated as it was, as CREATE DATABASE
+ * would have it. */
+static int drop_schemas(PGconn *conn, const dc_manifest_t *m, char **names, size_t count,
+                        dc_error_t *err)
+{
+    int rc = 0;
+    for (size_t i = 0; i < count && rc == 0; i++) {
+        if (strcmp(names[i], "public") == 0 && in_snapshot(m, "public"))
             continue;
-        }
-        char *ident = dc_pg_quote_ident(conn, name);
-        char *sql = dc_sprintf("DROP SCHEMA IF EXISTS %s CASCADE", ident);
-        int rc = dc_pg_exec(conn, sql, err);
+        if (!in_snapshot(m, names[i]))
+            dc_log_warn("schema %s is not in the snapshot (it was created after it): the "
+                        "restore drops it",
+                        names[i]);
+        char *ident = dc_pg_quote_ident(conn, names[i]);
+        char *sql = dc_sprintf("DROP SCHEMA %s CASCADE", ident);
+        rc = dc_pg_exec(conn, sql, err);
         free(sql);
         free(ident);
         if (rc != 0)
-            return dc_error_prefix(err, "cannot clear schema %s: ", name);
+            dc_error_prefix(err, "cannot clear schema %s: ", names[i]);
     }
-    return 0;
+    if (rc == 0 && in_snapshot(m, "public") && recreate_public(conn, err) != 0)
+        rc = dc_error_prefix(err, "cannot clear schema public: ");
+    return rc;
+}
+
+int dc_restore_clear_schemas(PGconn *conn, const dc_manifest_t *m, dc_error_t *err)
+{
+    char **names = NULL;
+    size_t count = 0;
+    if (dc_pg_list_schemas(conn, own_schemas, &names, &count, err) != 0)
+        return -1;
+    char *dropped = dc_pg_text_array((const char *const *)names, count);
+    int rc = warn_about_dependents(conn, dropped, err);
+    free(dropped);
+    if (rc == 0)
+        rc = drop_database_objects(conn, err);
+    if (rc == 0)
+        rc = drop_schemas(conn, m, names, count, err);
+    for (size_t i = 0; i < count; i++)
+        free(names[i]);
+    free(names);
+    return rc;
 }

@@ -5,7 +5,9 @@
  * chunk's raw SHA-256 is checked again from what the server holds. The outcome is stored as
  * verify-<time>.json beside the snapshot. */
 #include <jansson.h>
+#include <ctype.h>
 #include <libpq/libpq-fs.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -263,29 +265,60 @@ static int read_back(const char *url, const dc_manifest_t *m, dc_verify_result_t
     return rc;
 }
 
+/* deployctl_verify_<id>_<random>: recognisable, and never the name of a database that is
+ * already there (which CREATE refuses anyway: the restore must make it, or it does not run). */
+static void scratch_name(const dc_manifest_t *m, char *out, size_t out_size)
+{
+    uint8_t rnd[4];
+    char hex[9];
+    RAND_bytes(rnd, sizeof(rnd));
+    dc_hex_encode(rnd, sizeof(rnd), hex);
+    snprintf(out, out_size, "deployctl_verify_%s_%s", m->id, hex);
+    for (char *c = out; *c; c++)
+        *c = *c == '-' ? '_' : (char)tolower((unsigned char)*c);
+}
+
+static void drop_scratch(const char *scratch)
+{
+    dc_error_t ignored;
+    PGconn *maint = NULL;
+    char dbname[256];
+    char *maint_url = dc_pg_url_with_database(scratch, "postgres");
+    if (dc_pg_url_database(scratch, dbname, sizeof(dbname), &ignored) == 0 &&
+        dc_pg_connect(maint_url, "verify", &maint, &ignored) == 0) {
+        char *ident = dc_pg_quote_ident(maint, dbname);
+        char *sql = dc_sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", ident);
+        if (dc_pg_exec(maint, sql, &ignored) != 0)
+            dc_log_warn("could not drop the scratch database %s: %s", dbname, ignored.message);
+        free(sql);
+        free(ident);
+        PQfinish(maint);
+    }
+    free(maint_url);
+}
+
 static int verify_deep(const dc_verify_opts_t *opts, const dc_manifest_t *m, const char *dir,
                        dc_verify_result_t *result, dc_error_t *err)
 {
-    char *scratch;
-    if (opts->scratch_url != NULL) {
-        scratch = dc_strdup(opts->scratch_url);
-    } else if (opts->server_url != NULL) {
-        /* A database of our own on the snapshot's server, named so it is recognisable. */
-        char name[64];
-        snprintf(name, sizeof(name), "deployctl_verify_%.8s%.6s_%d", m->id, m->id + 9,
-                 (int)getpid());
-        scratch = dc_pg_url_with_database(opts->server_url, name);
-    } else {
+    /* --verify-database names the server (its connection settings); the scratch database on
+     * it is always a new one of ours, so nothing that exists is ever overwritten. */
+    const char *server = opts->scratch_url != NULL ? opts->scratch_url : opts->server_url;
+    if (server == NULL)
         return dc_error_set(err, "a deep verify needs a server: give --database (its server "
                                  "gets a scratch database) or --verify-database URL");
-    }
+    char name[64];
+    scratch_name(m, name, sizeof(name));
+    char *scratch = dc_pg_url_with_database(server, name);
+    if (scratch == NULL)
+        return dc_error_set(err, "cannot use the server URL for the scratch database");
     dc_backup_opts_t no_backup = {0};
     dc_restore_opts_t ropts = {
         .store = opts->store,
         .target_url = scratch,
         .create_target = true,
+        .require_new_target = true,
         .jobs = 1,
-        .yes = true,
+        .yes = true, /* the database is one the restore just created */
         .safety_snapshot = false,
         .terminate_connections = false,
         .lock_timeout_ms = 30000,
@@ -293,6 +326,7 @@ static int verify_deep(const dc_verify_opts_t *opts, const dc_manifest_t *m, con
         .backup = &no_backup,
     };
     dc_restore_result_t restored;
+    dc_log_info("deep verify: restoring snapshot %s into scratch database %s", m->id, name);
     int rc = dc_restore_manifest(&ropts, m, dir, &restored, err);
     if (rc == 0) {
         result->stored_bytes = m->archive_bytes;
@@ -301,23 +335,8 @@ static int verify_deep(const dc_verify_opts_t *opts, const dc_manifest_t *m, con
         rc = read_back(scratch, m, result, err);
     }
     /* The scratch database is ours when the restore created it: it always goes. */
-    if (restored.created_target) {
-        dc_error_t ignored;
-        PGconn *maint = NULL;
-        char dbname[256];
-        char *maint_url = dc_pg_url_with_database(scratch, "postgres");
-        if (dc_pg_url_database(scratch, dbname, sizeof(dbname), &ignored) == 0 &&
-            dc_pg_connect(maint_url, "verify", &maint, &ignored) == 0) {
-            char *ident = dc_pg_quote_ident(maint, dbname);
-            char *sql = dc_sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", ident);
-            if (dc_pg_exec(maint, sql, &ignored) != 0)
-                dc_log_warn("could not drop the scratch database %s: %s", dbname, ignored.message);
-            free(sql);
-            free(ident);
-            PQfinish(maint);
-        }
-        free(maint_url);
-    }
+    if (restored.created_target)
+        drop_scratch(scratch);
     free(scratch);
     return rc;
 }

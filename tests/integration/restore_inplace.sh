@@ -24,6 +24,7 @@ COMMENT ON SCHEMA public IS 'the application';
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 CREATE SCHEMA deployctl;
 CREATE TABLE deployctl.journal (id int, note text);
+CREATE PUBLICATION app_changes FOR TABLE users;
 SQL
 run_deployctl backup --database "$url" --store "$store" --quiet
 [[ $rc -eq 0 ]] || fail "backup failed: $(cat "$WORK/err")"
@@ -45,7 +46,14 @@ INSERT INTO users VALUES ('late-user', 'late@x.test');
 SELECT lo_put(555001, 0, 'CHANGED');
 SELECT lo_from_bytea(555002, 'a new large object');
 INSERT INTO deployctl.journal VALUES (1, 'written after the snapshot');
+CREATE SCHEMA reporting;
+CREATE VIEW reporting.user_emails AS SELECT email FROM public.users;
+CREATE VIEW deployctl.user_ids AS SELECT id FROM public.users;
 SQL
+# Defaults of the database that would break a restore that trusted them (COPY FREEZE is refused
+# under repeatable read; nothing can be written under read only).
+psql_admin "$db" -c "ALTER DATABASE \"$db\" SET default_transaction_isolation = 'repeatable read'" \
+    -c "ALTER DATABASE \"$db\" SET default_transaction_read_only = on"
 cmp -s <(fingerprint "$db") "$WORK/snapshot.fp" && fail "the migration changed nothing the fingerprint sees"
 
 # Without --yes and without a terminal: refused, nothing changed.
@@ -71,7 +79,13 @@ diff -u "$WORK/snapshot.fp" <(fingerprint "$db") >"$WORK/fp.diff" ||
     fail "content differs from the snapshot after restoring in place: $(head -40 "$WORK/fp.diff")"
 assert_eq 1 "$(psql_value "$db" "SELECT count(*) FROM deployctl.journal")" "deployctl's own schema kept"
 assert_eq 0 "$(psql_value "$db" "SELECT count(*) FROM pg_largeobject_metadata WHERE oid = 555002")" "a large object created later"
-pass "restored in place: schema and content are the snapshot's again (tables, columns, data, large objects)"
+assert_eq 0 "$(psql_value "$db" "SELECT count(*) FROM pg_namespace WHERE nspname = 'reporting'")" "a schema created later"
+grep -q "schema reporting is not in the snapshot (it was created after it): the restore drops it" "$WORK/tty-yes.log" ||
+    fail "the dropped schema was not named: $(cat -v "$WORK/tty-yes.log")"
+grep -q "depend on objects the restore replaces and are dropped with them: .*deployctl.user_ids" "$WORK/tty-yes.log" ||
+    fail "the view in deployctl's schema dropped by CASCADE was not named: $(cat -v "$WORK/tty-yes.log")"
+assert_eq app_changes "$(psql_value "$db" "SELECT string_agg(pubname, ',') FROM pg_publication")" "the publication"
+pass "restored in place under read-only, repeatable-read defaults: schema and content are the snapshot's again (tables, columns, data, large objects, publications; later schemas dropped and named)"
 
 # Nothing written since the snapshot is lost: it is all in the pre-restore snapshot.
 [[ $safety =~ ^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{4}$ ]] || fail "no pre-restore snapshot id: '$safety'"
@@ -87,3 +101,11 @@ assert_eq 1 "$(psql_value "$copy" "SELECT count(*) FROM information_schema.colum
 assert_eq "CHANGED" "$(psql_value "$copy" "SELECT convert_from(lo_get(555001, 0, 7), 'UTF8')")" "the changed large object"
 diff -q <(fingerprint "$copy") "$WORK/migrated.fp" >/dev/null || fail "the pre-restore snapshot is not the database as it was"
 pass "the pre-restore snapshot $safety holds the database exactly as it was before the restore"
+
+# "latest" is the snapshot taken by the backup, never the newer pre-restore one: restoring
+# latest again must not bring back what the first restore replaced.
+run_deployctl restore latest --database "$url" --store "$store" --yes --no-safety-snapshot --json
+[[ $rc -eq 0 ]] || fail "restore latest failed: $(cat "$WORK/err")"
+assert_eq "$id" "$(jq -r .id "$WORK/out")" "the snapshot 'latest' restored"
+grep -q "latest snapshot of $db: $id" "$WORK/err" || fail "latest's resolution not logged: $(cat "$WORK/err")"
+pass "latest skips pre-restore snapshots"

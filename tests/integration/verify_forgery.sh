@@ -103,3 +103,46 @@ run_deployctl restore "$id" --database "$url" --store "$WORK/meta" --yes --no-sa
 [[ ! -e $WORK/pwned && ! -e $WORK/x.4Hx ]] || fail "the meta-command ran"
 diff -q <(fingerprint "$db") "$WORK/db.fp" >/dev/null || fail "a refused restore changed the database"
 pass "a psql meta-command other than the snapshot's own \\restrict lines is refused"
+
+# 4. A chunk whose every hash and size was forged to match: its rows are written "+1" instead
+#    of "1". Plain verify and restore (which check the archive against the manifest) cannot
+#    tell; only reading back what the server holds (deep verify) shows the data is not what the
+#    manifest describes.
+forge_start plus
+member=$(jq -r '.tables[] | select(.name == "accounts") | .chunks[0].member' "$WORK/plus/$db/$id/manifest.json")
+zstd -q -dc "$WORK/plus.x/$member" | sed 's/^/+/' >"$WORK/plus.raw"
+zstd -q -c <"$WORK/plus.raw" >"$WORK/plus.x/$member"
+m=$WORK/plus/$db/$id/manifest.json
+raw_size=$(stat -c %s "$WORK/plus.raw")
+jq --arg member "$member" --arg sha "$(sha256sum <"$WORK/plus.x/$member" | cut -d' ' -f1)" \
+    --argjson size "$(stat -c %s "$WORK/plus.x/$member")" \
+    --arg raw_sha "$(sha256sum <"$WORK/plus.raw" | cut -d' ' -f1)" --argjson raw "$raw_size" \
+    '(.tables[] | select(.name == "accounts")) |= (.raw_bytes += ($raw - (.chunks[] | select(.member == $member) | .raw_bytes)))
+     | (.tables[].chunks[] | select(.member == $member)) |= (.sha256 = $sha | .stored_bytes = $size | .raw_sha256 = $raw_sha | .raw_bytes = $raw)' \
+    "$m" >"$m.new" && mv "$m.new" "$m"
+forge_finish plus
+run_deployctl verify "$id" --store "$WORK/plus"
+[[ $rc -eq 0 ]] || fail "plain verify should pass a consistently forged manifest: $(cat "$WORK/err")"
+before=$(psql_value postgres "SELECT count(*) FROM pg_database WHERE datname LIKE 'deployctl_verify_%'")
+run_deployctl verify "$id" --deep --store "$WORK/plus" --database "$url"
+[[ $rc -eq 1 ]] || fail "deep verify accepted rows that read back differently (rc $rc): $(cat "$WORK/err")"
+grep -q "read back from the restored database differ" "$WORK/err" ||
+    fail "deep verify did not blame the read-back: $(cat "$WORK/err")"
+assert_eq "$before" "$(psql_value postgres "SELECT count(*) FROM pg_database WHERE datname LIKE 'deployctl_verify_%'")" \
+    "scratch database left after a failed deep verify"
+pass "non-canonical rows that match every stored hash are caught by deep verify's read-back alone"
+
+# 5. --verify-database names a server: its database is never the scratch one, never touched.
+keep="${db}_keep"
+drop_at_exit "$keep"
+psql_admin postgres -c "CREATE DATABASE \"$keep\"" >/dev/null
+psql_admin "$keep" -c "CREATE TABLE precious (v text); INSERT INTO precious VALUES ('keep me')" >/dev/null
+run_deployctl verify "$id" --deep --store "$WORK/good" --database "$url" --verify-database "$(db_url "$keep")"
+[[ $rc -eq 0 ]] || fail "deep verify on the --verify-database server failed: $(cat "$WORK/err")"
+grep -q "scratch database deployctl_verify_$(tr 'A-Z-' 'a-z_' <<<"$id")_[0-9a-f]\{8\}" "$WORK/err" ||
+    fail "the scratch database is not named after the snapshot: $(cat "$WORK/err")"
+assert_eq "keep me" "$(psql_value "$keep" "SELECT v FROM precious")" "the --verify-database database's data"
+assert_eq 0 "$(psql_value "$keep" "SELECT count(*) FROM pg_tables WHERE tablename = 'accounts'")" "snapshot tables in the named database"
+assert_eq "$before" "$(psql_value postgres "SELECT count(*) FROM pg_database WHERE datname LIKE 'deployctl_verify_%'")" \
+    "scratch database left after a deep verify"
+pass "--verify-database gives the server; the database it names is left alone"

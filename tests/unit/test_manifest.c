@@ -40,6 +40,20 @@ static dc_manifest_chunk_t make_chunk(unsigned table_seq, unsigned chunk_seq, ui
 }
 
 /* A manifest with every field set to something distinctive. */
+/* Every manifest has its two schema sections. */
+static void add_schema_sections(dc_manifest_t *m)
+{
+    m->schema_count = 2;
+    snprintf(m->schema[0].section, sizeof(m->schema[0].section), "pre-data");
+    snprintf(m->schema[0].member, sizeof(m->schema[0].member), "%s", DC_MEMBER_PRE_DATA);
+    m->schema[0].bytes = 4321;
+    hash_of("pre", m->schema[0].sha256);
+    snprintf(m->schema[1].section, sizeof(m->schema[1].section), "post-data");
+    snprintf(m->schema[1].member, sizeof(m->schema[1].member), "%s", DC_MEMBER_POST_DATA);
+    m->schema[1].bytes = 8765;
+    hash_of("post", m->schema[1].sha256);
+}
+
 static dc_manifest_t *build_manifest(void)
 {
     dc_manifest_t *m = dc_manifest_new();
@@ -61,15 +75,7 @@ static dc_manifest_t *build_manifest(void)
     m->archive_bytes = 123456789012ULL;
     hash_of("archive", m->archive_sha256);
 
-    m->schema_count = 2;
-    snprintf(m->schema[0].section, sizeof(m->schema[0].section), "pre-data");
-    snprintf(m->schema[0].member, sizeof(m->schema[0].member), "%s", DC_MEMBER_PRE_DATA);
-    m->schema[0].bytes = 4321;
-    hash_of("pre", m->schema[0].sha256);
-    snprintf(m->schema[1].section, sizeof(m->schema[1].section), "post-data");
-    snprintf(m->schema[1].member, sizeof(m->schema[1].member), "%s", DC_MEMBER_POST_DATA);
-    m->schema[1].bytes = 8765;
-    hash_of("post", m->schema[1].sha256);
+    add_schema_sections(m);
 
     dc_manifest_table_t *t = dc_manifest_add_table(m, "public", "users");
     dc_manifest_table_add_column(t, "id");
@@ -205,6 +211,7 @@ static void test_round_trip_nulls(void **state)
     memcpy(m->id, TEST_ID, sizeof(TEST_ID));
     snprintf(m->created_at, sizeof(m->created_at), "2026-11-25T01:32:59Z");
     hash_of("archive", m->archive_sha256);
+    add_schema_sections(m);
     char *text = dc_manifest_to_json(m);
     assert_non_null(text);
     dc_manifest_t *back = NULL;
@@ -662,6 +669,17 @@ static void test_refuses_other_shapes(void **state)
     json_t *schema = json_object_get(root, "schema");
     json_array_append_new(schema, json_deep_copy(json_array_get(schema, 0)));
     check_refused("three schema sections", root, "schema");
+
+    root = valid_tree();
+    json_array_remove(json_object_get(root, "schema"), 1);
+    check_refused("no post-data section", root, "schema");
+
+    root = valid_tree();
+    schema = json_object_get(root, "schema");
+    json_t *pre = json_incref(json_array_get(schema, 0));
+    json_array_remove(schema, 0);
+    json_array_append_new(schema, pre);
+    check_refused("post-data before pre-data", root, "schema");
 }
 
 /* ---- large objects ---- */
