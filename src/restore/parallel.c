@@ -2,7 +2,8 @@
  *  - pre-data on one connection;
  *  - the archive is read once, its chunks handed through one bounded queue to N loaders; a
  *    loader keeps its COPY open while the chunks it gets are of the same table (a COPY per
- *    chunk costs the server more), and commits it when the table changes or no chunk comes;
+ *    chunk costs the server more), and all its COPYs in one transaction, committed when every
+ *    chunk is in;
  *  - the post-data script is read while the loaders work: each index and primary/unique key is
  *    built by whichever loader is free as soon as every chunk of its table is committed (as
  *    pg_restore -j does), rather than after the whole load;
@@ -24,7 +25,7 @@
 #include "restore_intern.h"
 
 #define CHUNK_BUFFER (4u * 1024 * 1024 + 512 * 1024)
-#define IDLE_COMMIT  50 /* ms without a chunk before a loader commits its open COPY */
+#define QUEUE_WAIT   200 /* ms a loader waits for a chunk before it looks again */
 #define NO_TABLE     SIZE_MAX
 
 typedef struct loader loader_t;
@@ -69,7 +70,9 @@ struct loader {
     pthread_t thread;
     bool started;
     dc_restore_load_t load;
-    size_t pending; /* chunks of load.copy_table in the open COPY */
+    size_t pending;      /* chunks of load.copy_table in the open COPY */
+    bool in_transaction; /* the loader's one transaction for its table chunks is open */
+    size_t *uncommitted; /* per table: chunks loaded in that transaction */
 };
 
 static void fail(parallel_t *p, const dc_error_t *err)
@@ -122,65 +125,101 @@ static int load_chunk(loader_t *l, dc_chunk_t *c, dc_error_t *err)
     return dc_restore_load_member(&l->load, source, &member, err);
 }
 
-/* Ends the loader's open COPY (committing it) and counts its chunks as loaded. */
+/* Ends the loader's open COPY; its chunks count as loaded once the transaction commits. */
 static int end_copy(loader_t *l, dc_error_t *err)
 {
-    parallel_t *p = l->p;
     if (!l->load.copy_open)
         return 0;
     size_t table = l->load.copy_table;
     if (dc_restore_load_finish(&l->load, err) != 0)
         return -1;
+    l->uncommitted[table] += l->pending;
+    l->pending = 0;
+    return 0;
+}
+
+/* Commits the loader's transaction and publishes its chunks as loaded (builds wait for that).
+ * A loader keeps one transaction for all its table chunks: a commit per table run would let
+ * autovacuum start on a table still being loaded, and leave its rows with many transaction ids
+ * for the index builds to look up. */
+static int commit_loaded(loader_t *l, dc_error_t *err)
+{
+    parallel_t *p = l->p;
+    if (end_copy(l, err) != 0)
+        return -1;
+    if (!l->in_transaction)
+        return 0;
+    if (dc_pg_commit(l->conn, err) != 0)
+        return -1;
+    l->in_transaction = false;
+    size_t completed = 0;
     pthread_mutex_lock(&p->mu);
-    p->committed[table] += l->pending;
-    bool complete = p->committed[table] == p->manifest->tables[table].chunk_count;
+    for (size_t t = 0; t < p->manifest->table_count; t++) {
+        if (l->uncommitted[t] == 0)
+            continue;
+        p->committed[t] += l->uncommitted[t];
+        l->uncommitted[t] = 0;
+        completed += p->committed[t] == p->manifest->tables[t].chunk_count;
+    }
     pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->mu);
-    l->pending = 0;
-    if (complete)
-        atomic_fetch_add(&p->progress->items_done, 1);
+    atomic_fetch_add(&p->progress->items_done, (uint32_t)completed);
     return 0;
 }
 
 /* Loads a chunk, keeping the COPY open for the next chunk of the same table. */
 static int take_chunk(loader_t *l, dc_chunk_t *c, dc_error_t *err)
 {
-    bool same_table = c->kind == (int)DC_MEMBER_TABLE_CHUNK && l->load.copy_open &&
-                      l->load.copy_table == c->index;
+    if (c->kind == (int)DC_MEMBER_BLOB_CHUNK) {
+        /* Pieces of one large object may share a pg_largeobject page: each is written and
+         * committed alone (load.autocommit), one at a time, so no loader waits on another's
+         * uncommitted page. */
+        if (commit_loaded(l, err) != 0)
+            return -1;
+        pthread_mutex_lock(&l->p->blob_mu);
+        int rc = load_chunk(l, c, err);
+        pthread_mutex_unlock(&l->p->blob_mu);
+        return rc;
+    }
+    bool same_table = l->load.copy_open && l->load.copy_table == c->index;
     if (!same_table && end_copy(l, err) != 0)
         return -1;
-    bool blob = c->kind == (int)DC_MEMBER_BLOB_CHUNK;
-    if (blob)
-        pthread_mutex_lock(&l->p->blob_mu);
-    int rc = load_chunk(l, c, err);
-    if (blob)
-        pthread_mutex_unlock(&l->p->blob_mu);
-    if (rc != 0)
+    if (!l->in_transaction) {
+        if (dc_pg_exec(l->conn, "BEGIN", err) != 0)
+            return -1;
+        l->in_transaction = true;
+    }
+    if (load_chunk(l, c, err) != 0)
         return -1;
-    if (c->kind == (int)DC_MEMBER_TABLE_CHUNK)
-        l->pending++;
+    l->pending++;
     return 0;
 }
 
-/* The next build whose table is loaded; NULL when none is left. Waits while some are not
- * ready yet. */
+static uint64_t build_weight(const parallel_t *p, const build_t *b)
+{
+    return b->table == NO_TABLE ? 0 : p->manifest->tables[b->table].raw_bytes;
+}
+
+/* The next build whose table is loaded, of the biggest table first (the longest builds start
+ * first, the short ones fill in: no long build left alone at the end); NULL when none is left.
+ * Waits while some are not ready yet. */
 static build_t *next_build(parallel_t *p)
 {
     build_t *found = NULL;
     pthread_mutex_lock(&p->mu);
     for (;;) {
         bool pending = !p->builds_published;
-        for (size_t i = 0; p->builds_published && i < p->build_count && !found; i++) {
+        for (size_t i = 0; p->builds_published && i < p->build_count; i++) {
             build_t *b = &p->builds[i];
             if (b->taken)
                 continue;
-            if (table_loaded(p, b->table)) {
-                b->taken = true;
-                found = b;
-            } else {
+            if (!table_loaded(p, b->table))
                 pending = true;
-            }
+            else if (found == NULL || build_weight(p, b) > build_weight(p, found))
+                found = b;
         }
+        if (found != NULL)
+            found->taken = true;
         if (found || !pending || p->failed)
             break;
         pthread_cond_wait(&p->changed, &p->mu);
@@ -194,13 +233,13 @@ static void *loader_main(void *arg)
     loader_t *l = arg;
     parallel_t *p = l->p;
     dc_error_t err;
-    /* Chunks as they come; an idle moment commits what is open, so builds can start... */
+    /* Chunks as they come, in one transaction committed when they are all in... */
     for (;;) {
         dc_chunk_t *c = NULL;
-        dc_queue_status_t st = dc_chunk_queue_next(&p->queue, IDLE_COMMIT, &c);
+        dc_queue_status_t st = dc_chunk_queue_next(&p->queue, QUEUE_WAIT, &c);
         int rc = 0;
-        if (st == DC_QUEUE_TIMEOUT || st == DC_QUEUE_DONE)
-            rc = end_copy(l, &err);
+        if (st == DC_QUEUE_DONE)
+            rc = commit_loaded(l, &err);
         else if (st == DC_QUEUE_CHUNK) {
             rc = take_chunk(l, c, &err);
             dc_chunk_queue_release(&p->queue, c);
@@ -233,8 +272,8 @@ static int connect_loaders(parallel_t *p, dc_error_t *err)
     dc_buf_t setup = {0};
     dc_buf_appendf(&setup,
                    DC_RESTORE_SESSION_SETTINGS
-                   "; SET synchronous_commit = off;"
-                   " SET max_parallel_maintenance_workers = 0; SET client_encoding = '%s';"
+                   "; SET synchronous_commit = off; SET max_parallel_maintenance_workers = 0;"
+                   " SET client_encoding = '%s';"
                    " SELECT pg_catalog.set_config('search_path', '', false)",
                    encoding);
     if (p->opts->maintenance_work_mem != NULL)
@@ -245,6 +284,7 @@ static int connect_loaders(parallel_t *p, dc_error_t *err)
         char purpose[32];
         l->p = p;
         l->number = i + 1;
+        l->uncommitted = dc_calloc(p->manifest->table_count + 1, sizeof(size_t));
         snprintf(purpose, sizeof(purpose), "restore loader %d", i + 1);
         rc = dc_pg_connect(p->opts->target_url, purpose, &l->conn, err);
         if (rc == 0)
@@ -629,6 +669,7 @@ int dc_restore_parallel(const dc_restore_opts_t *opts, const dc_manifest_t *m,
     for (int i = 0; i < p.count; i++) {
         if (p.loaders[i].conn != NULL)
             PQfinish(p.loaders[i].conn);
+        free(p.loaders[i].uncommitted);
     }
     dc_chunk_queue_destroy(&p.queue);
     free(p.loaders);
