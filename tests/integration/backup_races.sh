@@ -56,7 +56,7 @@ start=$(date +%s)
     >"$WORK/out" 2>"$WORK/err" &
 pid=$!
 for _ in $(seq 1 500); do
-    [[ $(psql_value "$src" "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'deployctl backup worker 1' AND query LIKE 'COPY%big%'") -gt 0 ]] && break
+    [[ $(psql_value "$src" "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'deployctl backup worker 1' AND query LIKE 'COPY%big%'") -gt 0 ]] && break
     sleep 0.01
 done
 psql_admin "$src" -c "ALTER TABLE victim ADD COLUMN z int" &

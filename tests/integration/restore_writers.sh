@@ -39,7 +39,8 @@ restore_pid=$!
 on_exit "kill $restore_pid 2>/dev/null"
 for _ in $(seq 100); do
     held=$(psql_value "$db" "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
-        WHERE a.application_name = 'deployctl restore' AND l.relation = 'orders'::regclass
+        WHERE a.datname = current_database() AND a.application_name = 'deployctl restore'
+        AND l.relation = 'orders'::regclass
         AND l.mode = 'ExclusiveLock' AND l.granted")
     [[ $held -eq 1 ]] && grep -q "taking a pre-restore snapshot" "$WORK/restore.err" && break
     sleep 0.1
