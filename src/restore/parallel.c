@@ -4,9 +4,10 @@
  *    loader keeps its COPY open while the chunks it gets are of the same table (a COPY per
  *    chunk costs the server more), and all its COPYs in one transaction, committed when every
  *    chunk is in;
- *  - the post-data script is read while the loaders work: each index and primary/unique key is
- *    built by whichever loader is free as soon as every chunk of its table is committed (as
- *    pg_restore -j does), rather than after the whole load;
+ *  - the post-data script is read at the end of the archive: each index and primary/unique key
+ *    is built by whichever loader is free once every chunk of its table is committed, biggest
+ *    tables first (builds on relations without rows of their own, partitioned parents, once
+ *    every table is);
  *  - then foreign keys are checked side by side, and everything else runs in order.
  * Not atomic, and it says so. */
 #include <jansson.h>
@@ -44,7 +45,8 @@ typedef struct parallel {
     loader_t *loaders;
     int count;
     dc_chunk_queue_t queue;
-    size_t *committed; /* per table: chunks whose COPY has ended, under mu */
+    size_t *committed;    /* per table: chunks whose COPY has ended, under mu */
+    size_t tables_loaded; /* tables whose every chunk is committed, under mu */
     pthread_mutex_t mu;
     /* Pieces of one large object may share a 2 KiB page of pg_largeobject: written by two
      * loaders at once, both would insert it. One piece at a time, each committed. */
@@ -87,9 +89,14 @@ static void fail(parallel_t *p, const dc_error_t *err)
     dc_chunk_queue_abort(&p->queue);
 }
 
+/* A build on a relation the manifest has no rows for (a partitioned parent: its key locks
+ * every partition) waits until every table is loaded and committed, so it never queues behind,
+ * or in front of, a loader's transaction. */
 static bool table_loaded(const parallel_t *p, size_t table)
 {
-    return table == NO_TABLE || p->committed[table] == p->manifest->tables[table].chunk_count;
+    if (table == NO_TABLE)
+        return p->tables_loaded == p->manifest->table_count;
+    return p->committed[table] == p->manifest->tables[table].chunk_count;
 }
 
 /* ---- loaders ---- */
@@ -161,6 +168,7 @@ static int commit_loaded(loader_t *l, dc_error_t *err)
         l->uncommitted[t] = 0;
         completed += p->committed[t] == p->manifest->tables[t].chunk_count;
     }
+    p->tables_loaded += completed;
     pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->mu);
     atomic_fetch_add(&p->progress->items_done, (uint32_t)completed);
@@ -624,6 +632,8 @@ int dc_restore_parallel(const dc_restore_opts_t *opts, const dc_manifest_t *m,
     p.count = opts->jobs;
     p.loaders = dc_calloc((size_t)p.count, sizeof(loader_t));
     p.committed = dc_calloc(m->table_count + 1, sizeof(size_t));
+    for (size_t t = 0; t < m->table_count; t++)
+        p.tables_loaded += m->tables[t].chunk_count == 0; /* empty: loaded already */
     pthread_mutex_init(&p.mu, NULL);
     pthread_mutex_init(&p.blob_mu, NULL);
     pthread_cond_init(&p.changed, NULL);

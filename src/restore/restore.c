@@ -32,22 +32,24 @@ static void on_notice(void *arg, const PGresult *res)
         dc_log_debug("server: %s%s%s", msg, detail ? ": " : "", detail ? detail : "");
 }
 
-/* A database that holds tables is only changed after a yes: --yes, or on a terminal. */
-static int confirm_overwrite(restore_t *r, long tables, dc_error_t *err)
+/* A database that holds anything is only changed after a yes: --yes, or on a terminal. */
+static int confirm_overwrite(restore_t *r, long objects, dc_error_t *err)
 {
     const dc_restore_opts_t *o = r->opts;
     if (o->yes)
         return 0;
     char question[512];
     snprintf(question, sizeof(question),
-             "Database %s holds %ld tables. Replace its contents with snapshot %s (%s)?",
-             r->target_name, tables, r->manifest->id, r->manifest->created_at);
+             "Database %s holds %ld objects (tables, views, functions, large objects). Replace "
+             "its contents with snapshot %s (%s)?",
+             r->target_name, objects, r->manifest->id, r->manifest->created_at);
     if (o->confirm != NULL && o->confirm(o->confirm_ctx, question))
         return 0;
     return dc_error_set(err,
-                        "database %s holds %ld tables and restoring would replace them: confirm "
+                        "database %s holds %ld objects (tables, views, functions, large "
+                        "objects) and restoring would replace them: confirm "
                         "on a terminal or pass --yes",
-                        r->target_name, tables);
+                        r->target_name, objects);
 }
 
 /* Writers wait from here on, so the pre-restore snapshot holds every write made before. */
@@ -80,10 +82,10 @@ static int take_safety_snapshot(restore_t *r, dc_error_t *err)
 static int prepare_target(restore_t *r, dc_error_t *err)
 {
     const dc_restore_opts_t *o = r->opts;
-    long tables = 0;
-    if (dc_restore_count_tables(r->conn, &tables, err) != 0)
+    long objects = 0;
+    if (dc_restore_count_objects(r->conn, &objects, err) != 0)
         return -1;
-    if (tables > 0 && confirm_overwrite(r, tables, err) != 0)
+    if (objects > 0 && confirm_overwrite(r, objects, err) != 0)
         return -1;
     if (o->terminate_connections) {
         int ended = 0;
@@ -99,11 +101,11 @@ static int prepare_target(restore_t *r, dc_error_t *err)
     free(lock);
     if (rc != 0)
         return -1;
-    if (tables > 0 && dc_restore_block_writes(r->conn, o->lock_timeout_ms, err) != 0)
+    if (objects > 0 && dc_restore_block_writes(r->conn, o->lock_timeout_ms, err) != 0)
         return dc_error_prefix(err, "cannot keep writers out of %s: ", r->target_name);
     if (dc_restore_remove_large_objects(r->conn, err) != 0)
         return -1;
-    if (tables > 0 && o->safety_snapshot && take_safety_snapshot(r, err) != 0)
+    if (objects > 0 && o->safety_snapshot && take_safety_snapshot(r, err) != 0)
         return -1;
     return 0;
 }
@@ -212,15 +214,15 @@ static int restore_atomic(restore_t *r, dc_error_t *err)
 /* --jobs N: only into an empty database, where "as it was" is "empty" and a failure is plain. */
 static int restore_parallel(restore_t *r, dc_error_t *err)
 {
-    long tables = 0;
-    if (dc_restore_count_tables(r->conn, &tables, err) != 0)
+    long objects = 0;
+    if (dc_restore_count_objects(r->conn, &objects, err) != 0)
         return -1;
-    if (tables > 0)
+    if (objects > 0)
         return dc_error_set(err,
                             "--jobs restores into an empty database only, and %s holds %ld "
-                            "tables: restore atomically (without --jobs), or into a new "
+                            "objects: restore atomically (without --jobs), or into a new "
                             "--target",
-                            r->target_name, tables);
+                            r->target_name, objects);
     dc_log_info("restoring snapshot %s into %s with %d connections: NOT atomic (a failure "
                 "leaves an incomplete database)",
                 r->manifest->id, r->target_name, r->opts->jobs);

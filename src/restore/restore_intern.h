@@ -13,7 +13,8 @@
  * short, and defaults that would break it (read-only, repeatable read, which COPY FREEZE
  * refuses) are overridden. */
 #define DC_RESTORE_SESSION_SETTINGS                                                                \
-    "SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0;"                      \
+    "SET statement_timeout = 0; SET lock_timeout = 0;"                                             \
+    " SET idle_in_transaction_session_timeout = 0;"                                                \
     " SET default_transaction_read_only = off;"                                                    \
     " SET default_transaction_isolation = 'read committed'"
 
@@ -49,8 +50,9 @@ int dc_restore_run_script(PGconn *conn, const char *script, size_t len, const ch
  * when asked to and missing. */
 int dc_restore_connect_target(const dc_restore_opts_t *opts, const dc_manifest_t *m, PGconn **out,
                               bool *created, dc_error_t *err);
-/* How many user tables the database holds (outside deployctl's own schema). */
-int dc_restore_count_tables(PGconn *conn, long *count, dc_error_t *err);
+/* How many objects a restore would replace: relations (tables, views, sequences...) and
+ * functions in user schemas (not deployctl's, not extensions' members), and large objects. */
+int dc_restore_count_objects(PGconn *conn, long *count, dc_error_t *err);
 /* The other sessions connected to this database, one line (caller frees; "" when none). */
 char *dc_restore_describe_sessions(PGconn *conn);
 /* Ends the other sessions connected to this database; how many in *ended. */

@@ -12,6 +12,15 @@
 
 static const char *const own_schemas[] = {"deployctl", NULL};
 
+/* n is a schema of the user's (not the system's or deployctl's). */
+#define USER_SCHEMA                                                                                \
+    " n.nspname NOT IN ('pg_catalog', 'information_schema', 'deployctl')"                          \
+    " AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'"
+/* ... and the object is not an extension's (CREATE EXTENSION made it). */
+#define NOT_EXTENSION_MEMBER(catalog, oid)                                                         \
+    " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = '" catalog            \
+    "'::pg_catalog.regclass AND d.objid = " oid " AND d.deptype = 'e')"
+
 static char *quote_literal(PGconn *conn, const char *s)
 {
     char *q = PQescapeLiteral(conn, s, strlen(s));
@@ -97,15 +106,22 @@ int dc_restore_connect_target(const dc_restore_opts_t *opts, const dc_manifest_t
     return rc;
 }
 
-int dc_restore_count_tables(PGconn *conn, long *count, dc_error_t *err)
+int dc_restore_count_objects(PGconn *conn, long *count, dc_error_t *err)
 {
-    PGresult *res = dc_pg_query(conn,
-                                "SELECT count(*) FROM pg_catalog.pg_class c"
-                                " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-                                " WHERE c.relkind IN ('r', 'p')"
-                                " AND n.nspname NOT IN ('pg_catalog', 'information_schema',"
-                                " 'deployctl') AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'",
-                                err);
+    PGresult *res = dc_pg_query(
+        conn,
+        "SELECT (SELECT count(*) FROM pg_catalog.pg_class c"
+        "  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+        "  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND " USER_SCHEMA NOT_EXTENSION_MEMBER(
+            "pg_catalog.pg_class",
+            "c.oid") ")"
+                     " + (SELECT count(*) FROM pg_catalog.pg_proc f"
+                     "  JOIN pg_catalog.pg_namespace n ON n.oid = f.pronamespace WHERE " USER_SCHEMA
+                         NOT_EXTENSION_MEMBER("pg_catalog.pg_proc",
+                                              "f.oid") ")"
+                                                       " + (SELECT count(*) FROM "
+                                                       "pg_catalog.pg_largeobject_metadata)",
+        err);
     if (res == NULL)
         return -1;
     *count = atol(PQgetvalue(res, 0, 0));
@@ -290,8 +306,8 @@ static int drop_schemas(PGconn *conn, const dc_manifest_t *m, char **names, size
         if (strcmp(names[i], "public") == 0 && in_snapshot(m, "public"))
             continue;
         if (!in_snapshot(m, names[i]))
-            dc_log_warn("schema %s is not in the snapshot (it was created after it): the "
-                        "restore drops it",
+            dc_log_warn("schema %s is not in the snapshot: the restore drops it (the "
+                        "pre-restore snapshot keeps it)",
                         names[i]);
         char *ident = dc_pg_quote_ident(conn, names[i]);
         char *sql = dc_sprintf("DROP SCHEMA %s CASCADE", ident);
@@ -306,8 +322,37 @@ static int drop_schemas(PGconn *conn, const dc_manifest_t *m, char **names, size
     return rc;
 }
 
+/* An extension that created a schema of its own (pg_cron's cron, TimescaleDB's) keeps its
+ * tables and rows there, which the snapshot holds too: the extension goes with them, and the
+ * snapshot's CREATE EXTENSION in pre-data makes it again. */
+static int drop_schema_owning_extensions(PGconn *conn, dc_error_t *err)
+{
+    PGresult *res = dc_pg_query(
+        conn,
+        "SELECT DISTINCT pg_catalog.quote_ident(e.extname) FROM pg_catalog.pg_depend d"
+        " JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid"
+        " WHERE d.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass"
+        " AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND d.deptype = 'e'",
+        err);
+    if (res == NULL)
+        return -1;
+    int rc = 0;
+    for (int i = 0; i < PQntuples(res) && rc == 0; i++) {
+        char *sql = dc_sprintf("DROP EXTENSION %s CASCADE", PQgetvalue(res, i, 0));
+        dc_log_info("dropping extension %s with its schema (the snapshot's pre-data creates it "
+                    "again)",
+                    PQgetvalue(res, i, 0));
+        rc = dc_pg_exec(conn, sql, err);
+        free(sql);
+    }
+    PQclear(res);
+    return rc;
+}
+
 int dc_restore_clear_schemas(PGconn *conn, const dc_manifest_t *m, dc_error_t *err)
 {
+    if (drop_schema_owning_extensions(conn, err) != 0)
+        return -1;
     char **names = NULL;
     size_t count = 0;
     if (dc_pg_list_schemas(conn, own_schemas, &names, &count, err) != 0)

@@ -269,9 +269,10 @@ static int read_back(const char *url, const dc_manifest_t *m, dc_verify_result_t
  * already there (which CREATE refuses anyway: the restore must make it, or it does not run). */
 static void scratch_name(const dc_manifest_t *m, char *out, size_t out_size)
 {
-    uint8_t rnd[4];
+    uint8_t rnd[4] = {0};
     char hex[9];
-    RAND_bytes(rnd, sizeof(rnd));
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1) /* then the pid keeps names apart */
+        memcpy(rnd, &(uint32_t){(uint32_t)getpid()}, sizeof(rnd));
     dc_hex_encode(rnd, sizeof(rnd), hex);
     snprintf(out, out_size, "deployctl_verify_%s_%s", m->id, hex);
     for (char *c = out; *c; c++)
@@ -284,8 +285,10 @@ static void drop_scratch(const char *scratch)
     PGconn *maint = NULL;
     char dbname[256];
     char *maint_url = dc_pg_url_with_database(scratch, "postgres");
-    if (dc_pg_url_database(scratch, dbname, sizeof(dbname), &ignored) == 0 &&
-        dc_pg_connect(maint_url, "verify", &maint, &ignored) == 0) {
+    if (dc_pg_url_database(scratch, dbname, sizeof(dbname), &ignored) != 0 ||
+        dc_pg_connect(maint_url, "verify", &maint, &ignored) != 0) {
+        dc_log_warn("could not drop the scratch database: %s", ignored.message);
+    } else {
         char *ident = dc_pg_quote_ident(maint, dbname);
         char *sql = dc_sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", ident);
         if (dc_pg_exec(maint, sql, &ignored) != 0)

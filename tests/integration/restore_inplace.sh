@@ -60,7 +60,7 @@ cmp -s <(fingerprint "$db") "$WORK/snapshot.fp" && fail "the migration changed n
 fingerprint "$db" >"$WORK/migrated.fp"
 run_deployctl restore "$id" --database "$url" --store "$store"
 [[ $rc -eq 1 ]] || fail "restore without --yes went ahead (rc $rc)"
-grep -q "holds .* tables and restoring would replace them: confirm on a terminal or pass --yes" "$WORK/err" ||
+grep -q "holds .* objects (tables, views, functions, large objects) and restoring would replace them: confirm on a terminal or pass --yes" "$WORK/err" ||
     fail "unclear refusal: $(cat "$WORK/err")"
 diff -q <(fingerprint "$db") "$WORK/migrated.fp" >/dev/null || fail "a refused restore changed the database"
 # On a terminal, "n" refuses as well.
@@ -80,7 +80,7 @@ diff -u "$WORK/snapshot.fp" <(fingerprint "$db") >"$WORK/fp.diff" ||
 assert_eq 1 "$(psql_value "$db" "SELECT count(*) FROM deployctl.journal")" "deployctl's own schema kept"
 assert_eq 0 "$(psql_value "$db" "SELECT count(*) FROM pg_largeobject_metadata WHERE oid = 555002")" "a large object created later"
 assert_eq 0 "$(psql_value "$db" "SELECT count(*) FROM pg_namespace WHERE nspname = 'reporting'")" "a schema created later"
-grep -q "schema reporting is not in the snapshot (it was created after it): the restore drops it" "$WORK/tty-yes.log" ||
+grep -q "schema reporting is not in the snapshot: the restore drops it" "$WORK/tty-yes.log" ||
     fail "the dropped schema was not named: $(cat -v "$WORK/tty-yes.log")"
 grep -q "depend on objects the restore replaces and are dropped with them: .*deployctl.user_ids" "$WORK/tty-yes.log" ||
     fail "the view in deployctl's schema dropped by CASCADE was not named: $(cat -v "$WORK/tty-yes.log")"
@@ -109,3 +109,13 @@ run_deployctl restore latest --database "$url" --store "$store" --yes --no-safet
 assert_eq "$id" "$(jq -r .id "$WORK/out")" "the snapshot 'latest' restored"
 grep -q "latest snapshot of $db: $id" "$WORK/err" || fail "latest's resolution not logged: $(cat "$WORK/err")"
 pass "latest skips pre-restore snapshots"
+
+# A database without a single table still holds things a restore would drop: it asks too.
+fns="${db}_functions"
+drop_at_exit "$fns"
+psql_admin postgres -c "CREATE DATABASE \"$fns\"" >/dev/null
+psql_admin "$fns" -c "CREATE SCHEMA etl; CREATE FUNCTION etl.transform() RETURNS int LANGUAGE sql AS 'SELECT 1'" >/dev/null
+run_deployctl restore "$id" --database "$url" --target "$(db_url "$fns")" --store "$store"
+[[ $rc -eq 1 ]] && grep -q "holds 1 objects" "$WORK/err" || fail "a database of functions was replaced without a yes: $(cat "$WORK/err")"
+assert_eq 1 "$(psql_value "$fns" "SELECT etl.transform()")" "the function after a refused restore"
+pass "a database holding only functions needs a yes too"
