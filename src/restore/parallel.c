@@ -25,9 +25,10 @@
 #include "deployctl/util.h"
 #include "restore_intern.h"
 
-#define CHUNK_BUFFER (4u * 1024 * 1024 + 512 * 1024)
-#define QUEUE_WAIT   200 /* ms a loader waits for a chunk before it looks again */
-#define NO_TABLE     SIZE_MAX
+#define CHUNK_BUFFER               (4u * 1024 * 1024 + 512 * 1024)
+#define QUEUE_WAIT                 200 /* ms a loader waits for a chunk before it looks again */
+#define MAX_TABLES_PER_TRANSACTION 32
+#define NO_TABLE                   SIZE_MAX
 
 typedef struct loader loader_t;
 
@@ -75,6 +76,7 @@ struct loader {
     size_t pending;      /* chunks of load.copy_table in the open COPY */
     bool in_transaction; /* the loader's one transaction for its table chunks is open */
     size_t *uncommitted; /* per table: chunks loaded in that transaction */
+    size_t tables_open;  /* tables with chunks in it (each holds a lock until commit) */
 };
 
 static void fail(parallel_t *p, const dc_error_t *err)
@@ -140,6 +142,7 @@ static int end_copy(loader_t *l, dc_error_t *err)
     size_t table = l->load.copy_table;
     if (dc_restore_load_finish(&l->load, err) != 0)
         return -1;
+    l->tables_open += l->uncommitted[table] == 0;
     l->uncommitted[table] += l->pending;
     l->pending = 0;
     return 0;
@@ -159,6 +162,7 @@ static int commit_loaded(loader_t *l, dc_error_t *err)
     if (dc_pg_commit(l->conn, err) != 0)
         return -1;
     l->in_transaction = false;
+    l->tables_open = 0;
     size_t completed = 0;
     pthread_mutex_lock(&p->mu);
     for (size_t t = 0; t < p->manifest->table_count; t++) {
@@ -191,6 +195,10 @@ static int take_chunk(loader_t *l, dc_chunk_t *c, dc_error_t *err)
     }
     bool same_table = l->load.copy_open && l->load.copy_table == c->index;
     if (!same_table && end_copy(l, err) != 0)
+        return -1;
+    /* Each table touched keeps a lock until commit: a schema of thousands of small tables
+     * would exhaust the server's lock table (max_locks_per_transaction). */
+    if (!same_table && l->tables_open >= MAX_TABLES_PER_TRANSACTION && commit_loaded(l, err) != 0)
         return -1;
     if (!l->in_transaction) {
         if (dc_pg_exec(l->conn, "BEGIN", err) != 0)
