@@ -36,6 +36,9 @@ void dc_pg_register_secrets(const char *url);
 int dc_pg_connect(const char *url, const char *purpose, PGconn **out, dc_error_t *err);
 /* The database name a URL designates, without connecting (libpq's defaults apply). */
 int dc_pg_url_database(const char *url, char *out, size_t out_size, dc_error_t *err);
+/* DROP DATABASE ... WITH (FORCE) of the database a URL designates, from a connection to the
+ * same server's "postgres" database. */
+int dc_pg_drop_database(const char *url, const char *purpose, dc_error_t *err);
 /* The URL with its password masked, for messages. */
 void dc_pg_url_display(const char *url, char *out, size_t out_size);
 

@@ -212,6 +212,28 @@ int dc_pg_connect(const char *url, const char *purpose, PGconn **out, dc_error_t
     return 0;
 }
 
+int dc_pg_drop_database(const char *url, const char *purpose, dc_error_t *err)
+{
+    char name[256];
+    if (dc_pg_url_database(url, name, sizeof(name), err) != 0)
+        return -1;
+    char *maint_url = dc_pg_url_with_database(url, "postgres");
+    PGconn *maint = NULL;
+    int rc = dc_pg_connect(maint_url, purpose, &maint, err);
+    free(maint_url);
+    if (rc == 0) {
+        char *ident = dc_pg_quote_ident(maint, name);
+        char *sql = dc_sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", ident);
+        rc = dc_pg_exec(maint, sql, err);
+        free(sql);
+        free(ident);
+        PQfinish(maint);
+    }
+    if (rc != 0)
+        dc_error_prefix(err, "could not drop database %s: ", name);
+    return rc;
+}
+
 int dc_pg_url_database(const char *url, char *out, size_t out_size, dc_error_t *err)
 {
     char *parse_error = NULL;

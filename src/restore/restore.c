@@ -235,21 +235,14 @@ static int restore_parallel(restore_t *r, dc_error_t *err)
     return rc;
 }
 
-static void drop_created_target(restore_t *r)
+/* A database the restore created goes again when the restore fails; err says which. */
+static void drop_created_target(restore_t *r, dc_error_t *err)
 {
-    dc_error_t err;
-    PGconn *maint = NULL;
-    char *maint_url = dc_pg_url_with_database(r->opts->target_url, "postgres");
-    if (dc_pg_connect(maint_url, "restore", &maint, &err) == 0) {
-        char *ident = dc_pg_quote_ident(maint, r->target_name);
-        char *sql = dc_sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", ident);
-        if (dc_pg_exec(maint, sql, &err) != 0)
-            dc_log_warn("could not drop the database created for the restore: %s", err.message);
-        free(sql);
-        free(ident);
-        PQfinish(maint);
-    }
-    free(maint_url);
+    dc_error_t drop;
+    if (dc_pg_drop_database(r->opts->target_url, "restore", &drop) == 0)
+        dc_error_append(err, "; the database created for it was dropped");
+    else
+        dc_error_append(err, "; %s (drop it by hand)", drop.message);
 }
 
 int dc_restore_manifest(const dc_restore_opts_t *opts, const dc_manifest_t *manifest,
@@ -266,8 +259,7 @@ int dc_restore_manifest(const dc_restore_opts_t *opts, const dc_manifest_t *mani
             PQfinish(r.conn);
         r.conn = NULL;
         if (result->created_target) {
-            drop_created_target(&r);
-            dc_error_append(err, "; the database created for it was dropped");
+            drop_created_target(&r, err);
         }
         return -1;
     }
@@ -285,8 +277,7 @@ int dc_restore_manifest(const dc_restore_opts_t *opts, const dc_manifest_t *mani
         if (result->created_target) {
             PQfinish(r.conn);
             r.conn = NULL;
-            drop_created_target(&r);
-            dc_error_append(err, "; the database created for it was dropped");
+            drop_created_target(&r, err);
         } else if (opts->jobs > 1) {
             dc_error_append(err,
                             "; database %s is INCOMPLETE (a parallel restore is not "

@@ -263,26 +263,42 @@ static int warn_about_dependents(PGconn *conn, const char *dropped, dc_error_t *
     return 0;
 }
 
+/* Runs every statement a query returns, naming each: what the restore drops beyond the
+ * snapshot's schemas is worth a line in the log. */
+static int run_generated(PGconn *conn, const char *query, dc_error_t *err)
+{
+    PGresult *res = dc_pg_query(conn, query, err);
+    if (res == NULL)
+        return -1;
+    int rc = 0;
+    for (int i = 0; i < PQntuples(res) && rc == 0; i++) {
+        dc_log_info("restore: %s", PQgetvalue(res, i, 0));
+        rc = dc_pg_exec(conn, PQgetvalue(res, i, 0), err);
+    }
+    PQclear(res);
+    return rc;
+}
+
 /* Publications and event triggers belong to the database, not to a schema: the snapshot's
- * post-data creates them again. */
+ * post-data creates them again. An extension that created a schema of its own (pg_cron's
+ * cron, TimescaleDB's) keeps its tables and rows there, which the snapshot holds too: the
+ * extension goes with them, and the snapshot's CREATE EXTENSION in pre-data makes it again. */
 static int drop_database_objects(PGconn *conn, dc_error_t *err)
 {
-    PGresult *res = dc_pg_query(
+    return run_generated(
         conn,
         "SELECT 'DROP PUBLICATION ' || pg_catalog.quote_ident(pubname)"
         " FROM pg_catalog.pg_publication"
         " UNION ALL SELECT 'DROP EVENT TRIGGER ' || pg_catalog.quote_ident(evtname)"
         " FROM pg_catalog.pg_event_trigger e WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend"
         "  d WHERE d.classid = 'pg_catalog.pg_event_trigger'::pg_catalog.regclass"
-        "  AND d.objid = e.oid AND d.deptype = 'e')",
+        "  AND d.objid = e.oid AND d.deptype = 'e')"
+        " UNION ALL SELECT DISTINCT 'DROP EXTENSION ' || pg_catalog.quote_ident(e.extname)"
+        "  || ' CASCADE' FROM pg_catalog.pg_depend d"
+        " JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid"
+        " WHERE d.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass"
+        " AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND d.deptype = 'e'",
         err);
-    if (res == NULL)
-        return -1;
-    int rc = 0;
-    for (int i = 0; i < PQntuples(res) && rc == 0; i++)
-        rc = dc_pg_exec(conn, PQgetvalue(res, i, 0), err);
-    PQclear(res);
-    return rc;
 }
 
 static bool in_snapshot(const dc_manifest_t *m, const char *schema)
@@ -322,37 +338,8 @@ static int drop_schemas(PGconn *conn, const dc_manifest_t *m, char **names, size
     return rc;
 }
 
-/* An extension that created a schema of its own (pg_cron's cron, TimescaleDB's) keeps its
- * tables and rows there, which the snapshot holds too: the extension goes with them, and the
- * snapshot's CREATE EXTENSION in pre-data makes it again. */
-static int drop_schema_owning_extensions(PGconn *conn, dc_error_t *err)
-{
-    PGresult *res = dc_pg_query(
-        conn,
-        "SELECT DISTINCT pg_catalog.quote_ident(e.extname) FROM pg_catalog.pg_depend d"
-        " JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid"
-        " WHERE d.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass"
-        " AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND d.deptype = 'e'",
-        err);
-    if (res == NULL)
-        return -1;
-    int rc = 0;
-    for (int i = 0; i < PQntuples(res) && rc == 0; i++) {
-        char *sql = dc_sprintf("DROP EXTENSION %s CASCADE", PQgetvalue(res, i, 0));
-        dc_log_info("dropping extension %s with its schema (the snapshot's pre-data creates it "
-                    "again)",
-                    PQgetvalue(res, i, 0));
-        rc = dc_pg_exec(conn, sql, err);
-        free(sql);
-    }
-    PQclear(res);
-    return rc;
-}
-
 int dc_restore_clear_schemas(PGconn *conn, const dc_manifest_t *m, dc_error_t *err)
 {
-    if (drop_schema_owning_extensions(conn, err) != 0)
-        return -1;
     char **names = NULL;
     size_t count = 0;
     if (dc_pg_list_schemas(conn, own_schemas, &names, &count, err) != 0)

@@ -279,27 +279,6 @@ static void scratch_name(const dc_manifest_t *m, char *out, size_t out_size)
         *c = *c == '-' ? '_' : (char)tolower((unsigned char)*c);
 }
 
-static void drop_scratch(const char *scratch)
-{
-    dc_error_t ignored;
-    PGconn *maint = NULL;
-    char dbname[256];
-    char *maint_url = dc_pg_url_with_database(scratch, "postgres");
-    if (dc_pg_url_database(scratch, dbname, sizeof(dbname), &ignored) != 0 ||
-        dc_pg_connect(maint_url, "verify", &maint, &ignored) != 0) {
-        dc_log_warn("could not drop the scratch database: %s", ignored.message);
-    } else {
-        char *ident = dc_pg_quote_ident(maint, dbname);
-        char *sql = dc_sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", ident);
-        if (dc_pg_exec(maint, sql, &ignored) != 0)
-            dc_log_warn("could not drop the scratch database %s: %s", dbname, ignored.message);
-        free(sql);
-        free(ident);
-        PQfinish(maint);
-    }
-    free(maint_url);
-}
-
 static int verify_deep(const dc_verify_opts_t *opts, const dc_manifest_t *m, const char *dir,
                        dc_verify_result_t *result, dc_error_t *err)
 {
@@ -338,8 +317,9 @@ static int verify_deep(const dc_verify_opts_t *opts, const dc_manifest_t *m, con
         rc = read_back(scratch, m, result, err);
     }
     /* The scratch database is ours when the restore created it: it always goes. */
-    if (restored.created_target)
-        drop_scratch(scratch);
+    dc_error_t drop;
+    if (restored.created_target && dc_pg_drop_database(scratch, "verify", &drop) != 0)
+        dc_log_warn("%s: the scratch database is left behind, drop it by hand", drop.message);
     free(scratch);
     return rc;
 }
