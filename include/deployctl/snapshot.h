@@ -197,6 +197,19 @@ int dc_snapshot_reader_read(dc_snapshot_reader_t *r, void *buf, size_t len, size
 int dc_snapshot_reader_finish(dc_snapshot_reader_t *r, dc_error_t *err);
 void dc_snapshot_reader_close(dc_snapshot_reader_t *r);
 
+/* Random access, for stores that read ranges (dc_store_can_read_ranges): the index says where
+ * each member starts. Building it reads every header (with the checks above: expected names,
+ * once each, in order, of the announced size and type, none missing) and skips the data. */
+typedef struct dc_snapshot_index dc_snapshot_index_t;
+int dc_snapshot_index_build(dc_store_t *store, const char *database_dir,
+                            const dc_manifest_t *manifest, dc_snapshot_index_t **out,
+                            dc_error_t *err);
+void dc_snapshot_index_free(dc_snapshot_index_t *ix);
+/* A reader of one member (any thread may hold one): dc_snapshot_reader_read reads its bytes
+ * and checks their size and SHA-256 at the end. The index must outlive it. */
+int dc_snapshot_reader_open_member(const dc_snapshot_index_t *ix, const char *name,
+                                   dc_snapshot_reader_t **out, dc_member_t *info, dc_error_t *err);
+
 /* ---- the catalog: what a store holds ---- */
 
 typedef struct dc_snapshot_info {

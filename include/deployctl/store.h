@@ -41,6 +41,13 @@ void dc_store_writer_abort(dc_store_writer_t *w);                  /* frees w */
 
 int dc_store_reader_open(dc_store_t *store, const char *key, dc_store_reader_t **out,
                          dc_error_t *err);
+/* Whether the store can read part of an object (file:// can; a driver that cannot is read
+ * front to back). */
+bool dc_store_can_read_ranges(const dc_store_t *store);
+/* A reader of `length` bytes of the object from `offset` (fewer when the object ends first),
+ * so that several threads can read members of one archive side by side. */
+int dc_store_reader_open_range(dc_store_t *store, const char *key, uint64_t offset, uint64_t length,
+                               dc_store_reader_t **out, dc_error_t *err);
 /* Reads up to len bytes; *got == 0 at the end. */
 int dc_store_reader_read(dc_store_reader_t *r, void *buf, size_t len, size_t *got, dc_error_t *err);
 void dc_store_reader_close(dc_store_reader_t *r);

@@ -1,7 +1,9 @@
 /* Reads a snapshot's archive back, trusting nothing: only the members its manifest names are
  * accepted, in the format's order (pre-data first, post-data last), each once, as regular files
  * of the announced size; each member's bytes are checked against its SHA-256 as they are
- * consumed, and the whole archive against the manifest's at the end. */
+ * consumed, and the whole archive against the manifest's at the end.
+ * Stores that read ranges also get random access: an index of where each member starts (its
+ * headers read, its data skipped, with the same checks), then a reader per member. */
 #include <archive.h>
 #include <archive_entry.h>
 #include <stdlib.h>
@@ -11,7 +13,8 @@
 #include "deployctl/stream.h"
 #include "deployctl/util.h"
 
-#define READ_BLOCK (1024 * 1024)
+#define READ_BLOCK  (1024 * 1024)
+#define INDEX_BLOCK (16 * 1024)
 
 typedef struct expected_member {
     const char *name;
@@ -19,10 +22,19 @@ typedef struct expected_member {
     bool seen;
 } expected_member_t;
 
+typedef enum {
+    READ_WHOLE,  /* front to back, every byte hashed */
+    READ_INDEX,  /* every header, data skipped: where each member starts */
+    READ_MEMBER, /* one member, from its headers to the next member's */
+} read_mode_t;
+
 struct dc_snapshot_reader {
     dc_store_t *store;
     const dc_manifest_t *manifest;
-    dc_store_reader_t *object;
+    read_mode_t mode;
+    dc_store_reader_t *object; /* READ_INDEX and READ_MEMBER: the range from pos to end */
+    uint64_t pos;
+    uint64_t end;
     struct archive *tar;
     uint8_t *block;
     dc_filter_t *archive_count; /* -> archive_sha */
@@ -31,6 +43,8 @@ struct dc_snapshot_reader {
     size_t expected_count;
     size_t members_read;
     expected_member_t *current;
+    expected_member_t *wanted; /* READ_MEMBER: the one member to read */
+    uint64_t header_offset;    /* READ_INDEX: where the current member's headers start */
     dc_filter_t *member_sha;
     uint64_t member_read;
     bool member_checked;
@@ -45,16 +59,40 @@ static la_ssize_t read_cb(struct archive *a, void *ctx, const void **buffer)
     (void)a;
     dc_snapshot_reader_t *r = ctx;
     size_t got = 0;
-    if (dc_store_reader_read(r->object, r->block, READ_BLOCK, &got, &r->io_error) != 0) {
+    if (r->object == NULL && r->mode != READ_WHOLE && r->pos < r->end &&
+        dc_store_reader_open_range(r->store, r->key, r->pos, r->end - r->pos, &r->object,
+                                   &r->io_error) != 0) {
         r->io_failed = true;
         return -1;
     }
-    if (got > 0 && dc_filter_write(r->archive_count, r->block, got, &r->io_error) != 0) {
+    /* Indexing reads headers only: small reads, not a block of data after each skip. */
+    size_t want = r->mode == READ_INDEX ? INDEX_BLOCK : READ_BLOCK;
+    if (r->object != NULL &&
+        dc_store_reader_read(r->object, r->block, want, &got, &r->io_error) != 0) {
+        r->io_failed = true;
+        return -1;
+    }
+    r->pos += got;
+    if (got > 0 && r->mode == READ_WHOLE &&
+        dc_filter_write(r->archive_count, r->block, got, &r->io_error) != 0) {
         r->io_failed = true;
         return -1;
     }
     *buffer = r->block;
     return (la_ssize_t)got;
+}
+
+/* Ranged modes: skipping data is moving the range's start, nothing is read. */
+static la_int64_t skip_cb(struct archive *a, void *ctx, la_int64_t request)
+{
+    (void)a;
+    dc_snapshot_reader_t *r = ctx;
+    uint64_t left = r->end - r->pos;
+    uint64_t skipped = request < 0 ? 0 : (uint64_t)request < left ? (uint64_t)request : left;
+    dc_store_reader_close(r->object);
+    r->object = NULL;
+    r->pos += skipped;
+    return (la_int64_t)skipped;
 }
 
 static int by_name(const void *a, const void *b)
@@ -116,15 +154,19 @@ static void build_expected(dc_snapshot_reader_t *r)
         qsort(r->expected, r->expected_count, sizeof(*r->expected), by_name);
 }
 
-int dc_snapshot_reader_open(dc_store_t *store, const char *database_dir,
-                            const dc_manifest_t *manifest, dc_snapshot_reader_t **out,
-                            dc_error_t *err)
+/* Opens the archive in a mode; ranged modes read [pos, end) of it. */
+static int open_reader(dc_store_t *store, const char *key, const dc_manifest_t *manifest,
+                       read_mode_t mode, uint64_t pos, uint64_t end, dc_snapshot_reader_t **out,
+                       dc_error_t *err)
 {
     dc_snapshot_reader_t *r = dc_calloc(1, sizeof(*r));
     r->store = store;
     r->manifest = manifest;
-    snprintf(r->key, sizeof(r->key), "%s/%s/snapshot.tar", database_dir, manifest->id);
-    if (dc_store_reader_open(store, r->key, &r->object, err) != 0) {
+    r->mode = mode;
+    r->pos = pos;
+    r->end = end;
+    snprintf(r->key, sizeof(r->key), "%s", key);
+    if (mode == READ_WHOLE && dc_store_reader_open(store, r->key, &r->object, err) != 0) {
         free(r);
         return -1;
     }
@@ -135,13 +177,34 @@ int dc_snapshot_reader_open(dc_store_t *store, const char *database_dir,
     build_expected(r);
     r->tar = archive_read_new();
     archive_read_support_format_tar(r->tar);
-    if (archive_read_open(r->tar, r, NULL, read_cb, NULL) != ARCHIVE_OK) {
-        dc_error_set(err, "cannot read %s: %s", r->key, archive_error_string(r->tar));
+    archive_read_set_read_callback(r->tar, read_cb);
+    if (mode != READ_WHOLE)
+        archive_read_set_skip_callback(r->tar, skip_cb);
+    archive_read_set_callback_data(r->tar, r);
+    if (archive_read_open1(r->tar) != ARCHIVE_OK) {
+        if (r->io_failed)
+            *err = r->io_error;
+        else
+            dc_error_set(err, "cannot read %s: %s", r->key, archive_error_string(r->tar));
         dc_snapshot_reader_close(r);
         return -1;
     }
     *out = r;
     return 0;
+}
+
+static void archive_key(char *out, size_t size, const char *database_dir, const dc_manifest_t *m)
+{
+    snprintf(out, size, "%s/%s/snapshot.tar", database_dir, m->id);
+}
+
+int dc_snapshot_reader_open(dc_store_t *store, const char *database_dir,
+                            const dc_manifest_t *manifest, dc_snapshot_reader_t **out,
+                            dc_error_t *err)
+{
+    char key[512];
+    archive_key(key, sizeof(key), database_dir, manifest);
+    return open_reader(store, key, manifest, READ_WHOLE, 0, 0, out, err);
 }
 
 static int archive_failed(dc_snapshot_reader_t *r, const char *what, dc_error_t *err)
@@ -199,6 +262,14 @@ static int accept_member(dc_snapshot_reader_t *r, struct archive_entry *e, dc_me
     if (!archive_entry_size_is_set(e) || (uint64_t)archive_entry_size(e) != found->info.size)
         return dc_error_set(err, "snapshot %s: member %s has the wrong size in the archive", id,
                             found->name);
+    if (r->mode == READ_MEMBER) {
+        if (r->members_read > 0 || found != r->wanted)
+            return dc_error_set(err,
+                                "snapshot %s: the archive has %s where its index found %s (it "
+                                "changed while being read)",
+                                id, found->name, r->wanted->name);
+        goto accepted;
+    }
     bool first = r->members_read == 0;
     if (first != (found->info.kind == DC_MEMBER_PRE_DATA_KIND))
         return dc_error_set(err, "snapshot %s: the archive does not start with %s", id,
@@ -211,6 +282,7 @@ static int accept_member(dc_snapshot_reader_t *r, struct archive_entry *e, dc_me
     if (post != NULL && post->seen)
         return dc_error_set(err, "snapshot %s: member %s comes after %s", id, found->name,
                             DC_MEMBER_POST_DATA);
+accepted:
     found->seen = true;
     r->members_read++;
     r->current = found;
@@ -239,6 +311,7 @@ int dc_snapshot_reader_next(dc_snapshot_reader_t *r, dc_member_t *out, bool *end
     }
     if (rc != ARCHIVE_OK)
         return archive_failed(r, "reading the next member", err);
+    r->header_offset = (uint64_t)archive_read_header_position(r->tar);
     return accept_member(r, e, out, err);
 }
 
@@ -259,6 +332,33 @@ int dc_snapshot_reader_read(dc_snapshot_reader_t *r, void *buf, size_t len, size
     return 0;
 }
 
+/* The archive object ends exactly where the manifest says: a byte at archive_bytes - 1, none
+ * at archive_bytes. */
+static int check_object_size(dc_snapshot_reader_t *r, dc_error_t *err)
+{
+    uint64_t bytes = r->manifest->archive_bytes;
+    size_t got[2] = {0, 0};
+    for (int i = 0; i < 2; i++) {
+        uint64_t at = bytes - 1 + (uint64_t)i;
+        dc_store_reader_t *probe;
+        if (bytes == 0 && i == 0)
+            continue;
+        if (dc_store_reader_open_range(r->store, r->key, at, 1, &probe, err) != 0)
+            return -1;
+        int rc = dc_store_reader_read(probe, r->block, 1, &got[i], err);
+        dc_store_reader_close(probe);
+        if (rc != 0)
+            return -1;
+    }
+    if (got[0] != (bytes > 0) || got[1] != 0)
+        return dc_error_set(err,
+                            "snapshot %s: snapshot.tar is %s than the %llu bytes its manifest "
+                            "says",
+                            r->manifest->id, got[1] != 0 ? "longer" : "shorter",
+                            (unsigned long long)bytes);
+    return 0;
+}
+
 int dc_snapshot_reader_finish(dc_snapshot_reader_t *r, dc_error_t *err)
 {
     const char *id = r->manifest->id;
@@ -271,6 +371,8 @@ int dc_snapshot_reader_finish(dc_snapshot_reader_t *r, dc_error_t *err)
                                 "or damaged)",
                                 id, r->expected[i].name);
     }
+    if (r->mode == READ_INDEX) /* data skipped, not hashed: each member checks its own */
+        return check_object_size(r, err);
     /* What libarchive did not need (the end-of-archive padding) still counts for the hash. */
     for (;;) {
         size_t got = 0;
@@ -308,4 +410,96 @@ void dc_snapshot_reader_close(dc_snapshot_reader_t *r)
     free(r->expected);
     free(r->block);
     free(r);
+}
+
+/* ---- random access ---- */
+
+typedef struct indexed_member {
+    const char *name; /* the manifest's */
+    uint64_t offset;  /* of its headers in the archive */
+    uint64_t end;     /* where the next member's headers start (or the archive ends) */
+} indexed_member_t;
+
+struct dc_snapshot_index {
+    dc_store_t *store;
+    const dc_manifest_t *manifest;
+    char key[512];
+    indexed_member_t *members; /* sorted by name */
+    size_t count;
+};
+
+static int indexed_by_name(const void *a, const void *b)
+{
+    return strcmp(((const indexed_member_t *)a)->name, ((const indexed_member_t *)b)->name);
+}
+
+int dc_snapshot_index_build(dc_store_t *store, const char *database_dir,
+                            const dc_manifest_t *manifest, dc_snapshot_index_t **out,
+                            dc_error_t *err)
+{
+    dc_snapshot_index_t *ix = dc_calloc(1, sizeof(*ix));
+    ix->store = store;
+    ix->manifest = manifest;
+    archive_key(ix->key, sizeof(ix->key), database_dir, manifest);
+    dc_snapshot_reader_t *r = NULL;
+    /* The store's own size of the object bounds the ranges; the manifest's is checked. */
+    int rc = open_reader(store, ix->key, manifest, READ_INDEX, 0, manifest->archive_bytes, &r, err);
+    if (rc == 0) {
+        ix->members = dc_calloc(r->expected_count + 1, sizeof(indexed_member_t));
+        for (;;) {
+            dc_member_t member;
+            bool end = false;
+            rc = dc_snapshot_reader_next(r, &member, &end, err);
+            if (rc != 0 || end)
+                break;
+            if (ix->count > 0)
+                ix->members[ix->count - 1].end = r->header_offset;
+            ix->members[ix->count++] = (indexed_member_t){member.name, r->header_offset, 0};
+        }
+    }
+    if (rc == 0 && ix->count > 0)
+        ix->members[ix->count - 1].end = r->pos;
+    if (rc == 0)
+        rc = dc_snapshot_reader_finish(r, err);
+    dc_snapshot_reader_close(r);
+    if (rc != 0) {
+        dc_snapshot_index_free(ix);
+        return -1;
+    }
+    qsort(ix->members, ix->count, sizeof(*ix->members), indexed_by_name);
+    *out = ix;
+    return 0;
+}
+
+void dc_snapshot_index_free(dc_snapshot_index_t *ix)
+{
+    if (ix == NULL)
+        return;
+    free(ix->members);
+    free(ix);
+}
+
+int dc_snapshot_reader_open_member(const dc_snapshot_index_t *ix, const char *name,
+                                   dc_snapshot_reader_t **out, dc_member_t *info, dc_error_t *err)
+{
+    indexed_member_t key = {.name = name};
+    const indexed_member_t *m = bsearch(&key, ix->members, ix->count, sizeof(key), indexed_by_name);
+    if (m == NULL)
+        return dc_error_set(err, "snapshot %s: no member %s in the archive", ix->manifest->id,
+                            name);
+    dc_snapshot_reader_t *r;
+    if (open_reader(ix->store, ix->key, ix->manifest, READ_MEMBER, m->offset, m->end, &r, err) != 0)
+        return -1;
+    expected_member_t wanted = {.name = name};
+    r->wanted = bsearch(&wanted, r->expected, r->expected_count, sizeof(wanted), by_name);
+    bool end = false;
+    if (r->wanted == NULL || dc_snapshot_reader_next(r, info, &end, err) != 0 || end) {
+        if (r->wanted == NULL || end)
+            dc_error_set(err, "snapshot %s: member %s is not where the index found it",
+                         ix->manifest->id, name);
+        dc_snapshot_reader_close(r);
+        return -1;
+    }
+    *out = r;
+    return 0;
 }

@@ -1,66 +1,83 @@
-/* Parallel restore into an empty database (--jobs N):
+/* Parallel restore into an empty database (--jobs N), scheduled like pg_restore -j but with
+ * every connection kept busy:
+ *  - the archive is indexed once (its headers only), so each loader reads the members it needs
+ *    on its own, wherever they are: no loader waits behind another's table in the archive;
  *  - pre-data on one connection;
- *  - the archive is read once, its chunks handed through one bounded queue to N loaders; a
- *    loader keeps its COPY open while the chunks it gets are of the same table (a COPY per
- *    chunk costs the server more), and all its COPYs in one transaction, committed when every
- *    chunk is in;
- *  - the post-data script is read at the end of the archive: each index and primary/unique key
- *    is built by whichever loader is free once every chunk of its table is committed, biggest
- *    tables first (builds on relations without rows of their own, partitioned parents, once
- *    every table is);
- *  - then foreign keys are checked side by side, and everything else runs in order.
+ *  - each loader takes the biggest table nobody has started, and loads its chunks from the
+ *    front in one transaction; a loader with nothing else to do takes chunks from the back of
+ *    the table with the most left (the biggest table is then never loaded by one connection
+ *    while the other waits);
+ *  - an index or primary/unique key is built by whichever loader is free once its table is
+ *    committed, biggest tables first, and a foreign key between two tables is checked once both
+ *    tables' builds are done, beside the other builds;
+ *  - then everything else in post-data runs in order (foreign keys that involve a partitioned
+ *    table side by side, as their keys may need that order).
  * Not atomic, and it says so. */
 #include <jansson.h>
 #include <pg_query.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
-#include "deployctl/chunk_queue.h"
 #include "deployctl/log.h"
 #include "deployctl/pg.h"
 #include "deployctl/signals.h"
 #include "deployctl/util.h"
 #include "restore_intern.h"
 
-#define CHUNK_BUFFER               (4u * 1024 * 1024 + 512 * 1024)
-#define QUEUE_WAIT                 200 /* ms a loader waits for a chunk before it looks again */
-#define MAX_TABLES_PER_TRANSACTION 32
-#define NO_TABLE                   SIZE_MAX
+#define NO_TABLE SIZE_MAX
 
 typedef struct loader loader_t;
 
-/* An index or key to build once its table is loaded. */
-typedef struct build {
-    char *sql;    /* with the settings in effect before it in the script */
-    size_t table; /* manifest index, or NO_TABLE: ready at once */
+typedef enum { STMT_SETTING, STMT_BUILD, STMT_FOREIGN_KEY, STMT_OTHER } stmt_kind_t;
+
+/* A post-data statement the loaders run: an index or key build, or a foreign key check. */
+typedef struct post_task {
+    stmt_kind_t kind;
+    char *sql;           /* with the settings in effect before it in the script */
+    size_t settings_len; /* where the statement itself starts in sql */
+    size_t table;        /* manifest index of the table it is on, or NO_TABLE */
+    size_t ref;          /* foreign keys: the referenced table */
     bool taken;
-} build_t;
+} post_task_t;
+
+typedef struct table_state {
+    size_t front, back; /* chunks [front, back) are not taken yet */
+    size_t committed;   /* chunks whose transaction has committed */
+    bool started;       /* a loader owns it */
+    size_t builds_left; /* builds on it not yet done */
+    bool fk_running;    /* a foreign key check on it or to it runs */
+    bool frozen;        /* loaded by its owner alone, TRUNCATE + COPY FREEZE */
+} table_state_t;
 
 typedef struct parallel {
     const dc_restore_opts_t *opts;
     const dc_manifest_t *manifest;
+    const dc_snapshot_index_t *index;
     dc_progress_t *progress;
     loader_t *loaders;
     int count;
-    dc_chunk_queue_t queue;
-    size_t *committed;    /* per table: chunks whose COPY has ended, under mu */
-    size_t tables_loaded; /* tables whose every chunk is committed, under mu */
-    pthread_mutex_t mu;
-    /* Pieces of one large object may share a 2 KiB page of pg_largeobject: written by two
-     * loaders at once, both would insert it. One piece at a time, each committed. */
-    pthread_mutex_t blob_mu;
+    pthread_mutex_t mu; /* guards everything below */
     pthread_cond_t changed;
+    table_state_t *tables;
+    size_t *by_size;      /* indexes of the tables with rows, biggest first */
+    size_t to_load;       /* how many */
+    size_t next_table;    /* in by_size */
+    size_t tables_loaded; /* tables whose every chunk is committed */
+    size_t next_blob, next_blob_piece;
+    post_task_t *tasks;
+    size_t task_count;
     bool failed;
     dc_error_t error;
     void *(*thread_fn)(void *); /* what the running threads do */
-    int running;                /* threads not yet returned, under mu */
-    build_t *builds;            /* published once the post-data script is read */
-    size_t build_count;
-    bool builds_published;
-    /* independent statements shared by the loaders (foreign keys) */
+    int running;                /* threads not yet returned */
+    /* Pieces of one large object may share a 2 KiB page of pg_largeobject: written by two
+     * loaders at once, both would insert it. One piece at a time, each committed. */
+    pthread_mutex_t blob_mu;
+    /* independent statements shared by the loaders (foreign keys run in order) */
     char **work;
     size_t work_count;
     size_t next_work;
@@ -73,10 +90,6 @@ struct loader {
     pthread_t thread;
     bool started;
     dc_restore_load_t load;
-    size_t pending;      /* chunks of load.copy_table in the open COPY */
-    bool in_transaction; /* the loader's one transaction for its table chunks is open */
-    size_t *uncommitted; /* per table: chunks loaded in that transaction */
-    size_t tables_open;  /* tables with chunks in it (each holds a lock until commit) */
 };
 
 static void fail(parallel_t *p, const dc_error_t *err)
@@ -88,196 +101,259 @@ static void fail(parallel_t *p, const dc_error_t *err)
     }
     pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->mu);
-    dc_chunk_queue_abort(&p->queue);
 }
 
-/* A build on a relation the manifest has no rows for (a partitioned parent: its key locks
- * every partition) waits until every table is loaded and committed, so it never queues behind,
- * or in front of, a loader's transaction. */
+/* ---- what a free loader does next (all under mu) ---- */
+
+typedef enum { TASK_NONE, TASK_LOAD, TASK_BLOB, TASK_POST } task_kind_t;
+
+typedef struct task {
+    task_kind_t kind;
+    size_t table;   /* TASK_LOAD */
+    bool from_back; /* TASK_LOAD: taking chunks from another loader's table */
+    size_t blob, piece;
+    post_task_t *post;
+} task_t;
+
 static bool table_loaded(const parallel_t *p, size_t table)
 {
     if (table == NO_TABLE)
         return p->tables_loaded == p->manifest->table_count;
-    return p->committed[table] == p->manifest->tables[table].chunk_count;
+    return p->tables[table].committed == p->manifest->tables[table].chunk_count;
 }
 
-/* ---- loaders ---- */
-
-typedef struct memory_source {
-    const dc_buf_t *data;
-    size_t pos;
-} memory_source_t;
-
-static int read_memory(void *ctx, void *buf, size_t len, size_t *got, dc_error_t *err)
+/* A build needs its table loaded. A foreign key needs both tables loaded and built (their keys
+ * exist, and no build of theirs waits behind its lock), and no other foreign key check on
+ * either: each takes SHARE ROW EXCLUSIVE on both tables, so two of them in opposite directions
+ * would deadlock. Relations the manifest has no rows for (partitioned parents) wait for every
+ * table. */
+static bool post_ready(const parallel_t *p, const post_task_t *t)
 {
-    (void)err;
-    memory_source_t *m = ctx;
-    size_t left = m->data->len - m->pos;
-    *got = left < len ? left : len;
-    memcpy(buf, m->data->data + m->pos, *got);
-    m->pos += *got;
-    return 0;
+    if (t->kind == STMT_BUILD)
+        return table_loaded(p, t->table);
+    const table_state_t *a = &p->tables[t->table], *b = &p->tables[t->ref];
+    return table_loaded(p, t->table) && table_loaded(p, t->ref) && a->builds_left == 0 &&
+           b->builds_left == 0 && !a->fk_running && !b->fk_running;
 }
 
-static int load_chunk(loader_t *l, dc_chunk_t *c, dc_error_t *err)
+static uint64_t post_weight(const parallel_t *p, const post_task_t *t)
 {
-    const dc_manifest_chunk_t *k = c->ref;
-    dc_member_t member = {.kind = (dc_member_kind_t)c->kind,
-                          .name = k->member,
-                          .index = c->index,
-                          .chunk_index = c->position,
-                          .chunk = k,
-                          .size = k->stored_bytes,
-                          .sha256 = k->sha256};
-    memory_source_t mem = {&c->data, 0};
-    dc_member_source_t source = {read_memory, &mem};
-    return dc_restore_load_member(&l->load, source, &member, err);
+    return t->table == NO_TABLE ? 0 : p->manifest->tables[t->table].raw_bytes;
 }
 
-/* Ends the loader's open COPY; its chunks count as loaded once the transaction commits. */
-static int end_copy(loader_t *l, dc_error_t *err)
+static void set_fk_running(parallel_t *p, const post_task_t *t, bool running)
 {
-    if (!l->load.copy_open)
-        return 0;
-    size_t table = l->load.copy_table;
-    if (dc_restore_load_finish(&l->load, err) != 0)
+    if (t->kind == STMT_FOREIGN_KEY)
+        p->tables[t->table].fk_running = p->tables[t->ref].fk_running = running;
+}
+
+/* The ready post-data task of the biggest table; *pending when some are not ready yet. */
+static post_task_t *ready_post_task(parallel_t *p, bool *pending)
+{
+    post_task_t *found = NULL;
+    for (size_t i = 0; i < p->task_count; i++) {
+        post_task_t *t = &p->tasks[i];
+        if (t->taken)
+            continue;
+        if (!post_ready(p, t))
+            *pending = true;
+        else if (found == NULL || post_weight(p, t) > post_weight(p, found))
+            found = t;
+    }
+    return found;
+}
+
+/* The started table with the most chunks nobody has taken, if two or more are left. */
+static bool table_to_help(const parallel_t *p, size_t *table)
+{
+    size_t best = 0;
+    for (size_t i = 0; i < p->manifest->table_count; i++) {
+        const table_state_t *s = &p->tables[i];
+        if (s->started && !s->frozen && s->back - s->front > best) {
+            best = s->back - s->front;
+            *table = i;
+        }
+    }
+    return best >= 2;
+}
+
+static bool next_blob_piece(parallel_t *p, task_t *task)
+{
+    const dc_manifest_t *m = p->manifest;
+    while (p->next_blob < m->large_object_count &&
+           p->next_blob_piece >= m->large_objects[p->next_blob].chunk_count) {
+        p->next_blob++;
+        p->next_blob_piece = 0;
+    }
+    if (p->next_blob >= m->large_object_count)
+        return false;
+    *task = (task_t){.kind = TASK_BLOB, .blob = p->next_blob, .piece = p->next_blob_piece++};
+    return true;
+}
+
+/* Builds first (they are what the end waits for), then a new table, then large objects, then
+ * help with a table another loader is on; waits while there is nothing to do yet. */
+static void next_task(parallel_t *p, task_t *task)
+{
+    const dc_manifest_t *m = p->manifest;
+    *task = (task_t){.kind = TASK_NONE};
+    pthread_mutex_lock(&p->mu);
+    while (!p->failed) {
+        bool pending = false;
+        post_task_t *post = ready_post_task(p, &pending);
+        size_t table;
+        if (post != NULL) {
+            post->taken = true;
+            set_fk_running(p, post, true);
+            *task = (task_t){.kind = TASK_POST, .post = post};
+        } else if (p->next_table < p->to_load) {
+            table = p->by_size[p->next_table++];
+            p->tables[table].started = true;
+            *task = (task_t){.kind = TASK_LOAD, .table = table};
+        } else if (next_blob_piece(p, task)) {
+            /* set */
+        } else if (table_to_help(p, &table)) {
+            *task = (task_t){.kind = TASK_LOAD, .table = table, .from_back = true};
+        } else if (pending || p->tables_loaded < m->table_count) {
+            pthread_cond_wait(&p->changed, &p->mu);
+            continue;
+        }
+        break;
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* ---- running a task ---- */
+
+/* Loads one member, read on its own from the archive. */
+static int load_member(loader_t *l, const char *name, dc_error_t *err)
+{
+    dc_snapshot_reader_t *reader;
+    dc_member_t member;
+    if (dc_snapshot_reader_open_member(l->p->index, name, &reader, &member, err) != 0)
         return -1;
-    l->tables_open += l->uncommitted[table] == 0;
-    l->uncommitted[table] += l->pending;
-    l->pending = 0;
-    return 0;
+    int rc = dc_restore_load_member(&l->load, dc_restore_reader_source(reader), &member, err);
+    dc_snapshot_reader_close(reader);
+    return rc;
 }
 
-/* Commits the loader's transaction and publishes its chunks as loaded (builds wait for that).
- * A loader keeps one transaction for all its table chunks: a commit per table run would let
- * autovacuum start on a table still being loaded, and leave its rows with many transaction ids
- * for the index builds to look up. */
-static int commit_loaded(loader_t *l, dc_error_t *err)
+/* The next chunk of a table to load, from its front or its back; false when none is left. */
+static bool take_chunk(parallel_t *p, size_t table, bool from_back, size_t *chunk)
+{
+    pthread_mutex_lock(&p->mu);
+    table_state_t *s = &p->tables[table];
+    bool any = s->front < s->back && !p->failed;
+    if (any)
+        *chunk = from_back ? --s->back : s->front++;
+    pthread_mutex_unlock(&p->mu);
+    return any;
+}
+
+/* Emptying the (new, empty) table in the loading transaction lets COPY FREEZE write its rows
+ * frozen and all-visible: no hint bits for the index builds to set, nothing for autovacuum to
+ * do after the commit. */
+static int truncate_table(PGconn *conn, const dc_manifest_table_t *t, dc_error_t *err)
+{
+    char *schema = dc_pg_quote_ident(conn, t->schema);
+    char *name = dc_pg_quote_ident(conn, t->name);
+    char *sql = dc_sprintf("TRUNCATE ONLY %s.%s", schema, name);
+    int rc = dc_pg_exec(conn, sql, err);
+    free(sql);
+    free(schema);
+    free(name);
+    return rc;
+}
+
+/* Loads chunks of a table in one transaction (one COPY) until none is left, then commits and
+ * publishes them: builds wait for every chunk of their table to be committed. */
+static int load_table(loader_t *l, size_t table, bool from_back, dc_error_t *err)
 {
     parallel_t *p = l->p;
-    if (end_copy(l, err) != 0)
+    const dc_manifest_table_t *t = &p->manifest->tables[table];
+    size_t chunk, loaded = 0;
+    double started = dc_now_seconds();
+    if (dc_pg_exec(l->conn, "BEGIN", err) != 0)
         return -1;
-    if (!l->in_transaction)
-        return 0;
-    if (dc_pg_commit(l->conn, err) != 0)
+    bool freeze = p->tables[table].frozen;
+    if (freeze && truncate_table(l->conn, t, err) != 0)
         return -1;
-    l->in_transaction = false;
-    l->tables_open = 0;
-    size_t completed = 0;
-    pthread_mutex_lock(&p->mu);
-    for (size_t t = 0; t < p->manifest->table_count; t++) {
-        if (l->uncommitted[t] == 0)
-            continue;
-        p->committed[t] += l->uncommitted[t];
-        l->uncommitted[t] = 0;
-        completed += p->committed[t] == p->manifest->tables[t].chunk_count;
+    l->load.freeze = freeze;
+    while (take_chunk(p, table, from_back, &chunk)) {
+        if (load_member(l, t->chunks[chunk].member, err) != 0)
+            return -1;
+        loaded++;
     }
-    p->tables_loaded += completed;
+    if (dc_restore_load_finish(&l->load, err) != 0 || dc_pg_commit(l->conn, err) != 0)
+        return -1;
+    dc_log_debug("loader %d: %zu chunks of %s.%s%s%s in %.1f s", l->number, loaded, t->schema,
+                 t->name, from_back ? " (helping, from the back)" : "", freeze ? " (frozen)" : "",
+                 dc_now_seconds() - started);
+    pthread_mutex_lock(&p->mu);
+    table_state_t *s = &p->tables[table];
+    s->committed += loaded;
+    bool complete = loaded > 0 && s->committed == t->chunk_count;
+    p->tables_loaded += complete;
     pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->mu);
-    atomic_fetch_add(&p->progress->items_done, (uint32_t)completed);
+    if (complete)
+        atomic_fetch_add(&p->progress->items_done, 1);
     return 0;
 }
 
-/* Loads a chunk, keeping the COPY open for the next chunk of the same table. */
-static int take_chunk(loader_t *l, dc_chunk_t *c, dc_error_t *err)
+static int load_blob_piece(loader_t *l, size_t blob, size_t piece, dc_error_t *err)
 {
-    if (c->kind == (int)DC_MEMBER_BLOB_CHUNK) {
-        /* Pieces of one large object may share a pg_largeobject page: each is written and
-         * committed alone (load.autocommit), one at a time, so no loader waits on another's
-         * uncommitted page. */
-        if (commit_loaded(l, err) != 0)
-            return -1;
-        pthread_mutex_lock(&l->p->blob_mu);
-        int rc = load_chunk(l, c, err);
-        pthread_mutex_unlock(&l->p->blob_mu);
-        return rc;
-    }
-    bool same_table = l->load.copy_open && l->load.copy_table == c->index;
-    if (!same_table && end_copy(l, err) != 0)
-        return -1;
-    /* Each table touched keeps a lock until commit: a schema of thousands of small tables
-     * would exhaust the server's lock table (max_locks_per_transaction). */
-    if (!same_table && l->tables_open >= MAX_TABLES_PER_TRANSACTION && commit_loaded(l, err) != 0)
-        return -1;
-    if (!l->in_transaction) {
-        if (dc_pg_exec(l->conn, "BEGIN", err) != 0)
-            return -1;
-        l->in_transaction = true;
-    }
-    if (load_chunk(l, c, err) != 0)
-        return -1;
-    l->pending++;
-    return 0;
+    const dc_manifest_chunk_t *k = &l->p->manifest->large_objects[blob].chunks[piece];
+    pthread_mutex_lock(&l->p->blob_mu);
+    int rc = load_member(l, k->member, err); /* autocommit: each piece commits on its own */
+    pthread_mutex_unlock(&l->p->blob_mu);
+    return rc;
 }
 
-static uint64_t build_weight(const parallel_t *p, const build_t *b)
+static int run_post_task(loader_t *l, post_task_t *t, dc_error_t *err)
 {
-    return b->table == NO_TABLE ? 0 : p->manifest->tables[b->table].raw_bytes;
-}
-
-/* The next build whose table is loaded, of the biggest table first (the longest builds start
- * first, the short ones fill in: no long build left alone at the end); NULL when none is left.
- * Waits while some are not ready yet. */
-static build_t *next_build(parallel_t *p)
-{
-    build_t *found = NULL;
+    parallel_t *p = l->p;
+    double started = dc_now_seconds();
+    if (dc_pg_exec(l->conn, t->sql, err) != 0) {
+        dc_error_prefix(err, "%s: ", DC_MEMBER_POST_DATA);
+        return -1;
+    }
+    dc_log_debug("loader %d: %.70s in %.1f s", l->number, t->sql + t->settings_len,
+                 dc_now_seconds() - started);
     pthread_mutex_lock(&p->mu);
-    for (;;) {
-        bool pending = !p->builds_published;
-        for (size_t i = 0; p->builds_published && i < p->build_count; i++) {
-            build_t *b = &p->builds[i];
-            if (b->taken)
-                continue;
-            if (!table_loaded(p, b->table))
-                pending = true;
-            else if (found == NULL || build_weight(p, b) > build_weight(p, found))
-                found = b;
-        }
-        if (found != NULL)
-            found->taken = true;
-        if (found || !pending || p->failed)
-            break;
-        pthread_cond_wait(&p->changed, &p->mu);
-    }
+    if (t->kind == STMT_BUILD && t->table != NO_TABLE)
+        p->tables[t->table].builds_left--;
+    set_fk_running(p, t, false);
+    pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->mu);
-    return p->failed ? NULL : found;
+    return 0;
 }
 
 static void *loader_main(void *arg)
 {
     loader_t *l = arg;
     parallel_t *p = l->p;
-    dc_error_t err;
-    /* Chunks as they come, in one transaction committed when they are all in... */
     for (;;) {
-        dc_chunk_t *c = NULL;
-        dc_queue_status_t st = dc_chunk_queue_next(&p->queue, QUEUE_WAIT, &c);
+        task_t task;
+        dc_error_t err;
         int rc = 0;
-        if (st == DC_QUEUE_DONE)
-            rc = commit_loaded(l, &err);
-        else if (st == DC_QUEUE_CHUNK) {
-            rc = take_chunk(l, c, &err);
-            dc_chunk_queue_release(&p->queue, c);
-        }
-        if (rc != 0) {
-            fail(p, &err);
-            return NULL;
-        }
-        if (st == DC_QUEUE_DONE || st == DC_QUEUE_ABORTED)
+        next_task(p, &task);
+        if (task.kind == TASK_NONE)
             break;
-    }
-    /* ...then any index or key whose table is loaded. */
-    build_t *b;
-    while ((b = next_build(p)) != NULL) {
-        if (dc_pg_exec(l->conn, b->sql, &err) != 0) {
-            dc_error_prefix(&err, "%s: ", DC_MEMBER_POST_DATA);
+        if (task.kind == TASK_LOAD)
+            rc = load_table(l, task.table, task.from_back, &err);
+        else if (task.kind == TASK_BLOB)
+            rc = load_blob_piece(l, task.blob, task.piece, &err);
+        else
+            rc = run_post_task(l, task.post, &err);
+        if (rc != 0) {
             fail(p, &err);
             break;
         }
     }
     return NULL;
 }
+
+/* ---- the loaders' threads and connections ---- */
 
 static int connect_loaders(parallel_t *p, dc_error_t *err)
 {
@@ -300,7 +376,6 @@ static int connect_loaders(parallel_t *p, dc_error_t *err)
         char purpose[32];
         l->p = p;
         l->number = i + 1;
-        l->uncommitted = dc_calloc(p->manifest->table_count + 1, sizeof(size_t));
         snprintf(purpose, sizeof(purpose), "restore loader %d", i + 1);
         rc = dc_pg_connect(p->opts->target_url, purpose, &l->conn, err);
         if (rc == 0)
@@ -359,8 +434,8 @@ static void cancel_loaders(parallel_t *p)
     }
 }
 
-/* Waits for the threads; a stop asked for meanwhile fails the restore and cancels their
- * statements rather than waiting for them to end. */
+/* Waits for the threads, reporting progress; a stop asked for meanwhile fails the restore and
+ * cancels their statements rather than waiting for them to end. */
 static void join_threads(parallel_t *p)
 {
     bool cancelled = false;
@@ -383,6 +458,9 @@ static void join_threads(parallel_t *p)
             until.tv_nsec -= 1000000000L;
         }
         pthread_cond_timedwait(&p->changed, &p->mu, &until);
+        pthread_mutex_unlock(&p->mu);
+        dc_progress_report(p->progress);
+        pthread_mutex_lock(&p->mu);
     }
     pthread_mutex_unlock(&p->mu);
     for (int i = 0; i < p->count; i++) {
@@ -392,54 +470,9 @@ static void join_threads(parallel_t *p)
     }
 }
 
-/* ---- reading the archive ---- */
-
-/* Each chunk goes whole into a pool buffer, for whichever loader is free. */
-static int feed_chunks(parallel_t *p, dc_snapshot_reader_t *reader, dc_member_t *post,
-                       dc_error_t *err)
-{
-    for (;;) {
-        dc_member_t member;
-        bool end = false;
-        if (dc_snapshot_reader_next(reader, &member, &end, err) != 0)
-            return -1;
-        if (end)
-            return dc_error_set(err, "the archive ends without %s", DC_MEMBER_POST_DATA);
-        if (member.kind == DC_MEMBER_POST_DATA_KIND) {
-            *post = member;
-            return 0;
-        }
-        dc_chunk_queue_t *q = &p->queue;
-        dc_chunk_t *c = dc_chunk_queue_acquire(q);
-        if (c == NULL)
-            return -1; /* a loader failed: its error is the one to report */
-        c->kind = (int)member.kind;
-        c->index = member.index;
-        c->position = member.chunk_index;
-        c->ref = member.chunk;
-        for (;;) {
-            char piece[65536];
-            size_t got = 0;
-            if (dc_snapshot_reader_read(reader, piece, sizeof(piece), &got, err) != 0) {
-                dc_chunk_queue_release(q, c);
-                return -1;
-            }
-            if (got == 0)
-                break;
-            dc_buf_append(&c->data, piece, got);
-        }
-        dc_chunk_queue_submit(q, c);
-        if (dc_signal_check(err) != 0)
-            return -1;
-        dc_progress_report(p->progress);
-    }
-}
-
 /* ---- post-data ---- */
 
-typedef enum { STMT_SETTING, STMT_BUILD, STMT_FOREIGN_KEY, STMT_OTHER } stmt_kind_t;
-
-/* The manifest table a statement's "relation" names, or NO_TABLE. */
+/* The manifest table a "relation" (a RangeVar) names, or NO_TABLE. */
 static size_t relation_table(const parallel_t *p, json_t *relation)
 {
     const char *schema = json_string_value(json_object_get(relation, "schemaname"));
@@ -453,11 +486,11 @@ static size_t relation_table(const parallel_t *p, json_t *relation)
 }
 
 /* Indexes and primary/unique/exclusion keys need only their table: they are built as soon as it
- * is loaded. Foreign keys need those keys: they come after, side by side. Told apart with
- * PostgreSQL's own parser. */
-static stmt_kind_t classify(const parallel_t *p, const char *sql, size_t *table)
+ * is loaded. Foreign keys need those keys: they come after. Told apart with PostgreSQL's own
+ * parser. */
+static stmt_kind_t classify(const parallel_t *p, const char *sql, size_t *table, size_t *ref)
 {
-    *table = NO_TABLE;
+    *table = *ref = NO_TABLE;
     if (strncasecmp(sql, "SET ", 4) == 0 ||
         strncasecmp(sql, "SELECT pg_catalog.set_config", 28) == 0)
         return STMT_SETTING;
@@ -476,14 +509,15 @@ static stmt_kind_t classify(const parallel_t *p, const char *sql, size_t *table)
         const char *subtype = json_string_value(json_object_get(cmd, "subtype"));
         json_t *constraint = json_object_get(json_object_get(cmd, "def"), "Constraint");
         const char *contype = json_string_value(json_object_get(constraint, "contype"));
+        *table = relation_table(p, json_object_get(alter, "relation"));
         if (subtype && strcmp(subtype, "AT_AddConstraint") == 0 && contype != NULL) {
             if (strcmp(contype, "CONSTR_FOREIGN") == 0) {
                 kind = STMT_FOREIGN_KEY;
+                *ref = relation_table(p, json_object_get(constraint, "pktable"));
             } else if (strcmp(contype, "CONSTR_PRIMARY") == 0 ||
                        strcmp(contype, "CONSTR_UNIQUE") == 0 ||
                        strcmp(contype, "CONSTR_EXCLUSION") == 0) {
                 kind = STMT_BUILD;
-                *table = relation_table(p, json_object_get(alter, "relation"));
             }
         }
     }
@@ -492,31 +526,37 @@ static stmt_kind_t classify(const parallel_t *p, const char *sql, size_t *table)
     return kind;
 }
 
-/* Splits post-data into the builds (published to the loaders, each carrying the settings in
- * effect before it in the script, since it runs on another connection) and the rest. */
-static void publish_builds(parallel_t *p, const dc_script_t *script, stmt_kind_t *kinds)
+/* Splits post-data into the tasks of the loaders (builds, and foreign keys between two tables
+ * of the manifest), each carrying the settings in effect before it in the script since it runs
+ * on another connection, and the rest. kinds[i] says which statement went where: a foreign
+ * key left as STMT_FOREIGN_KEY runs after the loaders, in order. */
+static void plan_post_data(parallel_t *p, const dc_script_t *script, stmt_kind_t *kinds,
+                           bool *as_task)
 {
     dc_buf_t settings = {0};
     dc_buf_append(&settings, "", 0);
-    build_t *builds = dc_calloc(script->count + 1, sizeof(build_t));
-    size_t n = 0;
+    p->tasks = dc_calloc(script->count + 1, sizeof(post_task_t));
     for (size_t i = 0; i < script->count; i++) {
-        size_t table;
+        size_t table, ref;
         const char *sql = script->statements[i].text;
-        kinds[i] = classify(p, sql, &table);
+        kinds[i] = classify(p, sql, &table, &ref);
         if (kinds[i] == STMT_SETTING)
             dc_buf_appendf(&settings, "%s; ", sql);
-        else if (kinds[i] == STMT_BUILD)
-            builds[n++] = (build_t){dc_sprintf("%s%s", settings.data, sql), table, false};
+        as_task[i] = kinds[i] == STMT_BUILD ||
+                     (kinds[i] == STMT_FOREIGN_KEY && table != NO_TABLE && ref != NO_TABLE);
+        if (!as_task[i])
+            continue;
+        p->tasks[p->task_count++] = (post_task_t){.kind = kinds[i],
+                                                  .sql = dc_sprintf("%s%s", settings.data, sql),
+                                                  .settings_len = settings.len,
+                                                  .table = table,
+                                                  .ref = ref};
+        if (kinds[i] == STMT_BUILD && table != NO_TABLE)
+            p->tables[table].builds_left++;
     }
     dc_buf_free(&settings);
-    dc_log_debug("post-data: %zu index and key builds, started as their tables are loaded", n);
-    pthread_mutex_lock(&p->mu);
-    p->builds = builds;
-    p->build_count = n;
-    p->builds_published = true;
-    pthread_cond_broadcast(&p->changed);
-    pthread_mutex_unlock(&p->mu);
+    dc_log_debug("post-data: %zu index, key and foreign key statements for the loaders",
+                 p->task_count);
 }
 
 static void *foreign_key_worker(void *arg)
@@ -557,9 +597,9 @@ static int run_foreign_keys(parallel_t *p, char **work, size_t count, dc_error_t
     return rc;
 }
 
-/* After the builds: the rest of post-data in order, runs of foreign keys side by side. */
+/* After the loaders: the rest of post-data in order, runs of foreign keys side by side. */
 static int run_rest(parallel_t *p, PGconn *conn, const dc_script_t *script,
-                    const stmt_kind_t *kinds, dc_error_t *err)
+                    const stmt_kind_t *kinds, const bool *as_task, dc_error_t *err)
 {
     dc_buf_t settings = {0};
     dc_buf_append(&settings, "", 0);
@@ -567,7 +607,7 @@ static int run_rest(parallel_t *p, PGconn *conn, const dc_script_t *script,
     size_t n = 0;
     int rc = 0;
     for (size_t i = 0; i <= script->count && rc == 0; i++) {
-        bool fk = i < script->count && kinds[i] == STMT_FOREIGN_KEY;
+        bool fk = i < script->count && kinds[i] == STMT_FOREIGN_KEY && !as_task[i];
         if (n > 0 && !fk) {
             rc = run_foreign_keys(p, group, n, err);
             for (size_t g = 0; g < n; g++)
@@ -581,7 +621,7 @@ static int run_rest(parallel_t *p, PGconn *conn, const dc_script_t *script,
             dc_buf_appendf(&settings, "%s; ", st->text);
         if (fk)
             group[n++] = dc_sprintf("%s%s", settings.data, st->text);
-        else if (kinds[i] != STMT_BUILD)
+        else if (!as_task[i])
             rc = dc_restore_run_statements(conn, st, 1, DC_MEMBER_POST_DATA, err);
     }
     for (size_t g = 0; g < n; g++)
@@ -593,77 +633,132 @@ static int run_rest(parallel_t *p, PGconn *conn, const dc_script_t *script,
 
 /* ---- the whole ---- */
 
-static int run_pre_data(dc_snapshot_reader_t *reader, PGconn *conn, const dc_manifest_t *m,
-                        dc_error_t *err)
+/* Reads a schema member whole (schema scripts are small). */
+static int read_schema(const dc_snapshot_index_t *ix, const char *name, char **text, size_t *len,
+                       dc_error_t *err)
 {
+    dc_snapshot_reader_t *reader;
     dc_member_t member;
-    bool end = false;
+    if (dc_snapshot_reader_open_member(ix, name, &reader, &member, err) != 0)
+        return -1;
+    int rc = dc_restore_read_member(reader, text, len, err);
+    dc_snapshot_reader_close(reader);
+    return rc;
+}
+
+static const char *schema_member(const dc_manifest_t *m, const char *section)
+{
+    for (size_t i = 0; i < m->schema_count; i++) {
+        if (strcmp(m->schema[i].section, section) == 0)
+            return m->schema[i].member;
+    }
+    return section;
+}
+
+static int run_pre_data(parallel_t *p, PGconn *conn, dc_error_t *err)
+{
+    const char *name = schema_member(p->manifest, "pre-data");
     char *text = NULL;
     size_t len = 0;
-    if (dc_snapshot_reader_next(reader, &member, &end, err) != 0 ||
-        dc_restore_read_member(reader, &text, &len, err) != 0)
+    if (read_schema(p->index, name, &text, &len, err) != 0)
         return -1;
-    int rc = dc_restore_run_script(conn, text, len, m->restrict_key, member.name, err);
+    int rc = dc_restore_run_script(conn, text, len, p->manifest->restrict_key, name, err);
     free(text);
     return rc;
 }
 
-/* Reads post-data (the last member) and checks the archive ends there, whole. */
-static int read_post_data(dc_snapshot_reader_t *reader, const dc_member_t *post,
-                          const dc_manifest_t *m, dc_script_t *script, dc_error_t *err)
+static int read_post_data(parallel_t *p, dc_script_t *script, dc_error_t *err)
 {
+    const char *name = schema_member(p->manifest, "post-data");
     char *text = NULL;
     size_t len = 0;
-    if (dc_restore_read_member(reader, &text, &len, err) != 0)
+    if (read_schema(p->index, name, &text, &len, err) != 0)
         return -1;
-    int rc = dc_restore_split_script(text, len, m->restrict_key, post->name, script, err);
+    int rc = dc_restore_split_script(text, len, p->manifest->restrict_key, name, script, err);
     free(text);
-    dc_member_t after;
-    bool end = false;
-    if (rc == 0)
-        rc = dc_snapshot_reader_next(reader, &after, &end, err);
-    if (rc == 0 && !end)
-        rc = dc_error_set(err, "member %s follows %s", after.name, DC_MEMBER_POST_DATA);
-    if (rc == 0)
-        rc = dc_snapshot_reader_finish(reader, err);
     return rc;
+}
+
+static const dc_manifest_t *sort_manifest; /* qsort has no context argument */
+
+static int bigger_first(const void *a, const void *b)
+{
+    uint64_t x = sort_manifest->tables[*(const size_t *)a].raw_bytes;
+    uint64_t y = sort_manifest->tables[*(const size_t *)b].raw_bytes;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Tables to load, biggest first; empty ones count as loaded already. */
+static void plan_tables(parallel_t *p)
+{
+    const dc_manifest_t *m = p->manifest;
+    p->tables = dc_calloc(m->table_count + 1, sizeof(table_state_t));
+    p->by_size = dc_calloc(m->table_count + 1, sizeof(size_t));
+    size_t n = 0;
+    for (size_t t = 0; t < m->table_count; t++) {
+        p->tables[t].back = m->tables[t].chunk_count;
+        if (m->tables[t].chunk_count == 0)
+            p->tables_loaded++;
+        else
+            p->by_size[n++] = t;
+    }
+    sort_manifest = m;
+    qsort(p->by_size, n, sizeof(size_t), bigger_first);
+    p->to_load = n;
+    const char *policy = getenv("DC_RESTORE_FREEZE");
+    for (size_t i = 0; i < n; i++) {
+        bool all = policy && strcmp(policy, "all") == 0;
+        bool small = policy && strcmp(policy, "small") == 0;
+        p->tables[p->by_size[i]].frozen = all || (small && i > 0);
+    }
+}
+
+static void free_parallel(parallel_t *p)
+{
+    for (size_t i = 0; i < p->task_count; i++)
+        free(p->tasks[i].sql);
+    free(p->tasks);
+    for (int i = 0; i < p->count; i++) {
+        if (p->loaders[i].conn != NULL)
+            PQfinish(p->loaders[i].conn);
+    }
+    free(p->loaders);
+    free(p->tables);
+    free(p->by_size);
+    pthread_cond_destroy(&p->changed);
+    pthread_mutex_destroy(&p->mu);
+    pthread_mutex_destroy(&p->blob_mu);
 }
 
 int dc_restore_parallel(const dc_restore_opts_t *opts, const dc_manifest_t *m,
-                        dc_snapshot_reader_t *reader, PGconn *conn, dc_progress_t *progress,
+                        const dc_snapshot_index_t *index, PGconn *conn, dc_progress_t *progress,
                         dc_restore_result_t *result, dc_error_t *err)
 {
     parallel_t p = {0};
     p.opts = opts;
     p.manifest = m;
+    p.index = index;
     p.progress = progress;
     p.count = opts->jobs;
     p.loaders = dc_calloc((size_t)p.count, sizeof(loader_t));
-    p.committed = dc_calloc(m->table_count + 1, sizeof(size_t));
-    for (size_t t = 0; t < m->table_count; t++)
-        p.tables_loaded += m->tables[t].chunk_count == 0; /* empty: loaded already */
     pthread_mutex_init(&p.mu, NULL);
     pthread_mutex_init(&p.blob_mu, NULL);
     pthread_cond_init(&p.changed, NULL);
-    dc_chunk_queue_init(&p.queue, (size_t)p.count + 2, CHUNK_BUFFER, 1);
+    plan_tables(&p);
 
     dc_script_t script = {0};
-    stmt_kind_t *kinds = NULL;
-    int rc = run_pre_data(reader, conn, m, err);
+    int rc = read_post_data(&p, &script, err);
+    stmt_kind_t *kinds = dc_calloc(script.count + 1, sizeof(stmt_kind_t));
+    bool *as_task = dc_calloc(script.count + 1, sizeof(bool));
+    if (rc == 0) {
+        plan_post_data(&p, &script, kinds, as_task);
+        rc = run_pre_data(&p, conn, err);
+    }
     if (rc == 0)
         rc = connect_loaders(&p, err);
     if (rc == 0)
         rc = start_threads(&p, loader_main, err);
-    dc_member_t post = {0};
-    if (rc == 0)
-        rc = feed_chunks(&p, reader, &post, err);
-    dc_chunk_queue_producer_done(&p.queue);
-    if (rc == 0)
-        rc = read_post_data(reader, &post, m, &script, err);
-    if (rc == 0) {
-        kinds = dc_calloc(script.count + 1, sizeof(stmt_kind_t));
-        publish_builds(&p, &script, kinds);
-    } else {
+    if (rc != 0) {
         dc_error_t mine = *err;
         fail(&p, &mine);
     }
@@ -677,23 +772,11 @@ int dc_restore_parallel(const dc_restore_opts_t *opts, const dc_manifest_t *m,
         result->raw_bytes += p.loaders[i].load.raw_bytes;
     }
     if (rc == 0)
-        rc = run_rest(&p, conn, &script, kinds, err);
+        rc = run_rest(&p, conn, &script, kinds, as_task, err);
 
     dc_restore_script_free(&script);
     free(kinds);
-    for (size_t i = 0; i < p.build_count; i++)
-        free(p.builds[i].sql);
-    free(p.builds);
-    for (int i = 0; i < p.count; i++) {
-        if (p.loaders[i].conn != NULL)
-            PQfinish(p.loaders[i].conn);
-        free(p.loaders[i].uncommitted);
-    }
-    dc_chunk_queue_destroy(&p.queue);
-    free(p.loaders);
-    free(p.committed);
-    pthread_cond_destroy(&p.changed);
-    pthread_mutex_destroy(&p.mu);
-    pthread_mutex_destroy(&p.blob_mu);
+    free(as_task);
+    free_parallel(&p);
     return rc;
 }

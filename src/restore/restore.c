@@ -226,12 +226,17 @@ static int restore_parallel(restore_t *r, dc_error_t *err)
     dc_log_info("restoring snapshot %s into %s with %d connections: NOT atomic (a failure "
                 "leaves an incomplete database)",
                 r->manifest->id, r->target_name, r->opts->jobs);
-    dc_snapshot_reader_t *reader = NULL;
-    if (dc_snapshot_reader_open(r->opts->store, r->database_dir, r->manifest, &reader, err) != 0)
+    if (!dc_store_can_read_ranges(r->opts->store))
+        return dc_error_set(err,
+                            "--jobs reads the archive's members side by side, which store %s "
+                            "cannot: restore without --jobs",
+                            dc_store_url(r->opts->store));
+    dc_snapshot_index_t *index = NULL;
+    if (dc_snapshot_index_build(r->opts->store, r->database_dir, r->manifest, &index, err) != 0)
         return -1;
     int rc =
-        dc_restore_parallel(r->opts, r->manifest, reader, r->conn, &r->progress, r->result, err);
-    dc_snapshot_reader_close(reader);
+        dc_restore_parallel(r->opts, r->manifest, index, r->conn, &r->progress, r->result, err);
+    dc_snapshot_index_free(index);
     return rc;
 }
 

@@ -107,11 +107,11 @@ int dc_restore_load_finish(dc_restore_load_t *load, dc_error_t *err);
 
 /* ---- parallel restore (parallel.c) ---- */
 
-/* Restores into an empty database with `jobs` connections: pre-data, then the chunks loaded
- * in parallel as they are read from the archive, then indexes and primary keys built in
- * parallel, then the rest of post-data. Not atomic. */
+/* Restores into an empty database with `jobs` connections, each reading the members it loads
+ * through the archive's index: pre-data, then tables loaded side by side, indexes, keys and
+ * foreign keys built as their tables are ready, then the rest of post-data. Not atomic. */
 int dc_restore_parallel(const dc_restore_opts_t *opts, const dc_manifest_t *m,
-                        dc_snapshot_reader_t *reader, PGconn *conn, dc_progress_t *progress,
+                        const dc_snapshot_index_t *index, PGconn *conn, dc_progress_t *progress,
                         dc_restore_result_t *result, dc_error_t *err);
 /* Reads a whole schema member into memory (schema scripts are small). */
 int dc_restore_read_member(dc_snapshot_reader_t *reader, char **text, size_t *len, dc_error_t *err);

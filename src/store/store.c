@@ -108,6 +108,21 @@ int dc_store_reader_open(dc_store_t *store, const char *key, dc_store_reader_t *
     return store->ops->reader_open(store, key, out, err);
 }
 
+bool dc_store_can_read_ranges(const dc_store_t *store)
+{
+    return store->ops->reader_open_range != NULL;
+}
+
+int dc_store_reader_open_range(dc_store_t *store, const char *key, uint64_t offset, uint64_t length,
+                               dc_store_reader_t **out, dc_error_t *err)
+{
+    if (check_key(key, false, err) != 0)
+        return -1;
+    if (store->ops->reader_open_range == NULL)
+        return dc_error_set(err, "store %s cannot read part of an object", store->url);
+    return store->ops->reader_open_range(store, key, offset, length, out, err);
+}
+
 int dc_store_reader_read(dc_store_reader_t *r, void *buf, size_t len, size_t *got, dc_error_t *err)
 {
     return r->store->ops->reader_read(r, buf, len, got, err);

@@ -39,6 +39,9 @@ typedef struct file_writer {
 typedef struct file_reader {
     dc_store_reader_t base;
     int fd;
+    bool ranged; /* reads with pread from `offset`, at most `remaining` bytes */
+    uint64_t offset;
+    uint64_t remaining;
 } file_reader_t;
 
 typedef struct file_lease {
@@ -281,14 +284,30 @@ static int file_reader_open(dc_store_t *store, const char *key, dc_store_reader_
     return 0;
 }
 
+static int file_reader_open_range(dc_store_t *store, const char *key, uint64_t offset,
+                                  uint64_t length, dc_store_reader_t **out, dc_error_t *err)
+{
+    if (file_reader_open(store, key, out, err) != 0)
+        return -1;
+    file_reader_t *r = (file_reader_t *)*out;
+    r->ranged = true;
+    r->offset = offset;
+    r->remaining = length;
+    return 0;
+}
+
 static int file_reader_read(dc_store_reader_t *base, void *buf, size_t len, size_t *got,
                             dc_error_t *err)
 {
     file_reader_t *r = (file_reader_t *)base;
+    if (r->ranged && len > r->remaining)
+        len = (size_t)r->remaining;
     for (;;) {
-        ssize_t n = read(r->fd, buf, len);
+        ssize_t n = r->ranged ? pread(r->fd, buf, len, (off_t)r->offset) : read(r->fd, buf, len);
         if (n >= 0) {
             *got = (size_t)n;
+            r->offset += (uint64_t)n;
+            r->remaining -= r->ranged ? (uint64_t)n : 0;
             return 0;
         }
         if (errno != EINTR)
@@ -483,6 +502,7 @@ static const dc_store_ops_t file_ops = {
     .writer_commit = file_writer_commit,
     .writer_abort = file_writer_abort,
     .reader_open = file_reader_open,
+    .reader_open_range = file_reader_open_range,
     .reader_read = file_reader_read,
     .reader_close = file_reader_close,
     .list = file_list,

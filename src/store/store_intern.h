@@ -13,6 +13,9 @@ typedef struct dc_store_ops {
     void (*writer_abort)(dc_store_writer_t *w);
     int (*reader_open)(dc_store_t *store, const char *key, dc_store_reader_t **out,
                        dc_error_t *err);
+    /* NULL when the driver cannot read part of an object. */
+    int (*reader_open_range)(dc_store_t *store, const char *key, uint64_t offset, uint64_t length,
+                             dc_store_reader_t **out, dc_error_t *err);
     int (*reader_read)(dc_store_reader_t *r, void *buf, size_t len, size_t *got, dc_error_t *err);
     void (*reader_close)(dc_store_reader_t *r);
     int (*list)(dc_store_t *store, const char *prefix, dc_store_list_fn fn, void *ctx,

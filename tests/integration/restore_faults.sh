@@ -3,7 +3,7 @@
 # deployctl says what was wrong in one error line:
 #  - one flipped byte inside a data chunk of snapshot.tar (also: verify fails, and a --target
 #    database created for the restore is dropped again);
-#  - a truncated snapshot.tar;
+#  - a truncated snapshot.tar (both also with --jobs 2, which reads members through an index);
 #  - a missing manifest.json (the snapshot is incomplete; 'latest' skips it);
 #  - deployctl killed with SIGKILL in the middle of a COPY;
 #  - the restoring session ended with pg_terminate_backend in the middle of a COPY;
@@ -135,6 +135,15 @@ expect_error "flipped byte into --target" "corrupt|SHA-256"
 db_exists "$flip_target" && fail "the database created for the failed --target restore was not dropped"
 pass "flipped byte into a new --target: failed, the created database was dropped"
 
+# --jobs reads each member on its own through the archive's index: the same byte is caught.
+flip_jobs=$(target_db flip_jobs)
+drop_at_exit "$flip_jobs"
+run_deployctl --quiet restore "$id" --database "$url" --store "$flip_store" --target "$(db_url "$flip_jobs")" --jobs 2
+expect_error "flipped byte, --jobs 2" "corrupt|SHA-256"
+grep -qF -- "$member" "$WORK/err" || fail "flipped byte, --jobs: the error does not name $member: $(cat "$WORK/err")"
+db_exists "$flip_jobs" && fail "the database created for the failed --jobs restore was not dropped"
+pass "flipped byte with --jobs 2: failed naming $member, the created database was dropped"
+
 # ---- 2. A truncated archive ----
 trunc_store=$(copy_store trunc-store)
 trunc_tar=$trunc_store/$src/$id/snapshot.tar
@@ -145,6 +154,12 @@ run_deployctl --quiet restore "$id" --database "$url" --store "$trunc_store" --y
 expect_error "truncated archive" "truncated|damaged"
 expect_unchanged "truncated archive"
 pass "truncated archive: $(cat "$WORK/err")"
+trunc_jobs=$(target_db trunc_jobs)
+drop_at_exit "$trunc_jobs"
+run_deployctl --quiet restore "$id" --database "$url" --store "$trunc_store" --target "$(db_url "$trunc_jobs")" --jobs 2
+expect_error "truncated archive, --jobs 2" "truncated|damaged|missing"
+db_exists "$trunc_jobs" && fail "the database created for the failed --jobs restore was not dropped"
+pass "truncated archive with --jobs 2: $(cat "$WORK/err")"
 
 # ---- 3. A missing manifest ----
 # The store holds the good snapshot and a newer one of the modified database whose manifest is
