@@ -337,18 +337,27 @@ void dc_check_connection_headroom(dc_check_ctx_t *ctx)
     int usable = max - (ctx->superuser ? 0 : reserved);
     int left = usable - used;
     int needed = ctx->opts->connections_needed;
+    char shown[160] = "";
     dc_check_status_t status = DC_CHECK_OK;
-    if (left < needed)
+    /* A migration needs one connection; a release's backup needs its workers too, but a
+     * smaller --jobs makes do with fewer, so that shortage only warns. */
+    if (left < 1) {
         status = DC_CHECK_FAILED;
-    else if (used * 10 > usable * 8)
+        snprintf(shown, sizeof(shown),
+                 ": none left; close idle sessions or raise "
+                 "max_connections");
+    } else if (left < needed) {
         status = DC_CHECK_WARNING;
+        snprintf(shown, sizeof(shown),
+                 ": fewer than a release's backup opens; lower --jobs or "
+                 "close idle sessions");
+    } else if (used * 10 > usable * 8) {
+        status = DC_CHECK_WARNING;
+        snprintf(shown, sizeof(shown), ": over 80%% used");
+    }
     dc_check_add(ctx->report, CONNECTIONS, CONNECTIONS_T, status,
-                 "%d of %d connections in use, %d free (a release needs %d)%s", used, usable,
-                 left < 0 ? 0 : left, needed,
-                 status == DC_CHECK_OK ? ""
-                 : status == DC_CHECK_WARNING
-                     ? ": over 80% used"
-                     : ": not enough; close idle sessions or raise max_connections");
+                 "%d of %d connections in use, %d free (a release with these --jobs opens %d)%s",
+                 used, usable, left < 0 ? 0 : left, needed, shown);
 }
 
 /* ---- prepared transactions ---- */

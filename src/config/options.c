@@ -49,8 +49,9 @@ const dc_option_t dc_options[DC_OPT_COUNT] = {
     [DC_OPT_VERSION] = {DC_OPT_VERSION, "version", 'V', DC_TYPE_BOOL, {NULL}, NULL, NULL, NULL,
         0, 0, GLOBAL, NULL, "show the version"},
     [DC_OPT_JOBS] = {DC_OPT_JOBS, "jobs", 'j', DC_TYPE_INT, {"DEPLOYCTL_JOBS"}, "backup.jobs",
-        NULL, NULL, 1, 64, BACKUP | RESTORE, "N",
-        "worker connections (default: the number of cores; restore: 1, atomic)"},
+        NULL, NULL, 1, 64, BACKUP | RESTORE | CHECK, "N",
+        "worker connections (default: the number of cores; restore: 1, atomic; check: those "
+        "a release would open)"},
     [DC_OPT_TAG] = {DC_OPT_TAG, "tag", 't', DC_TYPE_STRING, {NULL}, NULL, "manual", NULL, 0, 0,
         BACKUP, "TAG", "label for the snapshot: manual, nightly, release, ..."},
     [DC_OPT_COMPRESS_LEVEL] = {DC_OPT_COMPRESS_LEVEL, "compress-level", 'Z', DC_TYPE_INT,

@@ -58,3 +58,17 @@ check --database "$direct?pgbouncer=true" --json
 check --database "$direct?pgbouncer=true" --strict
 assert_eq 4 "$rc" "--strict with a warning: exit code"
 pass "?pgbouncer=true on a direct URL warns; --strict makes it fail"
+
+# A plain TCP proxy (no pooling) in front of the server is not mistaken for a pooler: the
+# session is still the server's own; the detail notes the port difference.
+python3 "$HARNESS/tcp_proxy.py" "$DC_PG_PORT" "$WORK/proxy.port" &
+proxy=$!
+on_exit "kill $proxy 2>/dev/null"
+for _ in $(seq 1 50); do [[ -s $WORK/proxy.port ]] && break; sleep 0.1; done
+[[ -s $WORK/proxy.port ]] || fail "the TCP proxy did not start"
+proxy_port=$(cat "$WORK/proxy.port")
+check --database "postgresql://dctest:$DC_PG_PASSWORD@127.0.0.1:$proxy_port/$db" --json
+[[ $(status_of pooler) == ok ]] || fail "through a TCP proxy: $(status_of pooler): $(detail_of pooler)"
+[[ $(detail_of pooler) == *"listens on port $DC_PG_PORT behind the URL's $proxy_port, a TCP proxy"* ]] ||
+    fail "through a TCP proxy: detail: $(detail_of pooler)"
+pass "a plain TCP proxy is not taken for a pooler (the port difference is noted)"
