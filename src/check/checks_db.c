@@ -312,6 +312,23 @@ void dc_check_invalid_indexes(dc_check_ctx_t *ctx)
 #define CONNECTIONS   "connections"
 #define CONNECTIONS_T "Connection headroom"
 
+/* Three limits apply to a new connection: the server's max_connections (less the slots
+ * reserved for superusers), the database's CONNECTION LIMIT and the role's; the last two do not
+ * bind superusers. Columns: limit, connections counted against it. */
+static const char HEADROOM_SQL[] =
+    "SELECT pg_catalog.current_setting('max_connections')::int"
+    "   - CASE WHEN r.rolsuper THEN 0"
+    "     ELSE pg_catalog.current_setting('superuser_reserved_connections')::int END,"
+    " (SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE backend_type = 'client backend'),"
+    " CASE WHEN r.rolsuper THEN -1 ELSE d.datconnlimit END,"
+    " (SELECT count(*) FROM pg_catalog.pg_stat_activity"
+    "  WHERE datname = d.datname AND backend_type = 'client backend'),"
+    " CASE WHEN r.rolsuper THEN -1 ELSE r.rolconnlimit END,"
+    " (SELECT count(*) FROM pg_catalog.pg_stat_activity"
+    "  WHERE usename = r.rolname AND backend_type = 'client backend')"
+    " FROM pg_catalog.pg_roles r, pg_catalog.pg_database d"
+    " WHERE r.rolname = current_user AND d.datname = pg_catalog.current_database()";
+
 void dc_check_connection_headroom(dc_check_ctx_t *ctx)
 {
     if (ctx->conn == NULL) {
@@ -319,23 +336,29 @@ void dc_check_connection_headroom(dc_check_ctx_t *ctx)
         return;
     }
     dc_error_t err;
-    PGresult *res = dc_pg_query(
-        ctx->conn,
-        "SELECT pg_catalog.current_setting('max_connections')::int,"
-        " pg_catalog.current_setting('superuser_reserved_connections')::int,"
-        " (SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE backend_type = 'client backend')",
-        &err);
-    if (res == NULL) {
+    PGresult *res = dc_pg_query(ctx->conn, HEADROOM_SQL, &err);
+    if (res == NULL || PQntuples(res) != 1) {
         dc_check_add(ctx->report, CONNECTIONS, CONNECTIONS_T, DC_CHECK_FAILED,
-                     "cannot read max_connections: %s", err.message);
+                     "cannot read the connection limits: %s",
+                     res == NULL ? err.message : "no row for the current role and database");
+        PQclear(res);
         return;
     }
-    int max = atoi(PQgetvalue(res, 0, 0)), reserved = atoi(PQgetvalue(res, 0, 1));
-    int used = atoi(PQgetvalue(res, 0, 2));
+    static const char *const what[] = {"max_connections", "the database's CONNECTION LIMIT",
+                                       "the role's CONNECTION LIMIT"};
+    int binding = 0, limit = 0, used = 0, left = 0;
+    for (int i = 0; i < 3; i++) {
+        int l = atoi(PQgetvalue(res, 0, 2 * i)), u = atoi(PQgetvalue(res, 0, 2 * i + 1));
+        if (l < 0) /* -1: no limit */
+            continue;
+        if (i == 0 || l - u < left) {
+            binding = i;
+            limit = l;
+            used = u;
+            left = l - u;
+        }
+    }
     PQclear(res);
-    /* Superusers may also take the reserved slots. */
-    int usable = max - (ctx->superuser ? 0 : reserved);
-    int left = usable - used;
     int needed = ctx->opts->connections_needed;
     char shown[160] = "";
     dc_check_status_t status = DC_CHECK_OK;
@@ -343,21 +366,20 @@ void dc_check_connection_headroom(dc_check_ctx_t *ctx)
      * smaller --jobs makes do with fewer, so that shortage only warns. */
     if (left < 1) {
         status = DC_CHECK_FAILED;
-        snprintf(shown, sizeof(shown),
-                 ": none left; close idle sessions or raise "
-                 "max_connections");
+        snprintf(shown, sizeof(shown), ": none left; close idle sessions or raise the limit");
     } else if (left < needed) {
         status = DC_CHECK_WARNING;
         snprintf(shown, sizeof(shown),
                  ": fewer than a release's backup opens; lower --jobs or "
                  "close idle sessions");
-    } else if (used * 10 > usable * 8) {
+    } else if (used * 10 > limit * 8) {
         status = DC_CHECK_WARNING;
         snprintf(shown, sizeof(shown), ": over 80%% used");
     }
     dc_check_add(ctx->report, CONNECTIONS, CONNECTIONS_T, status,
-                 "%d of %d connections in use, %d free (a release with these --jobs opens %d)%s",
-                 used, usable, left < 0 ? 0 : left, needed, shown);
+                 "%d of %d connections in use under %s, %d free (a release with these --jobs "
+                 "opens %d)%s",
+                 used, limit, what[binding], left < 0 ? 0 : left, needed, shown);
 }
 
 /* ---- prepared transactions ---- */

@@ -106,3 +106,16 @@ psql_admin "$db" -c "GRANT CREATE ON SCHEMA public TO $role" \
 check --database "$app_url"
 result privileges | grep -q "^ok|$role can create in schema public, owns its tables" || fail "granted: $(result privileges)"
 pass "with CREATE and ownership granted the privileges check passes"
+
+# Connection limits bind non-superusers: the role's CONNECTION LIMIT leaves no slot (the check's
+# own connection takes the only one), or fewer than a release's backup with --jobs 4 opens.
+psql_admin postgres -c "ALTER ROLE $role CONNECTION LIMIT 1"
+check --database "$app_url"
+result connections | grep -q "^failed|1 of 1 connections in use under the role's CONNECTION LIMIT, 0 free.*none left" ||
+    fail "role limit 1: $(result connections)"
+psql_admin postgres -c "ALTER ROLE $role CONNECTION LIMIT -1" -c "ALTER DATABASE $db CONNECTION LIMIT 3"
+check --database "$app_url" --jobs 4
+result connections | grep -q "^warning|1 of 3 connections in use under the database's CONNECTION LIMIT, 2 free (a release with these --jobs opens 6): fewer" ||
+    fail "database limit 3: $(result connections)"
+[[ $rc -eq 0 ]] || fail "a warning must not fail the check (rc $rc)"
+pass "the role's and the database's CONNECTION LIMIT are read: none left fails, too few for --jobs warns"
