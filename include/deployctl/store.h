@@ -29,6 +29,11 @@ int dc_store_open(const char *url, dc_store_t **out, dc_error_t *err);
  * before it starts work rather than after. */
 int dc_store_check_writable(dc_store_t *store, dc_error_t *err);
 void dc_store_close(dc_store_t *store);
+/* Bytes a new object can still take and the size of the medium, measured at `where` (the
+ * store's directory, or its nearest existing ancestor). *known is false, and nothing else
+ * set, when the driver has no such notion (object stores). */
+int dc_store_free_space(dc_store_t *store, bool *known, uint64_t *available, uint64_t *total,
+                        char *where, size_t where_size, dc_error_t *err);
 /* The URL as given, for messages (stores carry no secrets in their URL). */
 const char *dc_store_url(const dc_store_t *store);
 

@@ -45,6 +45,14 @@ static const dc_command_t commands[] = {
      "--database server, or --verify-database URL, and always dropped) and reads every table\n"
      "back. The outcome is stored next to the snapshot and shown by 'snapshots'.",
      1, 1, dc_cmd_verify},
+    {"check", DC_CMD_CHECK, "[--strict] [--migrations DIR]", "pre-migration safety checks",
+     "Checks, reading only, that a migration can run now: a direct connection (not through a\n"
+     "pooler such as PgBouncer), no failed or edited migrations, a recent snapshot and room\n"
+     "for the next one, no long transaction or lock holder in the way of DDL, a compatible\n"
+     "pg_dump, the role's privileges, no INVALID index, connection slots, no forgotten\n"
+     "prepared transaction. One line per check (ok, warning or failed), then a verdict;\n"
+     "--json prints them as an object. Exits 4 when a check failed (--strict: or warned).",
+     0, 0, dc_cmd_check},
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))

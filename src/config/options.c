@@ -7,6 +7,7 @@
 #define BACKUP  DC_CMD_BACKUP
 #define RESTORE DC_CMD_RESTORE
 #define VERIFY  DC_CMD_VERIFY
+#define CHECK   DC_CMD_CHECK
 #define GLOBAL  DC_CMD_ALL
 
 /* clang-format off */
@@ -48,8 +49,9 @@ const dc_option_t dc_options[DC_OPT_COUNT] = {
     [DC_OPT_VERSION] = {DC_OPT_VERSION, "version", 'V', DC_TYPE_BOOL, {NULL}, NULL, NULL, NULL,
         0, 0, GLOBAL, NULL, "show the version"},
     [DC_OPT_JOBS] = {DC_OPT_JOBS, "jobs", 'j', DC_TYPE_INT, {"DEPLOYCTL_JOBS"}, "backup.jobs",
-        NULL, NULL, 1, 64, BACKUP | RESTORE, "N",
-        "worker connections (default: the number of cores; restore: 1, atomic)"},
+        NULL, NULL, 1, 64, BACKUP | RESTORE | CHECK, "N",
+        "worker connections (default: the number of cores; restore: 1, atomic; check: those "
+        "a release would open)"},
     [DC_OPT_TAG] = {DC_OPT_TAG, "tag", 't', DC_TYPE_STRING, {NULL}, NULL, "manual", NULL, 0, 0,
         BACKUP, "TAG", "label for the snapshot: manual, nightly, release, ..."},
     [DC_OPT_COMPRESS_LEVEL] = {DC_OPT_COMPRESS_LEVEL, "compress-level", 'Z', DC_TYPE_INT,
@@ -87,6 +89,18 @@ const dc_option_t dc_options[DC_OPT_COUNT] = {
         NULL, "restore into a scratch database and compare every row"},
     [DC_OPT_ALL] = {DC_OPT_ALL, "all", 'a', DC_TYPE_BOOL, {NULL}, NULL, NULL, NULL, 0, 0,
         DC_CMD_SNAPSHOTS, NULL, "also list incomplete snapshots"},
+    [DC_OPT_MIGRATIONS] = {DC_OPT_MIGRATIONS, "migrations", 0, DC_TYPE_STRING,
+        {"DEPLOYCTL_MIGRATIONS"}, "migrations.dir", "prisma/migrations", NULL, 0, 0, CHECK, "DIR",
+        "the Prisma migrations directory (<timestamp>_<name>/migration.sql)"},
+    [DC_OPT_MAX_SNAPSHOT_AGE] = {DC_OPT_MAX_SNAPSHOT_AGE, "max-snapshot-age", 0,
+        DC_TYPE_DURATION, {"DEPLOYCTL_MAX_SNAPSHOT_AGE"}, "check.max_snapshot_age", "24h", NULL,
+        0, 0, CHECK, "DURATION", "warn when the newest snapshot is older than this"},
+    [DC_OPT_MAX_TRANSACTION_AGE] = {DC_OPT_MAX_TRANSACTION_AGE, "max-transaction-age", 0,
+        DC_TYPE_DURATION, {"DEPLOYCTL_MAX_TRANSACTION_AGE"}, "check.max_transaction_age", "5m",
+        NULL, 0, 0, CHECK, "DURATION",
+        "fail when a transaction this old holds locks on tables (younger idle ones warn)"},
+    [DC_OPT_STRICT] = {DC_OPT_STRICT, "strict", 0, DC_TYPE_BOOL, {NULL}, "check.strict", NULL,
+        NULL, 0, 0, CHECK, NULL, "warnings fail the check too (exit 4)"},
 };
 /* clang-format on */
 

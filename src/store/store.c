@@ -65,6 +65,15 @@ int dc_store_check_writable(dc_store_t *store, dc_error_t *err)
     return store->ops->check_writable(store, err);
 }
 
+int dc_store_free_space(dc_store_t *store, bool *known, uint64_t *available, uint64_t *total,
+                        char *where, size_t where_size, dc_error_t *err)
+{
+    *known = store->ops->free_space != NULL;
+    if (!*known)
+        return 0;
+    return store->ops->free_space(store, available, total, where, where_size, err);
+}
+
 void dc_store_close(dc_store_t *store)
 {
     if (store != NULL)

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <openssl/rand.h>
@@ -114,6 +115,32 @@ static int file_check_writable(dc_store_t *store, dc_error_t *err)
         io_error(&inner, e, "creating a file in", fs->tmp, store->url);
         return dc_error_set(err, "cannot use store %s: %s", store->url, inner.message);
     }
+    return 0;
+}
+
+/* The free space of the file system the store lives on, measured at its root or, when the
+ * root does not exist yet (the default store before the first backup), at the nearest
+ * ancestor that does: the directory the root will be created in. */
+static int file_free_space(dc_store_t *store, uint64_t *available, uint64_t *total, char *where,
+                           size_t where_size, dc_error_t *err)
+{
+    file_store_t *fs = as_file(store);
+    char *path = dc_strdup(fs->root);
+    struct statvfs st;
+    while (statvfs(path, &st) != 0) {
+        char *slash = strrchr(path, '/');
+        if (errno != ENOENT || slash == NULL || strcmp(path, "/") == 0) {
+            int e = errno;
+            free(path);
+            return dc_error_set(err, "cannot measure free space of store %s: %s", store->url,
+                                strerror(e));
+        }
+        slash[slash == path ? 1 : 0] = '\0'; /* "/a" -> "/", "/a/b" -> "/a" */
+    }
+    *available = (uint64_t)st.f_bavail * st.f_frsize;
+    *total = (uint64_t)st.f_blocks * st.f_frsize;
+    snprintf(where, where_size, "%s", path);
+    free(path);
     return 0;
 }
 
@@ -513,6 +540,7 @@ static const dc_store_ops_t file_ops = {
     .lease_is_held = file_lease_is_held,
     .cleanup_temporary = file_cleanup_temporary,
     .check_writable = file_check_writable,
+    .free_space = file_free_space,
     .close = file_close,
 };
 

@@ -28,6 +28,9 @@ typedef struct dc_store_ops {
     bool (*lease_is_held)(dc_store_t *store, const char *name);
     int (*cleanup_temporary)(dc_store_t *store, int *removed, dc_error_t *err);
     int (*check_writable)(dc_store_t *store, dc_error_t *err);
+    /* NULL when the driver cannot tell (object stores have no "free space"). */
+    int (*free_space)(dc_store_t *store, uint64_t *available, uint64_t *total, char *where,
+                      size_t where_size, dc_error_t *err);
     void (*close)(dc_store_t *store);
 } dc_store_ops_t;
 

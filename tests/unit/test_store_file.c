@@ -675,6 +675,34 @@ static void test_open_errors(void **state)
     free(file);
 }
 
+/* Free space is measured at the store, or where it will be created, and never creates it. */
+static void test_free_space(void **state)
+{
+    fixture_t *fx = *state;
+    dc_error_t err = {0};
+    bool known = false;
+    uint64_t available = 0, total = 0;
+    char where[4096];
+    assert_int_equal(
+        dc_store_free_space(fx->store, &known, &available, &total, where, sizeof(where), &err), 0);
+    assert_true(known);
+    assert_true(total > 0 && available <= total);
+    assert_string_equal(where, fx->root);
+
+    char *url = dc_sprintf("file://%s/not/yet/there", fx->dir);
+    dc_store_t *later = NULL;
+    assert_int_equal(dc_store_open(url, &later, &err), 0);
+    assert_int_equal(
+        dc_store_free_space(later, &known, &available, &total, where, sizeof(where), &err), 0);
+    assert_true(known);
+    assert_string_equal(where, fx->dir);
+    char *missing = dc_sprintf("%s/not", fx->dir);
+    assert_false(path_exists(missing));
+    free(missing);
+    dc_store_close(later);
+    free(url);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -690,6 +718,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_leases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cleanup_temporary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_space, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

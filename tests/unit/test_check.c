@@ -1,0 +1,184 @@
+/* Proves the check report's pure logic: the verdict is the worst status, statuses only rise,
+ * the text and JSON forms, secrets masked in details, the locale choice of markers, and what a
+ * URL alone says about a pooler. The checks themselves run against PostgreSQL and PgBouncer
+ * in tests/integration/check_*.sh. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deployctl/check.h"
+#include "deployctl/log.h"
+
+static void test_verdict_is_the_worst(void **state)
+{
+    (void)state;
+    dc_check_report_t r;
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(dc_check_report_verdict(&r), DC_CHECK_OK);
+    dc_check_add(&r, "a", "A", DC_CHECK_SKIPPED, "skipped");
+    dc_check_add(&r, "b", "B", DC_CHECK_OK, "fine");
+    assert_int_equal(dc_check_report_verdict(&r), DC_CHECK_OK);
+    dc_check_add(&r, "c", "C", DC_CHECK_WARNING, "hmm");
+    assert_int_equal(dc_check_report_verdict(&r), DC_CHECK_WARNING);
+    dc_check_add(&r, "d", "D", DC_CHECK_FAILED, "no");
+    assert_int_equal(dc_check_report_verdict(&r), DC_CHECK_FAILED);
+    assert_int_equal(dc_check_report_count(&r, DC_CHECK_OK), 1);
+    assert_int_equal(dc_check_report_count(&r, DC_CHECK_SKIPPED), 1);
+    dc_check_report_free(&r);
+}
+
+static void test_raise_never_lowers(void **state)
+{
+    (void)state;
+    dc_check_report_t r;
+    memset(&r, 0, sizeof(r));
+    dc_check_result_t *x = dc_check_add(&r, "x", "X", DC_CHECK_OK, "%d", 1);
+    dc_check_raise(x, DC_CHECK_FAILED);
+    dc_check_raise(x, DC_CHECK_WARNING);
+    assert_int_equal(x->status, DC_CHECK_FAILED);
+    assert_string_equal(dc_check_status_name(x->status), "failed");
+    dc_check_report_free(&r);
+}
+
+static dc_check_report_t sample(void)
+{
+    dc_check_report_t r;
+    memset(&r, 0, sizeof(r));
+    dc_check_add(&r, "connection", "Database connection", DC_CHECK_OK, "connected");
+    dc_check_result_t *p = dc_check_add(&r, "locks", "Long transactions and locks", DC_CHECK_FAILED,
+                                        "%d session in the way", 1);
+    dc_check_add_item(p, "pid %d holds locks on %s", 42, "items");
+    dc_check_add(&r, "snapshot", "Snapshot", DC_CHECK_WARNING, "none");
+    r.verdict = dc_check_report_verdict(&r);
+    return r;
+}
+
+static void test_json(void **state)
+{
+    (void)state;
+    dc_check_report_t r = sample();
+    char *text = dc_check_report_to_json(&r);
+    json_t *root = json_loads(text, 0, NULL);
+    assert_non_null(root);
+    assert_string_equal(json_string_value(json_object_get(root, "verdict")), "failed");
+    assert_true(json_is_false(json_object_get(root, "ok")));
+    json_t *counts = json_object_get(root, "counts");
+    assert_int_equal(json_integer_value(json_object_get(counts, "failed")), 1);
+    assert_int_equal(json_integer_value(json_object_get(counts, "warning")), 1);
+    json_t *locks = json_array_get(json_object_get(root, "checks"), 1);
+    assert_string_equal(json_string_value(json_object_get(locks, "name")), "locks");
+    assert_string_equal(json_string_value(json_object_get(locks, "status")), "failed");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(locks, "items"), 0)),
+                        "pid 42 holds locks on items");
+    json_decref(root);
+    free(text);
+    dc_check_report_free(&r);
+}
+
+static char *printed(const dc_check_report_t *r, bool unicode)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    dc_check_report_print(f, r, unicode);
+    fclose(f);
+    return buf;
+}
+
+static void test_text(void **state)
+{
+    (void)state;
+    dc_check_report_t r = sample();
+    char *plain = printed(&r, false);
+    assert_non_null(strstr(plain, "[ok]   Database connection: connected\n"));
+    assert_non_null(strstr(plain, "[fail] Long transactions and locks: 1 session in the way\n"
+                                  "       - pid 42 holds locks on items\n"));
+    assert_non_null(strstr(plain, "[warn] Snapshot: none\n"));
+    assert_non_null(strstr(plain, "[fail] Pre-migration checks failed (1 failed, 1 warning). Do "
+                                  "not proceed with migration.\n"));
+    assert_null(strstr(plain, "✅"));
+    char *fancy = printed(&r, true);
+    assert_non_null(strstr(fancy, "✅ Database connection: connected\n"));
+    assert_non_null(strstr(fancy, "❌ Long transactions and locks"));
+    assert_non_null(strstr(fancy, "⚠️ Snapshot: none\n"));
+    free(plain);
+    free(fancy);
+    dc_check_report_free(&r);
+
+    memset(&r, 0, sizeof(r));
+    dc_check_add(&r, "connection", "Database connection", DC_CHECK_OK, "connected");
+    plain = printed(&r, false);
+    assert_non_null(strstr(plain, "All pre-migration checks passed. Safe to proceed.\n"));
+    free(plain);
+    dc_check_report_free(&r);
+}
+
+static void test_details_are_redacted(void **state)
+{
+    (void)state;
+    dc_secret_register("hunter2-very-secret");
+    dc_check_report_t r;
+    memset(&r, 0, sizeof(r));
+    dc_check_result_t *x =
+        dc_check_add(&r, "x", "X", DC_CHECK_FAILED, "cannot connect to postgresql://u:%s@h/db",
+                     "hunter2-very-secret");
+    dc_check_add_item(x, "query: SET password = 'hunter2-very-secret'");
+    assert_null(strstr(x->detail, "hunter2"));
+    assert_null(strstr(x->items[0], "hunter2"));
+    dc_check_report_free(&r);
+    dc_secrets_forget_all();
+}
+
+static void test_unicode_wanted(void **state)
+{
+    (void)state;
+    unsetenv("NO_COLOR");
+    unsetenv("LC_ALL");
+    unsetenv("LC_CTYPE");
+    setenv("LANG", "en_US.UTF-8", 1);
+    assert_true(dc_check_unicode_wanted());
+    setenv("LC_ALL", "C", 1); /* LC_ALL wins over LANG */
+    assert_false(dc_check_unicode_wanted());
+    setenv("LC_ALL", "de_DE.utf8", 1);
+    assert_true(dc_check_unicode_wanted());
+    setenv("NO_COLOR", "1", 1);
+    assert_false(dc_check_unicode_wanted());
+    unsetenv("NO_COLOR");
+    unsetenv("LC_ALL");
+    unsetenv("LANG");
+    assert_false(dc_check_unicode_wanted());
+}
+
+static void test_url_pooler_hint(void **state)
+{
+    (void)state;
+    assert_null(dc_check_url_pooler_hint("postgresql://u:p@db:5432/app"));
+    assert_null(dc_check_url_pooler_hint("postgresql://u:p@db/app?pgbouncer=false"));
+    assert_null(dc_check_url_pooler_hint("postgresql://u:p@db/app?xpgbouncer=true"));
+    assert_non_null(
+        strstr(dc_check_url_pooler_hint("postgresql://u:p@db/app?schema=s&pgbouncer=true"),
+               "pgbouncer=true"));
+    assert_non_null(strstr(dc_check_url_pooler_hint("postgresql://u:p@db:6432/app"), "6432"));
+    assert_non_null(strstr(dc_check_url_pooler_hint("host=db port=6432 dbname=app"), "6432"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_verdict_is_the_worst),
+        cmocka_unit_test(test_raise_never_lowers),
+        cmocka_unit_test(test_json),
+        cmocka_unit_test(test_text),
+        cmocka_unit_test(test_details_are_redacted),
+        cmocka_unit_test(test_unicode_wanted),
+        cmocka_unit_test(test_url_pooler_hint),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
