@@ -17,6 +17,7 @@ typedef enum {
     DC_CMD_SHOW = 1u << 2,
     DC_CMD_RESTORE = 1u << 3,
     DC_CMD_VERIFY = 1u << 4,
+    DC_CMD_LINT = 1u << 5,
     DC_CMD_ALL = 0xffffu,
 } dc_command_mask_t;
 
@@ -54,6 +55,8 @@ typedef enum {
     DC_OPT_DEEP,
     /* snapshots */
     DC_OPT_ALL,
+    /* commands that read migrations (lint) */
+    DC_OPT_MIGRATIONS,
     DC_OPT_COUNT
 } dc_opt_id_t;
 

@@ -87,6 +87,9 @@ const dc_option_t dc_options[DC_OPT_COUNT] = {
         NULL, "restore into a scratch database and compare every row"},
     [DC_OPT_ALL] = {DC_OPT_ALL, "all", 'a', DC_TYPE_BOOL, {NULL}, NULL, NULL, NULL, 0, 0,
         DC_CMD_SNAPSHOTS, NULL, "also list incomplete snapshots"},
+    [DC_OPT_MIGRATIONS] = {DC_OPT_MIGRATIONS, "migrations", 0, DC_TYPE_STRING,
+        {"DEPLOYCTL_MIGRATIONS"}, "migrations.dir", "prisma/migrations", NULL, 0, 0, DC_CMD_LINT,
+        "DIR", "Prisma migrations directory: <DIR>/<timestamp>_<name>/migration.sql"},
 };
 /* clang-format on */
 
