@@ -69,6 +69,9 @@ void dc_lint_result_free(dc_lint_result_t *r);
 int dc_lint_sql(const char *sql, const char *file, dc_lint_result_t *out, dc_error_t *err);
 /* Reads and lints one file; `name` is how findings name it (NULL: the path). */
 int dc_lint_file(const char *path, const char *name, dc_lint_result_t *out, dc_error_t *err);
+/* Lints one migration, <dir>/<name>/migration.sql, as dc_lint_dir does (for the pending ones a
+ * release or check is about to apply). A directory without migration.sql is logged and skipped. */
+int dc_lint_migration(const char *dir, const char *name, dc_lint_result_t *out, dc_error_t *err);
 /* Lints a Prisma migrations directory: <dir>/<timestamp>_<name>/migration.sql in name order
  * (down.sql and migration_lock.toml are not migrations). A path to a single .sql file is
  * linted as one migration. A missing directory is an error; an empty one lints to nothing. */

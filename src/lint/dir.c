@@ -89,7 +89,7 @@ static int list_migrations(const char *dir, char ***names, size_t *count, dc_err
     return 0;
 }
 
-static int lint_migration(const char *dir, const char *name, dc_lint_result_t *out, dc_error_t *err)
+int dc_lint_migration(const char *dir, const char *name, dc_lint_result_t *out, dc_error_t *err)
 {
     char *path = dc_sprintf("%s/%s/migration.sql", dir, name);
     char *file = dc_sprintf("%s/migration.sql", name);
@@ -122,16 +122,23 @@ int dc_lint_dir(const char *dir, dc_lint_result_t *out, dc_error_t *err)
         return dc_lint_file(dir, NULL, out, err);
     if (!S_ISDIR(st.st_mode))
         return dc_error_set(err, "%s is neither a migrations directory nor a .sql file", dir);
+    /* "prisma/migrations/" names its files without a double slash. */
+    char *clean = dc_strdup(dir);
+    for (size_t n = strlen(clean); n > 1 && clean[n - 1] == '/'; n--)
+        clean[n - 1] = '\0';
     char **names = NULL;
     size_t count = 0;
-    if (list_migrations(dir, &names, &count, err) != 0)
+    if (list_migrations(clean, &names, &count, err) != 0) {
+        free(clean);
         return -1;
+    }
     int rc = 0;
     for (size_t i = 0; i < count; i++) {
         if (rc == 0)
-            rc = lint_migration(dir, names[i], out, err);
+            rc = dc_lint_migration(clean, names[i], out, err);
         free(names[i]);
     }
     free(names);
+    free(clean);
     return rc;
 }

@@ -194,6 +194,24 @@ static void test_statement_table(void **state)
     }
 }
 
+/* Every rule is proved by at least one case of the table (unknown-allow-rule by the allow test). */
+static void test_every_rule_has_a_case(void **state)
+{
+    (void)state;
+    size_t count;
+    const dc_lint_rule_t *rules = dc_lint_rules(&count);
+    for (size_t i = 0; i < count; i++) {
+        char token[96];
+        bool found = strcmp(rules[i].id, "unknown-allow-rule") == 0;
+        snprintf(token, sizeof(token), "%s:%s", rules[i].id,
+                 dc_lint_severity_name(rules[i].severity));
+        for (size_t c = 0; c < CASE_COUNT && !found; c++)
+            found = strstr(cases[c].expect, token) != NULL;
+        if (!found)
+            fail_msg("no case of the statement table expects %s", token);
+    }
+}
+
 /* The severity policy of the issue, independent of the table above. */
 static void test_severity_policy(void **state)
 {
@@ -329,6 +347,18 @@ static void test_allow_comments(void **state)
     assert_true(r.findings[1].allowed);
     dc_lint_result_free(&r);
 
+    /* Files written on Windows: CRLF line ends change neither lines nor allow comments. */
+    lint_ok("SET lock_timeout = '5s';\r\n\r\n-- deployctl:allow drop-table\r\nDROP TABLE a;\r\n"
+            "DROP TABLE b;\r\n",
+            &r);
+    assert_int_equal(r.count, 2);
+    assert_true(r.findings[0].allowed);
+    assert_int_equal(r.findings[0].line, 4);
+    assert_false(r.findings[1].allowed);
+    assert_int_equal(r.findings[1].line, 5);
+    assert_string_equal(r.findings[1].statement, "DROP TABLE b");
+    dc_lint_result_free(&r);
+
     /* One comment may accept several findings of one statement. */
     lint_ok("-- deployctl:allow missing-lock-timeout drop-column\nALTER TABLE t DROP COLUMN a", &r);
     assert_int_equal(r.count, 2);
@@ -439,6 +469,23 @@ static void test_directory(void **state)
     assert_false(dc_lint_all_additive(&r));
     dc_lint_result_free(&r);
 
+    /* One migration by name, as release and check lint the pending ones; a trailing slash
+     * does not double in the paths. */
+    char *slashed = dc_sprintf("%s/", dir);
+    dc_lint_result_init(&r);
+    assert_int_equal(dc_lint_migration(dir, "20240201000000_drop_batch", &r, &err), 0);
+    assert_int_equal(r.migration_count, 1);
+    assert_int_equal(r.migrations[0].cls, DC_LINT_DESTRUCTIVE);
+    assert_string_equal(r.findings[0].file, "20240201000000_drop_batch/migration.sql");
+    write_file(dir, "20240201000000_drop_batch/migration.sql", "ALTER TABLE;\n");
+    assert_int_equal(dc_lint_dir(slashed, &r, &err), -1);
+    if (strstr(err.message, "//") != NULL || strstr(err.message, "migration.sql:1:") == NULL)
+        fail_msg("syntax error message: %s", err.message);
+    write_file(dir, "20240201000000_drop_batch/migration.sql",
+               "SET lock_timeout = '5s';\nALTER TABLE \"users\" DROP COLUMN \"batch\";\n");
+    free(slashed);
+    dc_lint_result_free(&r);
+
     /* A single file lints as one migration named by its path. */
     char *file = dc_sprintf("%s/20240101000000_init/migration.sql", dir);
     dc_lint_result_init(&r);
@@ -471,6 +518,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_statement_table),
+        cmocka_unit_test(test_every_rule_has_a_case),
         cmocka_unit_test(test_severity_policy),
         cmocka_unit_test(test_rules_documented),
         cmocka_unit_test(test_lines_and_statements),
