@@ -59,7 +59,7 @@ static const dc_command_t commands[] = {
      "add-column-with-volatile-default, constraint-without-not-valid, index-not-concurrent,\n"
      "unique-constraint-without-index, truncate, concurrently-in-transaction (error);\n"
      "set-not-null, update-without-where, delete-without-where, missing-lock-timeout,\n"
-     "drop-index-not-concurrent, unknown-allow-rule (warning); concurrently-not-alone (info).",
+     "drop-index-not-concurrent, concurrently-not-alone, unknown-allow-rule (warning).",
      0, 1, dc_cmd_lint},
 };
 

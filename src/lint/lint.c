@@ -198,20 +198,6 @@ void lint_report(lint_ctx_t *ctx, const char *rule_id, const char *fmt, ...)
 
 /* ---- one file ---- */
 
-static size_t count_significant(json_t *stmts)
-{
-    size_t n = 0, i;
-    json_t *raw;
-    json_array_foreach(stmts, i, raw)
-    {
-        json_t *body;
-        const char *type = lint_node_type(lint_json_get(raw, "stmt"), &body);
-        if (type != NULL && strcmp(type, "VariableSetStmt") != 0)
-            n++;
-    }
-    return n;
-}
-
 static void lint_statement(lint_ctx_t *ctx, const char *sql, size_t len, json_t *raw,
                            line_cursor_t *cur)
 {
@@ -270,7 +256,7 @@ int lint_sql_named(const char *sql, const char *name, const char *file, const ch
     ctx.result = out;
     ctx.migration = lint_result_add_migration(out, name, file);
     json_t *stmts = lint_json_get(tree, "stmts");
-    ctx.significant_statements = count_significant(stmts);
+    ctx.statement_count = json_array_size(stmts);
     size_t len = strlen(sql), i;
     line_cursor_t cur = {0, 1};
     json_t *raw;

@@ -38,7 +38,7 @@ typedef struct lint_ctx {
     /* What the file's earlier statements did. */
     lint_rel_set_t created_tables; /* nobody can be using these yet */
     lint_rel_set_t created_indexes;
-    size_t significant_statements; /* statements other than SET / RESET */
+    size_t statement_count; /* in the whole file */
     bool lock_timeout_set;
     bool lock_timeout_reported;
     bool concurrently_alone_reported;

@@ -101,10 +101,12 @@ static const dc_lint_rule_t rules[] = {
      "runs CREATE/DROP INDEX CONCURRENTLY inside BEGIN ... COMMIT: PostgreSQL refuses it",
      "Remove the BEGIN/COMMIT around it and put the concurrent index in a migration of its "
      "own."},
-    {"concurrently-not-alone", DC_LINT_INFO, STMT_CLASS,
-     "CREATE/DROP INDEX CONCURRENTLY shares its migration with other statements: the "
-     "migration cannot run as one transaction, so a failure leaves it half applied",
-     "Put the concurrent index in a migration of its own (SET statements may stay)."},
+    {"concurrently-not-alone", DC_LINT_WARNING, STMT_CLASS,
+     "CREATE/DROP INDEX CONCURRENTLY shares its migration with other statements: prisma "
+     "migrate deploy sends the file as one query, which PostgreSQL runs as one implicit "
+     "transaction and so refuses (error 25001); deployctl migrate runs it statement by "
+     "statement, so a failure leaves it half applied",
+     "Put the concurrent index alone in a migration of its own (not even a SET beside it)."},
     {"unknown-allow-rule", DC_LINT_WARNING, STMT_CLASS,
      "a deployctl:allow comment names a rule that does not exist, so it accepts nothing",
      "Use a rule id from 'deployctl lint --help'; several may be given, separated by commas "
@@ -506,13 +508,12 @@ static void check_concurrently(lint_ctx_t *ctx, const char *what)
     if (ctx->in_transaction)
         lint_report(ctx, "concurrently-in-transaction",
                     "%s CONCURRENTLY inside BEGIN ... COMMIT: PostgreSQL refuses to run it", what);
-    else if (ctx->significant_statements > 1 && !ctx->concurrently_alone_reported) {
+    else if (ctx->statement_count > 1 && !ctx->concurrently_alone_reported) {
         ctx->concurrently_alone_reported = true;
         lint_report(ctx, "concurrently-not-alone",
-                    "%s CONCURRENTLY shares this migration with %zu other statement%s: it cannot "
-                    "run as one transaction",
-                    what, ctx->significant_statements - 1,
-                    ctx->significant_statements == 2 ? "" : "s");
+                    "%s CONCURRENTLY shares this migration with %zu other statement%s: "
+                    "prisma migrate deploy fails on it, and no runner can apply it atomically",
+                    what, ctx->statement_count - 1, ctx->statement_count == 2 ? "" : "s");
     }
 }
 

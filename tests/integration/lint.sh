@@ -179,8 +179,8 @@ CREATE INDEX CONCURRENTLY "x" ON "users" ("name");
 SQL
 run_deployctl lint "$C"
 [[ $rc -eq 0 ]] || fail "clean directory: rc $rc $(cat "$WORK/out" "$WORK/err")"
-grep -q '^2 migrations, additive at worst: 1 info$' "$WORK/out" || fail "clean summary: $(cat "$WORK/out")"
-grep -q 'info: \[concurrently-not-alone\]' "$WORK/out" || fail "info finding: $(cat "$WORK/out")"
+grep -q '^2 migrations, additive at worst: 1 warning$' "$WORK/out" || fail "clean summary: $(cat "$WORK/out")"
+grep -q 'warning: \[concurrently-not-alone\]' "$WORK/out" || fail "concurrent index beside other statements: $(cat "$WORK/out")"
 [[ ! -s $WORK/err ]] || fail "clean directory wrote to stderr: $(cat "$WORK/err")"
 mkdir "$WORK/empty"
 run_deployctl lint "$WORK/empty"

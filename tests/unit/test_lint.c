@@ -54,7 +54,7 @@ static const lint_case_t cases[] = {
      "constraint-without-not-valid:error", ADD},
     {LT "ALTER TABLE t ADD COLUMN c int CHECK (c > 0)", "constraint-without-not-valid:error", ADD},
     /* indexes */
-    {LT "CREATE INDEX CONCURRENTLY i ON t (a)", "", ADD},
+    {LT "CREATE INDEX CONCURRENTLY i ON t (a)", "concurrently-not-alone:warning", ADD},
     {"CREATE INDEX CONCURRENTLY i ON t (a)", "", ADD},
     {LT "CREATE INDEX i ON t (a)", "index-not-concurrent:error", ADD},
     {LT "CREATE UNIQUE INDEX \"t_a_key\" ON \"t\"(\"a\")", "index-not-concurrent:error", ADD},
@@ -71,7 +71,7 @@ static const lint_case_t cases[] = {
     {"BEGIN;\nCREATE INDEX CONCURRENTLY i ON t (a);\nCOMMIT",
      "concurrently-in-transaction:error", ADD},
     {LT "ALTER TABLE t ADD COLUMN c int;\nCREATE INDEX CONCURRENTLY i ON t (c)",
-     "concurrently-not-alone:info", ADD},
+     "concurrently-not-alone:warning", ADD},
     /* constraints */
     {LT "ALTER TABLE t ADD CONSTRAINT fk FOREIGN KEY (u) REFERENCES users (id)",
      "constraint-without-not-valid:error", ADD},
@@ -227,7 +227,8 @@ static void test_severity_policy(void **state)
                                          "unique-constraint-without-index",
                                          "truncate"};
     static const char *const warnings[] = {"set-not-null", "update-without-where",
-                                           "delete-without-where", "missing-lock-timeout"};
+                                           "delete-without-where", "missing-lock-timeout",
+                                           "concurrently-not-alone"};
     for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++) {
         const dc_lint_rule_t *r = dc_lint_rule_find(errors[i]);
         assert_non_null(r);
