@@ -252,7 +252,6 @@ int lint_sql_named(const char *sql, const char *name, const char *file, const ch
 
     lint_ctx_t ctx;
     memset(&ctx, 0, sizeof(ctx));
-    ctx.file = file;
     ctx.result = out;
     ctx.migration = lint_result_add_migration(out, name, file);
     json_t *stmts = lint_json_get(tree, "stmts");

@@ -24,7 +24,6 @@ typedef struct lint_rel_set {
 } lint_rel_set_t;
 
 typedef struct lint_ctx {
-    const char *file;
     dc_lint_result_t *result;
     size_t migration; /* this file's index in result->migrations */
 

@@ -682,7 +682,8 @@ static void track_transaction(lint_ctx_t *ctx, json_t *body)
         ctx->in_transaction = false;
 }
 
-/* CREATE TABLE: locks the existing tables it references or inherits from, then is new. */
+/* CREATE TABLE: locks the existing tables it references or inherits from, then is new. With IF
+ * NOT EXISTS it is still taken as new: idempotent scripts of new tables are the common case. */
 static void track_create_table(lint_ctx_t *ctx, json_t *body)
 {
     size_t i, j;

@@ -415,6 +415,72 @@ static void test_json(void **state)
     dc_lint_result_free(&r);
 }
 
+/* The seed's five scenarios, done the safe way, as one history: the class of each step, and
+ * the one finding that remains (the contract step's drop, accepted once nothing reads it). */
+static void test_seed_scenarios(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *sql;
+        dc_lint_class_t cls;
+        const char *expect;
+    } steps[] = {
+        /* 1: add a nullable column */
+        {LT "ALTER TABLE \"users\" ADD COLUMN \"preferences\" JSONB;", ADD, ""},
+        /* 2: rename batch to batch_number by expand/contract */
+        {LT "ALTER TABLE \"inventory_items\" ADD COLUMN \"batch_number\" TEXT;", ADD, ""},
+        {LT "UPDATE \"inventory_items\" SET \"batch_number\" = \"batch\" "
+            "WHERE \"batch_number\" IS NULL AND \"id\" BETWEEN 1 AND 10000;",
+         TRA, ""},
+        {LT "ALTER TABLE \"inventory_items\" ADD CONSTRAINT \"bn_nn\" "
+            "CHECK (\"batch_number\" IS NOT NULL) NOT VALID;\n"
+            "ALTER TABLE \"inventory_items\" VALIDATE CONSTRAINT \"bn_nn\";",
+         ADD, ""},
+        {LT "ALTER TABLE \"inventory_items\" ALTER COLUMN \"batch_number\" SET NOT NULL;", TRA,
+         "set-not-null:warning"},
+        {LT "-- deployctl:allow drop-column -- no running version reads it since v2.4\n"
+            "ALTER TABLE \"inventory_items\" DROP COLUMN \"batch\";",
+         DES, ""},
+        /* 3: an index, concurrently, alone */
+        {"CREATE INDEX CONCURRENTLY \"idx_inventory_items_name_batch\" "
+         "ON \"inventory_items\" (\"item_name\", \"batch_number\");",
+         ADD, ""},
+        /* 4: quantity to decimal by expand/contract */
+        {LT "ALTER TABLE \"inventory_items\" ADD COLUMN \"quantity_decimal\" DECIMAL(12,3);", ADD,
+         ""},
+        {LT "UPDATE \"inventory_items\" SET \"quantity_decimal\" = \"quantity\"::decimal "
+            "WHERE \"quantity_decimal\" IS NULL;",
+         TRA, ""},
+        /* 5: remove a column, without waiting: the error that remains */
+        {LT "ALTER TABLE \"users\" DROP COLUMN \"name\";", DES, "drop-column:error"},
+    };
+    dc_lint_result_t all;
+    dc_lint_result_init(&all);
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        dc_lint_result_t one;
+        char got[512];
+        lint_ok(steps[i].sql, &one);
+        describe(&one, got, sizeof(got));
+        if (strcmp(got, steps[i].expect) != 0 || one.migrations[0].cls != steps[i].cls)
+            fail_msg("step %zu: [%s] %s, expected [%s] %s", i, got,
+                     dc_lint_class_name(one.migrations[0].cls), steps[i].expect,
+                     dc_lint_class_name(steps[i].cls));
+        dc_lint_result_free(&one);
+        dc_error_t err;
+        assert_int_equal(dc_lint_sql(steps[i].sql, "step.sql", &all, &err), 0);
+        /* The expand steps of scenario 1 and 2 leave the old version working. */
+        if (i < 2)
+            assert_true(dc_lint_all_additive(&all));
+    }
+    assert_false(dc_lint_all_additive(&all));
+    assert_int_equal(dc_lint_worst_class(&all), DC_LINT_DESTRUCTIVE);
+    assert_int_equal(all.migration_count, sizeof(steps) / sizeof(steps[0]));
+    assert_int_equal(all.errors, 1);
+    assert_int_equal(all.warnings, 1);
+    assert_int_equal(all.allowed, 1);
+    dc_lint_result_free(&all);
+}
+
 /* ---- directories ---- */
 
 static void write_file(const char *dir, const char *name, const char *text)
@@ -518,15 +584,11 @@ static void test_directory(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_statement_table),
-        cmocka_unit_test(test_every_rule_has_a_case),
-        cmocka_unit_test(test_severity_policy),
-        cmocka_unit_test(test_rules_documented),
-        cmocka_unit_test(test_lines_and_statements),
-        cmocka_unit_test(test_allow_comments),
-        cmocka_unit_test(test_syntax_error),
-        cmocka_unit_test(test_json),
-        cmocka_unit_test(test_directory),
+        cmocka_unit_test(test_statement_table),      cmocka_unit_test(test_every_rule_has_a_case),
+        cmocka_unit_test(test_severity_policy),      cmocka_unit_test(test_rules_documented),
+        cmocka_unit_test(test_lines_and_statements), cmocka_unit_test(test_allow_comments),
+        cmocka_unit_test(test_syntax_error),         cmocka_unit_test(test_json),
+        cmocka_unit_test(test_seed_scenarios),       cmocka_unit_test(test_directory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
