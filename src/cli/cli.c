@@ -53,6 +53,22 @@ static const dc_command_t commands[] = {
      "prepared transaction. One line per check (ok, warning or failed), then a verdict;\n"
      "--json prints them as an object. Exits 4 when a check failed (--strict: or warned).",
      0, 0, dc_cmd_check},
+    {"lint", DC_CMD_LINT, "[DIR|FILE.sql] [--json]",
+     "classify migrations and flag unsafe DDL (no database needed)",
+     "Parses every migration (DIR/<timestamp>_<name>/migration.sql, in name order; DIR is the\n"
+     "argument, else --migrations, else prisma/migrations) with PostgreSQL's own parser, classes\n"
+     "each migration as additive, transformative or destructive, and reports statements that\n"
+     "can lose data, break the running application or block writes, each with a safe\n"
+     "alternative. Exits 1 when an error remains. A '-- deployctl:allow RULE[, RULE]' comment\n"
+     "on the lines directly above a statement accepts those findings for it. With --json\n"
+     "prints an array of {file, line, statement, rule, severity, class, hint}.\n"
+     "Rules (severity): drop-table, drop-column, drop-schema, drop-database, rename-table,\n"
+     "rename-column, change-column-type, add-not-null-column-without-default,\n"
+     "add-column-with-volatile-default, constraint-without-not-valid, index-not-concurrent,\n"
+     "unique-constraint-without-index, truncate, concurrently-in-transaction (error);\n"
+     "set-not-null, update-without-where, delete-without-where, missing-lock-timeout,\n"
+     "drop-index-not-concurrent, concurrently-not-alone, unknown-allow-rule (warning).",
+     0, 1, dc_cmd_lint},
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
