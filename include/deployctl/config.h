@@ -17,6 +17,7 @@ typedef enum {
     DC_CMD_SHOW = 1u << 2,
     DC_CMD_RESTORE = 1u << 3,
     DC_CMD_VERIFY = 1u << 4,
+    DC_CMD_MIGRATE = 1u << 5,
     DC_CMD_ALL = 0xffffu,
 } dc_command_mask_t;
 
@@ -54,6 +55,15 @@ typedef enum {
     DC_OPT_DEEP,
     /* snapshots */
     DC_OPT_ALL,
+    /* migrate */
+    DC_OPT_MIGRATIONS,
+    DC_OPT_MIGRATE_COMMAND,
+    DC_OPT_STATEMENT_TIMEOUT,
+    DC_OPT_LOCK_RETRIES,
+    DC_OPT_LOCK_RETRY_DELAY,
+    DC_OPT_APPLIED,
+    DC_OPT_ROLLED_BACK,
+    DC_OPT_TO,
     DC_OPT_COUNT
 } dc_opt_id_t;
 

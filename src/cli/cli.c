@@ -45,6 +45,27 @@ static const dc_command_t commands[] = {
      "--database server, or --verify-database URL, and always dropped) and reads every table\n"
      "back. The outcome is stored next to the snapshot and shown by 'snapshots'.",
      1, 1, dc_cmd_verify},
+    {"migrate", DC_CMD_MIGRATE,
+     "status | deploy | resolve --applied NAME | resolve --rolled-back NAME | down [N | --to NAME]",
+     "run Prisma migrations (status, deploy, resolve, down)",
+     "The migration runner, for Prisma's layout (--migrations DIR: <timestamp>_<name>/\n"
+     "migration.sql, optional down.sql) and Prisma's history table, _prisma_migrations, kept as\n"
+     "Prisma keeps it (in the URL's ?schema=), so that either tool can take over.\n"
+     "  status    each migration: applied, pending, failed, edited (checksum differs, line\n"
+     "            endings aside), missing_locally; exit 4 when not up to date\n"
+     "  deploy    applies the pending ones in order, each in its own transaction with its history\n"
+     "            row (statements such as CREATE INDEX CONCURRENTLY: one by one, outside one);\n"
+     "            refused (exit 4) while a failed migration is unresolved. With migrate.command\n"
+     "            (--migrate-command) that command runs instead, DATABASE_URL in its environment\n"
+     "  resolve   --applied NAME / --rolled-back NAME, as 'prisma migrate resolve'\n"
+     "  down      runs the down.sql of the newest N applied migrations (default 1), or of those\n"
+     "            after --to NAME, newest first, each in a transaction; refused (exit 4) before\n"
+     "            any change when one has no down.sql\n"
+     "Two runners never overlap: deployctl's advisory lock (and Prisma's, 72707369) is held for\n"
+     "the whole run; a second waits --lock-timeout, then exits 75. A statement waits at most\n"
+     "--lock-timeout for its locks and is retried --lock-retries times; the sessions in its way\n"
+     "are named (never terminated).",
+     1, 2, dc_cmd_migrate},
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
@@ -272,6 +293,12 @@ static int load_configuration(dc_cli_t *cli, dc_error_t *err)
             dc_sprintf("file://%s/snapshots", dc_config_get(&cli->config, DC_OPT_STATE_DIR));
         dc_config_offer(&cli->config, DC_OPT_STORE, store, DC_SRC_DEFAULT, "default");
         free(store);
+    }
+    if (dc_config_get(&cli->config, DC_OPT_LOCK_TIMEOUT) == NULL) {
+        /* A migration waiting for a lock blocks every query queued behind it: wait briefly. */
+        bool migrate = cli->command != NULL && cli->command->mask == DC_CMD_MIGRATE;
+        dc_config_offer(&cli->config, DC_OPT_LOCK_TIMEOUT, migrate ? "5s" : "30s", DC_SRC_DEFAULT,
+                        "default");
     }
     if (dc_config_get(&cli->config, DC_OPT_JOBS) == NULL) {
         char jobs[16];
