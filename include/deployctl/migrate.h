@@ -160,8 +160,9 @@ int dc_migrate_status(const dc_migrate_opts_t *opts, dc_migration_set_t *set, dc
                       dc_migrate_status_t *out, dc_error_t *err);
 
 /* Applies the pending migrations in order, each in its own transaction with its history row
- * (or statement by statement outside one when it must), under the runner lock. Refuses (exit 4)
- * while a migration is failed and unresolved, edited after it was applied, or missing locally. */
+ * (or statement by statement outside one when it must), under the runner locks. Refuses (exit 4)
+ * while a migration is failed and unresolved (Prisma's P3009); warns about edited or missing
+ * ones, as Prisma's deploy ignores them. With opts->external_command: dc_migrate_external. */
 int dc_migrate_deploy(const dc_migrate_opts_t *opts, dc_migrate_report_t *report, dc_error_t *err);
 
 /* Runs down.sql of the newest applied migrations, newest first, each in a transaction that also

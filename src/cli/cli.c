@@ -294,12 +294,6 @@ static int load_configuration(dc_cli_t *cli, dc_error_t *err)
         dc_config_offer(&cli->config, DC_OPT_STORE, store, DC_SRC_DEFAULT, "default");
         free(store);
     }
-    if (dc_config_get(&cli->config, DC_OPT_LOCK_TIMEOUT) == NULL) {
-        /* A migration waiting for a lock blocks every query queued behind it: wait briefly. */
-        bool migrate = cli->command != NULL && cli->command->mask == DC_CMD_MIGRATE;
-        dc_config_offer(&cli->config, DC_OPT_LOCK_TIMEOUT, migrate ? "5s" : "30s", DC_SRC_DEFAULT,
-                        "default");
-    }
     if (dc_config_get(&cli->config, DC_OPT_JOBS) == NULL) {
         char jobs[16];
         int n = dc_cpu_count();

@@ -163,6 +163,18 @@ static int check_subcommand_options(dc_cli_t *cli, const char *sub, dc_error_t *
     return 0;
 }
 
+/* A migration waiting for a lock makes every query on that table queue behind it: unless told
+ * otherwise (--lock-timeout, DEPLOYCTL_LOCK_TIMEOUT), migrate waits 5 s, not the 30 s a backup
+ * may; the config file's [backup] lock_timeout is the backups' own. */
+#define MIGRATE_LOCK_TIMEOUT_MS 5000
+
+static uint64_t lock_timeout_ms(const dc_config_t *cfg)
+{
+    if (cfg->settings[DC_OPT_LOCK_TIMEOUT].source < DC_SRC_ENV)
+        return MIGRATE_LOCK_TIMEOUT_MS;
+    return dc_config_duration_ms(cfg, DC_OPT_LOCK_TIMEOUT);
+}
+
 static int fill_opts(dc_cli_t *cli, dc_migrate_opts_t *opts, dc_error_t *err)
 {
     const char *url;
@@ -174,7 +186,7 @@ static int fill_opts(dc_cli_t *cli, dc_migrate_opts_t *opts, dc_error_t *err)
         .prisma_url = dc_config_get(cfg, DC_OPT_DATABASE),
         .schema = cli->prisma_schema,
         .dir = dc_config_get(cfg, DC_OPT_MIGRATIONS),
-        .lock_timeout_ms = dc_config_duration_ms(cfg, DC_OPT_LOCK_TIMEOUT),
+        .lock_timeout_ms = lock_timeout_ms(cfg),
         .statement_timeout_ms = dc_config_duration_ms(cfg, DC_OPT_STATEMENT_TIMEOUT),
         .lock_retries = (int)dc_config_int(cfg, DC_OPT_LOCK_RETRIES),
         .retry_backoff_ms = dc_config_duration_ms(cfg, DC_OPT_LOCK_RETRY_DELAY),

@@ -63,7 +63,7 @@ const dc_option_t dc_options[DC_OPT_COUNT] = {
         {"DEPLOYCTL_SPLIT_SIZE"}, "backup.split_size", "64MiB", NULL, 8192, 1L << 40, BACKUP,
         "SIZE", "tables larger than this are read by several workers in ranges this big"},
     [DC_OPT_LOCK_TIMEOUT] = {DC_OPT_LOCK_TIMEOUT, "lock-timeout", 0, DC_TYPE_DURATION,
-        {"DEPLOYCTL_LOCK_TIMEOUT"}, "backup.lock_timeout", NULL, NULL, 0, 0,
+        {"DEPLOYCTL_LOCK_TIMEOUT"}, "backup.lock_timeout", "30s", NULL, 0, 0,
         BACKUP | RESTORE | MIGRATE, "DURATION",
         "how long to wait for a lock before giving up (default 30s; migrate: 5s)"},
     [DC_OPT_VERIFY] = {DC_OPT_VERIFY, "verify", 0, DC_TYPE_BOOL, {NULL}, NULL, NULL, NULL, 0, 0,
