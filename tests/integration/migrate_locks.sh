@@ -39,11 +39,11 @@ add 20240102000000_next "INSERT INTO items VALUES (1);"
 "$DEPLOYCTL" migrate deploy --database "$url" --migrations "$dir" --json >"$WORK/a.out" 2>"$WORK/a.err" &
 a=$!
 wait_for "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND objid = $OUR_LOCK AND granted" "runner A's lock"
+a_pid=$(q "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = $OUR_LOCK AND granted")
 # Runner C waits long enough; runner B does not and is refused.
 "$DEPLOYCTL" migrate deploy --database "$url" --migrations "$dir" --json --lock-timeout 30s >"$WORK/c.out" 2>"$WORK/c.err" &
 c=$!
 run_deployctl migrate deploy --database "$url" --migrations "$dir" --lock-timeout 1s
-a_pid=$(q "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = $OUR_LOCK AND granted")
 [[ $rc -eq 75 ]] || fail "second runner: rc $rc: $(cat "$WORK/err")"
 grep -q "another deployctl migration runner holds the migration lock on database $db (pid $a_pid (user dctest, application 'deployctl migrate deploy'.*waited 1.0s; nothing was applied" "$WORK/err" ||
     fail "unclear refusal: $(cat "$WORK/err")"
