@@ -118,6 +118,9 @@ typedef struct dc_migrate_status {
     size_t count;
     size_t applied, edited, pending, failed, missing;
     bool history_exists;
+    /* A session holding deployctl's or Prisma's migration lock: a deploy in progress, whose
+     * current migration shows as failed until it finishes. 0 when none (dc_migrate_status). */
+    int runner_pid;
 } dc_migrate_status_t;
 
 /* Classifies each migration from the directory and the history rows, as Prisma does: rows

@@ -51,8 +51,9 @@ static json_t *status_json(const dc_migrate_status_t *st)
         json_object_set_new(o, "has_down", json_boolean(e->local && e->local->down_sql));
         json_array_append_new(list, o);
     }
-    return json_pack("{s:b, s:b, s:o, s:{s:I, s:I, s:I, s:I, s:I}}", "up_to_date",
-                     dc_migrate_up_to_date(st), "history_table", st->history_exists, "migrations",
+    return json_pack("{s:b, s:b, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I}}", "up_to_date",
+                     dc_migrate_up_to_date(st), "history_table", st->history_exists, "runner_pid",
+                     st->runner_pid ? json_integer(st->runner_pid) : json_null(), "migrations",
                      list, "counts", "applied", (json_int_t)st->applied, "pending",
                      (json_int_t)st->pending, "failed", (json_int_t)st->failed, "edited",
                      (json_int_t)st->edited, "missing_locally", (json_int_t)st->missing);
@@ -86,6 +87,10 @@ static int run_status(dc_cli_t *cli, const dc_migrate_opts_t *opts, dc_error_t *
     else
         print_status_table(&st);
     int rc = 0;
+    if (st.runner_pid != 0)
+        dc_log_warn("pid %d holds the migration lock: a deploy is running now, and the migration "
+                    "it is applying shows as failed until it finishes",
+                    st.runner_pid);
     if (!dc_migrate_up_to_date(&st))
         rc = dc_error_set_code(err, DC_EXIT_PRECHECK,
                                "the database is not up to date: %zu pending, %zu failed, %zu "

@@ -299,8 +299,9 @@ static void warn_divergence(const dc_migrate_status_t *st)
                         "from the one recorded): the database has the old version",
                         e->name);
         else if (e->state == DC_MIG_MISSING_LOCALLY)
-            dc_log_warn("migration %s is applied in the database but missing from %s", e->name,
-                        st->history_exists ? "the migrations directory" : "?");
+            dc_log_warn("migration %s is applied in the database but missing from the "
+                        "migrations directory",
+                        e->name);
     }
 }
 
@@ -312,6 +313,8 @@ int dc_migrate_status(const dc_migrate_opts_t *opts, dc_migration_set_t *set, dc
     dc_session_t s;
     memset(&s, 0, sizeof(s));
     int rc = open_and_read(opts, "migrate status", false, false, &s, set, history, out, err);
+    if (rc == 0)
+        out->runner_pid = dc_session_runner_pid(&s);
     dc_session_close(&s);
     if (rc != 0) {
         dc_migrate_status_free(out);

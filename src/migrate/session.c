@@ -97,6 +97,27 @@ static char *describe_advisory_holder(PGconn *conn, long long key)
     return b.data;
 }
 
+int dc_session_runner_pid(dc_session_t *s)
+{
+    char ours[32], prisma[32];
+    snprintf(ours, sizeof(ours), "%lld", DC_MIGRATE_LOCK_KEY);
+    snprintf(prisma, sizeof(prisma), "%lld", DC_MIGRATE_PRISMA_LOCK_KEY);
+    const char *params[] = {ours, prisma};
+    dc_error_t ignored;
+    PGresult *res = dc_pg_query_params(
+        s->conn,
+        "SELECT l.pid FROM pg_catalog.pg_locks l"
+        " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.classid = 0"
+        " AND l.objid IN ($1::oid, $2::oid) AND l.pid <> pg_catalog.pg_backend_pid()"
+        " AND l.database = (SELECT oid FROM pg_catalog.pg_database"
+        "   WHERE datname = pg_catalog.current_database())"
+        " ORDER BY l.objid DESC LIMIT 1",
+        2, params, &ignored);
+    int pid = res != NULL && PQntuples(res) == 1 ? atoi(PQgetvalue(res, 0, 0)) : 0;
+    PQclear(res);
+    return pid;
+}
+
 static int try_lock(PGconn *conn, long long key, bool *got, dc_error_t *err)
 {
     char k[32];

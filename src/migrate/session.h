@@ -23,6 +23,8 @@ void dc_session_close(dc_session_t *s);
 /* Takes deployctl's runner lock (and, when prisma_too, Prisma's), waiting at most
  * lock_timeout_ms for each; exit code 75 with the holder named when it cannot. */
 int dc_session_lock(dc_session_t *s, bool prisma_too, dc_error_t *err);
+/* The pid of another session holding deployctl's or Prisma's migration lock, or 0. */
+int dc_session_runner_pid(dc_session_t *s);
 /* Runs one statement, logging the sessions that block it while it waits; the result (caller
  * clears), or NULL when the connection failed. */
 PGresult *dc_session_exec(dc_session_t *s, const char *sql);

@@ -40,6 +40,10 @@ add 20240102000000_next "INSERT INTO items VALUES (1);"
 a=$!
 wait_for "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND objid = $OUR_LOCK AND granted" "runner A's lock"
 a_pid=$(q "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = $OUR_LOCK AND granted")
+# status meanwhile: the migration being applied has no finished_at yet; the runner is named.
+run_deployctl migrate status --database "$url" --migrations "$dir" --json
+grep -q "\"runner_pid\":$a_pid" "$WORK/out" || fail "status does not name the running deploy: $(cat "$WORK/out")"
+grep -q "pid $a_pid holds the migration lock: a deploy is running now" "$WORK/err" || fail "status: $(cat "$WORK/err")"
 # Runner C waits long enough; runner B does not and is refused.
 "$DEPLOYCTL" migrate deploy --database "$url" --migrations "$dir" --json --lock-timeout 30s >"$WORK/c.out" 2>"$WORK/c.err" &
 c=$!

@@ -26,6 +26,7 @@ run_deployctl migrate deploy --database "$url" --migrations "$dir"
 [[ $rc -eq 0 ]] || fail "deploy: $(cat "$WORK/err")"
 status "$dir"
 [[ $rc -eq 0 ]] && grep -q '"up_to_date":true' "$WORK/out" && grep -q '"applied":8' "$WORK/out" || fail "after deploy: $(cat "$WORK/out")"
+grep -q '"runner_pid":null' "$WORK/out" || fail "a runner reported where none runs: $(cat "$WORK/out")"
 run_deployctl migrate status --database "$url" --migrations "$dir"
 [[ $rc -eq 0 ]] && grep -q "^20240210000000_add_inventory_items_name_batch_number_index  applied  *yes" "$WORK/out" ||
     fail "status table: $(cat "$WORK/out")"
