@@ -2,7 +2,8 @@
 # The main job on the embedded default, on a fresh Debian 12 machine: installs what is missing,
 # builds, starts a throwaway local PostgreSQL with the sample inventory application (its Prisma
 # migrations applied by `deployctl migrate deploy`, and sample data), then runs the most complete
-# flow deployctl has today: `deployctl backup`, `deployctl snapshots`, `deployctl show`.
+# flow deployctl has today: `lint`, `check`, `backup`, `snapshots`, `show`, `verify --deep`
+# and a parallel `restore` into a new database.
 # Snapshots go to the default store (file://<state dir>/snapshots); the cluster is removed at exit.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,3 +41,16 @@ echo "== deployctl snapshots"
 echo
 echo "== deployctl show $id"
 "$deployctl" show "$id"
+
+echo
+echo "== deployctl lint (the history holds the seed's contract steps: flagged, as they should be)"
+"$deployctl" lint "$app/prisma/migrations" || echo "(lint exited $?: a destructive step needs review)"
+echo
+echo "== deployctl check"
+"$deployctl" check --migrations "$app/prisma/migrations" || echo "(check exited $?)"
+echo
+echo "== deployctl verify --deep $id"
+"$deployctl" verify "$id" --deep
+echo
+echo "== deployctl restore $id --target .../inventory_copy --jobs 2"
+"$deployctl" restore "$id" --target "$DC_PG_URL_BASE/inventory_copy" --jobs 2
