@@ -67,6 +67,7 @@ typedef struct parallel {
     size_t to_load;       /* how many */
     size_t next_table;    /* in by_size */
     size_t tables_loaded; /* tables whose every chunk is committed */
+    size_t fks_left;      /* foreign key tasks not done yet */
     size_t next_blob, next_blob_piece;
     post_task_t *tasks;
     size_t task_count;
@@ -125,10 +126,12 @@ static bool table_loaded(const parallel_t *p, size_t table)
 /* A build needs its table loaded. A foreign key needs both tables loaded and built (their keys
  * exist, and no build of theirs waits behind its lock), and no other foreign key check on
  * either: each takes SHARE ROW EXCLUSIVE on both tables, so two of them in opposite directions
- * would deadlock. Relations the manifest has no rows for (partitioned parents) wait for every
- * table. */
+ * would deadlock. A build on a relation the manifest has no rows for (a partitioned parent,
+ * whose build may lock every partition) waits for every table and every foreign key task. */
 static bool post_ready(const parallel_t *p, const post_task_t *t)
 {
+    if (t->kind == STMT_BUILD && t->table == NO_TABLE) /* may lock many tables: alone */
+        return table_loaded(p, NO_TABLE) && p->fks_left == 0;
     if (t->kind == STMT_BUILD)
         return table_loaded(p, t->table);
     const table_state_t *a = &p->tables[t->table], *b = &p->tables[t->ref];
@@ -334,6 +337,7 @@ static int run_post_task(loader_t *l, post_task_t *t, dc_error_t *err)
     if (t->kind == STMT_BUILD && t->table != NO_TABLE)
         p->tables[t->table].builds_left--;
     set_fk_running(p, t, false);
+    p->fks_left -= t->kind == STMT_FOREIGN_KEY;
     pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->mu);
     return 0;
@@ -564,6 +568,7 @@ static void plan_post_data(parallel_t *p, const dc_script_t *script, stmt_kind_t
                                                   .ref = ref};
         if (kinds[i] == STMT_BUILD && table != NO_TABLE)
             p->tables[table].builds_left++;
+        p->fks_left += kinds[i] == STMT_FOREIGN_KEY;
     }
     dc_buf_free(&settings);
     dc_log_debug("post-data: %zu index, key and foreign key statements for the loaders",
