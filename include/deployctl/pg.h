@@ -102,17 +102,6 @@ int dc_pg_list_schemas(PGconn *conn, const char *const *excluded, char ***names,
 /* The oids of every large object, ascending (caller frees). */
 int dc_pg_list_large_objects(PGconn *conn, uint32_t **oids, size_t *count, dc_error_t *err);
 
-typedef struct dc_pg_migration {
-    char *name;
-    char *checksum;
-} dc_pg_migration_t;
-
-/* Applied migrations from Prisma's <schema>._prisma_migrations (schema NULL: public), if the
- * table exists. */
-int dc_pg_applied_migrations(PGconn *conn, const char *schema, dc_pg_migration_t **out,
-                             size_t *count, dc_error_t *err);
-void dc_pg_migrations_free(dc_pg_migration_t *list, size_t count);
-
 /* Locks the tables (but those in `skip`, already locked) in `mode` ("ACCESS SHARE",
  * "EXCLUSIVE"), waiting at most lock_timeout_ms, then naming the sessions in the way.
  * DC_PG_RETRY when a table was dropped meanwhile. */
