@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "deployctl/migrate.h"
+#include "deployctl/pg.h"
 #include "deployctl/stream.h"
 #include "deployctl/util.h"
 
@@ -212,35 +213,6 @@ const dc_migration_t *dc_migrate_find(const dc_migration_set_t *set, const char 
 
 /* ---- statements ---- */
 
-static int line_of(const char *text, size_t offset)
-{
-    int line = 1;
-    for (size_t i = 0; i < offset && text[i]; i++) {
-        if (text[i] == '\n')
-            line++;
-    }
-    return line;
-}
-
-/* Skips white space and comments before a statement. */
-static const char *skip_blank(const char *p, const char *end)
-{
-    while (p < end) {
-        if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') {
-            p++;
-        } else if (p + 1 < end && p[0] == '-' && p[1] == '-') {
-            while (p < end && *p != '\n')
-                p++;
-        } else if (p + 1 < end && p[0] == '/' && p[1] == '*') {
-            const char *close = strstr(p + 2, "*/");
-            p = close && close + 2 <= end ? close + 2 : end;
-        } else {
-            break;
-        }
-    }
-    return p;
-}
-
 static bool node_true(json_t *node, const char *key)
 {
     return json_is_true(json_object_get(node, key));
@@ -328,20 +300,15 @@ static void classify_node(const char *type, json_t *node, dc_migrate_stmt_t *st)
 
 static void add_statement(const char *sql, size_t len, json_t *entry, dc_migrate_script_t *out)
 {
-    size_t location = (size_t)json_integer_value(json_object_get(entry, "stmt_location"));
-    size_t stmt_len = (size_t)json_integer_value(json_object_get(entry, "stmt_len"));
-    if (location > len)
-        return;
-    if (stmt_len == 0 || location + stmt_len > len)
-        stmt_len = len - location;
-    const char *begin = sql + location;
-    const char *end = begin + stmt_len;
-    const char *start = skip_blank(begin, end);
-    if (start == end)
+    const char *begin, *start, *end;
+    if (!dc_pg_sql_statement(
+            sql, len, (size_t)json_integer_value(json_object_get(entry, "stmt_location")),
+            (size_t)json_integer_value(json_object_get(entry, "stmt_len")), &begin, &start, &end) ||
+        start == end)
         return;
     dc_migrate_stmt_t *st = &out->stmts[out->count++];
     st->text = dc_strndup(start, (size_t)(end - start));
-    st->line = line_of(sql, (size_t)(start - sql));
+    st->line = dc_pg_sql_line(sql, start);
     json_t *stmt = json_object_get(entry, "stmt");
     const char *type;
     json_t *node;
@@ -359,8 +326,7 @@ int dc_migrate_parse_script(const char *sql, const char *label, dc_migrate_scrip
     memset(out, 0, sizeof(*out));
     PgQueryParseResult parsed = pg_query_parse(sql);
     if (parsed.error != NULL) {
-        int line =
-            line_of(sql, parsed.error->cursorpos > 0 ? (size_t)parsed.error->cursorpos - 1 : 0);
+        int line = dc_pg_sql_line(sql, dc_pg_sql_error_at(sql, parsed.error->cursorpos));
         dc_error_set(err, "%s is not valid SQL at line %d: %s; fix the file (nothing was run)",
                      label, line, parsed.error->message);
         pg_query_free_parse_result(parsed);

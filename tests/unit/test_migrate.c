@@ -205,6 +205,19 @@ static void test_statement_details(void **state)
     assert_int_equal(
         dc_migrate_parse_script("SELECT 1;\nCREATE TABL x (a int);", "bad.sql", &sc, &err), -1);
     assert_non_null(strstr(err.message, "bad.sql is not valid SQL at line 2"));
+
+    /* Block comments nest, as PostgreSQL's do; an error's position counts characters. */
+    assert_int_equal(
+        dc_migrate_parse_script("/* a /* nested */ b */\nSELECT 1;", "n.sql", &sc, &err), 0);
+    assert_int_equal(sc.count, 1);
+    assert_string_equal(sc.stmts[0].text, "SELECT 1");
+    assert_int_equal(sc.stmts[0].line, 2);
+    dc_migrate_script_free(&sc);
+    assert_int_equal(dc_migrate_parse_script("-- \u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9"
+                                             "\u00e9\u00e9\u00e9\u00e9\nSELEC 1;",
+                                             "u.sql", &sc, &err),
+                     -1);
+    assert_non_null(strstr(err.message, "u.sql is not valid SQL at line 2"));
 }
 
 /* ---- status ---- */
