@@ -32,11 +32,30 @@ typedef struct dc_migration_set {
     char *dir;
     dc_migration_t *items; /* in name (timestamp) order, as Prisma applies them */
     size_t count;
+    char **skipped; /* subdirectories without migration.sql (only with skip_incomplete) */
+    size_t skipped_count;
 } dc_migration_set_t;
+
+/* How the directory is read. dc_migrate_read_dir reads as the runner must: every option off. */
+typedef struct dc_migrate_read_opts {
+    /* A subdirectory without migration.sql is not a migration: named in set->skipped (or, for
+     * dc_migrate_read_one, left with sql NULL) instead of an error. For lint. */
+    bool skip_incomplete;
+    /* migration_lock.toml's provider is not checked (lint only reads the SQL). */
+    bool any_provider;
+} dc_migrate_read_opts_t;
 
 /* Reads <dir>/<name>/migration.sql (and down.sql) for every subdirectory, in name order, and
  * checks migration_lock.toml names provider "postgresql". Errors name the file and what to do. */
 int dc_migrate_read_dir(const char *dir, dc_migration_set_t *out, dc_error_t *err);
+/* The same with options (NULL: as dc_migrate_read_dir). */
+int dc_migrate_read_dir_with(const char *dir, const dc_migrate_read_opts_t *opts,
+                             dc_migration_set_t *out, dc_error_t *err);
+/* Reads one migration, <dir>/<name>/migration.sql and down.sql (opts NULL: all off); free it
+ * with dc_migration_free. */
+int dc_migrate_read_one(const char *dir, const char *name, const dc_migrate_read_opts_t *opts,
+                        dc_migration_t *out, dc_error_t *err);
+void dc_migration_free(dc_migration_t *m);
 void dc_migrate_set_free(dc_migration_set_t *set);
 /* The migration of that name in the set, or NULL. */
 const dc_migration_t *dc_migrate_find(const dc_migration_set_t *set, const char *name);

@@ -1,7 +1,6 @@
 /* Finding the migrations to lint: Prisma's layout, <dir>/<timestamp>_<name>/migration.sql, in
- * name order (down.sql and migration_lock.toml are not migrations), or one .sql file. Kept small
- * and private to lint; the migrate runner has its own reader. */
-#include <dirent.h>
+ * name order, read by the migrate module's reader (dc_migrate_read_dir_with: directories without
+ * migration.sql are skipped, any provider), or one .sql file. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,104 +8,58 @@
 #include <sys/stat.h>
 
 #include "deployctl/log.h"
+#include "deployctl/migrate.h"
 #include "deployctl/util.h"
 #include "lint_intern.h"
 
-static int read_text(const char *path, char **out, dc_error_t *err)
+/* How lint reads a migrations directory: what is not a migration is skipped, not an error. */
+static const dc_migrate_read_opts_t READ_OPTS = {.skip_incomplete = true, .any_provider = true};
+
+/* Lints a file's text; a NUL byte makes it no SQL text file. */
+static int lint_text(const char *sql, size_t len, const char *name, const char *file,
+                     const char *path, dc_lint_result_t *out, dc_error_t *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return dc_error_set(err, "cannot open %s: %s", path, strerror(errno));
-    dc_buf_t buf = {0};
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        dc_buf_append(&buf, chunk, n);
-    bool failed = ferror(f) != 0;
-    fclose(f);
-    if (failed) {
-        dc_buf_free(&buf);
-        return dc_error_set(err, "cannot read %s", path);
-    }
-    if (buf.len > 0 && memchr(buf.data, '\0', buf.len) != NULL) {
-        dc_buf_free(&buf);
+    if (memchr(sql, '\0', len) != NULL)
         return dc_error_set(err, "%s holds NUL bytes: it is not a SQL text file", path);
-    }
-    dc_buf_append(&buf, "", 1);
-    *out = (char *)buf.data;
-    return 0;
+    return lint_sql_named(sql, name, file, path, out, err);
 }
 
 int dc_lint_file(const char *path, const char *name, dc_lint_result_t *out, dc_error_t *err)
 {
     char *sql;
-    if (read_text(path, &sql, err) != 0)
+    size_t len;
+    if (dc_read_file(path, 0, false, &sql, &len, err) != 0)
         return -1;
-    int rc = lint_sql_named(sql, name ? name : path, name ? name : path, path, out, err);
+    int rc = lint_text(sql, len, name ? name : path, name ? name : path, path, out, err);
     free(sql);
     return rc;
 }
 
-static int compare_names(const void *a, const void *b)
+static void log_skipped(const char *dir, const char *name)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    dc_log(DC_LOG_WARN, "%s/%s holds no migration.sql: not a migration, skipped", dir, name);
 }
 
-static bool is_dir(const char *path)
+/* One migration as read by the migrate module; findings name it <name>/migration.sql. */
+static int lint_one(const dc_migration_t *m, dc_lint_result_t *out, dc_error_t *err)
 {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-/* The migration directories under dir, sorted; the caller frees the array and its strings. */
-static int list_migrations(const char *dir, char ***names, size_t *count, dc_error_t *err)
-{
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return dc_error_set(err, "cannot read the migrations directory %s: %s", dir,
-                            strerror(errno));
-    size_t cap = 0;
-    *names = NULL;
-    *count = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        char *sub = dc_sprintf("%s/%s", dir, e->d_name);
-        bool migration = is_dir(sub);
-        free(sub);
-        if (!migration)
-            continue; /* migration_lock.toml and other files */
-        if (*count == cap) {
-            cap = cap ? cap * 2 : 32;
-            *names = dc_realloc(*names, cap * sizeof(char *));
-        }
-        (*names)[(*count)++] = dc_strdup(e->d_name);
-    }
-    closedir(d);
-    if (*count > 0)
-        qsort(*names, *count, sizeof(char *), compare_names);
-    return 0;
+    char *file = dc_sprintf("%s/migration.sql", m->name);
+    int rc = lint_text(m->sql, m->sql_len, m->name, file, m->path, out, err);
+    free(file);
+    return rc;
 }
 
 int dc_lint_migration(const char *dir, const char *name, dc_lint_result_t *out, dc_error_t *err)
 {
-    char *path = dc_sprintf("%s/%s/migration.sql", dir, name);
-    char *file = dc_sprintf("%s/migration.sql", name);
+    dc_migration_t m;
+    if (dc_migrate_read_one(dir, name, &READ_OPTS, &m, err) != 0)
+        return -1;
     int rc = 0;
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        dc_log(DC_LOG_WARN, "%s/%s holds no migration.sql: not a migration, skipped", dir, name);
-    } else {
-        char *sql;
-        rc = read_text(path, &sql, err);
-        if (rc == 0) {
-            rc = lint_sql_named(sql, name, file, path, out, err);
-            free(sql);
-        }
-    }
-    free(path);
-    free(file);
+    if (m.sql == NULL)
+        log_skipped(dir, name);
+    else
+        rc = lint_one(&m, out, err);
+    dc_migration_free(&m);
     return rc;
 }
 
@@ -126,19 +79,15 @@ int dc_lint_dir(const char *dir, dc_lint_result_t *out, dc_error_t *err)
     char *clean = dc_strdup(dir);
     for (size_t n = strlen(clean); n > 1 && clean[n - 1] == '/'; n--)
         clean[n - 1] = '\0';
-    char **names = NULL;
-    size_t count = 0;
-    if (list_migrations(clean, &names, &count, err) != 0) {
-        free(clean);
-        return -1;
+    dc_migration_set_t set;
+    int rc = dc_migrate_read_dir_with(clean, &READ_OPTS, &set, err);
+    if (rc == 0) {
+        for (size_t i = 0; i < set.skipped_count; i++)
+            log_skipped(clean, set.skipped[i]);
+        for (size_t i = 0; rc == 0 && i < set.count; i++)
+            rc = lint_one(&set.items[i], out, err);
+        dc_migrate_set_free(&set);
     }
-    int rc = 0;
-    for (size_t i = 0; i < count; i++) {
-        if (rc == 0)
-            rc = dc_lint_migration(clean, names[i], out, err);
-        free(names[i]);
-    }
-    free(names);
     free(clean);
     return rc;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "deployctl/pg.h"
 #include "deployctl/util.h"
 #include "lint_intern.h"
 
@@ -16,34 +17,6 @@
 static const char ALLOW_TAG[] = "deployctl:allow";
 
 /* ---- positions ---- */
-
-/* Skips white space and comments (PostgreSQL's block comments nest); returns the offset of the
- * statement proper. libpg_query's stmt_location points just past the previous semicolon. */
-static size_t skip_blank(const char *sql, size_t p, size_t end)
-{
-    while (p < end) {
-        if (sql[p] == ' ' || sql[p] == '\t' || sql[p] == '\n' || sql[p] == '\r' || sql[p] == '\f') {
-            p++;
-        } else if (p + 1 < end && sql[p] == '-' && sql[p + 1] == '-') {
-            while (p < end && sql[p] != '\n')
-                p++;
-        } else if (p + 1 < end && sql[p] == '/' && sql[p + 1] == '*') {
-            int depth = 1;
-            for (p += 2; p < end && depth > 0; p++) {
-                if (p + 1 < end && sql[p] == '/' && sql[p + 1] == '*') {
-                    depth++;
-                    p++;
-                } else if (p + 1 < end && sql[p] == '*' && sql[p + 1] == '/') {
-                    depth--;
-                    p++;
-                }
-            }
-        } else {
-            break;
-        }
-    }
-    return p;
-}
 
 /* Lines are counted forward from the last statement, so a file is read once. */
 typedef struct line_cursor {
@@ -62,18 +35,6 @@ static int line_at(line_cursor_t *cur, const char *sql, size_t pos)
             cur->line++;
     }
     return cur->line;
-}
-
-/* The parser reports an error position in characters (1-based), not bytes. */
-static size_t byte_of_char(const char *sql, int cursorpos)
-{
-    size_t p = 0;
-    for (int chars = 0; sql[p] != '\0' && chars < cursorpos - 1; chars++) {
-        p++;
-        while (((unsigned char)sql[p] & 0xC0) == 0x80)
-            p++;
-    }
-    return p;
 }
 
 /* The statement on one line: white space runs collapsed, shortened on a UTF-8 boundary. */
@@ -201,16 +162,15 @@ void lint_report(lint_ctx_t *ctx, const char *rule_id, const char *fmt, ...)
 static void lint_statement(lint_ctx_t *ctx, const char *sql, size_t len, json_t *raw,
                            line_cursor_t *cur)
 {
-    size_t loc = (size_t)json_integer_value(lint_json_get(raw, "stmt_location"));
-    size_t slen = (size_t)json_integer_value(lint_json_get(raw, "stmt_len"));
-    size_t end = slen > 0 ? loc + slen : len; /* the last statement runs to the end */
-    if (loc > len || end > len)
+    const char *begin, *start, *end;
+    if (!dc_pg_sql_statement(
+            sql, len, (size_t)json_integer_value(lint_json_get(raw, "stmt_location")),
+            (size_t)json_integer_value(lint_json_get(raw, "stmt_len")), &begin, &start, &end))
         return;
-    size_t start = skip_blank(sql, loc, end);
-    char *text = display_text(sql + start, end - start);
-    ctx->line = line_at(cur, sql, start);
+    char *text = display_text(start, (size_t)(end - start));
+    ctx->line = line_at(cur, sql, (size_t)(start - sql));
     ctx->statement = text;
-    collect_allow(ctx, sql, loc, start);
+    collect_allow(ctx, sql, (size_t)(begin - sql), (size_t)(start - sql));
     lint_check_statement(ctx, lint_json_get(raw, "stmt"));
     for (size_t i = 0; i < ctx->allow_count; i++) {
         if (dc_lint_rule_find(ctx->allow[i]) == NULL)
@@ -237,7 +197,9 @@ int lint_sql_named(const char *sql, const char *name, const char *file, const ch
             dc_error_set(err,
                          "%s:%d: %s; PostgreSQL would refuse this migration too: fix the SQL "
                          "and lint again",
-                         label, line_at(&cur, sql, byte_of_char(sql, parsed.error->cursorpos)),
+                         label,
+                         line_at(&cur, sql,
+                                 (size_t)(dc_pg_sql_error_at(sql, parsed.error->cursorpos) - sql)),
                          parsed.error->message);
         else
             dc_error_set(err, "%s: %s; fix the SQL and lint again", label, parsed.error->message);

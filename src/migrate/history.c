@@ -84,7 +84,7 @@ int dc_history_read(PGconn *conn, const char *schema, dc_history_t *out, dc_erro
 {
     memset(out, 0, sizeof(*out));
     if (table_exists(conn, schema, &out->exists, err) != 0)
-        return -1;
+        return dc_error_prefix(err, "cannot read the migration history: ");
     if (!out->exists)
         return 0;
     char *table = dc_history_table(conn, schema);

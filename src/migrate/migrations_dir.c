@@ -4,7 +4,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <pg_query.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,8 @@
 #include <sys/stat.h>
 
 #include "deployctl/migrate.h"
+#include "deployctl/pg.h"
+#include "deployctl/stream.h"
 #include "deployctl/util.h"
 
 #define MAX_FILE_BYTES (256u * 1024u * 1024u)
@@ -20,10 +21,7 @@
 
 void dc_migrate_checksum(const void *data, size_t len, char out[65])
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0;
-    EVP_Digest(data, len, md, &md_len, EVP_sha256(), NULL);
-    dc_hex_encode(md, md_len, out);
+    dc_sha256_hex(data, len, out);
 }
 
 /* The script with every CRLF turned into LF (to_crlf false) or every lone LF into CRLF. */
@@ -65,35 +63,7 @@ bool dc_migrate_checksum_matches(const char *sql, size_t len, const char *record
 
 static int read_file(const char *path, bool optional, char **out, size_t *out_len, dc_error_t *err)
 {
-    *out = NULL;
-    *out_len = 0;
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        if (optional && errno == ENOENT)
-            return 0;
-        return dc_error_set(err, "cannot read %s: %s", path, strerror(errno));
-    }
-    dc_buf_t b = {0};
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-        dc_buf_append(&b, chunk, n);
-        if (b.len > MAX_FILE_BYTES) {
-            fclose(f);
-            dc_buf_free(&b);
-            return dc_error_set(err, "%s is larger than 256 MiB: not a migration", path);
-        }
-    }
-    bool failed = ferror(f) != 0;
-    fclose(f);
-    if (failed) {
-        dc_buf_free(&b);
-        return dc_error_set(err, "cannot read %s", path);
-    }
-    dc_buf_append(&b, "", 0); /* an empty file is still a string */
-    *out = b.data;
-    *out_len = b.len;
-    return 0;
+    return dc_read_file(path, MAX_FILE_BYTES, optional, out, out_len, err);
 }
 
 /* migration_lock.toml records the provider the migrations were written for. */
@@ -124,28 +94,50 @@ static int compare_names(const void *a, const void *b)
     return strcmp(((const dc_migration_t *)a)->name, ((const dc_migration_t *)b)->name);
 }
 
-static int read_one(const char *dir, const char *name, dc_migration_t *m, dc_error_t *err)
+static int compare_strings(const void *a, const void *b)
 {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static const dc_migrate_read_opts_t DEFAULT_OPTS = {0};
+
+int dc_migrate_read_one(const char *dir, const char *name, const dc_migrate_read_opts_t *opts,
+                        dc_migration_t *m, dc_error_t *err)
+{
+    if (opts == NULL)
+        opts = &DEFAULT_OPTS;
     memset(m, 0, sizeof(*m));
     m->name = dc_strdup(name);
     m->path = dc_sprintf("%s/%s/migration.sql", dir, name);
     char *down_path = dc_sprintf("%s/%s/down.sql", dir, name);
     int rc = read_file(m->path, true, &m->sql, &m->sql_len, err);
-    if (rc == 0 && m->sql == NULL)
-        rc = dc_error_set(err,
-                          "migration directory %s/%s has no migration.sql: remove the directory "
-                          "or add its migration.sql",
-                          dir, name);
-    if (rc == 0)
+    if (rc == 0 && m->sql == NULL) {
+        if (!opts->skip_incomplete)
+            rc = dc_error_set(err,
+                              "migration directory %s/%s has no migration.sql: remove the "
+                              "directory or add its migration.sql",
+                              dir, name);
+    } else if (rc == 0) {
         rc = read_file(down_path, true, &m->down_sql, &m->down_len, err);
-    if (rc == 0)
-        dc_migrate_checksum(m->sql, m->sql_len, m->checksum);
+        if (rc == 0)
+            dc_migrate_checksum(m->sql, m->sql_len, m->checksum);
+    }
     free(down_path);
+    if (rc != 0)
+        dc_migration_free(m);
     return rc;
 }
 
 int dc_migrate_read_dir(const char *dir, dc_migration_set_t *out, dc_error_t *err)
 {
+    return dc_migrate_read_dir_with(dir, NULL, out, err);
+}
+
+int dc_migrate_read_dir_with(const char *dir, const dc_migrate_read_opts_t *opts,
+                             dc_migration_set_t *out, dc_error_t *err)
+{
+    if (opts == NULL)
+        opts = &DEFAULT_OPTS;
     memset(out, 0, sizeof(*out));
     DIR *d = opendir(dir);
     if (d == NULL)
@@ -154,7 +146,7 @@ int dc_migrate_read_dir(const char *dir, dc_migration_set_t *out, dc_error_t *er
                             "--migrations DIR (or migrations.dir in the config file)",
                             dir, strerror(errno));
     out->dir = dc_strdup(dir);
-    int rc = check_lock_file(dir, err);
+    int rc = opts->any_provider ? 0 : check_lock_file(dir, err);
     struct dirent *e;
     while (rc == 0 && (e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.')
@@ -165,9 +157,17 @@ int dc_migrate_read_dir(const char *dir, dc_migration_set_t *out, dc_error_t *er
         free(path);
         if (!is_dir)
             continue; /* migration_lock.toml, READMEs */
-        out->items = dc_realloc(out->items, (out->count + 1) * sizeof(dc_migration_t));
-        rc = read_one(dir, e->d_name, &out->items[out->count], err);
-        out->count++;
+        dc_migration_t m;
+        rc = dc_migrate_read_one(dir, e->d_name, opts, &m, err);
+        if (rc == 0 && m.sql == NULL) {
+            out->skipped = dc_realloc(out->skipped, (out->skipped_count + 1) * sizeof(char *));
+            out->skipped[out->skipped_count++] = m.name;
+            m.name = NULL;
+            dc_migration_free(&m);
+        } else if (rc == 0) {
+            out->items = dc_realloc(out->items, (out->count + 1) * sizeof(dc_migration_t));
+            out->items[out->count++] = m;
+        }
     }
     closedir(d);
     if (rc != 0) {
@@ -176,18 +176,28 @@ int dc_migrate_read_dir(const char *dir, dc_migration_set_t *out, dc_error_t *er
     }
     if (out->count > 1)
         qsort(out->items, out->count, sizeof(dc_migration_t), compare_names);
+    if (out->skipped_count > 1)
+        qsort(out->skipped, out->skipped_count, sizeof(char *), compare_strings);
     return 0;
+}
+
+void dc_migration_free(dc_migration_t *m)
+{
+    free(m->name);
+    free(m->path);
+    free(m->sql);
+    free(m->down_sql);
+    memset(m, 0, sizeof(*m));
 }
 
 void dc_migrate_set_free(dc_migration_set_t *set)
 {
-    for (size_t i = 0; i < set->count; i++) {
-        free(set->items[i].name);
-        free(set->items[i].path);
-        free(set->items[i].sql);
-        free(set->items[i].down_sql);
-    }
+    for (size_t i = 0; i < set->count; i++)
+        dc_migration_free(&set->items[i]);
     free(set->items);
+    for (size_t i = 0; i < set->skipped_count; i++)
+        free(set->skipped[i]);
+    free(set->skipped);
     free(set->dir);
     memset(set, 0, sizeof(*set));
 }
@@ -202,35 +212,6 @@ const dc_migration_t *dc_migrate_find(const dc_migration_set_t *set, const char 
 }
 
 /* ---- statements ---- */
-
-static int line_of(const char *text, size_t offset)
-{
-    int line = 1;
-    for (size_t i = 0; i < offset && text[i]; i++) {
-        if (text[i] == '\n')
-            line++;
-    }
-    return line;
-}
-
-/* Skips white space and comments before a statement. */
-static const char *skip_blank(const char *p, const char *end)
-{
-    while (p < end) {
-        if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') {
-            p++;
-        } else if (p + 1 < end && p[0] == '-' && p[1] == '-') {
-            while (p < end && *p != '\n')
-                p++;
-        } else if (p + 1 < end && p[0] == '/' && p[1] == '*') {
-            const char *close = strstr(p + 2, "*/");
-            p = close && close + 2 <= end ? close + 2 : end;
-        } else {
-            break;
-        }
-    }
-    return p;
-}
 
 static bool node_true(json_t *node, const char *key)
 {
@@ -319,20 +300,15 @@ static void classify_node(const char *type, json_t *node, dc_migrate_stmt_t *st)
 
 static void add_statement(const char *sql, size_t len, json_t *entry, dc_migrate_script_t *out)
 {
-    size_t location = (size_t)json_integer_value(json_object_get(entry, "stmt_location"));
-    size_t stmt_len = (size_t)json_integer_value(json_object_get(entry, "stmt_len"));
-    if (location > len)
-        return;
-    if (stmt_len == 0 || location + stmt_len > len)
-        stmt_len = len - location;
-    const char *begin = sql + location;
-    const char *end = begin + stmt_len;
-    const char *start = skip_blank(begin, end);
-    if (start == end)
+    const char *begin, *start, *end;
+    if (!dc_pg_sql_statement(
+            sql, len, (size_t)json_integer_value(json_object_get(entry, "stmt_location")),
+            (size_t)json_integer_value(json_object_get(entry, "stmt_len")), &begin, &start, &end) ||
+        start == end)
         return;
     dc_migrate_stmt_t *st = &out->stmts[out->count++];
     st->text = dc_strndup(start, (size_t)(end - start));
-    st->line = line_of(sql, (size_t)(start - sql));
+    st->line = dc_pg_sql_line(sql, start);
     json_t *stmt = json_object_get(entry, "stmt");
     const char *type;
     json_t *node;
@@ -350,8 +326,7 @@ int dc_migrate_parse_script(const char *sql, const char *label, dc_migrate_scrip
     memset(out, 0, sizeof(*out));
     PgQueryParseResult parsed = pg_query_parse(sql);
     if (parsed.error != NULL) {
-        int line =
-            line_of(sql, parsed.error->cursorpos > 0 ? (size_t)parsed.error->cursorpos - 1 : 0);
+        int line = dc_pg_sql_line(sql, dc_pg_sql_error_at(sql, parsed.error->cursorpos));
         dc_error_set(err, "%s is not valid SQL at line %d: %s; fix the file (nothing was run)",
                      label, line, parsed.error->message);
         pg_query_free_parse_result(parsed);

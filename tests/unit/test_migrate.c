@@ -89,6 +89,20 @@ static void test_read_dir_errors(void **state)
     write_file(dir, "20240101000000_a/notes.txt", "no migration.sql here\n");
     assert_int_equal(dc_migrate_read_dir(dir, &set, &err), -1);
     assert_non_null(strstr(err.message, "20240101000000_a has no migration.sql"));
+    /* As lint reads: a directory without migration.sql is skipped, any provider is read. */
+    write_file(dir, "migration_lock.toml", "provider = \"mysql\"\n");
+    write_file(dir, "20240201000000_b/migration.sql", "SELECT 2;\n");
+    dc_migrate_read_opts_t lenient = {.skip_incomplete = true, .any_provider = true};
+    assert_int_equal(dc_migrate_read_dir_with(dir, &lenient, &set, &err), 0);
+    assert_int_equal(set.count, 1);
+    assert_string_equal(set.items[0].name, "20240201000000_b");
+    assert_int_equal(set.skipped_count, 1);
+    assert_string_equal(set.skipped[0], "20240101000000_a");
+    dc_migrate_set_free(&set);
+    dc_migration_t one;
+    assert_int_equal(dc_migrate_read_one(dir, "20240101000000_a", &lenient, &one, &err), 0);
+    assert_null(one.sql);
+    dc_migration_free(&one);
     remove_dir(dir);
     assert_int_equal(dc_migrate_read_dir(dir, &set, &err), -1);
     assert_non_null(strstr(err.message, "--migrations DIR"));
@@ -191,6 +205,19 @@ static void test_statement_details(void **state)
     assert_int_equal(
         dc_migrate_parse_script("SELECT 1;\nCREATE TABL x (a int);", "bad.sql", &sc, &err), -1);
     assert_non_null(strstr(err.message, "bad.sql is not valid SQL at line 2"));
+
+    /* Block comments nest, as PostgreSQL's do; an error's position counts characters. */
+    assert_int_equal(
+        dc_migrate_parse_script("/* a /* nested */ b */\nSELECT 1;", "n.sql", &sc, &err), 0);
+    assert_int_equal(sc.count, 1);
+    assert_string_equal(sc.stmts[0].text, "SELECT 1");
+    assert_int_equal(sc.stmts[0].line, 2);
+    dc_migrate_script_free(&sc);
+    assert_int_equal(dc_migrate_parse_script("-- \u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9"
+                                             "\u00e9\u00e9\u00e9\u00e9\nSELEC 1;",
+                                             "u.sql", &sc, &err),
+                     -1);
+    assert_non_null(strstr(err.message, "u.sql is not valid SQL at line 2"));
 }
 
 /* ---- status ---- */
