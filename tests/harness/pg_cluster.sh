@@ -22,26 +22,8 @@ pg_bin() {
     exit 1
 }
 
-as_postgres() {
-    if [[ $(id -u) -eq 0 ]]; then
-        runuser -u postgres -- "$@"
-    else
-        "$@"
-    fi
-}
-
-free_port() {
-    local p
-    for _ in $(seq 1 50); do
-        p=$((20000 + RANDOM % 20000))
-        if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
-            echo "$p"
-            return
-        fi
-    done
-    echo "pg_cluster.sh: no free port found" >&2
-    exit 1
-}
+# shellcheck source=fixture_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/fixture_lib.sh"
 
 stop_cluster() {
     [[ -f $state/env ]] || return 0

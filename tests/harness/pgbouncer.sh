@@ -16,26 +16,8 @@ state=${2:?state directory}
 mkdir -p "$state"
 pg_env=$(dirname "$state")/pg/env
 
-as_postgres() {
-    if [[ $(id -u) -eq 0 ]]; then
-        runuser -u postgres -- "$@"
-    else
-        "$@"
-    fi
-}
-
-free_port() {
-    local p
-    for _ in $(seq 1 50); do
-        p=$((20000 + RANDOM % 20000))
-        if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
-            echo "$p"
-            return
-        fi
-    done
-    echo "pgbouncer.sh: no free port found" >&2
-    exit 1
-}
+# shellcheck source=fixture_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/fixture_lib.sh"
 
 stop_bouncer() {
     [[ -f $state/env ]] || return 0

@@ -20,6 +20,7 @@
 #include "deployctl/store.h"
 #include "deployctl/stream.h"
 #include "deployctl/util.h"
+#include "unit_tmpdir.h"
 
 #define CHUNKS 5
 
@@ -58,8 +59,7 @@ static int setup(void **state)
 {
     fixture_t *fx = calloc(1, sizeof(*fx));
     dc_error_t err = {0};
-    snprintf(fx->dir, sizeof(fx->dir), "/tmp/dc-test-reader-XXXXXX");
-    if (mkdtemp(fx->dir) == NULL)
+    if (unit_tmpdir_new(fx->dir, sizeof(fx->dir), "reader") != 0)
         return -1;
     fx->url = dc_sprintf("file://%s/store", fx->dir);
     if (dc_store_open(fx->url, &fx->store, &err) != 0 ||
@@ -104,14 +104,6 @@ static int setup(void **state)
     return 0;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int teardown(void **state)
 {
     fixture_t *fx = *state;
@@ -119,7 +111,7 @@ static int teardown(void **state)
     dc_manifest_free(fx->m);
     for (int i = 0; i < CHUNKS + 2; i++)
         free(fx->contents[i]);
-    nftw(fx->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    unit_tmpdir_remove(fx->dir);
     free(fx->archive_path);
     free(fx->url);
     free(fx);

@@ -17,6 +17,7 @@
 
 #include "deployctl/store.h"
 #include "deployctl/util.h"
+#include "unit_tmpdir.h"
 
 typedef struct fixture {
     char dir[64]; /* the mkdtemp directory */
@@ -31,8 +32,7 @@ static int setup(void **state)
     dc_error_t err = {0};
     if (fx == NULL)
         return -1;
-    snprintf(fx->dir, sizeof(fx->dir), "/tmp/dc-test-store-XXXXXX");
-    if (mkdtemp(fx->dir) == NULL) {
+    if (unit_tmpdir_new(fx->dir, sizeof(fx->dir), "store") != 0) {
         free(fx);
         return -1;
     }
@@ -48,19 +48,11 @@ static int setup(void **state)
     return 0;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int teardown(void **state)
 {
     fixture_t *fx = *state;
     dc_store_close(fx->store);
-    int rc = nftw(fx->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    int rc = unit_tmpdir_remove(fx->dir);
     free(fx->root);
     free(fx->url);
     free(fx);

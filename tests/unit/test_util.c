@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "deployctl/util.h"
+#include "unit_tmpdir.h"
 
 #define KiB (1024ULL)
 #define MiB (1024ULL * KiB)
@@ -339,8 +340,7 @@ static int make_tmp_dir(void **state)
     tmp_dir_t *t = malloc(sizeof(*t));
     if (t == NULL)
         return -1;
-    snprintf(t->path, sizeof(t->path), "/tmp/dc-test-util-XXXXXX");
-    if (mkdtemp(t->path) == NULL) {
+    if (unit_tmpdir_new(t->path, sizeof(t->path), "util") != 0) {
         free(t);
         return -1;
     }
@@ -348,18 +348,10 @@ static int make_tmp_dir(void **state)
     return 0;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int remove_tmp_dir(void **state)
 {
     tmp_dir_t *t = *state;
-    int rc = nftw(t->path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    int rc = unit_tmpdir_remove(t->path);
     free(t);
     return rc;
 }
