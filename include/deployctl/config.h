@@ -18,6 +18,7 @@ typedef enum {
     DC_CMD_RESTORE = 1u << 3,
     DC_CMD_VERIFY = 1u << 4,
     DC_CMD_CHECK = 1u << 7, /* bits 5 and 6 left for migrate and lint */
+    DC_CMD_PRUNE = 1u << 8,
     DC_CMD_ALL = 0xffffu,
 } dc_command_mask_t;
 
@@ -60,6 +61,14 @@ typedef enum {
     DC_OPT_MAX_SNAPSHOT_AGE,
     DC_OPT_MAX_TRANSACTION_AGE,
     DC_OPT_STRICT,
+    /* prune */
+    DC_OPT_KEEP_LAST,
+    DC_OPT_KEEP_DAILY,
+    DC_OPT_KEEP_WEEKLY,
+    DC_OPT_KEEP_MONTHLY,
+    DC_OPT_INCOMPLETE_GRACE,
+    DC_OPT_PRE_RESTORE_WINDOW,
+    DC_OPT_DRY_RUN,
     DC_OPT_COUNT
 } dc_opt_id_t;
 
@@ -68,7 +77,7 @@ typedef enum {
     DC_TYPE_BOOL, /* a flag: present or not */
     DC_TYPE_INT,
     DC_TYPE_SIZE,     /* "64MiB" */
-    DC_TYPE_DURATION, /* "30s" */
+    DC_TYPE_DURATION, /* "30s", "24h", "7d" */
     DC_TYPE_ENUM,
 } dc_opt_type_t;
 
