@@ -18,7 +18,8 @@
  *     verification succeeded;
  *   - pinned snapshots (something, such as an unfinished release, depends on them: see "pins"
  *     in snapshot.h);
- *   - pre-restore snapshots younger than the pre-restore window (default 7 days): they hold
+ *   - pre-restore snapshots younger than the pre-restore window (default 7 days, at least 1
+ *     hour): they hold
  *     what a restore replaced, and a failed restore names one as the way back. They are not
  *     counted by the keep-* rules, which describe the regular history ("latest" never means a
  *     pre-restore snapshot either); once older than the window, they go;
@@ -69,6 +70,8 @@ typedef struct dc_retention_policy {
 /* Default seconds for the policy's durations. */
 #define DC_RETENTION_INCOMPLETE_GRACE   (24 * 3600)
 #define DC_RETENTION_PRE_RESTORE_WINDOW (7 * 24 * 3600)
+/* The shortest pre-restore window a policy may have. */
+#define DC_RETENTION_PRE_RESTORE_MIN 3600
 
 typedef struct dc_retention_item {
     /* in */
@@ -87,7 +90,8 @@ typedef struct dc_retention_item {
 } dc_retention_item_t;
 
 /* Refuses a policy that would keep nothing by rule (no keep-* above 0): an empty policy is a
- * mistake, never a request to delete everything. */
+ * mistake, never a request to delete everything. Refuses a pre-restore window shorter than
+ * DC_RETENTION_PRE_RESTORE_MIN too. */
 int dc_retention_policy_check(const dc_retention_policy_t *policy, dc_error_t *err);
 
 /* Decides keep or delete, with reasons, for every item (in any order; the array is not

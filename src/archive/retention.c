@@ -56,8 +56,14 @@ int dc_retention_policy_check(const dc_retention_policy_t *p, dc_error_t *err)
                             "nothing by rule): give at least one of --keep-last, --keep-daily, "
                             "--keep-weekly, --keep-monthly (or keep_* in the config file's "
                             "[retention] section)");
-    if (p->incomplete_grace < 0 || p->pre_restore_window < 0)
-        return dc_error_set(err, "retention durations cannot be negative");
+    if (p->incomplete_grace < 0)
+        return dc_error_set(err, "the incomplete grace cannot be negative");
+    /* A failed restore names its pre-restore snapshot as the way back: it must outlive the
+     * minutes it takes someone to read that message, whatever the settings. */
+    if (p->pre_restore_window < DC_RETENTION_PRE_RESTORE_MIN)
+        return dc_error_set(err, "the pre-restore window must be at least 1h (a failed restore "
+                                 "points at its pre-restore snapshot as the way back); give "
+                                 "--pre-restore-window 1h or more");
     return 0;
 }
 

@@ -54,7 +54,8 @@ static const dc_command_t commands[] = {
      "--json prints them as an object. Exits 4 when a check failed (--strict: or warned).",
      0, 0, dc_cmd_check},
     {"prune", DC_CMD_PRUNE,
-     "--keep-last N | --keep-daily N | --keep-weekly N | --keep-monthly N [--dry-run]",
+     "[--keep-last N] [--keep-daily N] [--keep-weekly N] [--keep-monthly N] [--dry-run] "
+     "[--database URL|all]",
      "delete old snapshots by retention rules",
      "Applies retention to the snapshots of --database (or of every database in the store with\n"
      "--database all): the N newest (--keep-last), the newest of each of the last N days,\n"

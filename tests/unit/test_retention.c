@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "deployctl/retention.h"
+#include "deployctl/util.h"
 
 enum {
     VERIFIED = 1,
@@ -340,8 +341,12 @@ static void test_no_policy_refused(void **state)
     p.keep_monthly = -1;
     p.keep_daily = 1;
     assert_int_equal(dc_retention_policy_check(&p, &err), -1);
-    assert_int_equal(dc_retention_policy_check(&(dc_retention_policy_t){0, 0, 0, 1, 0, 0}, &err),
-                     0);
+    dc_retention_policy_t monthly = {0, 0, 0, 1, 0, DC_RETENTION_PRE_RESTORE_MIN};
+    assert_int_equal(dc_retention_policy_check(&monthly, &err), 0);
+    /* The pre-restore snapshot a failed restore points at is never left less than an hour. */
+    monthly.pre_restore_window = 600;
+    assert_int_equal(dc_retention_policy_check(&monthly, &err), -1);
+    assert_non_null(strstr(err.message, "--pre-restore-window"));
 }
 
 static void test_empty_store(void **state)
@@ -349,6 +354,7 @@ static void test_empty_store(void **state)
     (void)state;
     dc_error_t err;
     dc_retention_policy_t p = policy(1, 0, 0, 0);
+    p.pre_restore_window = DC_RETENTION_PRE_RESTORE_WINDOW;
     assert_int_equal(dc_retention_decide(NULL, 0, &p, now_utc(), &err), 0);
 }
 
@@ -379,6 +385,71 @@ static void test_id_time(void **state)
     assert_int_equal(dc_snapshot_id_time("20240229T120000Z-0000", &t), 0); /* a leap day */
 }
 
+/* ---- pins and deletion in a real file store ---- */
+
+static void put(dc_store_t *store, const char *key, const char *text)
+{
+    dc_store_writer_t *w;
+    dc_error_t err;
+    assert_int_equal(dc_store_writer_open(store, key, &w, &err), 0);
+    assert_int_equal(dc_store_writer_write(w, text, strlen(text), &err), 0);
+    assert_int_equal(dc_store_writer_commit(w, &err), 0);
+}
+
+static bool exists(dc_store_t *store, const char *key)
+{
+    bool found = false;
+    dc_error_t err;
+    assert_int_equal(dc_store_exists(store, key, &found, &err), 0);
+    return found;
+}
+
+static void test_pins_and_deletion(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/dc-test-retention-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *url = dc_sprintf("file://%s", dir);
+    dc_store_t *store;
+    dc_error_t err;
+    assert_int_equal(dc_store_open(url, &store, &err), 0);
+    const char *id = "20250101T000000Z-abcd";
+    put(store, "app/20250101T000000Z-abcd/snapshot.tar", "archive");
+    put(store, "app/20250101T000000Z-abcd/manifest.json", "{}");
+    put(store, "app/20250101T000000Z-abcd/verify-20250102T000000Z.json", "{\"ok\": true}");
+
+    assert_int_equal(dc_snapshot_pin(store, "app", id, "release-7", "test", &err), 0);
+    assert_int_equal(dc_snapshot_pin(store, "app", id, "Bad Owner", NULL, &err), -1);
+    assert_int_equal(dc_snapshot_pin(store, "app", "not-an-id", "release-7", NULL, &err), -1);
+    dc_snapshot_list_t list;
+    assert_int_equal(dc_catalog_list(store, NULL, &list, &err), 0);
+    assert_int_equal(list.count, 1);
+    assert_int_equal(list.items[0].pin_count, 1);
+    assert_string_equal(list.items[0].pin_object, "pin-release-7");
+    dc_catalog_list_free(&list);
+
+    /* A pinned snapshot is never deleted, even when asked directly. */
+    assert_int_equal(dc_catalog_delete_snapshot(store, "app", id, &err), -1);
+    assert_non_null(strstr(err.message, "pinned"));
+    assert_true(exists(store, "app/20250101T000000Z-abcd/manifest.json"));
+
+    assert_int_equal(dc_snapshot_unpin(store, "app", id, "release-7", &err), 0);
+    assert_int_equal(dc_catalog_list(store, NULL, &list, &err), 0);
+    assert_int_equal(list.items[0].pin_count, 0);
+    dc_catalog_list_free(&list);
+    assert_int_equal(dc_catalog_delete_snapshot(store, "app", id, &err), 0);
+    assert_false(exists(store, "app/20250101T000000Z-abcd/manifest.json"));
+    assert_false(exists(store, "app/20250101T000000Z-abcd/snapshot.tar"));
+    assert_int_equal(dc_catalog_list(store, NULL, &list, &err), 0);
+    assert_int_equal(list.count, 0);
+    dc_catalog_list_free(&list);
+    dc_store_close(store);
+    char *cmd = dc_sprintf("rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    free(url);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -398,6 +469,7 @@ int main(void)
         cmocka_unit_test(test_empty_store),
         cmocka_unit_test(test_reason_names),
         cmocka_unit_test(test_id_time),
+        cmocka_unit_test(test_pins_and_deletion),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
