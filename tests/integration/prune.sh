@@ -192,8 +192,21 @@ done)
 run_deployctl snapshots "${common[@]}" --json
 jq -e --arg id "$half" 'map(.id) | index($id) == null' "$WORK/out" >/dev/null ||
     fail "a snapshot without its manifest is listed"
-run_deployctl prune "${common[@]}" --keep-last 1 --keep-monthly 1 --json
-[[ $rc -eq 0 ]] || fail "prune after the kill failed: $(cat "$WORK/err")"
+# The next prune, slowed down after a manifest, holds the store's prune lease meanwhile: a
+# second prune at the same time is refused and changes nothing.
+DEPLOYCTL_FAULT=prune-after-manifest:sleep=3 "$DEPLOYCTL" prune "${common[@]}" --keep-last 1 --keep-monthly 1 --json \
+    >"$WORK/slow.out" 2>"$WORK/slow.err" &
+slow=$!
+for _ in $(seq 100); do
+    [[ -e $store/.tmp/prune.lease ]] && ! flock -n "$store/.tmp/prune.lease" true 2>/dev/null && break
+    sleep 0.05
+done
+run_deployctl prune "${common[@]}" --keep-last 1 --json
+[[ $rc -eq 1 ]] || fail "a second prune at the same time exited $rc"
+grep -q "another prune" "$WORK/err" || fail "the refusal does not say why: $(cat "$WORK/err")"
+wait "$slow" || fail "the slow prune failed: $(cat "$WORK/slow.err")"
+cp "$WORK/slow.out" "$WORK/out"
+pass "one prune at a time per store"
 jq -e --arg id "$half" '.[] | select(.id == $id) | .reasons == ["abandoned"] and .deleted' "$WORK/out" >/dev/null ||
     fail "the half-deleted snapshot was not removed as abandoned: $(cat "$WORK/out")"
 [[ ! -e $dir/$half ]] || fail "$half is still in the store"
@@ -220,3 +233,22 @@ for id in $f6 $r2; do
     diff <(fingerprint "$src") <(fingerprint "$dst") >/dev/null || fail "restored $id differs from the source"
 done
 pass "kept snapshots restore after pruning"
+
+# The second restore over $dst (it had tables) took a pre-restore snapshot of it: with a regular
+# one older than it, keep-last 1 keeps the regular one, and the window keeps the pre-restore one.
+run_deployctl snapshots --database "$(db_url "$dst")" --store "file://$store" --json
+pre=$(jq -r '.[] | select(.tag == "pre-restore") | .id' "$WORK/out")
+[[ -n $pre ]] || fail "the restore over $dst took no pre-restore snapshot: $(cat "$WORK/out")"
+run_deployctl backup --database "$(db_url "$dst")" --store "file://$store" --tag nightly --quiet
+[[ $rc -eq 0 ]] || fail "backup of $dst failed: $(cat "$WORK/err")"
+d1=$(tail -n 1 "$WORK/out")
+sleep 1 # ids have one-second resolution: the pre-restore one must be the newest
+run_deployctl restore "$f6" "${common[@]}" --target "$(db_url "$dst")" --yes
+[[ $rc -eq 0 ]] || fail "third restore failed: $(cat "$WORK/err")"
+run_deployctl prune --database "$(db_url "$dst")" --store "file://$store" --keep-last 1 --json
+[[ $rc -eq 0 ]] || fail "prune of $dst failed: $(cat "$WORK/err")"
+pre2=$(jq -r '[.[] | select(.tag == "pre-restore") | .id] | max' "$WORK/out")
+assert_eq '["keep-last"]' "$(jq -c ".[] | select(.id == \"$d1\") | .reasons" "$WORK/out")" "the regular snapshot"
+assert_eq '["newest","pre-restore"]' "$(jq -c ".[] | select(.id == \"$pre2\") | .reasons" "$WORK/out")" "the newest pre-restore"
+assert_eq '["pre-restore"]' "$(jq -c ".[] | select(.id == \"$pre\") | .reasons" "$WORK/out")" "the first pre-restore"
+pass "pre-restore snapshots are kept within their window and not counted by keep-last"
