@@ -194,13 +194,16 @@ jq -e --arg id "$half" 'map(.id) | index($id) == null' "$WORK/out" >/dev/null ||
     fail "a snapshot without its manifest is listed"
 # The next prune, slowed down after a manifest, holds the store's prune lease meanwhile: a
 # second prune at the same time is refused and changes nothing.
-DEPLOYCTL_FAULT=prune-after-manifest:sleep=3 "$DEPLOYCTL" prune "${common[@]}" --keep-last 1 --keep-monthly 1 --json \
+# (It sleeps once $f9's manifest is gone; probing the lease with flock(1) would race with it.)
+[[ -f $dir/$f9/manifest.json ]] || fail "$f9 was expected to be there still"
+DEPLOYCTL_FAULT=prune-after-manifest:sleep=6 "$DEPLOYCTL" prune "${common[@]}" --keep-last 1 --keep-monthly 1 --json \
     >"$WORK/slow.out" 2>"$WORK/slow.err" &
 slow=$!
-for _ in $(seq 100); do
-    [[ -e $store/.tmp/prune.lease ]] && ! flock -n "$store/.tmp/prune.lease" true 2>/dev/null && break
+for _ in $(seq 400); do
+    [[ -f $dir/$f9/manifest.json ]] || break
     sleep 0.05
 done
+[[ ! -f $dir/$f9/manifest.json ]] || fail "the slow prune never deleted $f9's manifest: $(cat "$WORK/slow.err")"
 run_deployctl prune "${common[@]}" --keep-last 1 --json
 [[ $rc -eq 1 ]] || fail "a second prune at the same time exited $rc"
 grep -q "another prune" "$WORK/err" || fail "the refusal does not say why: $(cat "$WORK/err")"
