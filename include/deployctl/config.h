@@ -17,7 +17,9 @@ typedef enum {
     DC_CMD_SHOW = 1u << 2,
     DC_CMD_RESTORE = 1u << 3,
     DC_CMD_VERIFY = 1u << 4,
-    DC_CMD_CHECK = 1u << 7, /* bits 5 and 6 left for migrate and lint */
+    DC_CMD_LINT = 1u << 5,
+    DC_CMD_MIGRATE = 1u << 6,
+    DC_CMD_CHECK = 1u << 7,
     DC_CMD_PRUNE = 1u << 8,
     DC_CMD_ALL = 0xffffu,
 } dc_command_mask_t;
@@ -56,11 +58,19 @@ typedef enum {
     DC_OPT_DEEP,
     /* snapshots */
     DC_OPT_ALL,
-    /* check (and, later, migrate and lint: --migrations) */
+    /* commands that read migrations (check, lint, migrate) */
     DC_OPT_MIGRATIONS,
     DC_OPT_MAX_SNAPSHOT_AGE,
     DC_OPT_MAX_TRANSACTION_AGE,
     DC_OPT_STRICT,
+    /* migrate */
+    DC_OPT_MIGRATE_COMMAND,
+    DC_OPT_STATEMENT_TIMEOUT,
+    DC_OPT_LOCK_RETRIES,
+    DC_OPT_LOCK_RETRY_DELAY,
+    DC_OPT_APPLIED,
+    DC_OPT_ROLLED_BACK,
+    DC_OPT_TO,
     /* prune */
     DC_OPT_KEEP_LAST,
     DC_OPT_KEEP_DAILY,

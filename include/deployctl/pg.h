@@ -102,17 +102,6 @@ int dc_pg_list_schemas(PGconn *conn, const char *const *excluded, char ***names,
 /* The oids of every large object, ascending (caller frees). */
 int dc_pg_list_large_objects(PGconn *conn, uint32_t **oids, size_t *count, dc_error_t *err);
 
-typedef struct dc_pg_migration {
-    char *name;
-    char *checksum;
-} dc_pg_migration_t;
-
-/* Applied migrations from Prisma's <schema>._prisma_migrations (schema NULL: public), if the
- * table exists. */
-int dc_pg_applied_migrations(PGconn *conn, const char *schema, dc_pg_migration_t **out,
-                             size_t *count, dc_error_t *err);
-void dc_pg_migrations_free(dc_pg_migration_t *list, size_t count);
-
 /* Locks the tables (but those in `skip`, already locked) in `mode` ("ACCESS SHARE",
  * "EXCLUSIVE"), waiting at most lock_timeout_ms, then naming the sessions in the way.
  * DC_PG_RETRY when a table was dropped meanwhile. */
@@ -164,5 +153,22 @@ int dc_pg_dump_start(const dc_pg_dump_t *dump, const dc_pg_dump_args_t *args, dc
                      dc_error_t *err);
 int dc_pg_dump_wait(dc_pg_dump_run_t *run, dc_error_t *err);
 void dc_pg_dump_cancel(dc_pg_dump_run_t *run);
+
+/* ---- SQL text (scripts split with libpg_query) ---- */
+
+/* Skips white space and comments (block comments nest, as PostgreSQL's do) from p, not past
+ * end: where the statement proper begins (libpg_query's stmt_location is just past the previous
+ * semicolon). */
+const char *dc_pg_sql_skip_blank(const char *p, const char *end);
+/* Where a statement of a libpg_query result (its stmt_location and stmt_len; a stmt_len of 0
+ * runs to the end) lies in sql (len bytes): *begin just past the previous statement, *start where
+ * the statement proper begins (dc_pg_sql_skip_blank), *end where it ends. False when it lies
+ * outside the text. */
+bool dc_pg_sql_statement(const char *sql, size_t len, size_t location, size_t stmt_len,
+                         const char **begin, const char **start, const char **end);
+/* The 1-based line of `at` in text. */
+int dc_pg_sql_line(const char *text, const char *at);
+/* Where a libpg_query error's cursorpos (1-based, in characters, not bytes) points in text. */
+const char *dc_pg_sql_error_at(const char *text, int cursorpos);
 
 #endif

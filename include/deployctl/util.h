@@ -54,6 +54,12 @@ void dc_hex_encode(const uint8_t *in, size_t len, char *out); /* out: 2*len+1 */
 /* How many '\n' bytes (COPY text rows) are in data. */
 uint64_t dc_count_newlines(const void *data, size_t len);
 
+/* Reads a whole file into *out (NUL-terminated; *len excludes the NUL, so an empty file is "").
+ * A file larger than max_bytes (0: no limit) is an error naming the size. When missing_ok and
+ * the file does not exist, *out is NULL and 0 is returned. Errors name the path. */
+int dc_read_file(const char *path, size_t max_bytes, bool missing_ok, char **out, size_t *len,
+                 dc_error_t *err);
+
 /* Creates a directory and its parents (mode for the ones created), durably: the parent of
  * each directory created is fsynced. */
 int dc_mkdir_p(const char *path, int mode, dc_error_t *err);

@@ -15,6 +15,7 @@
 #include "backup_intern.h"
 #include "deployctl/fault.h"
 #include "deployctl/log.h"
+#include "deployctl/migrate.h"
 #include "deployctl/signals.h"
 #include "deployctl/snapshot.h"
 
@@ -208,6 +209,35 @@ static int open_snapshot(backup_t *b, dc_error_t *err)
     return rc;
 }
 
+static int by_migration_name(const void *a, const void *b)
+{
+    const dc_history_row_t *x = *(const dc_history_row_t *const *)a;
+    const dc_history_row_t *y = *(const dc_history_row_t *const *)b;
+    return strcmp(x->migration_name, y->migration_name);
+}
+
+/* The manifest's migrations: the history rows (the migrate module reads them) that are applied,
+ * finished and not rolled back, by name. None when there is no history table. */
+static int add_applied_migrations(backup_t *b, dc_error_t *err)
+{
+    dc_history_t h;
+    if (dc_history_read(b->conn, b->opts->prisma_schema, &h, err) != 0)
+        return -1;
+    const dc_history_row_t **applied = dc_calloc(h.count + 1, sizeof(*applied));
+    size_t count = 0;
+    for (size_t i = 0; i < h.count; i++) {
+        if (h.rows[i].finished_at != NULL && h.rows[i].rolled_back_at == NULL)
+            applied[count++] = &h.rows[i];
+    }
+    if (count > 1)
+        qsort(applied, count, sizeof(*applied), by_migration_name);
+    for (size_t i = 0; i < count; i++)
+        dc_manifest_add_migration(b->manifest, applied[i]->migration_name, applied[i]->checksum);
+    free(applied);
+    dc_history_free(&h);
+    return 0;
+}
+
 /* What else the snapshot sees: sequence values, large objects, Prisma's history. */
 static int read_catalog(backup_t *b, dc_error_t *err)
 {
@@ -226,14 +256,7 @@ static int read_catalog(backup_t *b, dc_error_t *err)
     }
     free(schemas);
 
-    dc_pg_migration_t *migrations = NULL;
-    size_t count = 0;
-    if (dc_pg_applied_migrations(b->conn, b->opts->prisma_schema, &migrations, &count, err) != 0)
-        return dc_error_prefix(err, "cannot read the migration history: ");
-    for (size_t i = 0; i < count; i++)
-        dc_manifest_add_migration(b->manifest, migrations[i].name, migrations[i].checksum);
-    dc_pg_migrations_free(migrations, count);
-    return 0;
+    return add_applied_migrations(b, err);
 }
 
 /* ---- schema through pg_dump ---- */

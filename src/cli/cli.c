@@ -45,6 +45,27 @@ static const dc_command_t commands[] = {
      "--database server, or --verify-database URL, and always dropped) and reads every table\n"
      "back. The outcome is stored next to the snapshot and shown by 'snapshots'.",
      1, 1, dc_cmd_verify},
+    {"migrate", DC_CMD_MIGRATE,
+     "status | deploy | resolve --applied NAME | resolve --rolled-back NAME | down [N | --to NAME]",
+     "run Prisma migrations (status, deploy, resolve, down)",
+     "The migration runner, for Prisma's layout (--migrations DIR: <timestamp>_<name>/\n"
+     "migration.sql, optional down.sql) and Prisma's history table, _prisma_migrations, kept as\n"
+     "Prisma keeps it (in the URL's ?schema=), so that either tool can take over.\n"
+     "  status    each migration: applied, pending, failed, edited (checksum differs, line\n"
+     "            endings aside), missing_locally; exit 4 when not up to date\n"
+     "  deploy    applies the pending ones in order, each in its own transaction with its history\n"
+     "            row (statements such as CREATE INDEX CONCURRENTLY: one by one, outside one);\n"
+     "            refused (exit 4) while a failed migration is unresolved. With migrate.command\n"
+     "            (--migrate-command) that command runs instead, DATABASE_URL in its environment\n"
+     "  resolve   --applied NAME / --rolled-back NAME, as 'prisma migrate resolve'\n"
+     "  down      runs the down.sql of the newest N applied migrations (default 1), or of those\n"
+     "            after --to NAME, newest first, each in a transaction; refused (exit 4) before\n"
+     "            any change when one has no down.sql\n"
+     "Two runners never overlap: deployctl's advisory lock (and Prisma's, 72707369) is held for\n"
+     "the whole run; a second waits --lock-timeout, then exits 75. A statement waits at most\n"
+     "--lock-timeout for its locks and is retried --lock-retries times; the sessions in its way\n"
+     "are named (never terminated).",
+     1, 2, dc_cmd_migrate},
     {"check", DC_CMD_CHECK, "[--strict] [--migrations DIR]", "pre-migration safety checks",
      "Checks, reading only, that a migration can run now: a direct connection (not through a\n"
      "pooler such as PgBouncer), no failed or edited migrations, a recent snapshot and room\n"
@@ -53,6 +74,22 @@ static const dc_command_t commands[] = {
      "prepared transaction. One line per check (ok, warning or failed), then a verdict;\n"
      "--json prints them as an object. Exits 4 when a check failed (--strict: or warned).",
      0, 0, dc_cmd_check},
+    {"lint", DC_CMD_LINT, "[DIR|FILE.sql] [--json]",
+     "classify migrations and flag unsafe DDL (no database needed)",
+     "Parses every migration (DIR/<timestamp>_<name>/migration.sql, in name order; DIR is the\n"
+     "argument, else --migrations, else prisma/migrations) with PostgreSQL's own parser, classes\n"
+     "each migration as additive, transformative or destructive, and reports statements that\n"
+     "can lose data, break the running application or block writes, each with a safe\n"
+     "alternative. Exits 1 when an error remains. A '-- deployctl:allow RULE[, RULE]' comment\n"
+     "on the lines directly above a statement accepts those findings for it. With --json\n"
+     "prints an array of {file, line, statement, rule, severity, class, hint}.\n"
+     "Rules (severity): drop-table, drop-column, drop-schema, drop-database, rename-table,\n"
+     "rename-column, change-column-type, add-not-null-column-without-default,\n"
+     "add-column-with-volatile-default, constraint-without-not-valid, index-not-concurrent,\n"
+     "unique-constraint-without-index, truncate, concurrently-in-transaction (error);\n"
+     "set-not-null, update-without-where, delete-without-where, missing-lock-timeout,\n"
+     "drop-index-not-concurrent, concurrently-not-alone, unknown-allow-rule (warning).",
+     0, 1, dc_cmd_lint},
     {"prune", DC_CMD_PRUNE,
      "[--keep-last N] [--keep-daily N] [--keep-weekly N] [--keep-monthly N] [--dry-run] "
      "[--database URL|all]",

@@ -244,6 +244,42 @@ void dc_format_rfc3339(time_t t, char *out, size_t out_size)
     strftime(out, out_size, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+int dc_read_file(const char *path, size_t max_bytes, bool missing_ok, char **out, size_t *len,
+                 dc_error_t *err)
+{
+    *out = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        if (missing_ok && errno == ENOENT)
+            return 0;
+        return dc_error_set(err, "cannot read %s: %s", path, strerror(errno));
+    }
+    dc_buf_t b = {0};
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        dc_buf_append(&b, chunk, n);
+        if (max_bytes > 0 && b.len > max_bytes) {
+            fclose(f);
+            dc_buf_free(&b);
+            char limit[32];
+            dc_format_bytes(max_bytes, limit, sizeof(limit));
+            return dc_error_set(err, "%s is larger than %s", path, limit);
+        }
+    }
+    bool failed = ferror(f) != 0;
+    fclose(f);
+    if (failed) {
+        dc_buf_free(&b);
+        return dc_error_set(err, "cannot read %s", path);
+    }
+    dc_buf_append(&b, "", 0); /* an empty file is still a string */
+    *out = b.data;
+    *len = b.len;
+    return 0;
+}
+
 void dc_hex_encode(const uint8_t *in, size_t len, char *out)
 {
     static const char digits[] = "0123456789abcdef";

@@ -8,6 +8,7 @@
 #define RESTORE DC_CMD_RESTORE
 #define VERIFY  DC_CMD_VERIFY
 #define CHECK   DC_CMD_CHECK
+#define MIGRATE DC_CMD_MIGRATE
 #define PRUNE   DC_CMD_PRUNE
 #define GLOBAL  DC_CMD_ALL
 
@@ -65,8 +66,9 @@ const dc_option_t dc_options[DC_OPT_COUNT] = {
         {"DEPLOYCTL_SPLIT_SIZE"}, "backup.split_size", "64MiB", NULL, 8192, 1L << 40, BACKUP,
         "SIZE", "tables larger than this are read by several workers in ranges this big"},
     [DC_OPT_LOCK_TIMEOUT] = {DC_OPT_LOCK_TIMEOUT, "lock-timeout", 0, DC_TYPE_DURATION,
-        {"DEPLOYCTL_LOCK_TIMEOUT"}, "backup.lock_timeout", "30s", NULL, 0, 0, BACKUP | RESTORE,
-        "DURATION", "how long to wait for table locks before giving up"},
+        {"DEPLOYCTL_LOCK_TIMEOUT"}, "backup.lock_timeout", "30s", NULL, 0, 0,
+        BACKUP | RESTORE | MIGRATE, "DURATION",
+        "how long to wait for a lock before giving up (default 30s; migrate: 5s)"},
     [DC_OPT_VERIFY] = {DC_OPT_VERIFY, "verify", 0, DC_TYPE_BOOL, {NULL}, NULL, NULL, NULL, 0, 0,
         BACKUP, NULL, "then verify it deeply (restore into a scratch database and compare)"},
     [DC_OPT_VERIFY_DATABASE] = {DC_OPT_VERIFY_DATABASE, "verify-database", 0, DC_TYPE_STRING,
@@ -91,7 +93,8 @@ const dc_option_t dc_options[DC_OPT_COUNT] = {
     [DC_OPT_ALL] = {DC_OPT_ALL, "all", 'a', DC_TYPE_BOOL, {NULL}, NULL, NULL, NULL, 0, 0,
         DC_CMD_SNAPSHOTS, NULL, "also list incomplete snapshots"},
     [DC_OPT_MIGRATIONS] = {DC_OPT_MIGRATIONS, "migrations", 0, DC_TYPE_STRING,
-        {"DEPLOYCTL_MIGRATIONS"}, "migrations.dir", "prisma/migrations", NULL, 0, 0, CHECK, "DIR",
+        {"DEPLOYCTL_MIGRATIONS"}, "migrations.dir", "prisma/migrations", NULL, 0, 0, CHECK | DC_CMD_LINT | MIGRATE,
+        "DIR",
         "the Prisma migrations directory (<timestamp>_<name>/migration.sql)"},
     [DC_OPT_MAX_SNAPSHOT_AGE] = {DC_OPT_MAX_SNAPSHOT_AGE, "max-snapshot-age", 0,
         DC_TYPE_DURATION, {"DEPLOYCTL_MAX_SNAPSHOT_AGE"}, "check.max_snapshot_age", "24h", NULL,
@@ -102,6 +105,25 @@ const dc_option_t dc_options[DC_OPT_COUNT] = {
         "fail when a transaction this old holds locks on tables (younger idle ones warn)"},
     [DC_OPT_STRICT] = {DC_OPT_STRICT, "strict", 0, DC_TYPE_BOOL, {NULL}, "check.strict", NULL,
         NULL, 0, 0, CHECK, NULL, "warnings fail the check too (exit 4)"},
+    [DC_OPT_MIGRATE_COMMAND] = {DC_OPT_MIGRATE_COMMAND, "migrate-command", 0, DC_TYPE_STRING,
+        {"DEPLOYCTL_MIGRATE_COMMAND"}, "migrate.command", NULL, NULL, 0, 0, MIGRATE, "COMMAND",
+        "deploy with this command instead (e.g. 'npx prisma migrate deploy'; no shell)"},
+    [DC_OPT_STATEMENT_TIMEOUT] = {DC_OPT_STATEMENT_TIMEOUT, "statement-timeout", 0,
+        DC_TYPE_DURATION, {"DEPLOYCTL_STATEMENT_TIMEOUT"}, "migrate.statement_timeout", "0", NULL,
+        0, 0, MIGRATE, "DURATION", "longest a migration statement may run (0: no limit)"},
+    [DC_OPT_LOCK_RETRIES] = {DC_OPT_LOCK_RETRIES, "lock-retries", 0, DC_TYPE_INT,
+        {"DEPLOYCTL_LOCK_RETRIES"}, "migrate.lock_retries", "3", NULL, 0, 100, MIGRATE, "N",
+        "attempts after a lock timeout, with growing pauses"},
+    [DC_OPT_LOCK_RETRY_DELAY] = {DC_OPT_LOCK_RETRY_DELAY, "lock-retry-delay", 0,
+        DC_TYPE_DURATION, {"DEPLOYCTL_LOCK_RETRY_DELAY"}, "migrate.lock_retry_delay", "1s",
+        NULL, 0, 0, MIGRATE, "DURATION", "first pause before a retry, doubled each time"},
+    [DC_OPT_APPLIED] = {DC_OPT_APPLIED, "applied", 0, DC_TYPE_STRING, {NULL}, NULL, NULL, NULL,
+        0, 0, MIGRATE, "NAME", "resolve: mark this failed (or unapplied) migration applied"},
+    [DC_OPT_ROLLED_BACK] = {DC_OPT_ROLLED_BACK, "rolled-back", 0, DC_TYPE_STRING, {NULL}, NULL,
+        NULL, NULL, 0, 0, MIGRATE, "NAME",
+        "resolve: mark this failed migration rolled back (deploy runs it again)"},
+    [DC_OPT_TO] = {DC_OPT_TO, "to", 0, DC_TYPE_STRING, {NULL}, NULL, NULL, NULL, 0, 0, MIGRATE,
+        "NAME", "down: roll back until this migration is the newest applied"},
     [DC_OPT_KEEP_LAST] = {DC_OPT_KEEP_LAST, "keep-last", 0, DC_TYPE_INT, {"DEPLOYCTL_KEEP_LAST"},
         "retention.keep_last", NULL, NULL, 0, 1000000, PRUNE, "N",
         "keep the N newest snapshots of each database"},

@@ -1,5 +1,6 @@
-/* Catalog queries a snapshot needs: the tables and their stored columns, sequence values,
- * Prisma's migration history, and the table locks that keep the schema still meanwhile. */
+/* Catalog queries a snapshot needs: the tables and their stored columns, sequence values
+ * and the table locks that keep the schema still meanwhile (Prisma's migration history is read
+ * by the migrate module: dc_history_read). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,50 +222,6 @@ int dc_pg_list_large_objects(PGconn *conn, uint32_t **oids, size_t *count, dc_er
         (*oids)[i] = (uint32_t)strtoul(PQgetvalue(res, (int)i, 0), NULL, 10);
     PQclear(res);
     return 0;
-}
-
-int dc_pg_applied_migrations(PGconn *conn, const char *schema, dc_pg_migration_t **out,
-                             size_t *count, dc_error_t *err)
-{
-    *out = NULL;
-    *count = 0;
-    const char *params[] = {schema != NULL && *schema ? schema : "public"};
-    PGresult *res = dc_pg_query_params(
-        conn,
-        "SELECT pg_catalog.to_regclass(pg_catalog.quote_ident($1) || '._prisma_migrations')::text",
-        1, params, err);
-    if (res == NULL)
-        return -1;
-    if (PQgetisnull(res, 0, 0)) {
-        PQclear(res);
-        return 0;
-    }
-    char *sql = dc_sprintf("SELECT migration_name, checksum FROM %s"
-                           " WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL"
-                           " ORDER BY migration_name",
-                           PQgetvalue(res, 0, 0));
-    PQclear(res);
-    res = dc_pg_query(conn, sql, err);
-    free(sql);
-    if (res == NULL)
-        return -1;
-    *count = (size_t)PQntuples(res);
-    *out = dc_calloc(*count, sizeof(dc_pg_migration_t));
-    for (size_t i = 0; i < *count; i++) {
-        (*out)[i].name = dc_strdup(PQgetvalue(res, (int)i, 0));
-        (*out)[i].checksum = dc_strdup(PQgetvalue(res, (int)i, 1));
-    }
-    PQclear(res);
-    return 0;
-}
-
-void dc_pg_migrations_free(dc_pg_migration_t *list, size_t count)
-{
-    for (size_t i = 0; i < count; i++) {
-        free(list[i].name);
-        free(list[i].checksum);
-    }
-    free(list);
 }
 
 char *dc_pg_describe_lock_holders(PGconn *conn)

@@ -67,6 +67,7 @@ typedef struct parallel {
     size_t to_load;       /* how many */
     size_t next_table;    /* in by_size */
     size_t tables_loaded; /* tables whose every chunk is committed */
+    size_t fks_left;      /* foreign key tasks not done yet */
     size_t next_blob, next_blob_piece;
     post_task_t *tasks;
     size_t task_count;
@@ -125,10 +126,12 @@ static bool table_loaded(const parallel_t *p, size_t table)
 /* A build needs its table loaded. A foreign key needs both tables loaded and built (their keys
  * exist, and no build of theirs waits behind its lock), and no other foreign key check on
  * either: each takes SHARE ROW EXCLUSIVE on both tables, so two of them in opposite directions
- * would deadlock. Relations the manifest has no rows for (partitioned parents) wait for every
- * table. */
+ * would deadlock. A build on a relation the manifest has no rows for (a partitioned parent,
+ * whose build may lock every partition) waits for every table and every foreign key task. */
 static bool post_ready(const parallel_t *p, const post_task_t *t)
 {
+    if (t->kind == STMT_BUILD && t->table == NO_TABLE) /* may lock many tables: alone */
+        return table_loaded(p, NO_TABLE) && p->fks_left == 0;
     if (t->kind == STMT_BUILD)
         return table_loaded(p, t->table);
     const table_state_t *a = &p->tables[t->table], *b = &p->tables[t->ref];
@@ -251,13 +254,24 @@ static bool take_chunk(parallel_t *p, size_t table, bool from_back, size_t *chun
 
 /* Emptying the (new, empty) table in the loading transaction lets COPY FREEZE write its rows
  * frozen and all-visible: no hint bits for the index builds to set, nothing for autovacuum to
- * do after the commit. */
-static int truncate_table(PGconn *conn, const dc_manifest_table_t *t, dc_error_t *err)
+ * do after the commit. A role that may load a table but not truncate it (not its owner) loads it
+ * unfrozen: *freeze says which. */
+static int truncate_for_freeze(loader_t *l, const dc_manifest_table_t *t, bool *freeze,
+                               dc_error_t *err)
 {
-    char *schema = dc_pg_quote_ident(conn, t->schema);
-    char *name = dc_pg_quote_ident(conn, t->name);
-    char *sql = dc_sprintf("TRUNCATE ONLY %s.%s", schema, name);
-    int rc = dc_pg_exec(conn, sql, err);
+    char *schema = dc_pg_quote_ident(l->conn, t->schema);
+    char *name = dc_pg_quote_ident(l->conn, t->name);
+    char *sql = dc_sprintf("SAVEPOINT dc_freeze; TRUNCATE ONLY %s.%s; RELEASE SAVEPOINT dc_freeze",
+                           schema, name);
+    dc_error_t refused;
+    *freeze = dc_pg_exec(l->conn, sql, &refused) == 0;
+    int rc = 0;
+    if (!*freeze) {
+        dc_log_debug("loader %d: %s.%s loads unfrozen: %s", l->number, t->schema, t->name,
+                     refused.message);
+        rc = dc_pg_exec(l->conn, "ROLLBACK TO SAVEPOINT dc_freeze; RELEASE SAVEPOINT dc_freeze",
+                        err);
+    }
     free(sql);
     free(schema);
     free(name);
@@ -275,7 +289,7 @@ static int load_table(loader_t *l, size_t table, bool from_back, dc_error_t *err
     if (dc_pg_exec(l->conn, "BEGIN", err) != 0)
         return -1;
     bool freeze = p->tables[table].frozen;
-    if (freeze && truncate_table(l->conn, t, err) != 0)
+    if (freeze && truncate_for_freeze(l, t, &freeze, err) != 0)
         return -1;
     l->load.freeze = freeze;
     while (take_chunk(p, table, from_back, &chunk)) {
@@ -323,6 +337,7 @@ static int run_post_task(loader_t *l, post_task_t *t, dc_error_t *err)
     if (t->kind == STMT_BUILD && t->table != NO_TABLE)
         p->tables[t->table].builds_left--;
     set_fk_running(p, t, false);
+    p->fks_left -= t->kind == STMT_FOREIGN_KEY;
     pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->mu);
     return 0;
@@ -553,6 +568,7 @@ static void plan_post_data(parallel_t *p, const dc_script_t *script, stmt_kind_t
                                                   .ref = ref};
         if (kinds[i] == STMT_BUILD && table != NO_TABLE)
             p->tables[table].builds_left++;
+        p->fks_left += kinds[i] == STMT_FOREIGN_KEY;
     }
     dc_buf_free(&settings);
     dc_log_debug("post-data: %zu index, key and foreign key statements for the loaders",
@@ -679,12 +695,11 @@ static int read_post_data(parallel_t *p, dc_script_t *script, dc_error_t *err)
     return rc;
 }
 
-static const dc_manifest_t *sort_manifest; /* qsort has no context argument */
-
-static int bigger_first(const void *a, const void *b)
+static int bigger_first(const void *a, const void *b, void *manifest)
 {
-    uint64_t x = sort_manifest->tables[*(const size_t *)a].raw_bytes;
-    uint64_t y = sort_manifest->tables[*(const size_t *)b].raw_bytes;
+    const dc_manifest_t *m = manifest;
+    uint64_t x = m->tables[*(const size_t *)a].raw_bytes;
+    uint64_t y = m->tables[*(const size_t *)b].raw_bytes;
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
@@ -702,14 +717,15 @@ static void plan_tables(parallel_t *p)
         else
             p->by_size[n++] = t;
     }
-    sort_manifest = m;
-    qsort(p->by_size, n, sizeof(size_t), bigger_first);
+    qsort_r(p->by_size, n, sizeof(size_t), bigger_first, (void *)m);
     p->to_load = n;
-    const char *policy = getenv("DC_RESTORE_FREEZE");
+    /* A table bigger than a loader's fair share would be the restore's critical path on one
+     * connection: it stays open to helpers. Every other table is loaded by its owner alone,
+     * frozen. */
+    uint64_t total = dc_manifest_total_raw_bytes(m);
     for (size_t i = 0; i < n; i++) {
-        bool all = policy && strcmp(policy, "all") == 0;
-        bool small = policy && strcmp(policy, "small") == 0;
-        p->tables[p->by_size[i]].frozen = all || (small && i > 0);
+        size_t t = p->by_size[i];
+        p->tables[t].frozen = m->tables[t].raw_bytes * (uint64_t)p->count <= total;
     }
 }
 

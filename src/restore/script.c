@@ -45,41 +45,6 @@ static size_t drop_restrict_lines(char *text, size_t len, const char *key)
     return out;
 }
 
-/* Skips white space and comments; returns the start of the statement proper. */
-static const char *skip_blank(const char *p, const char *end)
-{
-    while (p < end) {
-        if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') {
-            p++;
-        } else if (p + 1 < end && p[0] == '-' && p[1] == '-') {
-            while (p < end && *p != '\n')
-                p++;
-        } else if (p + 1 < end && p[0] == '/' && p[1] == '*') {
-            const char *close = NULL;
-            for (const char *q = p + 2; q + 1 < end; q++) {
-                if (q[0] == '*' && q[1] == '/') {
-                    close = q + 2;
-                    break;
-                }
-            }
-            p = close ? close : end;
-        } else {
-            break;
-        }
-    }
-    return p;
-}
-
-static int line_of(const char *text, const char *at)
-{
-    int line = 1;
-    for (const char *p = text; p < at; p++) {
-        if (*p == '\n')
-            line++;
-    }
-    return line;
-}
-
 /* Sends a batch in pipeline mode and reads every result: one round trip for the batch. */
 static int run_batch(PGconn *conn, const dc_statement_t *stmts, size_t n, const char *label,
                      dc_error_t *err)
@@ -131,19 +96,18 @@ int dc_restore_split_script(const char *script, size_t len, const char *restrict
     len = drop_restrict_lines(text, len, restrict_key);
     PgQuerySplitResult split = pg_query_split_with_scanner(text);
     if (split.error != NULL) {
-        int error_line =
-            line_of(text, text + (split.error->cursorpos > 0 ? split.error->cursorpos - 1 : 0));
+        int error_line = dc_pg_sql_line(text, dc_pg_sql_error_at(text, split.error->cursorpos));
         /* What confuses PostgreSQL's scanner in a pg_dump script is a psql meta-command. */
         const char *meta = *text == '\\' ? text : strstr(text, "\n\\");
         if (meta != NULL && *meta == '\n')
             meta++;
-        if (meta != NULL && line_of(text, meta) <= error_line) {
+        if (meta != NULL && dc_pg_sql_line(text, meta) <= error_line) {
             const char *eol = strchr(meta, '\n');
             int shown = (int)(eol ? eol - meta : (long)strlen(meta));
             dc_error_set(err,
                          "%s holds a psql meta-command at line %d (%.*s): a schema script may "
                          "only carry the snapshot's own \\restrict lines",
-                         label, line_of(text, meta), shown > 60 ? 60 : shown, meta);
+                         label, dc_pg_sql_line(text, meta), shown > 60 ? 60 : shown, meta);
         } else {
             dc_error_set(err, "%s cannot be read as SQL at line %d: %s", label, error_line,
                          split.error->message);
@@ -157,7 +121,7 @@ int dc_restore_split_script(const char *script, size_t len, const char *restrict
     for (int i = 0; i < split.n_stmts; i++) {
         const char *begin = text + split.stmts[i]->stmt_location;
         const char *end = begin + split.stmts[i]->stmt_len;
-        const char *start = skip_blank(begin, end);
+        const char *start = dc_pg_sql_skip_blank(begin, end);
         if (start == end)
             continue;
         if (*start == '\\') {
@@ -166,12 +130,12 @@ int dc_restore_split_script(const char *script, size_t len, const char *restrict
             rc = dc_error_set(err,
                               "%s holds a psql meta-command at line %d (%.*s): a schema script "
                               "may only carry the snapshot's own \\restrict lines",
-                              label, line_of(text, start), shown > 60 ? 60 : shown, start);
+                              label, dc_pg_sql_line(text, start), shown > 60 ? 60 : shown, start);
             break;
         }
         dc_statement_t *st = &out->statements[out->count++];
         st->text = dc_strndup(start, (size_t)(end - start));
-        st->line = line_of(text, start);
+        st->line = dc_pg_sql_line(text, start);
     }
     pg_query_free_split_result(split);
     free(text);

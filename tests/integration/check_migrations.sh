@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `deployctl check`: the migrations check (pending listed, a failed row fails, an edited one
-# warns), an INVALID index left by a failed CREATE INDEX CONCURRENTLY, and the privileges a
-# non-superuser role lacks for the pending migrations.
+# warns, line endings alone are no edit, what migrate's reader refuses fails), an INVALID index
+# left by a failed CREATE INDEX CONCURRENTLY, and the privileges a non-superuser role lacks for
+# the pending migrations.
 source "$(dirname "$0")/../harness/lib.sh"
 
 db=$(new_db main)
@@ -58,12 +59,37 @@ check --database "$url"
 [[ $(result migrations) == "ok|2 in $mig: 1 pending, 0 failed, 0 edited|pending: 20260102000000_add_note" ]] ||
     fail "rolled back: $(result migrations)"
 
+# Line endings alone (a Windows checkout of a migration applied from Linux) are no edit.
+cp "$mig/20260101000000_init/migration.sql" "$WORK/init.sql"
+sed -i 's/$/\r/' "$mig/20260101000000_init/migration.sql"
+check --database "$url"
+[[ $(result migrations) == "ok|2 in $mig: 1 pending, 0 failed, 0 edited|pending: 20260102000000_add_note" ]] ||
+    fail "CRLF only: $(result migrations)"
+cp "$WORK/init.sql" "$mig/20260101000000_init/migration.sql"
+pass "a migration.sql whose line endings alone changed is not edited"
+
 # Edited after it was applied: a warning.
 printf -- '-- reformatted\n' >>"$mig/20260101000000_init/migration.sql"
 check --database "$url"
 result migrations | grep -q '^warning|.*1 edited|edited after it was applied: 20260101000000_init' ||
     fail "edited: $(result migrations)"
 pass "resolve --rolled-back makes it pending again; an edited applied migration warns"
+
+# What migrate's reader refuses is a failed check naming it: another provider in
+# migration_lock.toml, a migration directory without migration.sql.
+printf 'provider = "mysql"\n' >"$mig/migration_lock.toml"
+check --database "$url"
+assert_eq 4 "$rc" "another provider: exit"
+result migrations | grep -q "^failed|$mig/migration_lock.toml says provider \"mysql\"" ||
+    fail "another provider: $(result migrations)"
+printf 'provider = "postgresql"\n' >"$mig/migration_lock.toml"
+mkdir "$mig/20260103000000_empty"
+check --database "$url"
+result migrations | grep -q "^failed|migration directory $mig/20260103000000_empty has no migration.sql" ||
+    fail "no migration.sql: $(result migrations)"
+rmdir "$mig/20260103000000_empty"
+rm "$mig/migration_lock.toml"
+pass "another provider or a directory without migration.sql fails the check, named"
 
 # No migrations directory: a warning naming the option.
 run_deployctl check --database "$url" --store "$store" --migrations "$WORK/nowhere" --json

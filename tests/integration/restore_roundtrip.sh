@@ -31,7 +31,7 @@ roundtrip() { # source-db
     local parallel="${1}_parallel"
     drop_at_exit "$parallel"
     run_deployctl restore "$id" --database "$(db_url "$src")" --target "$(db_url "$parallel")" \
-        --store "$store" --jobs 2
+        --store "$store" --jobs 2 --verbose
     [[ $rc -eq 0 ]] || fail "$src: parallel restore failed: $(cat "$WORK/err")"
     grep -q "with 2 connections: NOT atomic" "$WORK/err" || fail "$src: the parallel restore did not say it is not atomic"
     diff -u <(schema_dump "$src") <(schema_dump "$parallel") >"$WORK/schema.diff" ||
@@ -39,6 +39,17 @@ roundtrip() { # source-db
     diff -u <(fingerprint "$src") <(fingerprint "$parallel") >"$WORK/fp.diff" ||
         fail "$src: content differs after a parallel restore: $(head -40 "$WORK/fp.diff")"
     pass "$src: restored with --jobs 2, schema and content identical"
+    # Tables within a loader's fair share are loaded by one loader, TRUNCATE + COPY FREEZE in its
+    # transaction: every page of such a table is all-frozen in the visibility map.
+    local frozen pages all_frozen
+    frozen=$(grep -oE 'chunks of [a-z_]+\.[a-z_]+ \(frozen\)' "$WORK/err" | head -n 1 | cut -d' ' -f3)
+    [[ -n $frozen ]] || fail "$src: no table was loaded frozen: $(grep loader "$WORK/err")"
+    psql_admin "$parallel" -c "CREATE EXTENSION IF NOT EXISTS pg_visibility" >/dev/null
+    read -r pages all_frozen < <(psql_value "$parallel" \
+        "SELECT pg_relation_size('$frozen') / current_setting('block_size')::int, all_frozen FROM pg_visibility_map_summary('$frozen')" | tr '|' ' ')
+    [[ $pages -gt 0 && $pages -eq $all_frozen ]] ||
+        fail "$src: $frozen has $pages pages, $all_frozen all-frozen after a frozen load"
+    pass "$src: $frozen loaded frozen ($all_frozen of $pages pages all-frozen)"
     echo "$id" >"$WORK/last-id"
 }
 

@@ -1,5 +1,6 @@
 /* Proves the shared helpers: parsing of sizes, durations and integers (junk and overflow
- * refused), human formatting, hex, growable buffers and dc_mkdir_p, including its failures. */
+ * refused), human formatting, hex, growable buffers, dc_mkdir_p and dc_read_file, including
+ * their failures. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -426,6 +427,39 @@ static void test_mkdir_p_parent_is_file(void **state)
     free(file);
 }
 
+static void test_read_file(void **state)
+{
+    tmp_dir_t *t = *state;
+    dc_error_t err = {0};
+    char *path = dc_sprintf("%s/f.sql", t->path);
+    char *text;
+    size_t len;
+    /* Missing: an error naming it, or NULL when that is allowed. */
+    assert_int_equal(dc_read_file(path, 0, false, &text, &len, &err), -1);
+    assert_non_null(strstr(err.message, "f.sql"));
+    assert_int_equal(dc_read_file(path, 0, true, &text, &len, &err), 0);
+    assert_null(text);
+    /* Empty is "", bytes are kept as they are (CR, NUL), and the limit is a size. */
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fclose(f);
+    assert_int_equal(dc_read_file(path, 0, false, &text, &len, &err), 0);
+    assert_string_equal(text, "");
+    assert_int_equal(len, 0);
+    free(text);
+    f = fopen(path, "wb");
+    assert_non_null(f);
+    fwrite("a\r\n\0b", 1, 5, f);
+    fclose(f);
+    assert_int_equal(dc_read_file(path, 5, false, &text, &len, &err), 0);
+    assert_int_equal(len, 5);
+    assert_memory_equal(text, "a\r\n\0b", 6);
+    free(text);
+    assert_int_equal(dc_read_file(path, 4, false, &text, &len, &err), -1);
+    assert_non_null(strstr(err.message, "larger than 4 B"));
+    free(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -443,6 +477,7 @@ int main(void)
         cmocka_unit_test(test_string_helpers),
         cmocka_unit_test_setup_teardown(test_mkdir_p_creates_parents, make_tmp_dir, remove_tmp_dir),
         cmocka_unit_test_setup_teardown(test_mkdir_p_parent_is_file, make_tmp_dir, remove_tmp_dir),
+        cmocka_unit_test_setup_teardown(test_read_file, make_tmp_dir, remove_tmp_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,571 @@
+/* The native runner: status, deploy, down and resolve against one database, under the runner
+ * locks, with Prisma's semantics for the history table. Each migration runs in one transaction
+ * together with its history row, unless PostgreSQL cannot run one of its statements in a
+ * transaction block; lock timeouts are retried with backoff and name the blocking sessions. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deployctl/log.h"
+#include "deployctl/pg.h"
+#include "deployctl/util.h"
+#include "migrate_intern.h"
+#include "session.h"
+
+#define LOCK_TIMED_OUT 1 /* a statement gave up waiting for a lock: worth another attempt */
+
+typedef enum { ROW_FINISH, ROW_ROLL_BACK } row_action_t;
+
+static void report_add(char ***list, size_t *count, const char *name)
+{
+    *list = dc_realloc(*list, (*count + 1) * sizeof(char *));
+    (*list)[(*count)++] = dc_strdup(name);
+}
+
+/* One line naming the statement that failed, where, and why; LOCK_TIMED_OUT for 55P03. */
+static int statement_failed(dc_session_t *s, PGresult *res, const char *file,
+                            const dc_migrate_stmt_t *st, dc_error_t *err)
+{
+    char what[300];
+    char first[100];
+    snprintf(first, sizeof(first), "%s", st->text);
+    for (char *c = first; *c; c++) {
+        if (*c == '\n' || *c == '\r' || *c == '\t')
+            *c = ' ';
+    }
+    snprintf(what, sizeof(what), "%s line %d (%s%s)", file, st->line, first,
+             strlen(st->text) > 99 ? "..." : "");
+    dc_pg_error(s->conn, res, what, err);
+    if (!dc_session_lock_timeout(res))
+        return -1;
+    char *who = dc_session_blockers(s);
+    dc_error_append(err, "; blocked by %s", *who ? who : "a session that has finished since");
+    free(who);
+    return LOCK_TIMED_OUT;
+}
+
+static int update_row(dc_session_t *s, const char *row_id, row_action_t action, dc_error_t *err)
+{
+    return action == ROW_FINISH ? dc_history_finish(s->conn, s->table, row_id, err)
+                                : dc_history_roll_back(s->conn, s->table, row_id, err);
+}
+
+/* The whole script and its history-row update in one transaction: all or nothing. */
+static int run_in_transaction(dc_session_t *s, const dc_migrate_script_t *sc, const char *file,
+                              const char *row_id, row_action_t action, dc_error_t *err)
+{
+    if (dc_pg_exec(s->conn, "BEGIN", err) != 0)
+        return -1;
+    int rc = dc_session_set_timeouts(s, true, err);
+    for (size_t i = 0; rc == 0 && i < sc->count; i++) {
+        PGresult *res = dc_session_exec(s, sc->stmts[i].text);
+        if (!dc_session_ok(res))
+            rc = statement_failed(s, res, file, &sc->stmts[i], err);
+        PQclear(res);
+    }
+    if (rc == 0)
+        rc = update_row(s, row_id, action, err);
+    if (rc == 0)
+        return dc_pg_commit(s->conn, err);
+    PQclear(PQexec(s->conn, "ROLLBACK"));
+    return rc;
+}
+
+/* A concurrent index build that failed leaves an INVALID index behind, which would make the
+ * build fail again ("already exists") or be skipped (IF NOT EXISTS): drop it first. */
+static int drop_invalid_index(dc_session_t *s, const dc_migrate_stmt_t *st,
+                              dc_migrate_report_t *report, dc_error_t *err)
+{
+    const char *params[] = {st->concurrent_index};
+    PGresult *res = dc_pg_query_params(
+        s->conn,
+        "SELECT i.indexrelid::pg_catalog.regclass::text FROM pg_catalog.pg_index i"
+        " WHERE i.indexrelid = pg_catalog.to_regclass($1) AND NOT i.indisvalid",
+        1, params, err);
+    if (res == NULL)
+        return -1;
+    int rc = 0;
+    if (PQntuples(res) == 1) {
+        char *index = dc_strdup(PQgetvalue(res, 0, 0));
+        dc_log_warn("index %s is INVALID (left by a failed CREATE INDEX CONCURRENTLY): dropping "
+                    "it before building it again",
+                    index);
+        char *sql = dc_sprintf("DROP INDEX CONCURRENTLY IF EXISTS %s", index);
+        rc = dc_pg_exec(s->conn, sql, err);
+        free(sql);
+        if (rc == 0 && report != NULL)
+            report_add(&report->dropped_invalid, &report->dropped_count, index);
+        else if (rc != 0)
+            dc_error_prefix(err, "cannot drop the INVALID index %s: ", index);
+        free(index);
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* Statement by statement in autocommit, from *next on (statements done in an earlier attempt
+ * stay done); a transaction the file opens itself is restarted as a whole. */
+static int run_autocommit(dc_session_t *s, const dc_migrate_script_t *sc, const char *file,
+                          size_t *next, dc_migrate_report_t *report, dc_error_t *err)
+{
+    if (dc_session_set_timeouts(s, false, err) != 0)
+        return -1;
+    size_t tx_start = SIZE_MAX;
+    int rc = 0;
+    for (size_t i = *next; rc == 0 && i < sc->count; i++) {
+        const dc_migrate_stmt_t *st = &sc->stmts[i];
+        if (st->concurrent_index != NULL && drop_invalid_index(s, st, report, err) != 0)
+            return -1;
+        if (PQtransactionStatus(s->conn) == PQTRANS_IDLE)
+            tx_start = i;
+        PGresult *res = dc_session_exec(s, st->text);
+        if (!dc_session_ok(res)) {
+            rc = statement_failed(s, res, file, st, err);
+            bool in_tx = PQtransactionStatus(s->conn) != PQTRANS_IDLE;
+            if (in_tx)
+                PQclear(PQexec(s->conn, "ROLLBACK"));
+            *next = in_tx ? tx_start : i;
+        } else if (PQtransactionStatus(s->conn) == PQTRANS_IDLE) {
+            *next = i + 1;
+        }
+        PQclear(res);
+    }
+    if (rc == 0 && PQtransactionStatus(s->conn) != PQTRANS_IDLE) {
+        PQclear(PQexec(s->conn, "ROLLBACK"));
+        rc =
+            dc_error_set(err, "%s opens a transaction (BEGIN) it never ends: add its COMMIT", file);
+    }
+    if (rc == 0)
+        rc = dc_pg_exec(s->conn, "RESET lock_timeout; RESET statement_timeout", err);
+    return rc;
+}
+
+static void describe_autocommit(const char *label, const dc_migrate_script_t *sc)
+{
+    for (size_t i = 0; i < sc->count; i++) {
+        if (sc->stmts[i].no_transaction) {
+            dc_log_info("%s runs statement by statement outside a transaction: line %d is %s, "
+                        "which PostgreSQL cannot run in a transaction block",
+                        label, sc->stmts[i].line, sc->stmts[i].what);
+            return;
+        }
+    }
+    dc_log_info("%s runs as written: it holds its own BEGIN / COMMIT", label);
+}
+
+/* Runs a script with retries on lock timeouts; the history row is updated as it succeeds. */
+static int run_script(dc_session_t *s, const dc_migrate_script_t *sc, const char *label,
+                      const char *file, const char *row_id, row_action_t action,
+                      dc_migrate_report_t *report, dc_error_t *err)
+{
+    size_t next = 0;
+    if (sc->needs_autocommit)
+        describe_autocommit(label, sc);
+    for (int attempt = 0;; attempt++) {
+        int rc;
+        if (sc->needs_autocommit) {
+            rc = run_autocommit(s, sc, file, &next, report, err);
+            if (rc == 0)
+                rc = update_row(s, row_id, action, err);
+        } else {
+            rc = run_in_transaction(s, sc, file, row_id, action, err);
+        }
+        if (rc == 0)
+            return 0;
+        if (rc != LOCK_TIMED_OUT || attempt >= s->opts->lock_retries)
+            return -1;
+        report->retries++;
+        dc_log_warn("%s: %s; attempt %d of %d in a moment", label, err->message, attempt + 2,
+                    s->opts->lock_retries + 1);
+        dc_session_backoff(s->opts, attempt + 1);
+    }
+}
+
+static int parse_scripts(const dc_migrate_status_t *st, dc_migrate_script_t *scripts,
+                         dc_error_t *err)
+{
+    for (size_t i = 0; i < st->count; i++) {
+        if (st->entries[i].state == DC_MIG_PENDING &&
+            dc_migrate_parse_script(st->entries[i].local->sql, st->entries[i].local->path,
+                                    &scripts[i], err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int apply_one(dc_session_t *s, const dc_migration_t *m, const dc_migrate_script_t *sc,
+                     dc_migrate_report_t *report, dc_error_t *err)
+{
+    char id[37];
+    char label[300];
+    snprintf(label, sizeof(label), "migration %s", m->name);
+    double t0 = dc_now_seconds();
+    dc_log_info("applying %s", label);
+    /* As Prisma: the row is committed first, so a crash leaves a visible failed migration. */
+    if (dc_history_insert(s->conn, s->table, m, id, err) != 0)
+        return -1;
+    if (run_script(s, sc, label, m->path, id, ROW_FINISH, report, err) == 0) {
+        char took[32];
+        dc_format_duration(dc_now_seconds() - t0, took, sizeof(took));
+        dc_log_info("applied %s in %s", label, took);
+        report_add(&report->applied, &report->applied_count, m->name);
+        return 0;
+    }
+    report->failed = dc_strdup(m->name);
+    dc_error_t logged;
+    dc_error_clear(&logged);
+    if (PQtransactionStatus(s->conn) != PQTRANS_IDLE)
+        PQclear(PQexec(s->conn, "ROLLBACK"));
+    if (dc_history_fail(s->conn, s->table, id, err->message, &logged) != 0)
+        dc_error_append(err, " (and recording the failure failed too: %s)", logged.message);
+    dc_error_prefix(err, "%s failed: ", label);
+    return dc_error_append(
+        err,
+        "; %s; it is recorded as failed and blocks later deploys: fix it, then run 'deployctl "
+        "migrate resolve --rolled-back %s' (when none of it remains applied) or 'deployctl "
+        "migrate resolve --applied %s' (when you completed it by hand)",
+        sc->needs_autocommit ? "it ran outside a transaction, so the statements before the "
+                               "failed one stay applied"
+                             : "it ran in one transaction, so none of it was applied",
+        m->name, m->name);
+}
+
+/* ---- shared steps ---- */
+
+static int open_and_read(const dc_migrate_opts_t *opts, const char *purpose, bool lock,
+                         bool create_table, dc_session_t *s, dc_migration_set_t *set,
+                         dc_history_t *history, dc_migrate_status_t *st, dc_error_t *err)
+{
+    memset(history, 0, sizeof(*history));
+    memset(st, 0, sizeof(*st));
+    if (dc_migrate_read_dir(opts->dir, set, err) != 0)
+        return -1;
+    int rc = dc_session_open(opts, purpose, s, err);
+    if (rc == 0 && lock)
+        rc = dc_session_lock(s, true, err);
+    if (rc == 0 && create_table)
+        rc = dc_history_ensure(s->conn, opts->schema, err);
+    if (rc == 0)
+        rc = dc_history_read(s->conn, opts->schema, history, err);
+    if (rc == 0)
+        dc_migrate_classify(set, history, st);
+    return rc;
+}
+
+static void close_all(dc_session_t *s, dc_migration_set_t *set, dc_history_t *history,
+                      dc_migrate_status_t *st)
+{
+    dc_migrate_status_free(st);
+    dc_history_free(history);
+    dc_migrate_set_free(set);
+    dc_session_close(s);
+}
+
+static const dc_migration_status_t *first_in_state(const dc_migrate_status_t *st,
+                                                   dc_migration_state_t state)
+{
+    for (size_t i = 0; i < st->count; i++) {
+        if (st->entries[i].state == state)
+            return &st->entries[i];
+    }
+    return NULL;
+}
+
+/* P3009: a failed migration must be resolved before anything else runs. */
+static int refuse_if_failed(const dc_migrate_status_t *st, const char *doing, dc_error_t *err)
+{
+    const dc_migration_status_t *f = first_in_state(st, DC_MIG_FAILED);
+    if (f == NULL)
+        return 0;
+    char logs[300];
+    snprintf(logs, sizeof(logs), "%s", f->row && f->row->logs ? f->row->logs : "no error recorded");
+    return dc_error_set_code(
+        err, DC_EXIT_PRECHECK,
+        "migration %s failed (started %s: %s) and is not resolved, so %s was refused and nothing "
+        "was changed (as Prisma's P3009): repair the database, then run 'deployctl migrate "
+        "resolve --rolled-back %s' to run it again, or 'deployctl migrate resolve --applied %s' "
+        "if you completed it by hand",
+        f->name, f->row && f->row->started_at ? f->row->started_at : "?", logs, doing, f->name,
+        f->name);
+}
+
+static void warn_divergence(const dc_migrate_status_t *st)
+{
+    for (size_t i = 0; i < st->count; i++) {
+        const dc_migration_status_t *e = &st->entries[i];
+        if (e->state == DC_MIG_EDITED)
+            dc_log_warn("migration %s was edited after it was applied (its checksum differs "
+                        "from the one recorded): the database has the old version",
+                        e->name);
+        else if (e->state == DC_MIG_MISSING_LOCALLY)
+            dc_log_warn("migration %s is applied in the database but missing from the "
+                        "migrations directory",
+                        e->name);
+    }
+}
+
+/* ---- status ---- */
+
+int dc_migrate_status(const dc_migrate_opts_t *opts, dc_migration_set_t *set, dc_history_t *history,
+                      dc_migrate_status_t *out, dc_error_t *err)
+{
+    dc_session_t s;
+    memset(&s, 0, sizeof(s));
+    int rc = open_and_read(opts, "migrate status", false, false, &s, set, history, out, err);
+    if (rc == 0)
+        out->runner_pid = dc_session_runner_pid(&s);
+    dc_session_close(&s);
+    if (rc != 0) {
+        dc_migrate_status_free(out);
+        dc_history_free(history);
+        dc_migrate_set_free(set);
+    }
+    return rc;
+}
+
+/* ---- deploy ---- */
+
+int dc_migrate_deploy(const dc_migrate_opts_t *opts, dc_migrate_report_t *report, dc_error_t *err)
+{
+    memset(report, 0, sizeof(*report));
+    if (opts->external_command != NULL && *opts->external_command)
+        return dc_migrate_external(opts, report, err);
+    double t0 = dc_now_seconds();
+    dc_session_t s;
+    dc_migration_set_t set;
+    dc_history_t history;
+    dc_migrate_status_t st;
+    memset(&s, 0, sizeof(s));
+    int rc = open_and_read(opts, "migrate deploy", true, true, &s, &set, &history, &st, err);
+    if (rc == 0)
+        rc = refuse_if_failed(&st, "deploy", err);
+    dc_migrate_script_t *scripts = dc_calloc(st.count + 1, sizeof(dc_migrate_script_t));
+    /* Every pending file is parsed before the first runs: a typo refuses the whole deploy. */
+    if (rc == 0)
+        rc = parse_scripts(&st, scripts, err);
+    if (rc == 0)
+        warn_divergence(&st);
+    for (size_t i = 0; rc == 0 && i < st.count; i++) {
+        if (st.entries[i].state == DC_MIG_PENDING)
+            rc = apply_one(&s, st.entries[i].local, &scripts[i], report, err);
+    }
+    for (size_t i = 0; i < st.count; i++)
+        dc_migrate_script_free(&scripts[i]);
+    free(scripts);
+    close_all(&s, &set, &history, &st);
+    report->seconds = dc_now_seconds() - t0;
+    return rc;
+}
+
+/* ---- down ---- */
+
+/* The applied migrations to undo, newest first, into targets (pointers into st). */
+static int choose_down_targets(const dc_migrate_status_t *st, const char *to, int steps,
+                               const dc_migration_status_t **targets, size_t *n, dc_error_t *err)
+{
+    const dc_migration_status_t *missing = first_in_state(st, DC_MIG_MISSING_LOCALLY);
+    if (missing != NULL)
+        return dc_error_set_code(err, DC_EXIT_PRECHECK,
+                                 "migration %s is applied but missing from the migrations "
+                                 "directory, so its down.sql cannot run; nothing was changed",
+                                 missing->name);
+    size_t applied = 0;
+    const dc_migration_status_t **list = dc_calloc(st->count + 1, sizeof(*list));
+    for (size_t i = 0; i < st->count; i++) {
+        if (st->entries[i].state == DC_MIG_APPLIED || st->entries[i].state == DC_MIG_EDITED)
+            list[applied++] = &st->entries[i];
+    }
+    size_t keep = 0; /* how many of the oldest stay applied */
+    int rc = 0;
+    if (to != NULL) {
+        keep = SIZE_MAX;
+        for (size_t i = 0; i < applied; i++) {
+            if (strcmp(list[i]->name, to) == 0)
+                keep = i + 1;
+        }
+        if (keep == SIZE_MAX)
+            rc = dc_error_set(err,
+                              "--to %s: no applied migration has that name; 'deployctl migrate "
+                              "status' lists them",
+                              to);
+    } else if ((size_t)steps > applied) {
+        rc = dc_error_set(err, "cannot roll back %d migrations: only %zu are applied", steps,
+                          applied);
+    } else {
+        keep = applied - (size_t)steps;
+    }
+    *n = 0;
+    for (size_t i = applied; rc == 0 && i > keep; i--)
+        targets[(*n)++] = list[i - 1];
+    free(list);
+    return rc;
+}
+
+static int require_down_files(const dc_migration_status_t **targets, size_t n, const char *dir,
+                              dc_error_t *err)
+{
+    dc_buf_t missing = {0};
+    dc_buf_append(&missing, "", 0);
+    for (size_t i = 0; i < n; i++) {
+        if (targets[i]->local->down_sql == NULL)
+            dc_buf_appendf(&missing, "%s%s", missing.len ? ", " : "", targets[i]->name);
+    }
+    int rc = 0;
+    if (missing.len > 0)
+        rc = dc_error_set_code(err, DC_EXIT_PRECHECK,
+                               "cannot roll back: no down.sql for %s (in %s/<name>/); nothing "
+                               "was changed: write the missing down.sql, or restore the "
+                               "snapshot taken before these migrations",
+                               missing.data, dir);
+    dc_buf_free(&missing);
+    return rc;
+}
+
+static int run_downs(dc_session_t *s, const dc_migration_status_t **targets, size_t n,
+                     dc_migrate_report_t *report, dc_error_t *err)
+{
+    dc_migrate_script_t *scripts = dc_calloc(n + 1, sizeof(dc_migrate_script_t));
+    int rc = 0;
+    char **paths = dc_calloc(n + 1, sizeof(char *));
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        paths[i] = dc_sprintf("%s/%s/down.sql", s->opts->dir, targets[i]->name);
+        rc = dc_migrate_parse_script(targets[i]->local->down_sql, paths[i], &scripts[i], err);
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        char label[300];
+        snprintf(label, sizeof(label), "down.sql of %s", targets[i]->name);
+        dc_log_info("rolling back migration %s", targets[i]->name);
+        rc = run_script(s, &scripts[i], label, paths[i], targets[i]->row->id, ROW_ROLL_BACK, report,
+                        err);
+        if (rc == 0) {
+            dc_log_info("rolled back migration %s", targets[i]->name);
+            report_add(&report->applied, &report->applied_count, targets[i]->name);
+        } else
+            report->failed = dc_strdup(targets[i]->name);
+    }
+    for (size_t i = 0; i < n; i++) {
+        dc_migrate_script_free(&scripts[i]);
+        free(paths[i]);
+    }
+    free(scripts);
+    free(paths);
+    return rc;
+}
+
+int dc_migrate_down(const dc_migrate_opts_t *opts, const char *to, int steps,
+                    dc_migrate_report_t *report, dc_error_t *err)
+{
+    memset(report, 0, sizeof(*report));
+    double t0 = dc_now_seconds();
+    dc_session_t s;
+    dc_migration_set_t set;
+    dc_history_t history;
+    dc_migrate_status_t st;
+    memset(&s, 0, sizeof(s));
+    int rc = open_and_read(opts, "migrate down", true, false, &s, &set, &history, &st, err);
+    if (rc == 0 && !history.exists)
+        rc = dc_error_set(err, "nothing to roll back: the database has no _prisma_migrations "
+                               "table (no migration was ever applied)");
+    if (rc == 0)
+        rc = refuse_if_failed(&st, "down", err);
+    const dc_migration_status_t **targets = dc_calloc(st.count + 1, sizeof(*targets));
+    size_t n = 0;
+    if (rc == 0)
+        rc = choose_down_targets(&st, to, steps < 1 ? 1 : steps, targets, &n, err);
+    if (rc == 0)
+        rc = require_down_files(targets, n, opts->dir, err);
+    if (rc == 0 && n == 0)
+        dc_log_info("%s is the newest applied migration: nothing to roll back", to ? to : "?");
+    if (rc == 0)
+        rc = run_downs(&s, targets, n, report, err);
+    free(targets);
+    close_all(&s, &set, &history, &st);
+    report->seconds = dc_now_seconds() - t0;
+    return rc;
+}
+
+/* ---- resolve ---- */
+
+static int resolve_rows(dc_session_t *s, const char *name, const dc_migration_t *local,
+                        const dc_history_t *h, dc_migrate_resolution_t how, dc_error_t *err)
+{
+    if (dc_pg_exec(s->conn, "BEGIN", err) != 0)
+        return -1;
+    int rc = 0;
+    /* Prisma rolls the failed rows back in both cases; --applied then adds a finished row. */
+    for (size_t i = 0; rc == 0 && i < h->count; i++) {
+        const dc_history_row_t *r = &h->rows[i];
+        if (strcmp(r->migration_name, name) == 0 && r->finished_at == NULL &&
+            r->rolled_back_at == NULL)
+            rc = dc_history_roll_back(s->conn, s->table, r->id, err);
+    }
+    if (rc == 0 && how == DC_RESOLVE_APPLIED)
+        rc = dc_history_record_applied(s->conn, s->table, local, err);
+    if (rc == 0)
+        return dc_pg_commit(s->conn, err);
+    PQclear(PQexec(s->conn, "ROLLBACK"));
+    return rc;
+}
+
+static const dc_migration_status_t *find_entry(const dc_migrate_status_t *st, const char *name)
+{
+    for (size_t i = 0; i < st->count; i++) {
+        if (strcmp(st->entries[i].name, name) == 0)
+            return &st->entries[i];
+    }
+    return NULL;
+}
+
+/* Prisma's refusals (P3008, P3011, P3012, P3017), with what to do instead. */
+static int check_resolvable(const dc_migration_status_t *e, const char *name, const char *dir,
+                            dc_migrate_resolution_t how, dc_error_t *err)
+{
+    if (e == NULL)
+        return dc_error_set(err,
+                            "migration %s is neither in %s nor in the history table (as "
+                            "Prisma's P3017): check the name with 'deployctl migrate status'",
+                            name, dir);
+    bool applied = e->state == DC_MIG_APPLIED || e->state == DC_MIG_EDITED ||
+                   e->state == DC_MIG_MISSING_LOCALLY;
+    if (how == DC_RESOLVE_APPLIED && applied)
+        return dc_error_set(err,
+                            "migration %s is already recorded as applied in the database (as "
+                            "Prisma's P3008): nothing to resolve",
+                            name);
+    if (how == DC_RESOLVE_APPLIED && e->local == NULL)
+        return dc_error_set(err,
+                            "migration %s is not in %s (as Prisma's P3017): --applied records "
+                            "the checksum of its migration.sql, so it must be there",
+                            name, dir);
+    if (how == DC_RESOLVE_ROLLED_BACK && e->state != DC_MIG_FAILED)
+        return dc_error_set(err,
+                            "migration %s cannot be marked rolled back because it is not in a "
+                            "failed state (it is %s; as Prisma's P3011/P3012)%s",
+                            name, dc_migrate_state_name(e->state),
+                            applied ? ": to undo an applied migration use 'deployctl migrate "
+                                      "down'"
+                                    : "");
+    return 0;
+}
+
+int dc_migrate_resolve(const dc_migrate_opts_t *opts, const char *name, dc_migrate_resolution_t how,
+                       dc_error_t *err)
+{
+    dc_session_t s;
+    dc_migration_set_t set;
+    dc_history_t history;
+    dc_migrate_status_t st;
+    memset(&s, 0, sizeof(s));
+    int rc = open_and_read(opts, "migrate resolve", true, true, &s, &set, &history, &st, err);
+    const dc_migration_status_t *e = rc == 0 ? find_entry(&st, name) : NULL;
+    if (rc == 0)
+        rc = check_resolvable(e, name, opts->dir, how, err);
+    if (rc == 0)
+        rc = resolve_rows(&s, name, e->local, &history, how, err);
+    if (rc == 0)
+        dc_log_info("migration %s marked as %s", name,
+                    how == DC_RESOLVE_APPLIED ? "applied" : "rolled back");
+    close_all(&s, &set, &history, &st);
+    return rc;
+}

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# `migrate down` on the sample app: the down.sql files run newest first, each in a transaction
+# with its history row's rolled_back_at, and the schema is exactly the one before the migrations
+# (pg_dump -s); the data in the old columns survives; deploy brings them back. Down refuses,
+# before changing anything, when a migration to undo has no down.sql.
+source "$DC_SOURCE_DIR/tests/harness/lib.sh"
+
+db=$(new_db app)
+url=$(db_url "$db")
+src=$DC_SOURCE_DIR/examples/inventory-app/prisma/migrations
+dir=$WORK/migrations
+mkdir -p "$dir"
+cp "$src/migration_lock.toml" "$dir/"
+q() { psql_value "$db" "$1"; }
+migrate() { run_deployctl migrate "$@" --database "$url" --migrations "$dir"; }
+# The schema without the history table's rows (schema_dump has no rows anyway).
+schema() { schema_dump "$db"; }
+
+for m in 20240101000000_init 20240115000000_add_user_preferences; do cp -r "$src/$m" "$dir/"; done
+migrate deploy
+[[ $rc -eq 0 ]] || fail "deploy: $(cat "$WORK/err")"
+psql_admin "$db" <<'SQL'
+INSERT INTO users (id, email, name) SELECT 'u' || g, 'u' || g || '@x.test', 'User ' || g FROM generate_series(1, 20) g;
+INSERT INTO inventory_items (item_name, batch, quantity, created_by)
+SELECT 'item ' || g, 'B' || g, g, 'u' || (1 + g % 20) FROM generate_series(1, 500) g;
+SQL
+schema >"$WORK/before.sql"
+data_before=$(fingerprint "$db" | grep -v _prisma_migrations)
+
+# The three additive migrations of the scenarios, each with a down.sql.
+for m in 20240201000000_expand_batch_number 20240210000000_add_inventory_items_name_batch_number_index \
+    20240301000000_expand_quantity_decimal; do cp -r "$src/$m" "$dir/"; done
+migrate deploy
+[[ $rc -eq 0 ]] || fail "deploy: $(cat "$WORK/err")"
+schema >"$WORK/after.sql"
+cmp -s "$WORK/before.sql" "$WORK/after.sql" && fail "the migrations changed no schema"
+
+# One step: the newest only.
+migrate down --json
+[[ $rc -eq 0 ]] || fail "down: $(cat "$WORK/err")"
+grep -q '"done":\["20240301000000_expand_quantity_decimal"\]' "$WORK/out" || fail "down 1: $(cat "$WORK/out")"
+assert_eq "" "$(q "SELECT attname FROM pg_attribute WHERE attrelid = 'inventory_items'::regclass AND attname = 'quantity_decimal' AND NOT attisdropped")" \
+    "quantity_decimal dropped"
+# Down to a named migration: the other two, newest first (the index's down runs concurrently).
+migrate down --to 20240115000000_add_user_preferences --json
+[[ $rc -eq 0 ]] || fail "down --to: $(cat "$WORK/err")"
+grep -q '"done":\["20240210000000_add_inventory_items_name_batch_number_index","20240201000000_expand_batch_number"\]' "$WORK/out" ||
+    fail "down --to: $(cat "$WORK/out")"
+diff -u "$WORK/before.sql" <(schema) >"$WORK/schema.diff" || fail "schema after down differs from before: $(head -30 "$WORK/schema.diff")"
+assert_eq "$data_before" "$(fingerprint "$db" | grep -v _prisma_migrations)" "data in the old columns kept"
+assert_eq "3|3" "$(q "SELECT count(*), count(rolled_back_at) FROM _prisma_migrations WHERE migration_name > '20240115000000_add_user_preferences'")" \
+    "rows marked rolled back"
+migrate status --json
+[[ $rc -eq 4 ]] && grep -q '"pending":3' "$WORK/out" || fail "rolled-back migrations are not pending: $(cat "$WORK/out")"
+pass "down (1 step, then --to NAME) restores the previous schema exactly and marks the rows rolled back"
+
+# Deploy brings them back, to the same schema.
+migrate deploy
+[[ $rc -eq 0 ]] || fail "redeploy: $(cat "$WORK/err")"
+diff -u "$WORK/after.sql" <(schema) >"$WORK/schema.diff" || fail "schema after redeploy differs: $(head -30 "$WORK/schema.diff")"
+pass "deploy after down reapplies them, to the same schema"
+
+# Destructive migrations have no down.sql: refused before any change.
+for m in "$src"/2024*/; do cp -r "$m" "$dir/"; done
+migrate deploy
+[[ $rc -eq 0 ]] || fail "deploy of all: $(cat "$WORK/err")"
+schema >"$WORK/all.sql"
+history_before=$(q "SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM _prisma_migrations t")
+migrate down --to 20240210000000_add_inventory_items_name_batch_number_index
+[[ $rc -eq 4 ]] || fail "down without down.sql files: rc $rc: $(cat "$WORK/err")"
+grep -q "cannot roll back: no down.sql for 20240415000000_remove_user_name, 20240401000000_contract_quantity_decimal, 20240315000000_contract_batch .*nothing was changed" "$WORK/err" ||
+    fail "unclear refusal: $(cat "$WORK/err")"
+diff -q "$WORK/all.sql" <(schema) >/dev/null || fail "a refused down changed the schema"
+assert_eq "$history_before" "$(q "SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM _prisma_migrations t")" "a refused down changed the history"
+migrate down 99
+[[ $rc -eq 1 ]] && grep -q "cannot roll back 99 migrations: only 8 are applied" "$WORK/err" || fail "down 99: $(cat "$WORK/err")"
+migrate down --to 20990101000000_nope
+[[ $rc -eq 1 ]] && grep -q "no applied migration has that name" "$WORK/err" || fail "down --to unknown: $(cat "$WORK/err")"
+migrate down 1 --to 20240101000000_init
+[[ $rc -eq 1 ]] && grep -q "N or --to NAME, not both" "$WORK/err" || fail "down N --to: $(cat "$WORK/err")"
+pass "down refuses before any change when a down.sql is missing, and on nonsense"

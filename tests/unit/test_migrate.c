@@ -1,0 +1,365 @@
+/* The migration runner's pure logic: reading Prisma's directory, checksums that ignore line
+ * endings and nothing else, statements that cannot run in a transaction found from the parse
+ * tree (not the text), status classification as Prisma does it, and command lines split
+ * without a shell. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "deployctl/migrate.h"
+#include "deployctl/util.h"
+
+/* ---- a temporary migrations directory ---- */
+
+static void write_file(const char *dir, const char *rel, const char *content)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, rel);
+    char *slash = strrchr(path, '/');
+    *slash = '\0';
+    mkdir(path, 0755);
+    *slash = '/';
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fputs(content, f);
+    fclose(f);
+}
+
+static char *make_dir(void)
+{
+    char tmpl[] = "/tmp/dc-test-migrate.XXXXXX";
+    char *d = mkdtemp(tmpl);
+    assert_non_null(d);
+    return dc_strdup(d);
+}
+
+static void remove_dir(const char *dir)
+{
+    char *cmd = dc_sprintf("rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+}
+
+static void test_read_dir_in_order(void **state)
+{
+    (void)state;
+    char *dir = make_dir();
+    write_file(dir, "migration_lock.toml", "# comment\nprovider = \"postgresql\"\n");
+    write_file(dir, "20240201000000_b/migration.sql", "SELECT 2;\n");
+    write_file(dir, "20240101000000_a/migration.sql", "SELECT 1;\n");
+    write_file(dir, "20240101000000_a/down.sql", "SELECT -1;\n");
+    write_file(dir, "README.md", "not a migration\n");
+    dc_migration_set_t set;
+    dc_error_t err;
+    assert_int_equal(dc_migrate_read_dir(dir, &set, &err), 0);
+    assert_int_equal(set.count, 2);
+    assert_string_equal(set.items[0].name, "20240101000000_a");
+    assert_string_equal(set.items[1].name, "20240201000000_b");
+    assert_string_equal(set.items[0].sql, "SELECT 1;\n");
+    assert_string_equal(set.items[0].down_sql, "SELECT -1;\n");
+    assert_null(set.items[1].down_sql);
+    /* sha256("SELECT 1;\n") as sha256sum prints it */
+    char expected[65];
+    dc_migrate_checksum("SELECT 1;\n", 10, expected);
+    assert_string_equal(set.items[0].checksum, expected);
+    assert_non_null(dc_migrate_find(&set, "20240201000000_b"));
+    assert_null(dc_migrate_find(&set, "nope"));
+    dc_migrate_set_free(&set);
+    remove_dir(dir);
+    free(dir);
+}
+
+static void test_read_dir_errors(void **state)
+{
+    (void)state;
+    dc_migration_set_t set;
+    dc_error_t err;
+    char *dir = make_dir();
+    write_file(dir, "migration_lock.toml", "provider = \"mysql\"\n");
+    assert_int_equal(dc_migrate_read_dir(dir, &set, &err), -1);
+    assert_non_null(strstr(err.message, "provider \"mysql\""));
+    write_file(dir, "migration_lock.toml", "provider = \"postgresql\"\n");
+    write_file(dir, "20240101000000_a/notes.txt", "no migration.sql here\n");
+    assert_int_equal(dc_migrate_read_dir(dir, &set, &err), -1);
+    assert_non_null(strstr(err.message, "20240101000000_a has no migration.sql"));
+    /* As lint reads: a directory without migration.sql is skipped, any provider is read. */
+    write_file(dir, "migration_lock.toml", "provider = \"mysql\"\n");
+    write_file(dir, "20240201000000_b/migration.sql", "SELECT 2;\n");
+    dc_migrate_read_opts_t lenient = {.skip_incomplete = true, .any_provider = true};
+    assert_int_equal(dc_migrate_read_dir_with(dir, &lenient, &set, &err), 0);
+    assert_int_equal(set.count, 1);
+    assert_string_equal(set.items[0].name, "20240201000000_b");
+    assert_int_equal(set.skipped_count, 1);
+    assert_string_equal(set.skipped[0], "20240101000000_a");
+    dc_migrate_set_free(&set);
+    dc_migration_t one;
+    assert_int_equal(dc_migrate_read_one(dir, "20240101000000_a", &lenient, &one, &err), 0);
+    assert_null(one.sql);
+    dc_migration_free(&one);
+    remove_dir(dir);
+    assert_int_equal(dc_migrate_read_dir(dir, &set, &err), -1);
+    assert_non_null(strstr(err.message, "--migrations DIR"));
+    free(dir);
+}
+
+/* ---- checksums ---- */
+
+static void test_checksum(void **state)
+{
+    (void)state;
+    char sum[65];
+    dc_migrate_checksum("abc", 3, sum);
+    assert_string_equal(sum, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+
+    const char *lf = "CREATE TABLE a (id int);\nCREATE TABLE b (id int);\n";
+    const char *crlf = "CREATE TABLE a (id int);\r\nCREATE TABLE b (id int);\r\n";
+    const char *edited = "CREATE TABLE a (id bigint);\nCREATE TABLE b (id int);\n";
+    char lf_sum[65], crlf_sum[65];
+    dc_migrate_checksum(lf, strlen(lf), lf_sum);
+    dc_migrate_checksum(crlf, strlen(crlf), crlf_sum);
+    assert_string_not_equal(lf_sum, crlf_sum);
+    /* Applied from a Linux checkout, read from a Windows one, and the other way round. */
+    assert_true(dc_migrate_checksum_matches(crlf, strlen(crlf), lf_sum));
+    assert_true(dc_migrate_checksum_matches(lf, strlen(lf), crlf_sum));
+    assert_true(dc_migrate_checksum_matches(lf, strlen(lf), lf_sum));
+    /* A real edit is an edit, whatever the line endings. */
+    assert_false(dc_migrate_checksum_matches(edited, strlen(edited), lf_sum));
+    assert_false(dc_migrate_checksum_matches(edited, strlen(edited), crlf_sum));
+    /* Trailing white space is content (Prisma counts it too). */
+    assert_false(dc_migrate_checksum_matches("SELECT 1; ", 10, lf_sum));
+    assert_false(dc_migrate_checksum_matches(lf, strlen(lf), NULL));
+}
+
+/* ---- statements ---- */
+
+static void check_script(const char *sql, size_t count, bool autocommit)
+{
+    dc_migrate_script_t sc;
+    dc_error_t err;
+    if (dc_migrate_parse_script(sql, "test.sql", &sc, &err) != 0)
+        fail_msg("%s: %s", sql, err.message);
+    assert_int_equal(sc.count, count);
+    if (sc.needs_autocommit != autocommit)
+        fail_msg("%s: needs_autocommit %d", sql, sc.needs_autocommit);
+    dc_migrate_script_free(&sc);
+}
+
+static void test_no_transaction_statements(void **state)
+{
+    (void)state;
+    check_script("CREATE INDEX CONCURRENTLY i ON t (a);", 1, true);
+    check_script("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS i ON s.t (a)", 1, true);
+    check_script("DROP INDEX CONCURRENTLY IF EXISTS i;", 1, true);
+    check_script("REINDEX (CONCURRENTLY) INDEX i;", 1, true);
+    check_script("REINDEX INDEX CONCURRENTLY i;", 1, true);
+    check_script("REINDEX DATABASE app;", 1, true);
+    check_script("VACUUM (ANALYZE) t;", 1, true);
+    check_script("CREATE DATABASE other;", 1, true);
+    check_script("ALTER SYSTEM SET work_mem = '8MB';", 1, true);
+    check_script("ALTER TABLE p DETACH PARTITION p1 CONCURRENTLY;", 1, true);
+    check_script("BEGIN; CREATE TABLE t (a int); COMMIT;", 3, true);
+    /* These run in a transaction block. */
+    check_script("ANALYZE t;", 1, false);
+    check_script("CREATE INDEX i ON t (a); REINDEX INDEX i; DROP INDEX i;", 3, false);
+    check_script("ALTER TYPE mood ADD VALUE 'meh';", 1, false);
+    check_script("ALTER TABLE p DETACH PARTITION p1;", 1, false);
+    /* Words in comments and literals are not statements: string matching would be wrong. */
+    check_script("-- CREATE INDEX CONCURRENTLY later\n"
+                 "COMMENT ON TABLE t IS 'VACUUM; CREATE INDEX CONCURRENTLY x ON t (a)';\n"
+                 "/* VACUUM */ SELECT $$CREATE DATABASE x$$;",
+                 2, false);
+    check_script("", 0, false);
+    check_script("-- only a comment\n", 0, false);
+}
+
+static void test_statement_details(void **state)
+{
+    (void)state;
+    dc_migrate_script_t sc;
+    dc_error_t err;
+    const char *sql = "-- header\n"
+                      "ALTER TABLE t ADD COLUMN b int;\n"
+                      "\n"
+                      "CREATE INDEX CONCURRENTLY \"T_b_idx\" ON app.t (b);\n"
+                      "CREATE INDEX CONCURRENTLY ON t (a);\n";
+    assert_int_equal(dc_migrate_parse_script(sql, "m.sql", &sc, &err), 0);
+    assert_int_equal(sc.count, 3);
+    assert_int_equal(sc.stmts[0].line, 2);
+    assert_string_equal(sc.stmts[0].text, "ALTER TABLE t ADD COLUMN b int");
+    assert_false(sc.stmts[0].no_transaction);
+    assert_int_equal(sc.stmts[1].line, 4);
+    assert_true(sc.stmts[1].no_transaction);
+    assert_string_equal(sc.stmts[1].concurrent_index, "app.T_b_idx");
+    assert_string_equal(sc.stmts[1].what, "CREATE INDEX CONCURRENTLY");
+    assert_int_equal(sc.stmts[2].line, 5);
+    assert_null(sc.stmts[2].concurrent_index); /* named by the server: nothing to look for */
+    dc_migrate_script_free(&sc);
+
+    assert_int_equal(
+        dc_migrate_parse_script("SELECT 1;\nCREATE TABL x (a int);", "bad.sql", &sc, &err), -1);
+    assert_non_null(strstr(err.message, "bad.sql is not valid SQL at line 2"));
+
+    /* Block comments nest, as PostgreSQL's do; an error's position counts characters. */
+    assert_int_equal(
+        dc_migrate_parse_script("/* a /* nested */ b */\nSELECT 1;", "n.sql", &sc, &err), 0);
+    assert_int_equal(sc.count, 1);
+    assert_string_equal(sc.stmts[0].text, "SELECT 1");
+    assert_int_equal(sc.stmts[0].line, 2);
+    dc_migrate_script_free(&sc);
+    assert_int_equal(dc_migrate_parse_script("-- \u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9"
+                                             "\u00e9\u00e9\u00e9\u00e9\nSELEC 1;",
+                                             "u.sql", &sc, &err),
+                     -1);
+    assert_non_null(strstr(err.message, "u.sql is not valid SQL at line 2"));
+}
+
+/* ---- status ---- */
+
+static dc_history_row_t row(const char *name, const char *checksum, bool finished, bool rolled_back)
+{
+    dc_history_row_t r = {0};
+    r.id = (char *)"id";
+    r.migration_name = (char *)name;
+    r.checksum = (char *)checksum;
+    r.finished_at = finished ? (char *)"2024-01-01 00:00:00+00" : NULL;
+    r.rolled_back_at = rolled_back ? (char *)"2024-01-02 00:00:00+00" : NULL;
+    return r;
+}
+
+static dc_migration_t local(const char *name, const char *sql)
+{
+    dc_migration_t m = {0};
+    m.name = (char *)name;
+    m.sql = (char *)sql;
+    m.sql_len = strlen(sql);
+    dc_migrate_checksum(sql, m.sql_len, m.checksum);
+    return m;
+}
+
+static void test_classify(void **state)
+{
+    (void)state;
+    dc_migration_t items[] = {
+        local("1_applied", "SELECT 1;\n"), local("2_edited", "SELECT 2; -- changed\n"),
+        local("3_crlf", "SELECT 3;\r\n"),  local("4_failed", "SELECT 4;\n"),
+        local("5_retried", "SELECT 5;\n"), local("6_rolled_back", "SELECT 6;\n"),
+        local("7_pending", "SELECT 7;\n"),
+    };
+    dc_migration_set_t set = {.dir = (char *)"d", .items = items, .count = 7};
+    char c1[65], c2[65], c3[65], c5[65];
+    dc_migrate_checksum("SELECT 1;\n", 10, c1);
+    dc_migrate_checksum("SELECT 2;\n", 10, c2);
+    dc_migrate_checksum("SELECT 3;\n", 10, c3);
+    dc_migrate_checksum("SELECT 5;\n", 10, c5);
+    dc_history_row_t rows[] = {
+        row("1_applied", c1, true, false),
+        row("2_edited", c2, true, false),
+        row("3_crlf", c3, true, false),
+        row("4_failed", "x", false, false),
+        row("5_retried", c5, false, true), /* failed, resolved --rolled-back, then applied */
+        row("5_retried", c5, true, false),
+        row("6_rolled_back", "x", false, true),
+        row("0_gone", "x", true, false),
+        row("0_gone", "x", true, false), /* one entry per name */
+        row("0_gone_failed", "x", false, false),
+        row("0_gone_rolled_back", "x", false, true), /* not counted */
+    };
+    dc_history_t h = {.exists = true, .rows = rows, .count = sizeof(rows) / sizeof(rows[0])};
+    dc_migrate_status_t st;
+    dc_migrate_classify(&set, &h, &st);
+    static const struct {
+        const char *name;
+        dc_migration_state_t state;
+    } expected[] = {
+        {"1_applied", DC_MIG_APPLIED},    {"2_edited", DC_MIG_EDITED},
+        {"3_crlf", DC_MIG_APPLIED},       {"4_failed", DC_MIG_FAILED},
+        {"5_retried", DC_MIG_APPLIED},    {"6_rolled_back", DC_MIG_PENDING},
+        {"7_pending", DC_MIG_PENDING},    {"0_gone", DC_MIG_MISSING_LOCALLY},
+        {"0_gone_failed", DC_MIG_FAILED},
+    };
+    assert_int_equal(st.count, sizeof(expected) / sizeof(expected[0]));
+    for (size_t i = 0; i < st.count; i++) {
+        assert_string_equal(st.entries[i].name, expected[i].name);
+        if (st.entries[i].state != expected[i].state)
+            fail_msg("%s: %s, expected %s", expected[i].name,
+                     dc_migrate_state_name(st.entries[i].state),
+                     dc_migrate_state_name(expected[i].state));
+    }
+    assert_ptr_equal(st.entries[4].row, &rows[5]); /* the finished row decides */
+    assert_null(st.entries[6].row);
+    assert_int_equal(st.applied, 3);
+    assert_int_equal(st.edited, 1);
+    assert_int_equal(st.pending, 2);
+    assert_int_equal(st.failed, 2);
+    assert_int_equal(st.missing, 1);
+    assert_false(dc_migrate_up_to_date(&st));
+    dc_migrate_status_free(&st);
+
+    /* Everything applied: up to date. No table at all: everything pending. */
+    dc_migration_set_t one = {.dir = (char *)"d", .items = items, .count = 1};
+    dc_history_t h1 = {.exists = true, .rows = rows, .count = 1};
+    dc_migrate_classify(&one, &h1, &st);
+    assert_true(dc_migrate_up_to_date(&st));
+    dc_migrate_status_free(&st);
+    dc_history_t none = {0};
+    dc_migrate_classify(&set, &none, &st);
+    assert_int_equal(st.pending, 7);
+    assert_false(st.history_exists);
+    dc_migrate_status_free(&st);
+}
+
+/* ---- command lines ---- */
+
+static void check_split(const char *command, const char *const *expected)
+{
+    char **argv;
+    dc_error_t err;
+    if (dc_migrate_split_command(command, &argv, &err) != 0)
+        fail_msg("%s: %s", command, err.message);
+    size_t i = 0;
+    for (; expected[i] != NULL; i++) {
+        assert_non_null(argv[i]);
+        assert_string_equal(argv[i], expected[i]);
+    }
+    assert_null(argv[i]);
+    dc_migrate_argv_free(argv);
+}
+
+static void test_split_command(void **state)
+{
+    (void)state;
+    check_split("npx prisma migrate deploy",
+                (const char *const[]){"npx", "prisma", "migrate", "deploy", NULL});
+    check_split(
+        "  dbmate   --migrations-dir 'db/my migrations' up ",
+        (const char *const[]){"dbmate", "--migrations-dir", "db/my migrations", "up", NULL});
+    check_split("sh -c \"echo \\\"hi\\\"\" a\\ b",
+                (const char *const[]){"sh", "-c", "echo \"hi\"", "a b", NULL});
+    /* No shell: variables and globs stay as written (a secret never lands in argv). */
+    check_split("tool $DATABASE_URL *.sql `id`",
+                (const char *const[]){"tool", "$DATABASE_URL", "*.sql", "`id`", NULL});
+    char **argv;
+    dc_error_t err;
+    assert_int_equal(dc_migrate_split_command("tool 'unclosed", &argv, &err), -1);
+    assert_non_null(strstr(err.message, "unclosed"));
+    assert_int_equal(dc_migrate_split_command("   ", &argv, &err), -1);
+    assert_non_null(strstr(err.message, "empty"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_read_dir_in_order), cmocka_unit_test(test_read_dir_errors),
+        cmocka_unit_test(test_checksum),          cmocka_unit_test(test_no_transaction_statements),
+        cmocka_unit_test(test_statement_details), cmocka_unit_test(test_classify),
+        cmocka_unit_test(test_split_command),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
