@@ -46,6 +46,7 @@ int dc_cmd_verify(dc_cli_t *cli, dc_error_t *err);
 int dc_cmd_check(dc_cli_t *cli, dc_error_t *err);
 int dc_cmd_lint(dc_cli_t *cli, dc_error_t *err);
 int dc_cmd_migrate(dc_cli_t *cli, dc_error_t *err);
+int dc_cmd_prune(dc_cli_t *cli, dc_error_t *err);
 
 /* maintenance_work_mem for restores, in PostgreSQL's units ("262144kB"), in out; NULL when not
  * configured (the server's own setting applies). */

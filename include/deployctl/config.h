@@ -20,6 +20,7 @@ typedef enum {
     DC_CMD_LINT = 1u << 5,
     DC_CMD_MIGRATE = 1u << 6,
     DC_CMD_CHECK = 1u << 7,
+    DC_CMD_PRUNE = 1u << 8,
     DC_CMD_ALL = 0xffffu,
 } dc_command_mask_t;
 
@@ -70,6 +71,14 @@ typedef enum {
     DC_OPT_APPLIED,
     DC_OPT_ROLLED_BACK,
     DC_OPT_TO,
+    /* prune */
+    DC_OPT_KEEP_LAST,
+    DC_OPT_KEEP_DAILY,
+    DC_OPT_KEEP_WEEKLY,
+    DC_OPT_KEEP_MONTHLY,
+    DC_OPT_INCOMPLETE_GRACE,
+    DC_OPT_PRE_RESTORE_WINDOW,
+    DC_OPT_DRY_RUN,
     DC_OPT_COUNT
 } dc_opt_id_t;
 
@@ -78,7 +87,7 @@ typedef enum {
     DC_TYPE_BOOL, /* a flag: present or not */
     DC_TYPE_INT,
     DC_TYPE_SIZE,     /* "64MiB" */
-    DC_TYPE_DURATION, /* "30s" */
+    DC_TYPE_DURATION, /* "30s", "24h", "7d" */
     DC_TYPE_ENUM,
 } dc_opt_type_t;
 

@@ -28,6 +28,8 @@
 void dc_snapshot_id_new(time_t t, char out[DC_SNAPSHOT_ID_LEN + 1]);
 /* Strict pattern check; run before an id touches a path or a URL. */
 bool dc_snapshot_id_valid(const char *id);
+/* The creation time (UTC) an id encodes; -1 when the id is not valid or names no real time. */
+int dc_snapshot_id_time(const char *id, time_t *out);
 /* Tags: 1-32 of [a-z0-9._-], starting with a letter or digit. */
 bool dc_snapshot_tag_valid(const char *tag);
 /* The store path component for a database name (safe characters, others %XX-escaped). */
@@ -224,6 +226,8 @@ typedef struct dc_snapshot_info {
     bool verified;           /* the newest verification succeeded */
     bool verified_deep;      /* ... and it was a deep one */
     char verified_at[32];
+    int pin_count;       /* pin-<owner> objects: see "pins" below */
+    char pin_object[48]; /* the first of them, for messages */
 } dc_snapshot_info_t;
 
 typedef struct dc_snapshot_list {
@@ -243,5 +247,31 @@ int dc_catalog_load(dc_store_t *store, const char *database, const char *ref, dc
  * writer is gone. Safe against backups running at the same time. */
 int dc_catalog_clean_abandoned(dc_store_t *store, int *removed_temporary, int *removed_snapshots,
                                dc_error_t *err);
+/* Removes one listed snapshot that has no manifest, if its writer is gone (*removed says
+ * whether it was): the check is made again under the writer's lease, so a backup that commits
+ * meanwhile keeps its snapshot. */
+int dc_catalog_remove_abandoned(dc_store_t *store, const dc_snapshot_info_t *info, bool *removed,
+                                dc_error_t *err);
+/* Deletes one complete snapshot: the manifest first, so that an interrupted deletion leaves an
+ * incomplete snapshot (never listed, cleaned later) rather than a listed one with missing
+ * objects; then the archive and everything else under it. Refuses (and deletes nothing) when a
+ * pin appeared since the snapshot was listed. */
+int dc_catalog_delete_snapshot(dc_store_t *store, const char *database_dir, const char *id,
+                               dc_error_t *err);
+
+/* ---- pins: snapshots something still depends on ----
+ *
+ * A pin is an object named "pin-<owner>" in a snapshot's directory
+ * (<database-dir>/<id>/pin-<owner>), <owner> being 1-32 of [a-z0-9._-] (e.g.
+ * "release-20260101T120000Z"). Its content is a short JSON note for people ({"owner", "note",
+ * "pinned_at"}); only its presence counts. While a snapshot has at least one pin, `prune` keeps
+ * it whatever the retention rules say. A release pins the snapshot it may have to restore
+ * before it migrates and unpins it once it has ended (done or rolled back); a pin left by a
+ * release that died stays until `recover` resolves that release (or someone deletes it). Pins
+ * are per snapshot, so several owners may pin the same one. */
+int dc_snapshot_pin(dc_store_t *store, const char *database_dir, const char *id, const char *owner,
+                    const char *note, dc_error_t *err);
+int dc_snapshot_unpin(dc_store_t *store, const char *database_dir, const char *id,
+                      const char *owner, dc_error_t *err);
 
 #endif

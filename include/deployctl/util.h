@@ -41,7 +41,7 @@ void dc_format_count(uint64_t n, char *out, size_t out_size);
 
 /* Parses "64MiB", "1GB", "4096", "16k": returns -1 on junk. */
 int dc_parse_size(const char *text, uint64_t *out);
-/* Parses "30s", "5m", "250ms", "2h", "10" (seconds): returns -1 on junk. */
+/* Parses "30s", "5m", "250ms", "2h", "7d", "10" (seconds): returns -1 on junk. */
 int dc_parse_duration_ms(const char *text, uint64_t *out_ms);
 /* Parses a decimal integer in [min, max]: returns -1 on junk or out of range. */
 int dc_parse_int(const char *text, long min, long max, long *out);

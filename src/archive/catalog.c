@@ -14,6 +14,7 @@
 #define MANIFEST_OBJECT "manifest.json"
 #define ARCHIVE_OBJECT  "snapshot.tar"
 #define MANIFEST_MAX    (256u * 1024 * 1024)
+#define PIN_PREFIX      "pin-"
 
 static dc_snapshot_info_t *find_or_add(dc_snapshot_list_t *list, const char *dir, const char *id)
 {
@@ -62,6 +63,11 @@ static int collect(void *ctx, const dc_store_entry_t *entry, dc_error_t *err)
     if (dc_str_starts_with(object, "verify-") && dc_str_ends_with(object, ".json") &&
         strlen(object) < sizeof(info->verify_object) && strcmp(object, info->verify_object) > 0)
         snprintf(info->verify_object, sizeof(info->verify_object), "%s", object);
+    if (dc_str_starts_with(object, PIN_PREFIX) &&
+        dc_snapshot_tag_valid(object + strlen(PIN_PREFIX))) {
+        if (info->pin_count++ == 0 || strcmp(object, info->pin_object) < 0)
+            snprintf(info->pin_object, sizeof(info->pin_object), "%s", object);
+    }
     return 0;
 }
 
@@ -231,8 +237,8 @@ int dc_catalog_load(dc_store_t *store, const char *database, const char *ref, dc
 /* Removes one snapshot without a manifest, if its writer is gone. The cleaner takes the
  * writer's lease itself and looks for the manifest again while holding it: a writer releases
  * its lease only after its manifest is durable, so a snapshot committed meanwhile is seen. */
-static int remove_if_abandoned(dc_store_t *store, const dc_snapshot_info_t *info, bool *removed,
-                               dc_error_t *err)
+int dc_catalog_remove_abandoned(dc_store_t *store, const dc_snapshot_info_t *info, bool *removed,
+                                dc_error_t *err)
 {
     dc_store_lease_t *lease = NULL;
     dc_error_t busy;
@@ -270,10 +276,121 @@ int dc_catalog_clean_abandoned(dc_store_t *store, int *removed_temporary, int *r
     for (size_t i = 0; i < list.count && rc == 0; i++) {
         bool removed = false;
         if (!list.items[i].complete)
-            rc = remove_if_abandoned(store, &list.items[i], &removed, err);
+            rc = dc_catalog_remove_abandoned(store, &list.items[i], &removed, err);
         if (removed)
             (*removed_snapshots)++;
     }
     dc_catalog_list_free(&list);
+    return rc;
+}
+
+/* The objects of one snapshot, with what deleting it needs to know. */
+typedef struct snapshot_objects {
+    char **keys;
+    size_t count;
+    bool has_manifest;
+    bool pinned;
+} snapshot_objects_t;
+
+static int collect_object(void *ctx, const dc_store_entry_t *entry, dc_error_t *err)
+{
+    (void)err;
+    snapshot_objects_t *o = ctx;
+    const char *slash = strrchr(entry->key, '/');
+    const char *object = slash ? slash + 1 : entry->key;
+    if (strcmp(object, MANIFEST_OBJECT) == 0) {
+        o->has_manifest = true;
+        return 0; /* deleted first, on its own */
+    }
+    if (dc_str_starts_with(object, PIN_PREFIX))
+        o->pinned = true;
+    o->keys = dc_realloc(o->keys, (o->count + 1) * sizeof(char *));
+    o->keys[o->count++] = dc_strdup(entry->key);
+    return 0;
+}
+
+static void snapshot_objects_free(snapshot_objects_t *o)
+{
+    for (size_t i = 0; i < o->count; i++)
+        free(o->keys[i]);
+    free(o->keys);
+}
+
+int dc_catalog_delete_snapshot(dc_store_t *store, const char *database_dir, const char *id,
+                               dc_error_t *err)
+{
+    if (!dc_snapshot_id_valid(id))
+        return dc_error_set(err, "refusing to delete '%s': not a snapshot id", id);
+    char *prefix = dc_sprintf("%s/%s", database_dir, id);
+    snapshot_objects_t objects = {0};
+    int rc = dc_store_list(store, prefix, collect_object, &objects, err);
+    if (rc == 0 && objects.pinned)
+        rc = dc_error_set(err, "snapshot %s was pinned while prune ran (see its %s* objects): kept",
+                          id, PIN_PREFIX);
+    if (rc == 0 && objects.has_manifest) {
+        char *manifest = dc_sprintf("%s/%s", prefix, MANIFEST_OBJECT);
+        rc = dc_store_delete(store, manifest, err);
+        free(manifest);
+        dc_fault_point("prune-after-manifest");
+    }
+    /* The archive before the rest, so what is left of an interrupted deletion is small. */
+    for (size_t i = 0; i < objects.count && rc == 0; i++) {
+        if (dc_str_ends_with(objects.keys[i], "/" ARCHIVE_OBJECT))
+            rc = dc_store_delete(store, objects.keys[i], err);
+    }
+    for (size_t i = 0; i < objects.count && rc == 0; i++) {
+        if (!dc_str_ends_with(objects.keys[i], "/" ARCHIVE_OBJECT))
+            rc = dc_store_delete(store, objects.keys[i], err);
+    }
+    if (rc != 0)
+        dc_error_prefix(err, "deleting snapshot %s/%s from store %s: ", database_dir, id,
+                        dc_store_url(store));
+    snapshot_objects_free(&objects);
+    free(prefix);
+    return rc;
+}
+
+static int pin_key(const char *database_dir, const char *id, const char *owner, char **key,
+                   dc_error_t *err)
+{
+    if (!dc_snapshot_id_valid(id))
+        return dc_error_set(err, "'%s' is not a snapshot id", id);
+    if (!dc_snapshot_tag_valid(owner))
+        return dc_error_set(err, "pin owner '%s' is not valid: use 1-32 of [a-z0-9._-]", owner);
+    *key = dc_sprintf("%s/%s/%s%s", database_dir, id, PIN_PREFIX, owner);
+    return 0;
+}
+
+int dc_snapshot_pin(dc_store_t *store, const char *database_dir, const char *id, const char *owner,
+                    const char *note, dc_error_t *err)
+{
+    char *key = NULL;
+    if (pin_key(database_dir, id, owner, &key, err) != 0)
+        return -1;
+    char at[32];
+    dc_format_rfc3339(time(NULL), at, sizeof(at));
+    json_t *o =
+        json_pack("{s:s, s:s, s:s}", "owner", owner, "note", note ? note : "", "pinned_at", at);
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    dc_store_writer_t *w = NULL;
+    int rc = dc_store_writer_open(store, key, &w, err);
+    if (rc == 0 && (rc = dc_store_writer_write(w, text, strlen(text), err)) != 0)
+        dc_store_writer_abort(w);
+    else if (rc == 0)
+        rc = dc_store_writer_commit(w, err);
+    free(text);
+    free(key);
+    return rc;
+}
+
+int dc_snapshot_unpin(dc_store_t *store, const char *database_dir, const char *id,
+                      const char *owner, dc_error_t *err)
+{
+    char *key = NULL;
+    if (pin_key(database_dir, id, owner, &key, err) != 0)
+        return -1;
+    int rc = dc_store_delete(store, key, err);
+    free(key);
     return rc;
 }

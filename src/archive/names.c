@@ -3,6 +3,7 @@
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "deployctl/snapshot.h"
 #include "deployctl/util.h"
@@ -39,6 +40,37 @@ bool dc_snapshot_id_valid(const char *id)
         return false;
     return all_in(id, 8, digits) && id[8] == 'T' && all_in(id + 9, 6, digits) && id[15] == 'Z' &&
            id[16] == '-' && all_in(id + 17, 4, "0123456789abcdef");
+}
+
+static int digits_at(const char *s, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++)
+        v = v * 10 + (s[i] - '0');
+    return v;
+}
+
+int dc_snapshot_id_time(const char *id, time_t *out)
+{
+    if (!dc_snapshot_id_valid(id))
+        return -1;
+    struct tm tm = {0};
+    tm.tm_year = digits_at(id, 4) - 1900;
+    tm.tm_mon = digits_at(id + 4, 2) - 1;
+    tm.tm_mday = digits_at(id + 6, 2);
+    tm.tm_hour = digits_at(id + 9, 2);
+    tm.tm_min = digits_at(id + 11, 2);
+    tm.tm_sec = digits_at(id + 13, 2);
+    /* timegm() would quietly turn "month 13" into next January: refuse such ids instead. */
+    if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
+        tm.tm_min > 59 || tm.tm_sec > 60)
+        return -1;
+    struct tm check = tm;
+    time_t t = timegm(&check);
+    if (t == (time_t)-1 || check.tm_mday != tm.tm_mday)
+        return -1; /* February 30th */
+    *out = t;
+    return 0;
 }
 
 bool dc_snapshot_tag_valid(const char *tag)

@@ -90,6 +90,20 @@ static const dc_command_t commands[] = {
      "set-not-null, update-without-where, delete-without-where, missing-lock-timeout,\n"
      "drop-index-not-concurrent, concurrently-not-alone, unknown-allow-rule (warning).",
      0, 1, dc_cmd_lint},
+    {"prune", DC_CMD_PRUNE,
+     "[--keep-last N] [--keep-daily N] [--keep-weekly N] [--keep-monthly N] [--dry-run] "
+     "[--database URL|all]",
+     "delete old snapshots by retention rules",
+     "Applies retention to the snapshots of --database (or of every database in the store with\n"
+     "--database all): the N newest (--keep-last), the newest of each of the last N days,\n"
+     "ISO weeks or months that have snapshots (UTC); a snapshot any rule keeps stays. Whatever\n"
+     "the rules say, it keeps the newest complete and the newest verified snapshot of each\n"
+     "database, pinned ones (an unfinished release depends on them), pre-restore ones younger\n"
+     "than --pre-restore-window (not counted by the rules), and incomplete ones whose backup\n"
+     "runs or that are younger than --incomplete-grace; older incomplete ones are removed.\n"
+     "With no rule it refuses. Prints every snapshot with keep or delete and why;\n"
+     "--dry-run changes nothing. Run it with --dry-run first.",
+     0, 0, dc_cmd_prune},
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))

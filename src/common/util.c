@@ -207,6 +207,8 @@ int dc_parse_duration_ms(const char *text, uint64_t *out_ms)
         mult = 60000;
     else if (strcmp(end, "h") == 0)
         mult = 3600000;
+    else if (strcmp(end, "d") == 0)
+        mult = 86400000;
     else
         return -1;
     if (v > UINT64_MAX / mult)

@@ -269,7 +269,7 @@ static int check_value(const dc_option_t *o, const dc_setting_t *s, dc_error_t *
         break;
     case DC_TYPE_DURATION:
         if (dc_parse_duration_ms(v, &u) != 0)
-            expected = "a duration such as 500ms, 30s, 5m or 1h";
+            expected = "a duration such as 500ms, 30s, 5m, 1h or 7d";
         break;
     case DC_TYPE_ENUM:
         snprintf(range, sizeof(range), "one of %s", o->choices);

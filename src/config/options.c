@@ -9,6 +9,7 @@
 #define VERIFY  DC_CMD_VERIFY
 #define CHECK   DC_CMD_CHECK
 #define MIGRATE DC_CMD_MIGRATE
+#define PRUNE   DC_CMD_PRUNE
 #define GLOBAL  DC_CMD_ALL
 
 /* clang-format off */
@@ -123,6 +124,28 @@ const dc_option_t dc_options[DC_OPT_COUNT] = {
         "resolve: mark this failed migration rolled back (deploy runs it again)"},
     [DC_OPT_TO] = {DC_OPT_TO, "to", 0, DC_TYPE_STRING, {NULL}, NULL, NULL, NULL, 0, 0, MIGRATE,
         "NAME", "down: roll back until this migration is the newest applied"},
+    [DC_OPT_KEEP_LAST] = {DC_OPT_KEEP_LAST, "keep-last", 0, DC_TYPE_INT, {"DEPLOYCTL_KEEP_LAST"},
+        "retention.keep_last", NULL, NULL, 0, 1000000, PRUNE, "N",
+        "keep the N newest snapshots of each database"},
+    [DC_OPT_KEEP_DAILY] = {DC_OPT_KEEP_DAILY, "keep-daily", 0, DC_TYPE_INT,
+        {"DEPLOYCTL_KEEP_DAILY"}, "retention.keep_daily", NULL, NULL, 0, 1000000, PRUNE, "N",
+        "keep the newest snapshot of each of the last N days that have one (UTC)"},
+    [DC_OPT_KEEP_WEEKLY] = {DC_OPT_KEEP_WEEKLY, "keep-weekly", 0, DC_TYPE_INT,
+        {"DEPLOYCTL_KEEP_WEEKLY"}, "retention.keep_weekly", NULL, NULL, 0, 1000000, PRUNE, "N",
+        "keep the newest snapshot of each of the last N ISO weeks that have one"},
+    [DC_OPT_KEEP_MONTHLY] = {DC_OPT_KEEP_MONTHLY, "keep-monthly", 0, DC_TYPE_INT,
+        {"DEPLOYCTL_KEEP_MONTHLY"}, "retention.keep_monthly", NULL, NULL, 0, 1000000, PRUNE,
+        "N", "keep the newest snapshot of each of the last N months that have one"},
+    [DC_OPT_INCOMPLETE_GRACE] = {DC_OPT_INCOMPLETE_GRACE, "incomplete-grace", 0,
+        DC_TYPE_DURATION, {"DEPLOYCTL_INCOMPLETE_GRACE"}, "retention.incomplete_grace", "24h",
+        NULL, 0, 0, PRUNE, "DURATION",
+        "delete incomplete snapshots (no manifest, writer gone) older than this"},
+    [DC_OPT_PRE_RESTORE_WINDOW] = {DC_OPT_PRE_RESTORE_WINDOW, "pre-restore-window", 0,
+        DC_TYPE_DURATION, {"DEPLOYCTL_PRE_RESTORE_WINDOW"}, "retention.pre_restore_window", "7d",
+        NULL, 0, 0, PRUNE, "DURATION",
+        "keep pre-restore snapshots this long (the keep-* rules do not count them)"},
+    [DC_OPT_DRY_RUN] = {DC_OPT_DRY_RUN, "dry-run", 'n', DC_TYPE_BOOL, {NULL}, NULL, NULL, NULL, 0,
+        0, PRUNE, NULL, "list what would be deleted and kept, and why; change nothing"},
 };
 /* clang-format on */
 

@@ -436,6 +436,23 @@ static void test_invalid_values(void **state)
     assert_int_equal(dc_config_int(&fx->cfg, DC_OPT_JOBS), 2);
 }
 
+/* The [retention] section: prune's rules and durations in days; a negative count refused. */
+static void test_retention_section(void **state)
+{
+    fixture_t *fx = *state;
+    load(fx, "[retention]\nkeep_daily = 7\nkeep_monthly = 12\nincomplete_grace = 2d\n");
+    finish_ok(fx);
+    assert_int_equal(dc_config_int(&fx->cfg, DC_OPT_KEEP_DAILY), 7);
+    assert_int_equal(dc_config_int(&fx->cfg, DC_OPT_KEEP_MONTHLY), 12);
+    assert_null(dc_config_get(&fx->cfg, DC_OPT_KEEP_LAST)); /* unset: the rule is off */
+    assert_int_equal(dc_config_duration_ms(&fx->cfg, DC_OPT_INCOMPLETE_GRACE), 2ull * 86400000);
+    assert_int_equal(dc_config_duration_ms(&fx->cfg, DC_OPT_PRE_RESTORE_WINDOW), 7ull * 86400000);
+    dc_config_free(&fx->cfg);
+    dc_config_init(&fx->cfg);
+    load(fx, "[retention]\nkeep_last = -1\n");
+    check_finish_refuses(fx, DC_OPT_KEEP_LAST, "-1", "line 2");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -451,6 +468,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_long_value, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retention_section, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -102,6 +102,7 @@ static void test_parse_duration(void **state)
     check_duration("5m", 5 * 60 * 1000);
     check_duration("250ms", 250);
     check_duration("2h", 2 * 3600 * 1000);
+    check_duration("7d", 7ull * 86400 * 1000);
     check_duration("10", 10 * 1000); /* bare number: seconds */
     check_duration("0", 0);
 }
@@ -114,6 +115,7 @@ static void test_parse_duration_junk(void **state)
     check_duration_rejected("soon");
     check_duration_rejected("s");
     check_duration_rejected("10x");
+    check_duration_rejected("1w");
     check_duration_rejected("-5s");
     check_duration_rejected("5sec ");
     check_duration_rejected("18446744073709551615h"); /* overflows in milliseconds */
