@@ -240,6 +240,14 @@ static int load_member(loader_t *l, const char *name, dc_error_t *err)
     return rc;
 }
 
+static bool restore_failed(parallel_t *p)
+{
+    pthread_mutex_lock(&p->mu);
+    bool failed = p->failed;
+    pthread_mutex_unlock(&p->mu);
+    return failed;
+}
+
 /* The next chunk of a table to load, from its front or its back; false when none is left. */
 static bool take_chunk(parallel_t *p, size_t table, bool from_back, size_t *chunk)
 {
@@ -297,6 +305,8 @@ static int load_table(loader_t *l, size_t table, bool from_back, dc_error_t *err
             return -1;
         loaded++;
     }
+    if (restore_failed(p)) /* stop here: the first error is the one reported */
+        return dc_error_set(err, "loader %d stopped: another loader failed", l->number);
     if (dc_restore_load_finish(&l->load, err) != 0 || dc_pg_commit(l->conn, err) != 0)
         return -1;
     dc_log_debug("loader %d: %zu chunks of %s.%s%s%s in %.1f s", l->number, loaded, t->schema,
