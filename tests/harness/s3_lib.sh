@@ -28,3 +28,22 @@ aws_s3() {
     command -v aws >/dev/null || skip "the aws client is not installed (Debian package awscli)"
     aws --endpoint-url "$DC_S3_ENDPOINT" "$@"
 }
+
+# Starts tests/harness/fault_proxy.py in front of the S3 server with the given faults; sets
+# PROXY_ENDPOINT and PROXY_LOG. Stopped when the test ends.
+start_proxy() { # name faults...
+    local name=$1
+    shift
+    PROXY_LOG=$WORK/proxy-$name.log
+    : >"$PROXY_LOG"
+    DC_PROXY_SECRET=$DC_S3_SECRET python3 "$HARNESS/fault_proxy.py" --upstream "$DC_S3_PORT" \
+        --port-file "$WORK/proxy-$name.port" --log "$PROXY_LOG" --lifetime 900 "$@" &
+    local pid=$!
+    on_exit "kill $pid 2>/dev/null"
+    for _ in $(seq 1 50); do
+        [[ -s $WORK/proxy-$name.port ]] && break
+        sleep 0.1
+    done
+    [[ -s $WORK/proxy-$name.port ]] || fail "the fault proxy did not start"
+    PROXY_ENDPOINT=http://127.0.0.1:$(cat "$WORK/proxy-$name.port")
+}
