@@ -497,6 +497,7 @@ typedef struct s3_writer {
     char *upload_id;
     char **etags;
     int parts;
+    uint64_t total; /* bytes in the parts uploaded */
     s3_lease_t *upload_lease;
     char *what;
 } s3_writer_t;
@@ -555,6 +556,7 @@ static int upload_part(s3_writer_t *w, dc_error_t *err)
     if (rc == 0) {
         w->etags = dc_realloc(w->etags, (size_t)(w->parts + 1) * sizeof(char *));
         w->etags[w->parts++] = dc_strdup(r.etag);
+        w->total += w->used;
         w->used = 0;
     }
     response_free(&r);
@@ -667,6 +669,21 @@ static int complete_upload(s3_writer_t *w, dc_error_t *err)
     s3_call_t c = {.method = "POST", .full_key = w->full_key, .query = query, .body = xml.data,
                    .body_len = xml.len, .content_type = "application/xml", .what = w->what};
     int rc = s3_call(w->s, &c, &r, err);
+    if (rc != 0 && r.s3_code != NULL && strcmp(r.s3_code, "NoSuchUpload") == 0) {
+        /* A try whose answer was lost may have completed the upload already: then the object
+         * is there with every byte. */
+        s3_response_t head = {0};
+        s3_call_t h = {.method = "HEAD", .full_key = w->full_key, .missing_ok = true,
+                       .what = w->what};
+        dc_error_t ignored;
+        if (s3_call(w->s, &h, &head, &ignored) == 0 && head.status == 200 && head.has_length &&
+            head.content_length == w->total) {
+            dc_log_debug("store %s: %s was completed by an earlier try", w->s->base.url,
+                         w->full_key);
+            rc = 0;
+        }
+        response_free(&head);
+    }
     response_free(&r);
     free(query);
     dc_buf_free(&xml);

@@ -48,7 +48,11 @@ start)
     mkdir -p "$state/data"
     key=DCTESTKEY$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n' | tr a-f A-F)
     secret=$(od -An -N20 -tx1 /dev/urandom | tr -d ' \n')
-    setsid node "$here/s3rver_launch.js" "$state/npm/node_modules" "$state/data" "$state/port" \
+    # s3rver's continuation tokens use DES, which OpenSSL 3 keeps in its legacy provider:
+    # without it, listing more than 1000 keys fails with a 500.
+    legacy=()
+    node --openssl-legacy-provider -e '' 2>/dev/null && legacy=(--openssl-legacy-provider)
+    setsid node "${legacy[@]}" "$here/s3rver_launch.js" "$state/npm/node_modules" "$state/data" "$state/port" \
         "$key" "$secret" >"$state/s3rver.log" 2>&1 </dev/null &
     echo $! >"$state/pid"
     for _ in $(seq 1 100); do
