@@ -1,0 +1,260 @@
+/* Proves the pure logic of the s3:// driver: reading S3's XML answers (list pages with
+ * continuation tokens, uploads, errors, entities, look-alike element names), URL and key
+ * building and encoding, which failures are retried and the backoff schedule; and that opening
+ * an s3:// store checks its URL and credentials without any network. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../src/store/s3_intern.h"
+#include "deployctl/store.h"
+
+static const char LIST_PAGE[] =
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+    "<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+    "<Name>bucket</Name><Prefix>p/</Prefix><KeyCount>3</KeyCount><MaxKeys>1000</MaxKeys>"
+    "<IsTruncated>true</IsTruncated>"
+    "<Contents><Key>p/db/a&amp;b.json</Key><LastModified>2026-11-29T18:54:40.000Z</LastModified>"
+    "<ETag>&quot;abc&quot;</ETag><Size>42</Size><StorageClass>STANDARD</StorageClass></Contents>"
+    "<Contents><Key>p/db/x</Key><Size>0</Size><LastModified>2000-01-01T00:00:00Z</LastModified>"
+    "</Contents>"
+    "<Contents>\n  <Key>p/&#233;t&#xE9;</Key>\n  <Size>18446744073709551615</Size>\n</Contents>"
+    "<ContentsX><Key>not-a-key</Key></ContentsX>"
+    "<NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=</NextContinuationToken>"
+    "</ListBucketResult>";
+
+static void test_parse_list_page(void **state)
+{
+    (void)state;
+    dc_s3_list_page_t page;
+    assert_int_equal(dc_s3_parse_list(LIST_PAGE, strlen(LIST_PAGE), &page), 0);
+    assert_int_equal(page.count, 3);
+    assert_string_equal(page.items[0].key, "p/db/a&b.json");
+    assert_int_equal(page.items[0].size, 42);
+    assert_int_equal(page.items[0].mtime, 1795978480); /* 2026-11-29T18:54:40Z */
+    assert_string_equal(page.items[1].key, "p/db/x");
+    assert_int_equal(page.items[1].mtime, 946684800);
+    assert_string_equal(page.items[2].key, "p/\xc3\xa9t\xc3\xa9");
+    assert_true(page.items[2].size == UINT64_MAX);
+    assert_true(page.truncated);
+    assert_string_equal(page.next_token, "1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=");
+    dc_s3_list_page_free(&page);
+}
+
+static void test_parse_list_last_and_bad_pages(void **state)
+{
+    (void)state;
+    dc_s3_list_page_t page;
+    const char *last = "<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>";
+    assert_int_equal(dc_s3_parse_list(last, strlen(last), &page), 0);
+    assert_int_equal(page.count, 0);
+    assert_false(page.truncated);
+    assert_null(page.next_token);
+    dc_s3_list_page_free(&page);
+    /* truncated without a token: the listing could never go on */
+    const char *stuck = "<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>";
+    assert_int_equal(dc_s3_parse_list(stuck, strlen(stuck), &page), -1);
+    /* an error document is not a page */
+    const char *error = "<Error><Code>NoSuchBucket</Code></Error>";
+    assert_int_equal(dc_s3_parse_list(error, strlen(error), &page), -1);
+    /* cut short: the unterminated <Contents> is not taken */
+    const char *cut = "<ListBucketResult><Contents><Key>a</Key><Size>1";
+    assert_int_equal(dc_s3_parse_list(cut, strlen(cut), &page), -1);
+}
+
+static void test_parse_error_and_uploads(void **state)
+{
+    (void)state;
+    const char *err = "<?xml version=\"1.0\"?><Error><Code>SignatureDoesNotMatch</Code>"
+                      "<Message>The request signature &lt;x&gt; we calculated</Message>"
+                      "<StringToSign>AWS4</StringToSign></Error>";
+    char *code = dc_s3_xml_text(err, strlen(err), "Code");
+    char *msg = dc_s3_xml_text(err, strlen(err), "Message");
+    assert_string_equal(code, "SignatureDoesNotMatch");
+    assert_string_equal(msg, "The request signature <x> we calculated");
+    assert_null(dc_s3_xml_text(err, strlen(err), "Region"));
+    free(code);
+    free(msg);
+    const char *up = "<ListMultipartUploadsResult><Bucket>b</Bucket>"
+                     "<NextKeyMarker>p/k2</NextKeyMarker><NextUploadIdMarker>u2</NextUploadIdMarker>"
+                     "<IsTruncated>true</IsTruncated>"
+                     "<Upload><Key>p/k1</Key><UploadId>u1</UploadId>"
+                     "<Initiated>2026-01-02T03:04:05.000Z</Initiated></Upload>"
+                     "<Upload><Key>p/k2</Key><UploadId>u2</UploadId></Upload>"
+                     "</ListMultipartUploadsResult>";
+    dc_s3_uploads_page_t page;
+    assert_int_equal(dc_s3_parse_uploads(up, strlen(up), &page), 0);
+    assert_int_equal(page.count, 2);
+    assert_string_equal(page.items[0].upload_id, "u1");
+    assert_int_equal(page.items[0].initiated, 1767323045);
+    assert_int_equal(page.items[1].initiated, -1);
+    assert_true(page.truncated);
+    assert_string_equal(page.next_key_marker, "p/k2");
+    assert_string_equal(page.next_upload_id_marker, "u2");
+    dc_s3_uploads_page_free(&page);
+}
+
+static void test_xml_entities_and_escape(void **state)
+{
+    (void)state;
+    const char *in = "a&lt;b&gt;&amp;&quot;&apos;&#65;&#x1F600;";
+    char *t = dc_s3_xml_unescape(in, strlen(in));
+    assert_non_null(t);
+    assert_string_equal(t, "a<b>&\"'A\xf0\x9f\x98\x80");
+    free(t);
+    assert_null(dc_s3_xml_unescape("a&bogus;", 8));
+    assert_null(dc_s3_xml_unescape("a&amp", 5));
+    assert_null(dc_s3_xml_unescape("&#0;", 4));
+    char *e = dc_s3_xml_escape("\"etag\"<&>");
+    assert_string_equal(e, "&quot;etag&quot;&lt;&amp;&gt;");
+    free(e);
+    /* <Key/> is an empty element; <KeyCount> is not <Key> */
+    const char *x = "<KeyCount>3</KeyCount><Key/><Key>k</Key>";
+    const char *cur = x, *inner;
+    size_t n;
+    assert_true(dc_s3_xml_next(&cur, x + strlen(x), "Key", &inner, &n));
+    assert_int_equal(n, 0);
+    assert_true(dc_s3_xml_next(&cur, x + strlen(x), "Key", &inner, &n));
+    assert_int_equal(n, 1);
+    assert_memory_equal(inner, "k", 1);
+    assert_false(dc_s3_xml_next(&cur, x + strlen(x), "Key", &inner, &n));
+}
+
+static void test_urls_and_keys(void **state)
+{
+    (void)state;
+    char *bucket, *prefix;
+    const char *why;
+    assert_int_equal(dc_s3_parse_url("s3://my-bucket/a/b/", &bucket, &prefix, &why), 0);
+    assert_string_equal(bucket, "my-bucket");
+    assert_string_equal(prefix, "a/b");
+    free(bucket);
+    free(prefix);
+    assert_int_equal(dc_s3_parse_url("s3://my.bucket", &bucket, &prefix, &why), 0);
+    assert_string_equal(prefix, "");
+    free(bucket);
+    free(prefix);
+    assert_int_equal(dc_s3_parse_url("s3://ab/x", &bucket, &prefix, &why), -1);
+    assert_int_equal(dc_s3_parse_url("s3://Upper/x", &bucket, &prefix, &why), -1);
+    assert_int_equal(dc_s3_parse_url("s3://bucket/a//b", &bucket, &prefix, &why), -1);
+    assert_int_equal(dc_s3_parse_url("s3://bucket/a?x=1", &bucket, &prefix, &why), -1);
+    assert_int_equal(dc_s3_parse_url("file:///x", &bucket, &prefix, &why), -1);
+
+    char *s = dc_s3_uri_encode("a b+c=d%e/f~g_h.i-j", true);
+    assert_string_equal(s, "a%20b%2Bc%3Dd%25e/f~g_h.i-j");
+    free(s);
+    s = dc_s3_uri_encode("p/x y", false);
+    assert_string_equal(s, "p%2Fx%20y");
+    free(s);
+
+    s = dc_s3_object_url("http://127.0.0.1:9000", "b", true, "p/k+1");
+    assert_string_equal(s, "http://127.0.0.1:9000/b/p/k%2B1");
+    free(s);
+    s = dc_s3_object_url("https://s3.eu-west-1.amazonaws.com", "b", false, "k");
+    assert_string_equal(s, "https://b.s3.eu-west-1.amazonaws.com/k");
+    free(s);
+    s = dc_s3_object_url("https://s3.amazonaws.com", "b", false, NULL);
+    assert_string_equal(s, "https://b.s3.amazonaws.com/");
+    free(s);
+    s = dc_s3_full_key("", "db/id/manifest.json");
+    assert_string_equal(s, "db/id/manifest.json");
+    free(s);
+    s = dc_s3_full_key("pre/fix", "k");
+    assert_string_equal(s, "pre/fix/k");
+    free(s);
+}
+
+static void test_retry_policy(void **state)
+{
+    (void)state;
+    assert_true(dc_s3_retryable(CURLE_COULDNT_CONNECT, 0, NULL));
+    assert_true(dc_s3_retryable(CURLE_OPERATION_TIMEDOUT, 0, NULL));
+    assert_true(dc_s3_retryable(CURLE_RECV_ERROR, 0, NULL));
+    assert_true(dc_s3_retryable(CURLE_SEND_ERROR, 0, NULL));
+    assert_true(dc_s3_retryable(CURLE_PARTIAL_FILE, 200, NULL));
+    assert_true(dc_s3_retryable(CURLE_OK, 500, "InternalError"));
+    assert_true(dc_s3_retryable(CURLE_OK, 503, "SlowDown"));
+    assert_true(dc_s3_retryable(CURLE_OK, 429, NULL));
+    assert_true(dc_s3_retryable(CURLE_OK, 400, "RequestTimeout"));
+    assert_false(dc_s3_retryable(CURLE_OK, 403, "InvalidAccessKeyId"));
+    assert_false(dc_s3_retryable(CURLE_OK, 403, "SignatureDoesNotMatch"));
+    assert_false(dc_s3_retryable(CURLE_OK, 404, "NoSuchBucket"));
+    assert_false(dc_s3_retryable(CURLE_OK, 400, "InvalidArgument"));
+    assert_false(dc_s3_retryable(CURLE_PEER_FAILED_VERIFICATION, 0, NULL));
+    assert_false(dc_s3_retryable(CURLE_URL_MALFORMAT, 0, NULL));
+
+    /* Exponential, capped, with half of each delay random. */
+    assert_int_equal(dc_s3_backoff_ms(1, 200, 20000, 0), 100);
+    assert_int_equal(dc_s3_backoff_ms(1, 200, 20000, UINT32_MAX), 200);
+    assert_int_equal(dc_s3_backoff_ms(2, 200, 20000, 0), 200);
+    assert_int_equal(dc_s3_backoff_ms(3, 200, 20000, UINT32_MAX), 800);
+    assert_int_equal(dc_s3_backoff_ms(20, 200, 20000, UINT32_MAX), 20000);
+    assert_int_equal(dc_s3_backoff_ms(1000, 200, 20000, 0), 10000);
+    for (int a = 1; a < 30; a++) {
+        uint64_t lo = dc_s3_backoff_ms(a, 200, 20000, 0);
+        uint64_t hi = dc_s3_backoff_ms(a, 200, 20000, UINT32_MAX);
+        uint64_t mid = dc_s3_backoff_ms(a, 200, 20000, UINT32_MAX / 2);
+        assert_true(lo <= mid && mid <= hi && hi <= 20000 && lo * 2 == hi);
+        if (a > 1)
+            assert_true(hi >= dc_s3_backoff_ms(a - 1, 200, 20000, UINT32_MAX));
+    }
+}
+
+static void test_open_checks_without_network(void **state)
+{
+    (void)state;
+    dc_store_t *store = NULL;
+    dc_error_t err;
+    dc_store_s3_settings_t s3 = {.endpoint = "http://127.0.0.1:9", .access_key_id = "AKID",
+                                 .access_key_id_origin = "test", .secret_access_key = "sekrit-value",
+                                 .path_style = true};
+    dc_store_s3_configure(&s3);
+    assert_int_equal(dc_store_open("s3://bucket/prefix", &store, &err), 0);
+    assert_string_equal(dc_store_url(store), "s3://bucket/prefix");
+    assert_false(dc_store_can_read_ranges(store) == false);
+    bool known = true;
+    uint64_t a, t;
+    char where[64];
+    assert_int_equal(dc_store_free_space(store, &known, &a, &t, where, sizeof(where), &err), 0);
+    assert_false(known);
+    dc_store_close(store);
+
+    s3.part_size = 1024 * 1024;
+    dc_store_s3_configure(&s3);
+    assert_int_equal(dc_store_open("s3://bucket/prefix", &store, &err), -1);
+    assert_non_null(strstr(err.message, "part_size"));
+
+    dc_store_s3_settings_t none = {.endpoint = "http://127.0.0.1:9"};
+    dc_store_s3_configure(&none);
+    unsetenv("AWS_ACCESS_KEY_ID");
+    assert_int_equal(dc_store_open("s3://bucket/prefix", &store, &err), -1);
+    assert_non_null(strstr(err.message, "AWS_ACCESS_KEY_ID"));
+
+    dc_store_s3_settings_t bad = {.endpoint = "ftp://x", .access_key_id = "A",
+                                  .secret_access_key = "B"};
+    dc_store_s3_configure(&bad);
+    assert_int_equal(dc_store_open("s3://bucket/prefix", &store, &err), -1);
+    assert_non_null(strstr(err.message, "https://"));
+    dc_store_s3_configure(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_list_page),
+        cmocka_unit_test(test_parse_list_last_and_bad_pages),
+        cmocka_unit_test(test_parse_error_and_uploads),
+        cmocka_unit_test(test_xml_entities_and_escape),
+        cmocka_unit_test(test_urls_and_keys),
+        cmocka_unit_test(test_retry_policy),
+        cmocka_unit_test(test_open_checks_without_network),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
