@@ -28,7 +28,7 @@ typedef struct dc_s3_list_page {
         char *key;
         uint64_t size;
         time_t mtime;
-    } *items;
+    } * items;
     size_t count;
     bool truncated;
     char *next_token; /* NextContinuationToken */
@@ -42,7 +42,7 @@ typedef struct dc_s3_uploads_page {
         char *key;
         char *upload_id;
         time_t initiated;
-    } *items;
+    } * items;
     size_t count;
     bool truncated;
     char *next_key_marker;
@@ -67,8 +67,7 @@ char *dc_s3_uri_encode(const char *s, bool keep_slash);
  * path style:   <endpoint>/<bucket>/<key>
  * virtual host: <scheme>://<bucket>.<host>/<key>
  * endpoint is "scheme://host[:port]" without a trailing '/'. Caller frees. */
-char *dc_s3_object_url(const char *endpoint, const char *bucket, bool path_style,
-                       const char *key);
+char *dc_s3_object_url(const char *endpoint, const char *bucket, bool path_style, const char *key);
 /* prefix "/" key, or key alone when there is no prefix (caller frees). */
 char *dc_s3_full_key(const char *prefix, const char *key);
 

@@ -44,7 +44,8 @@ bool dc_s3_xml_next(const char **cursor, const char *end, const char *name, cons
             const char *c = memchr(q, '<', (size_t)(end - q));
             if (c == NULL || (size_t)(end - c) < n + 3)
                 return false;
-            if (c[1] == '/' && strncmp(c + 2, name, n) == 0 && (c[2 + n] == '>' || c[2 + n] == ' ')) {
+            if (c[1] == '/' && strncmp(c + 2, name, n) == 0 &&
+                (c[2 + n] == '>' || c[2 + n] == ' ')) {
                 const char *close = memchr(c, '>', (size_t)(end - c));
                 if (close == NULL)
                     return false;
@@ -146,11 +147,20 @@ char *dc_s3_xml_escape(const char *s)
     dc_buf_t b = {0};
     for (const char *p = s; *p; p++) {
         switch (*p) {
-        case '&': dc_buf_append(&b, "&amp;", 5); break;
-        case '<': dc_buf_append(&b, "&lt;", 4); break;
-        case '>': dc_buf_append(&b, "&gt;", 4); break;
-        case '"': dc_buf_append(&b, "&quot;", 6); break;
-        default: dc_buf_append(&b, p, 1);
+        case '&':
+            dc_buf_append(&b, "&amp;", 5);
+            break;
+        case '<':
+            dc_buf_append(&b, "&lt;", 4);
+            break;
+        case '>':
+            dc_buf_append(&b, "&gt;", 4);
+            break;
+        case '"':
+            dc_buf_append(&b, "&quot;", 6);
+            break;
+        default:
+            dc_buf_append(&b, p, 1);
         }
     }
     dc_buf_append(&b, "", 1);
@@ -341,8 +351,7 @@ char *dc_s3_uri_encode(const char *s, bool keep_slash)
     return b.data;
 }
 
-char *dc_s3_object_url(const char *endpoint, const char *bucket, bool path_style,
-                       const char *key)
+char *dc_s3_object_url(const char *endpoint, const char *bucket, bool path_style, const char *key)
 {
     char *path = dc_s3_uri_encode(key ? key : "", true);
     char *url;

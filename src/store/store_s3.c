@@ -58,11 +58,16 @@ static char *dup_or_null(const char *s)
 
 void dc_store_s3_configure(const dc_store_s3_settings_t *in)
 {
-    char **strings[] = {&settings.endpoint,          &settings.endpoint_origin,
-                        &settings.region,            &settings.access_key_id,
-                        &settings.access_key_id_origin, &settings.secret_access_key,
-                        &settings.secret_access_key_origin, &settings.secret_access_key_file,
-                        &settings.session_token,     &settings.ca_file};
+    char **strings[] = {&settings.endpoint,
+                        &settings.endpoint_origin,
+                        &settings.region,
+                        &settings.access_key_id,
+                        &settings.access_key_id_origin,
+                        &settings.secret_access_key,
+                        &settings.secret_access_key_origin,
+                        &settings.secret_access_key_file,
+                        &settings.session_token,
+                        &settings.ca_file};
     for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
         free(*strings[i]);
         *strings[i] = NULL;
@@ -278,7 +283,7 @@ typedef struct s3_call {
     size_t body_len;
     const char *content_type;
     const char *range;
-    bool missing_ok; /* a 404 is an answer, not an error */
+    bool missing_ok;  /* a 404 is an answer, not an error */
     const char *what; /* "reading x", for messages */
 } s3_call_t;
 
@@ -408,8 +413,8 @@ static int explain(s3_store_t *s, const char *what, const s3_response_t *r, dc_e
                             "store %s: the bucket '%s' does not exist at %s; create it or fix "
                             "the store URL",
                             url, s->bucket, s->endpoint);
-    if (strcmp(code, "AuthorizationHeaderMalformed") == 0 || strcmp(code, "PermanentRedirect") == 0 ||
-        r->status == 301) {
+    if (strcmp(code, "AuthorizationHeaderMalformed") == 0 ||
+        strcmp(code, "PermanentRedirect") == 0 || r->status == 301) {
         return dc_error_set(err,
                             "store %s: the bucket '%s' is not in region '%s'%s%s%s; set "
                             "AWS_REGION or [s3] region",
@@ -513,8 +518,11 @@ static char *upload_lease_name(const char *upload_id)
 static int start_upload(s3_writer_t *w, dc_error_t *err)
 {
     s3_response_t r = {0};
-    s3_call_t c = {.method = "POST", .full_key = w->full_key, .query = "uploads=",
-                   .content_type = "application/octet-stream", .what = w->what};
+    s3_call_t c = {.method = "POST",
+                   .full_key = w->full_key,
+                   .query = "uploads=",
+                   .content_type = "application/octet-stream",
+                   .what = w->what};
     if (s3_call(w->s, &c, &r, err) != 0) {
         response_free(&r);
         return -1;
@@ -522,8 +530,9 @@ static int start_upload(s3_writer_t *w, dc_error_t *err)
     w->upload_id = r.body.len ? dc_s3_xml_text(r.body.data, r.body.len, "UploadId") : NULL;
     response_free(&r);
     if (w->upload_id == NULL || *w->upload_id == '\0')
-        return dc_error_set(err, "store %s: %s: the server started a multipart upload without an "
-                                 "upload id",
+        return dc_error_set(err,
+                            "store %s: %s: the server started a multipart upload without an "
+                            "upload id",
                             w->s->base.url, w->what);
     /* The upload's own lease: a cleaner aborts uploads nobody keeps alive. */
     char *name = upload_lease_name(w->upload_id);
@@ -538,15 +547,18 @@ static int start_upload(s3_writer_t *w, dc_error_t *err)
 static int upload_part(s3_writer_t *w, dc_error_t *err)
 {
     if (w->parts >= MAX_PARTS)
-        return dc_error_set(err,
-                            "store %s: %s needs more than %d parts; raise [s3] part_size",
+        return dc_error_set(err, "store %s: %s needs more than %d parts; raise [s3] part_size",
                             w->s->base.url, w->what, MAX_PARTS);
     char *id = dc_s3_uri_encode(w->upload_id, false);
     char *query = dc_sprintf("partNumber=%d&uploadId=%s", w->parts + 1, id);
     free(id);
     s3_response_t r = {0};
-    s3_call_t c = {.method = "PUT", .full_key = w->full_key, .query = query, .body = w->buf,
-                   .body_len = w->used, .content_type = "application/octet-stream",
+    s3_call_t c = {.method = "PUT",
+                   .full_key = w->full_key,
+                   .query = query,
+                   .body = w->buf,
+                   .body_len = w->used,
+                   .content_type = "application/octet-stream",
                    .what = w->what};
     int rc = s3_call(w->s, &c, &r, err);
     free(query);
@@ -601,8 +613,11 @@ static void abort_upload(s3_writer_t *w)
         s3_response_t r = {0};
         dc_error_t err;
         char *what = dc_sprintf("aborting the upload of %s", w->base.key);
-        s3_call_t c = {.method = "DELETE", .full_key = w->full_key, .query = query,
-                       .missing_ok = true, .what = what};
+        s3_call_t c = {.method = "DELETE",
+                       .full_key = w->full_key,
+                       .query = query,
+                       .missing_ok = true,
+                       .what = what};
         if (s3_call(w->s, &c, &r, &err) != 0)
             dc_log_warn("%s; the parts stay until a cleaner (backup, prune) or a bucket "
                         "lifecycle rule aborts the upload",
@@ -654,7 +669,8 @@ static int s3_writer_write(dc_store_writer_t *base, const void *data, size_t len
 static int complete_upload(s3_writer_t *w, dc_error_t *err)
 {
     dc_buf_t xml = {0};
-    dc_buf_appendf(&xml, "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
+    dc_buf_appendf(&xml,
+                   "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
     for (int i = 0; i < w->parts; i++) {
         char *etag = dc_s3_xml_escape(w->etags[i]);
         dc_buf_appendf(&xml, "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>", i + 1,
@@ -666,15 +682,20 @@ static int complete_upload(s3_writer_t *w, dc_error_t *err)
     char *query = dc_sprintf("uploadId=%s", id);
     free(id);
     s3_response_t r = {0};
-    s3_call_t c = {.method = "POST", .full_key = w->full_key, .query = query, .body = xml.data,
-                   .body_len = xml.len, .content_type = "application/xml", .what = w->what};
+    s3_call_t c = {.method = "POST",
+                   .full_key = w->full_key,
+                   .query = query,
+                   .body = xml.data,
+                   .body_len = xml.len,
+                   .content_type = "application/xml",
+                   .what = w->what};
     int rc = s3_call(w->s, &c, &r, err);
     if (rc != 0 && r.s3_code != NULL && strcmp(r.s3_code, "NoSuchUpload") == 0) {
         /* A try whose answer was lost may have completed the upload already: then the object
          * is there with every byte. */
         s3_response_t head = {0};
-        s3_call_t h = {.method = "HEAD", .full_key = w->full_key, .missing_ok = true,
-                       .what = w->what};
+        s3_call_t h = {
+            .method = "HEAD", .full_key = w->full_key, .missing_ok = true, .what = w->what};
         dc_error_t ignored;
         if (s3_call(w->s, &h, &head, &ignored) == 0 && head.status == 200 && head.has_length &&
             head.content_length == w->total) {
@@ -697,8 +718,11 @@ static int s3_writer_commit(dc_store_writer_t *base, dc_error_t *err)
     if (w->upload_id == NULL) {
         /* Smaller than one part: a single PUT makes the object appear whole. */
         s3_response_t r = {0};
-        s3_call_t c = {.method = "PUT", .full_key = w->full_key, .body = w->buf,
-                       .body_len = w->used, .content_type = "application/octet-stream",
+        s3_call_t c = {.method = "PUT",
+                       .full_key = w->full_key,
+                       .body = w->buf,
+                       .body_len = w->used,
+                       .content_type = "application/octet-stream",
                        .what = w->what};
         rc = s3_call(w->s, &c, &r, err);
         response_free(&r);
@@ -827,8 +851,8 @@ static int reader_finish(s3_reader_t *r, CURLcode result, dc_error_t *err)
     if (result != CURLE_OK && r->resp.curl_message[0] == '\0')
         snprintf(r->resp.curl_message, sizeof(r->resp.curl_message), "%s",
                  curl_easy_strerror(result));
-    bool ok = result == CURLE_OK && (r->resp.status == 200 || r->resp.status == 206) &&
-              !r->error_status;
+    bool ok =
+        result == CURLE_OK && (r->resp.status == 200 || r->resp.status == 206) && !r->error_status;
     if (ok && r->etag[0] == '\0' && r->resp.etag[0] != '\0')
         snprintf(r->etag, sizeof(r->etag), "%s", r->resp.etag);
     reader_stop(r);
@@ -845,8 +869,7 @@ static int reader_finish(s3_reader_t *r, CURLcode result, dc_error_t *err)
     if (r->resp.status == 404 || (r->resp.s3_code && strcmp(r->resp.s3_code, "NoSuchKey") == 0))
         return dc_error_set(err, "%s not found in store %s", r->base.key, s->base.url);
     if (r->resp.status == 412)
-        return dc_error_set(err,
-                            "store %s: %s changed while it was being read; read it again",
+        return dc_error_set(err, "store %s: %s changed while it was being read; read it again",
                             s->base.url, r->base.key);
     if (!dc_s3_retryable(r->resp.curl_code, r->resp.status, r->resp.s3_code) ||
         r->attempts >= s->max_attempts) {
@@ -1037,8 +1060,8 @@ static int list_raw(s3_store_t *s, const char *full_prefix, raw_list_fn fn, void
         char *query;
         if (token != NULL) {
             char *enc_token = dc_s3_uri_encode(token, false);
-            query = dc_sprintf("continuation-token=%s&list-type=2&prefix=%s", enc_token,
-                               enc_prefix);
+            query =
+                dc_sprintf("continuation-token=%s&list-type=2&prefix=%s", enc_token, enc_prefix);
             free(enc_token);
         } else {
             query = dc_sprintf("list-type=2&prefix=%s", enc_prefix);
@@ -1049,8 +1072,9 @@ static int list_raw(s3_store_t *s, const char *full_prefix, raw_list_fn fn, void
         free(query);
         dc_s3_list_page_t page;
         if (rc == 0 && dc_s3_parse_list(r.body.data ? r.body.data : "", r.body.len, &page) != 0)
-            rc = dc_error_set(err, "store %s: the server's answer to a listing is not a "
-                                   "ListObjectsV2 result",
+            rc = dc_error_set(err,
+                              "store %s: the server's answer to a listing is not a "
+                              "ListObjectsV2 result",
                               s->base.url);
         response_free(&r);
         free(token);
@@ -1163,14 +1187,18 @@ static int lease_write(s3_store_t *s, const char *full_key, const char *token, d
 {
     char host[128] = "";
     gethostname(host, sizeof(host) - 1);
-    json_t *o = json_pack("{s:s, s:I, s:s, s:i}", "token", token, "expires",
-                          (json_int_t)(time(NULL) + LEASE_TTL_S), "host", host, "pid",
-                          (int)getpid());
+    json_t *o =
+        json_pack("{s:s, s:I, s:s, s:i}", "token", token, "expires",
+                  (json_int_t)(time(NULL) + LEASE_TTL_S), "host", host, "pid", (int)getpid());
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     s3_response_t r = {0};
-    s3_call_t c = {.method = "PUT", .full_key = full_key, .body = text, .body_len = strlen(text),
-                   .content_type = "application/json", .what = "writing a lease"};
+    s3_call_t c = {.method = "PUT",
+                   .full_key = full_key,
+                   .body = text,
+                   .body_len = strlen(text),
+                   .content_type = "application/json",
+                   .what = "writing a lease"};
     int rc = s3_call(s, &c, &r, err);
     response_free(&r);
     free(text);
@@ -1182,8 +1210,8 @@ static int lease_read(s3_store_t *s, const char *full_key, bool *found, char tok
                       time_t *expires, dc_error_t *err)
 {
     s3_response_t r = {0};
-    s3_call_t c = {.method = "GET", .full_key = full_key, .missing_ok = true,
-                   .what = "reading a lease"};
+    s3_call_t c = {
+        .method = "GET", .full_key = full_key, .missing_ok = true, .what = "reading a lease"};
     *found = false;
     token[0] = '\0';
     *expires = 0;
@@ -1244,8 +1272,7 @@ static int lease_take(s3_store_t *s, const char *name, bool internal, s3_lease_t
     if (!internal && lease_held(s, name, &read_error)) {
         if (read_error)
             return dc_error_set(err, "cannot read the lease %s in store %s", name, s->base.url);
-        return dc_error_set(err, "%s in store %s is in use by another process", name,
-                            s->base.url);
+        return dc_error_set(err, "%s in store %s is in use by another process", name, s->base.url);
     }
     s3_lease_t *l = dc_calloc(1, sizeof(*l));
     l->base.store = &s->base;
@@ -1269,8 +1296,7 @@ static int lease_take(s3_store_t *s, const char *name, bool internal, s3_lease_t
         free(l->full_key);
         free(l->base.name);
         free(l);
-        return dc_error_set(err, "%s in store %s is in use by another process", name,
-                            s->base.url);
+        return dc_error_set(err, "%s in store %s is in use by another process", name, s->base.url);
     }
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv, NULL);
@@ -1334,7 +1360,8 @@ static int clean_lease(s3_store_t *s, void *vctx, const struct dc_s3_list_item *
     time_t expires;
     dc_error_t e;
     if (lease_read(s, item->key, &found, token, &expires, &e) == 0 && found &&
-        expires <= time(NULL) && delete_full_key(s, item->key, "deleting an expired lease", &e) == 0)
+        expires <= time(NULL) &&
+        delete_full_key(s, item->key, "deleting an expired lease", &e) == 0)
         (*cc->removed)++;
     return 0;
 }
@@ -1435,7 +1462,10 @@ static int s3_check_writable(dc_store_t *store, dc_error_t *err)
     char *rel = dc_sprintf(".probe/%s", hex);
     char *full = dc_s3_full_key(s->prefix, rel);
     s3_response_t r = {0};
-    s3_call_t c = {.method = "PUT", .full_key = full, .body = "probe", .body_len = 5,
+    s3_call_t c = {.method = "PUT",
+                   .full_key = full,
+                   .body = "probe",
+                   .body_len = 5,
                    .content_type = "application/octet-stream",
                    .what = "writing a probe object"};
     int rc = s3_call(s, &c, &r, err);
@@ -1522,8 +1552,9 @@ static char *read_secret_file(const char *path, dc_error_t *err)
 {
     FILE *f = fopen(path, "r");
     if (f == NULL) {
-        dc_error_set(err, "cannot read the secret access key file %s ([s3] "
-                          "secret_access_key_file): %s",
+        dc_error_set(err,
+                     "cannot read the secret access key file %s ([s3] "
+                     "secret_access_key_file): %s",
                      path, strerror(errno));
         return NULL;
     }
@@ -1567,13 +1598,12 @@ int dc_store_s3_open(const char *url, dc_store_t **out, dc_error_t *err)
         pthread_mutex_init(&s->share_locks[i], NULL);
 
     const char *origin = NULL;
-    const char *region = pick(settings.region, "[s3] region", "AWS_REGION", "AWS_DEFAULT_REGION",
-                              &origin);
+    const char *region =
+        pick(settings.region, "[s3] region", "AWS_REGION", "AWS_DEFAULT_REGION", &origin);
     s->region = dc_strdup(region ? region : "us-east-1");
     for (const char *p = s->region; *p; p++) {
         if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-')) {
-            dc_error_set(err, "invalid S3 region '%s' (from %s)", s->region,
-                         origin ? origin : "?");
+            dc_error_set(err, "invalid S3 region '%s' (from %s)", s->region, origin ? origin : "?");
             goto fail;
         }
     }
@@ -1603,9 +1633,10 @@ int dc_store_s3_open(const char *url, dc_store_t **out, dc_error_t *err)
     const char *key = pick(settings.access_key_id, settings.access_key_id_origin,
                            "AWS_ACCESS_KEY_ID", NULL, &origin);
     if (key == NULL) {
-        dc_error_set(err, "store %s: no S3 credentials: set AWS_ACCESS_KEY_ID and "
-                          "AWS_SECRET_ACCESS_KEY, or [s3] access_key_id and "
-                          "secret_access_key_file in the config file",
+        dc_error_set(err,
+                     "store %s: no S3 credentials: set AWS_ACCESS_KEY_ID and "
+                     "AWS_SECRET_ACCESS_KEY, or [s3] access_key_id and "
+                     "secret_access_key_file in the config file",
                      url);
         goto fail;
     }
@@ -1620,8 +1651,9 @@ int dc_store_s3_open(const char *url, dc_store_t **out, dc_error_t *err)
         const char *secret = pick(settings.secret_access_key, settings.secret_access_key_origin,
                                   "AWS_SECRET_ACCESS_KEY", NULL, &origin);
         if (secret == NULL) {
-            dc_error_set(err, "store %s: no secret access key: set AWS_SECRET_ACCESS_KEY or "
-                              "[s3] secret_access_key_file",
+            dc_error_set(err,
+                         "store %s: no secret access key: set AWS_SECRET_ACCESS_KEY or "
+                         "[s3] secret_access_key_file",
                          url);
             goto fail;
         }
@@ -1629,8 +1661,8 @@ int dc_store_s3_open(const char *url, dc_store_t **out, dc_error_t *err)
         s->secret_origin = dc_strdup(origin);
     }
     dc_secret_register(s->secret);
-    const char *token = pick(settings.session_token, "[s3] session_token", "AWS_SESSION_TOKEN",
-                             NULL, &origin);
+    const char *token =
+        pick(settings.session_token, "[s3] session_token", "AWS_SESSION_TOKEN", NULL, &origin);
     if (token != NULL) {
         s->token = dc_strdup(token);
         dc_secret_register(s->token);

@@ -82,13 +82,14 @@ static void test_parse_error_and_uploads(void **state)
     assert_null(dc_s3_xml_text(err, strlen(err), "Region"));
     free(code);
     free(msg);
-    const char *up = "<ListMultipartUploadsResult><Bucket>b</Bucket>"
-                     "<NextKeyMarker>p/k2</NextKeyMarker><NextUploadIdMarker>u2</NextUploadIdMarker>"
-                     "<IsTruncated>true</IsTruncated>"
-                     "<Upload><Key>p/k1</Key><UploadId>u1</UploadId>"
-                     "<Initiated>2026-01-02T03:04:05.000Z</Initiated></Upload>"
-                     "<Upload><Key>p/k2</Key><UploadId>u2</UploadId></Upload>"
-                     "</ListMultipartUploadsResult>";
+    const char *up =
+        "<ListMultipartUploadsResult><Bucket>b</Bucket>"
+        "<NextKeyMarker>p/k2</NextKeyMarker><NextUploadIdMarker>u2</NextUploadIdMarker>"
+        "<IsTruncated>true</IsTruncated>"
+        "<Upload><Key>p/k1</Key><UploadId>u1</UploadId>"
+        "<Initiated>2026-01-02T03:04:05.000Z</Initiated></Upload>"
+        "<Upload><Key>p/k2</Key><UploadId>u2</UploadId></Upload>"
+        "</ListMultipartUploadsResult>";
     dc_s3_uploads_page_t page;
     assert_int_equal(dc_s3_parse_uploads(up, strlen(up), &page), 0);
     assert_int_equal(page.count, 2);
@@ -212,8 +213,10 @@ static void test_open_checks_without_network(void **state)
     (void)state;
     dc_store_t *store = NULL;
     dc_error_t err;
-    dc_store_s3_settings_t s3 = {.endpoint = "http://127.0.0.1:9", .access_key_id = "AKID",
-                                 .access_key_id_origin = "test", .secret_access_key = "sekrit-value",
+    dc_store_s3_settings_t s3 = {.endpoint = "http://127.0.0.1:9",
+                                 .access_key_id = "AKID",
+                                 .access_key_id_origin = "test",
+                                 .secret_access_key = "sekrit-value",
                                  .path_style = true};
     dc_store_s3_configure(&s3);
     assert_int_equal(dc_store_open("s3://bucket/prefix", &store, &err), 0);
@@ -237,8 +240,8 @@ static void test_open_checks_without_network(void **state)
     assert_int_equal(dc_store_open("s3://bucket/prefix", &store, &err), -1);
     assert_non_null(strstr(err.message, "AWS_ACCESS_KEY_ID"));
 
-    dc_store_s3_settings_t bad = {.endpoint = "ftp://x", .access_key_id = "A",
-                                  .secret_access_key = "B"};
+    dc_store_s3_settings_t bad = {
+        .endpoint = "ftp://x", .access_key_id = "A", .secret_access_key = "B"};
     dc_store_s3_configure(&bad);
     assert_int_equal(dc_store_open("s3://bucket/prefix", &store, &err), -1);
     assert_non_null(strstr(err.message, "https://"));
