@@ -504,6 +504,16 @@ typedef struct s3_writer {
     int parts;
     uint64_t total; /* bytes in the parts uploaded */
     s3_lease_t *upload_lease;
+    /* One part uploads in the background while the next one fills: `other` is the buffer in
+     * flight (or idle), so memory is two parts plus a constant. */
+    uint8_t *other;
+    pthread_t uploader;
+    bool uploader_started, job_pending, quit, failed;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    const uint8_t *job;
+    size_t job_len;
+    dc_error_t job_err;
     char *what;
 } s3_writer_t;
 
@@ -544,7 +554,8 @@ static int start_upload(s3_writer_t *w, dc_error_t *err)
     return 0;
 }
 
-static int upload_part(s3_writer_t *w, dc_error_t *err)
+/* Uploads part number w->parts + 1; only one thread at a time touches the part list. */
+static int upload_part(s3_writer_t *w, const uint8_t *data, size_t len, dc_error_t *err)
 {
     if (w->parts >= MAX_PARTS)
         return dc_error_set(err, "store %s: %s needs more than %d parts; raise [s3] part_size",
@@ -556,8 +567,8 @@ static int upload_part(s3_writer_t *w, dc_error_t *err)
     s3_call_t c = {.method = "PUT",
                    .full_key = w->full_key,
                    .query = query,
-                   .body = w->buf,
-                   .body_len = w->used,
+                   .body = data,
+                   .body_len = len,
                    .content_type = "application/octet-stream",
                    .what = w->what};
     int rc = s3_call(w->s, &c, &r, err);
@@ -568,11 +579,98 @@ static int upload_part(s3_writer_t *w, dc_error_t *err)
     if (rc == 0) {
         w->etags = dc_realloc(w->etags, (size_t)(w->parts + 1) * sizeof(char *));
         w->etags[w->parts++] = dc_strdup(r.etag);
-        w->total += w->used;
-        w->used = 0;
+        w->total += len;
     }
     response_free(&r);
     return rc;
+}
+
+static void *part_uploader(void *arg)
+{
+    s3_writer_t *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->job_pending && !w->quit)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (!w->job_pending)
+            break;
+        pthread_mutex_unlock(&w->mu);
+        dc_error_t e;
+        int rc = upload_part(w, w->job, w->job_len, &e);
+        pthread_mutex_lock(&w->mu);
+        if (rc != 0 && !w->failed) {
+            w->failed = true;
+            w->job_err = e;
+        }
+        w->job_pending = false;
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* Waits until no part is in flight; -1 with its error when one failed. */
+static int wait_idle(s3_writer_t *w, dc_error_t *err)
+{
+    if (!w->uploader_started)
+        return 0;
+    pthread_mutex_lock(&w->mu);
+    while (w->job_pending)
+        pthread_cond_wait(&w->cv, &w->mu);
+    bool failed = w->failed;
+    if (failed && err != NULL)
+        *err = w->job_err;
+    pthread_mutex_unlock(&w->mu);
+    return failed ? -1 : 0;
+}
+
+static void stop_uploader(s3_writer_t *w)
+{
+    if (!w->uploader_started)
+        return;
+    pthread_mutex_lock(&w->mu);
+    while (w->job_pending)
+        pthread_cond_wait(&w->cv, &w->mu);
+    w->quit = true;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->uploader, NULL);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    w->uploader_started = false;
+}
+
+/* Hands the full part to the uploader (after the previous one went) and fills the other. */
+static int hand_off_part(s3_writer_t *w, dc_error_t *err)
+{
+    if (!w->uploader_started) {
+        pthread_mutex_init(&w->mu, NULL);
+        pthread_cond_init(&w->cv, NULL);
+        if (pthread_create(&w->uploader, NULL, part_uploader, w) != 0) {
+            pthread_mutex_destroy(&w->mu);
+            pthread_cond_destroy(&w->cv);
+            /* No thread: upload in line. */
+            if (upload_part(w, w->buf, w->used, err) != 0)
+                return -1;
+            w->used = 0;
+            return 0;
+        }
+        w->uploader_started = true;
+    }
+    if (wait_idle(w, err) != 0)
+        return -1;
+    uint8_t *full = w->buf;
+    w->buf = w->other != NULL ? w->other : dc_malloc(w->cap);
+    w->alloc = w->cap;
+    w->other = full;
+    pthread_mutex_lock(&w->mu);
+    w->job = full;
+    w->job_len = w->used;
+    w->job_pending = true;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    w->used = 0;
+    return 0;
 }
 
 static int s3_writer_open(dc_store_t *store, const char *key, dc_store_writer_t **out,
@@ -593,10 +691,12 @@ static int s3_writer_open(dc_store_t *store, const char *key, dc_store_writer_t 
 
 static void s3_writer_free(s3_writer_t *w)
 {
+    stop_uploader(w);
     for (int i = 0; i < w->parts; i++)
         free(w->etags[i]);
     free(w->etags);
     free(w->buf);
+    free(w->other);
     free(w->upload_id);
     free(w->full_key);
     free(w->what);
@@ -633,6 +733,7 @@ static void abort_upload(s3_writer_t *w)
 static void s3_writer_abort(dc_store_writer_t *base)
 {
     s3_writer_t *w = (s3_writer_t *)base;
+    stop_uploader(w); /* the part in flight goes (or fails) before the upload is aborted */
     abort_upload(w);
     s3_writer_free(w);
 }
@@ -645,7 +746,7 @@ static int s3_writer_write(dc_store_writer_t *base, const void *data, size_t len
         if (w->used == w->cap) {
             if (w->upload_id == NULL && start_upload(w, err) != 0)
                 return -1;
-            if (upload_part(w, err) != 0)
+            if (hand_off_part(w, err) != 0)
                 return -1;
         }
         size_t room = w->cap - w->used;
@@ -727,7 +828,9 @@ static int s3_writer_commit(dc_store_writer_t *base, dc_error_t *err)
         rc = s3_call(w->s, &c, &r, err);
         response_free(&r);
     } else {
-        rc = w->used > 0 ? upload_part(w, err) : 0;
+        rc = wait_idle(w, err);
+        if (rc == 0 && w->used > 0)
+            rc = upload_part(w, w->buf, w->used, err);
         if (rc == 0)
             rc = complete_upload(w, err);
     }
