@@ -477,9 +477,9 @@ static int s3_call(s3_store_t *s, const s3_call_t *c, s3_response_t *r, dc_error
             return -1;
         }
         uint64_t wait = backoff(attempt);
-        dc_log_debug("store %s: %s: %s%s%s (HTTP %ld); trying again in %llu ms (try %d of %d)",
+        dc_log_debug("store %s: %s: %s (HTTP %ld); trying again in %llu ms (try %d of %d)",
                      s->base.url, c->what,
-                     r->curl_code ? r->curl_message : (r->s3_code ? r->s3_code : "error"), "", "",
+                     r->curl_code ? r->curl_message : (r->s3_code ? r->s3_code : "error"),
                      r->status, (unsigned long long)wait, attempt + 1, s->max_attempts);
         sleep_ms(wait);
     }

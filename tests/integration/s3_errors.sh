@@ -62,6 +62,23 @@ CONF
 )
 pass "the [s3] section (secret_access_key_file) works without AWS_* variables"
 
+# A secret written in a config file others can read: it works, with a warning, never printed.
+cat >"$WORK/inline.conf" <<CONF
+[s3]
+access_key_id = $DC_S3_KEY
+secret_access_key = $DC_S3_SECRET
+CONF
+chmod 644 "$WORK/inline.conf"
+(
+    unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
+    run_deployctl snapshots --config "$WORK/inline.conf" --store "$S3_STORE"
+    [[ $rc -eq 0 ]] || fail "an inline secret_access_key was not used: $(cat "$WORK/err")"
+    grep -q "holds \[s3\] secret_access_key and is readable by others" "$WORK/err" ||
+        fail "no warning for a readable secret: $(cat "$WORK/err")"
+    if grep -qF "$DC_S3_SECRET" "$WORK/err" "$WORK/out"; then fail "the inline secret was printed"; fi
+)
+pass "a secret in a config file others can read works, with a warning"
+
 # More than 1000 keys: 1050 incomplete snapshots made with the aws client.
 mkdir -p "$WORK/many"
 for i in $(seq 1 1050); do
