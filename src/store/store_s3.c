@@ -33,6 +33,7 @@
 #define MAX_ERROR_BODY     (64 * 1024)
 #define MAX_LIST_BODY      (16 * 1024 * 1024)
 #define READ_SPILL_MAX     (256 * 1024)
+#define UPLOADERS          2 /* parts uploading at once per writer */
 #define LEASE_DIR          ".leases"
 #define LEASE_TTL_S        300 /* a lease not refreshed for this long belongs to a dead process */
 #define LEASE_REFRESH_S    60
@@ -504,17 +505,24 @@ typedef struct s3_writer {
     int parts;
     uint64_t total; /* bytes in the parts uploaded */
     s3_lease_t *upload_lease;
-    /* One part uploads in the background while the next one fills: `other` is the buffer in
-     * flight (or idle), so memory is two parts plus a constant. */
-    uint8_t *other;
-    pthread_t uploader;
-    bool uploader_started, job_pending, quit, failed;
+    /* Up to UPLOADERS parts upload in background threads while the next one fills: memory is
+     * UPLOADERS + 1 parts plus a constant. Parts are numbered when handed off; their ETags land
+     * in etags[number - 1], so uploads may finish in any order. */
+    uint8_t *spare[UPLOADERS]; /* buffers not in use */
+    int spares;
+    pthread_t uploader[UPLOADERS];
+    int uploaders;
+    struct part_job {
+        uint8_t *data;
+        size_t len;
+        int number;
+    } queue[UPLOADERS];
+    int queued, running;
+    bool quit, failed;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    const uint8_t *job;
-    size_t job_len;
     dc_error_t job_err;
-    char *what;
+    char *what; /* "writing <key>", for messages */
 } s3_writer_t;
 
 static char *upload_lease_name(const char *upload_id)
@@ -554,14 +562,15 @@ static int start_upload(s3_writer_t *w, dc_error_t *err)
     return 0;
 }
 
-/* Uploads part number w->parts + 1; only one thread at a time touches the part list. */
-static int upload_part(s3_writer_t *w, const uint8_t *data, size_t len, dc_error_t *err)
+/* Uploads part `number` (from 1); its ETag goes to etags[number - 1]. Safe from several
+ * threads: each touches its own slot, and the totals under the writer's mutex. */
+static int upload_part(s3_writer_t *w, const uint8_t *data, size_t len, int number, dc_error_t *err)
 {
-    if (w->parts >= MAX_PARTS)
+    if (number > MAX_PARTS)
         return dc_error_set(err, "store %s: %s needs more than %d parts; raise [s3] part_size",
                             w->s->base.url, w->what, MAX_PARTS);
     char *id = dc_s3_uri_encode(w->upload_id, false);
-    char *query = dc_sprintf("partNumber=%d&uploadId=%s", w->parts + 1, id);
+    char *query = dc_sprintf("partNumber=%d&uploadId=%s", number, id);
     free(id);
     s3_response_t r = {0};
     s3_call_t c = {.method = "PUT",
@@ -575,12 +584,9 @@ static int upload_part(s3_writer_t *w, const uint8_t *data, size_t len, dc_error
     free(query);
     if (rc == 0 && r.etag[0] == '\0')
         rc = dc_error_set(err, "store %s: %s: the server returned no ETag for part %d",
-                          w->s->base.url, w->what, w->parts + 1);
-    if (rc == 0) {
-        w->etags = dc_realloc(w->etags, (size_t)(w->parts + 1) * sizeof(char *));
-        w->etags[w->parts++] = dc_strdup(r.etag);
-        w->total += len;
-    }
+                          w->s->base.url, w->what, number);
+    if (rc == 0)
+        w->etags[number - 1] = dc_strdup(r.etag);
     response_free(&r);
     return rc;
 }
@@ -590,32 +596,38 @@ static void *part_uploader(void *arg)
     s3_writer_t *w = arg;
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (!w->job_pending && !w->quit)
+        while (w->queued == 0 && !w->quit)
             pthread_cond_wait(&w->cv, &w->mu);
-        if (!w->job_pending)
+        if (w->queued == 0)
             break;
+        struct part_job job = w->queue[0];
+        memmove(&w->queue[0], &w->queue[1], (size_t)(w->queued - 1) * sizeof(w->queue[0]));
+        w->queued--;
+        w->running++;
+        bool skip = w->failed; /* once one part failed for good, the rest is moot */
         pthread_mutex_unlock(&w->mu);
         dc_error_t e;
-        int rc = upload_part(w, w->job, w->job_len, &e);
+        int rc = skip ? 0 : upload_part(w, job.data, job.len, job.number, &e);
         pthread_mutex_lock(&w->mu);
         if (rc != 0 && !w->failed) {
             w->failed = true;
             w->job_err = e;
         }
-        w->job_pending = false;
+        w->spare[w->spares++] = job.data;
+        w->running--;
         pthread_cond_broadcast(&w->cv);
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
 }
 
-/* Waits until no part is in flight; -1 with its error when one failed. */
+/* Waits until no part is queued or uploading; -1 with the error when one failed. */
 static int wait_idle(s3_writer_t *w, dc_error_t *err)
 {
-    if (!w->uploader_started)
+    if (w->uploaders == 0)
         return 0;
     pthread_mutex_lock(&w->mu);
-    while (w->job_pending)
+    while (w->queued > 0 || w->running > 0)
         pthread_cond_wait(&w->cv, &w->mu);
     bool failed = w->failed;
     if (failed && err != NULL)
@@ -626,49 +638,63 @@ static int wait_idle(s3_writer_t *w, dc_error_t *err)
 
 static void stop_uploader(s3_writer_t *w)
 {
-    if (!w->uploader_started)
+    if (w->uploaders == 0)
         return;
+    wait_idle(w, NULL);
     pthread_mutex_lock(&w->mu);
-    while (w->job_pending)
-        pthread_cond_wait(&w->cv, &w->mu);
     w->quit = true;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
-    pthread_join(w->uploader, NULL);
+    for (int i = 0; i < w->uploaders; i++)
+        pthread_join(w->uploader[i], NULL);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
-    w->uploader_started = false;
+    w->uploaders = 0;
 }
 
-/* Hands the full part to the uploader (after the previous one went) and fills the other. */
+/* Numbers the full part and queues it (waiting while UPLOADERS parts are in flight), then
+ * fills a free buffer. */
 static int hand_off_part(s3_writer_t *w, dc_error_t *err)
 {
-    if (!w->uploader_started) {
+    if (w->etags == NULL)
+        w->etags = dc_calloc(MAX_PARTS, sizeof(char *));
+    if (w->parts >= MAX_PARTS)
+        return dc_error_set(err, "store %s: %s needs more than %d parts; raise [s3] part_size",
+                            w->s->base.url, w->what, MAX_PARTS);
+    if (w->uploaders == 0) {
         pthread_mutex_init(&w->mu, NULL);
         pthread_cond_init(&w->cv, NULL);
-        if (pthread_create(&w->uploader, NULL, part_uploader, w) != 0) {
+        for (int i = 0; i < UPLOADERS; i++) {
+            if (pthread_create(&w->uploader[w->uploaders], NULL, part_uploader, w) == 0)
+                w->uploaders++;
+        }
+        if (w->uploaders == 0) {
             pthread_mutex_destroy(&w->mu);
             pthread_cond_destroy(&w->cv);
             /* No thread: upload in line. */
-            if (upload_part(w, w->buf, w->used, err) != 0)
+            if (upload_part(w, w->buf, w->used, w->parts + 1, err) != 0)
                 return -1;
+            w->parts++;
+            w->total += w->used;
             w->used = 0;
             return 0;
         }
-        w->uploader_started = true;
     }
-    if (wait_idle(w, err) != 0)
-        return -1;
-    uint8_t *full = w->buf;
-    w->buf = w->other != NULL ? w->other : dc_malloc(w->cap);
-    w->alloc = w->cap;
-    w->other = full;
     pthread_mutex_lock(&w->mu);
-    w->job = full;
-    w->job_len = w->used;
-    w->job_pending = true;
+    while (!w->failed && w->queued + w->running >= w->uploaders)
+        pthread_cond_wait(&w->cv, &w->mu);
+    if (w->failed) {
+        *err = w->job_err;
+        pthread_mutex_unlock(&w->mu);
+        return -1;
+    }
+    w->queue[w->queued++] = (struct part_job){w->buf, w->used, ++w->parts};
+    w->total += w->used;
+    uint8_t *next = w->spares > 0 ? w->spare[--w->spares] : NULL;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
+    w->buf = next != NULL ? next : dc_malloc(w->cap);
+    w->alloc = w->cap;
     w->used = 0;
     return 0;
 }
@@ -692,11 +718,12 @@ static int s3_writer_open(dc_store_t *store, const char *key, dc_store_writer_t 
 static void s3_writer_free(s3_writer_t *w)
 {
     stop_uploader(w);
-    for (int i = 0; i < w->parts; i++)
+    for (int i = 0; w->etags != NULL && i < w->parts; i++)
         free(w->etags[i]);
     free(w->etags);
     free(w->buf);
-    free(w->other);
+    for (int i = 0; i < w->spares; i++)
+        free(w->spare[i]);
     free(w->upload_id);
     free(w->full_key);
     free(w->what);
@@ -829,8 +856,19 @@ static int s3_writer_commit(dc_store_writer_t *base, dc_error_t *err)
         response_free(&r);
     } else {
         rc = wait_idle(w, err);
-        if (rc == 0 && w->used > 0)
-            rc = upload_part(w, w->buf, w->used, err);
+        if (rc == 0 && w->used > 0) {
+            if (w->parts >= MAX_PARTS)
+                rc = dc_error_set(err,
+                                  "store %s: %s needs more than %d parts; raise [s3] "
+                                  "part_size",
+                                  w->s->base.url, w->what, MAX_PARTS);
+            else
+                rc = upload_part(w, w->buf, w->used, w->parts + 1, err);
+            if (rc == 0) {
+                w->parts++;
+                w->total += w->used;
+            }
+        }
         if (rc == 0)
             rc = complete_upload(w, err);
     }

@@ -47,7 +47,7 @@ for size in "${size_list[@]}"; do
         ((M_RSS > s3_rss)) && s3_rss=$M_RSS
         bytes=$(find "$DC_S3_DATA" -name 'snapshot.tar._S3rver_object' -path "*bench-$round*" -printf '%s\n' | head -n 1)
         rm -rf "$DC_S3_DATA/$DC_S3_BUCKET/bench-$round"
-        echo "round $round: file:// ${file_walls##* } s, s3:// $M_WALL s"
+        echo "round $round: file:// $(awk "{print \$NF}" <<<"$file_walls") s, s3:// $M_WALL s"
     done
     fw=$(median "$file_walls" "%.2f")
     sw=$(median "$s3_walls" "%.2f")
