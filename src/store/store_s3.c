@@ -1,9 +1,9 @@
 /* s3://bucket/prefix store driver: any S3-compatible service through libcurl, signed with SigV4
  * (CURLOPT_AWS_SIGV4 plus our own x-amz-content-sha256 header). Writers stream a multipart
- * upload one part at a time (a small object is one PUT), readers stream GETs (ranged, resumed
- * after a failure), every request is retried with backoff on transient errors. Leases are
- * objects under <prefix>/.leases/ carrying an expiry their holder keeps pushing forward.
- * Not for parsing XML or building URLs: that is s3_util.c. */
+ * upload, two parts in flight while the next fills (a small object is one PUT), readers stream
+ * GETs (ranged, resumed after a failure), every request is retried with backoff on transient
+ * errors. Leases are objects under <prefix>/.leases/ carrying an expiry their holder keeps pushing
+ * forward. Not for parsing XML or building URLs: that is s3_util.c. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
