@@ -1540,6 +1540,13 @@ static int abort_stale_uploads(s3_store_t *s, int *removed, dc_error_t *err)
                 dc_log_debug("store %s cannot list multipart uploads: %s", s->base.url,
                              inner.message);
                 rc = 0;
+            } else if (r.status == 403) {
+                /* Credentials allowed to back up need not be allowed to list uploads. */
+                dc_log_warn("store %s: cannot look for abandoned multipart uploads (%s); allow "
+                            "s3:ListBucketMultipartUploads, or let a bucket lifecycle rule abort "
+                            "them",
+                            s->base.url, r.s3_code ? r.s3_code : "access denied");
+                rc = 0;
             } else {
                 *err = inner;
             }
@@ -1768,8 +1775,13 @@ int dc_store_s3_open(const char *url, dc_store_t **out, dc_error_t *err)
         s->endpoint_origin = dc_strdup("the default for region; set AWS_ENDPOINT_URL_S3 or [s3] "
                                        "endpoint");
     }
-    /* A bucket with dots cannot be a TLS host name under a wildcard certificate. */
-    s->path_style = settings.path_style || strchr(bucket, '.') != NULL;
+    /* A bucket with dots cannot be a TLS host name under a wildcard certificate, and an
+     * endpoint given as an IP address or localhost has no names under it. */
+    const char *host = strstr(s->endpoint, "://") + 3;
+    size_t host_len = strcspn(host, ":/");
+    bool by_address = (host_len == 9 && strncmp(host, "localhost", 9) == 0) ||
+                      strspn(host, "0123456789.") == host_len || host[0] == '[';
+    s->path_style = settings.path_style || strchr(bucket, '.') != NULL || by_address;
 
     const char *key = pick(settings.access_key_id, settings.access_key_id_origin,
                            "AWS_ACCESS_KEY_ID", NULL, &origin);

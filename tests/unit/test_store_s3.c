@@ -279,7 +279,7 @@ static int live_open(dc_store_t **store)
     dc_store_s3_settings_t s3 = {.endpoint = endpoint,
                                  .access_key_id = key,
                                  .secret_access_key = secret,
-                                 .path_style = true,
+                                 /* no path_style: an endpoint by IP address implies it */
                                  .part_size = 5 * 1024 * 1024,
                                  .max_attempts = 3};
     dc_store_s3_configure(&s3);
