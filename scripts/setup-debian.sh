@@ -13,6 +13,14 @@ packages=(
     postgresql postgresql-client pgbouncer zstd jq tar time procps util-linux clang-format python3
 )
 
+# The S3 tests: s3rver runs on node (installed by npm from the registry at fixture start) and
+# the real `aws` client cross-checks what deployctl stores. A command already on the PATH (node
+# from NodeSource bundles npm; aws from pip) is enough: its Debian package would conflict.
+declare -A commands=([nodejs]=node [npm]=npm [awscli]=aws)
+for p in nodejs npm awscli; do
+    command -v "${commands[$p]}" >/dev/null || packages+=("$p")
+done
+
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

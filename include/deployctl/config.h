@@ -79,6 +79,18 @@ typedef enum {
     DC_OPT_INCOMPLETE_GRACE,
     DC_OPT_PRE_RESTORE_WINDOW,
     DC_OPT_DRY_RUN,
+    /* the s3:// store ([s3] section; AWS_* environment) */
+    DC_OPT_S3_ENDPOINT,
+    DC_OPT_S3_REGION,
+    DC_OPT_S3_ACCESS_KEY_ID,
+    DC_OPT_S3_SECRET_ACCESS_KEY,
+    DC_OPT_S3_SECRET_ACCESS_KEY_FILE,
+    DC_OPT_S3_SESSION_TOKEN,
+    DC_OPT_S3_PATH_STYLE,
+    DC_OPT_S3_CA_FILE,
+    DC_OPT_S3_PART_SIZE,
+    DC_OPT_S3_TIMEOUT,
+    DC_OPT_S3_MAX_ATTEMPTS,
     DC_OPT_COUNT
 } dc_opt_id_t;
 
@@ -104,6 +116,7 @@ typedef struct dc_option {
     unsigned commands;         /* DC_CMD_ALL: global */
     const char *metavar;
     const char *help;
+    bool no_flag; /* secrets: only from the environment or the config file, never argv */
 } dc_option_t;
 
 extern const dc_option_t dc_options[DC_OPT_COUNT];

@@ -1,6 +1,6 @@
 /* Where snapshots live. One interface: write a key (atomically: invisible until committed),
  * read a key, list a prefix, delete; plus leases that mark work in progress so that cleaning
- * never removes what a running backup is writing. Drivers: file:// (s3:// to come). */
+ * never removes what a running backup is writing. Drivers: file:// and s3://. */
 #ifndef DEPLOYCTL_STORE_H
 #define DEPLOYCTL_STORE_H
 
@@ -22,8 +22,31 @@ typedef struct dc_store_entry {
     time_t mtime;
 } dc_store_entry_t;
 
-/* Opens a store from its URL: "file:///abs/dir" or a plain absolute path. Opening changes
- * nothing, so a read-only store can be listed and read. */
+/* Settings of the s3:// driver: the config file's [s3] section and the AWS_* environment, as
+ * the CLI resolved them. Strings are copied. A NULL string falls back to the AWS environment
+ * variable of the same meaning (so a library user needs no configuration); `*_origin` names
+ * where a value came from ("AWS_ACCESS_KEY_ID", "/etc/deployctl/deployctl.conf line 12"), for
+ * error messages. Secrets are registered with the log redactor when a store opens. */
+typedef struct dc_store_s3_settings {
+    const char *endpoint, *endpoint_origin; /* "https://host[:port]" */
+    const char *region;
+    const char *access_key_id, *access_key_id_origin;
+    const char *secret_access_key, *secret_access_key_origin;
+    const char *secret_access_key_file; /* read when opening; wins over secret_access_key */
+    const char *session_token;
+    const char *ca_file;
+    bool path_style;
+    uint64_t part_size;  /* 0: the default (16 MiB); at least 5 MiB */
+    uint64_t timeout_ms; /* no byte moving for this long fails a try; 0: the default (30 s) */
+    int max_attempts;    /* tries per request; 0: AWS_MAX_ATTEMPTS or 5 */
+} dc_store_s3_settings_t;
+
+/* Sets the s3:// settings for stores opened afterwards in this process (call it before any
+ * store is opened; NULL forgets them). */
+void dc_store_s3_configure(const dc_store_s3_settings_t *settings);
+
+/* Opens a store from its URL: "file:///abs/dir", a plain absolute path, or
+ * "s3://bucket/prefix". Opening changes nothing, so a read-only store can be listed and read. */
 int dc_store_open(const char *url, dc_store_t **out, dc_error_t *err);
 /* Makes sure objects can be written (creating what the driver needs), so a command fails
  * before it starts work rather than after. */

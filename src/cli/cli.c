@@ -122,6 +122,8 @@ static const dc_command_t *find_command(const char *name)
 static void print_option(FILE *out, const dc_option_t *o)
 {
     char flag[64];
+    if (o->no_flag)
+        return; /* environment or config file only */
     if (o->short_name)
         snprintf(flag, sizeof(flag), "-%c, --%s%s%s", o->short_name, o->name, o->metavar ? " " : "",
                  o->metavar ? o->metavar : "");
@@ -221,6 +223,11 @@ static int parse_long(dc_cli_t *cli, int argc, char **argv, int *i, parsed_flag_
     char origin[80];
     if (o == NULL)
         return dc_error_set(err, "unknown option '--%s'; run 'deployctl --help'", name);
+    if (o->no_flag)
+        return dc_error_set(err,
+                            "--%s cannot be given on the command line (other users see "
+                            "arguments); set %s or %s in the config file",
+                            name, o->env[0], o->config_key);
     if (take_value(o, eq ? eq + 1 : NULL, argc, argv, i, &value, err) != 0)
         return -1;
     snprintf(origin, sizeof(origin), "--%s", o->name);
@@ -361,6 +368,33 @@ static void configure_logging(const dc_cli_t *cli)
         (double)dc_config_duration_ms(&cli->config, DC_OPT_PROGRESS_INTERVAL) / 1000.0);
 }
 
+/* Hands the [s3] settings (and the AWS_* environment they were resolved from) to the store. */
+static void configure_s3(const dc_cli_t *cli)
+{
+    const dc_config_t *c = &cli->config;
+    dc_store_s3_settings_t s3 = {
+        .endpoint = dc_config_get(c, DC_OPT_S3_ENDPOINT),
+        .endpoint_origin = c->settings[DC_OPT_S3_ENDPOINT].origin,
+        .region = dc_config_get(c, DC_OPT_S3_REGION),
+        .access_key_id = dc_config_get(c, DC_OPT_S3_ACCESS_KEY_ID),
+        .access_key_id_origin = c->settings[DC_OPT_S3_ACCESS_KEY_ID].origin,
+        .secret_access_key = dc_config_get(c, DC_OPT_S3_SECRET_ACCESS_KEY),
+        .secret_access_key_origin = c->settings[DC_OPT_S3_SECRET_ACCESS_KEY].origin,
+        .secret_access_key_file = dc_config_get(c, DC_OPT_S3_SECRET_ACCESS_KEY_FILE),
+        .session_token = dc_config_get(c, DC_OPT_S3_SESSION_TOKEN),
+        .ca_file = dc_config_get(c, DC_OPT_S3_CA_FILE),
+        .path_style = dc_config_flag(c, DC_OPT_S3_PATH_STYLE),
+        .part_size = dc_config_size(c, DC_OPT_S3_PART_SIZE),
+        .timeout_ms = dc_config_duration_ms(c, DC_OPT_S3_TIMEOUT),
+        .max_attempts = (int)dc_config_int(c, DC_OPT_S3_MAX_ATTEMPTS),
+    };
+    if (s3.secret_access_key != NULL)
+        dc_secret_register(s3.secret_access_key);
+    if (s3.session_token != NULL)
+        dc_secret_register(s3.session_token);
+    dc_store_s3_configure(&s3);
+}
+
 int dc_cli_open_store(dc_cli_t *cli, dc_store_t **out, dc_error_t *err)
 {
     return dc_store_open(dc_config_get(&cli->config, DC_OPT_STORE), out, err);
@@ -430,6 +464,7 @@ static int run_cli(dc_cli_t *cli, int argc, char **argv, dc_error_t *err)
     if (load_configuration(cli, err) != 0)
         return -1;
     configure_logging(cli);
+    configure_s3(cli);
     cli->json = dc_config_flag(&cli->config, DC_OPT_JSON);
     dc_signals_install();
     return cli->command->run(cli, err);

@@ -167,6 +167,15 @@ static void warn_if_exposed(const char *path, const dc_config_t *cfg)
         dc_log_warn("config file %s holds a password and is readable by others; "
                     "chmod 600 it",
                     path);
+    static const dc_opt_id_t secrets[] = {DC_OPT_S3_SECRET_ACCESS_KEY, DC_OPT_S3_SESSION_TOKEN};
+    for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++) {
+        const dc_setting_t *s = &cfg->settings[secrets[i]];
+        if (s->value != NULL && s->source == DC_SRC_FILE && stat(path, &st) == 0 &&
+            (st.st_mode & 077) != 0)
+            dc_log_warn("config file %s holds [s3] %s and is readable by others; chmod 600 "
+                        "it, or use secret_access_key_file",
+                        path, dc_options[secrets[i]].config_key + 3);
+    }
 }
 
 int dc_config_load_file(dc_config_t *cfg, const char *path, dc_error_t *err)

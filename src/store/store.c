@@ -50,10 +50,7 @@ int dc_store_open(const char *url, dc_store_t **out, dc_error_t *err)
     if (dc_str_starts_with(url, "file://") || url[0] == '/' || url[0] == '.')
         return dc_store_file_open(url, out, err);
     if (dc_str_starts_with(url, "s3://"))
-        return dc_error_set(err,
-                            "store %s: the s3:// driver is not available in this build yet; "
-                            "use a file:// store",
-                            url);
+        return dc_store_s3_open(url, out, err);
     return dc_error_set(err,
                         "unsupported store URL '%s': use file:///absolute/dir "
                         "(or s3://bucket/prefix)",

@@ -56,5 +56,6 @@ struct dc_store_lease {
 };
 
 int dc_store_file_open(const char *url, dc_store_t **out, dc_error_t *err);
+int dc_store_s3_open(const char *url, dc_store_t **out, dc_error_t *err);
 
 #endif
