@@ -270,11 +270,16 @@ static void classify_node(const char *type, json_t *node, dc_migrate_stmt_t *st)
     }
     if (strcmp(type, "IndexStmt") == 0 && node_true(node, "concurrent")) {
         what = "CREATE INDEX CONCURRENTLY";
+        /* libpg_query gives names as PostgreSQL stores them: "User_email_key" keeps its
+         * case, User_email_key is folded to user_email_key. */
         const char *name = json_str(node, "idxname");
-        const char *schema = json_str(json_object_get(node, "relation"), "schemaname");
+        json_t *rel = json_object_get(node, "relation");
+        const char *schema = json_str(rel, "schemaname");
         if (*name)
-            st->concurrent_index =
-                *schema ? dc_sprintf("%s.%s", schema, name) : dc_sprintf("%s", name);
+            st->concurrent_index = dc_strdup(name);
+        if (*schema)
+            st->index_schema = dc_strdup(schema);
+        st->index_table = dc_strdup(json_str(rel, "relname"));
     } else if (strcmp(type, "ReindexStmt") == 0 &&
                (has_option(json_object_get(node, "params"), "concurrently") ||
                 strcmp(json_str(node, "kind"), "REINDEX_OBJECT_DATABASE") == 0 ||
@@ -355,6 +360,8 @@ void dc_migrate_script_free(dc_migrate_script_t *script)
     for (size_t i = 0; i < script->count; i++) {
         free(script->stmts[i].text);
         free(script->stmts[i].concurrent_index);
+        free(script->stmts[i].index_schema);
+        free(script->stmts[i].index_table);
     }
     free(script->stmts);
     memset(script, 0, sizeof(*script));

@@ -72,36 +72,80 @@ static int run_in_transaction(dc_session_t *s, const dc_migrate_script_t *sc, co
     return rc;
 }
 
+/* The INVALID indexes of a concurrent build's table (named `name` only, unless NULL), as
+ * regclass text (quoted where needed). The table is looked up with each part quoted, and the
+ * name compared with pg_class.relname as the parser gave it, so "User_email_key" is found. */
+static PGresult *invalid_indexes(dc_session_t *s, const dc_migrate_stmt_t *st, const char *name,
+                                 dc_error_t *err)
+{
+    const char *params[] = {st->index_schema ? st->index_schema : "", st->index_table, name};
+    return dc_pg_query_params(
+        s->conn,
+        "SELECT i.indexrelid::pg_catalog.regclass::text FROM pg_catalog.pg_index i"
+        " JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid"
+        " WHERE i.indrelid = pg_catalog.to_regclass(CASE WHEN $1 = '' THEN ''"
+        "   ELSE pg_catalog.quote_ident($1) || '.' END || pg_catalog.quote_ident($2))"
+        " AND NOT i.indisvalid AND ($3::text IS NULL OR c.relname = $3) ORDER BY i.indexrelid",
+        3, params, err);
+}
+
+/* DROP INDEX CONCURRENTLY of one INVALID index (regclass text), under the session's
+ * lock_timeout: LOCK_TIMED_OUT when it waited too long, so that the attempt is retried. */
+static int drop_index(dc_session_t *s, const char *index, dc_migrate_report_t *report,
+                      dc_error_t *err)
+{
+    dc_log_warn("index %s is INVALID (left by a failed CREATE INDEX CONCURRENTLY): dropping "
+                "it before building it again",
+                index);
+    char *sql = dc_sprintf("DROP INDEX CONCURRENTLY IF EXISTS %s", index);
+    PGresult *res = dc_session_exec(s, sql);
+    free(sql);
+    int rc = 0;
+    if (!dc_session_ok(res)) {
+        char what[300];
+        snprintf(what, sizeof(what), "cannot drop the INVALID index %s", index);
+        dc_pg_error(s->conn, res, what, err);
+        rc = dc_session_lock_timeout(res) ? LOCK_TIMED_OUT : -1;
+    } else if (report != NULL) {
+        report_add(&report->dropped_invalid, &report->dropped_count, index);
+    }
+    PQclear(res);
+    return rc;
+}
+
 /* A concurrent index build that failed leaves an INVALID index behind, which would make the
  * build fail again ("already exists") or be skipped (IF NOT EXISTS): drop it first. */
 static int drop_invalid_index(dc_session_t *s, const dc_migrate_stmt_t *st,
                               dc_migrate_report_t *report, dc_error_t *err)
 {
-    const char *params[] = {st->concurrent_index};
-    PGresult *res = dc_pg_query_params(
-        s->conn,
-        "SELECT i.indexrelid::pg_catalog.regclass::text FROM pg_catalog.pg_index i"
-        " WHERE i.indexrelid = pg_catalog.to_regclass($1) AND NOT i.indisvalid",
-        1, params, err);
+    PGresult *res = invalid_indexes(s, st, st->concurrent_index, err);
     if (res == NULL)
         return -1;
     int rc = 0;
-    if (PQntuples(res) == 1) {
-        char *index = dc_strdup(PQgetvalue(res, 0, 0));
-        dc_log_warn("index %s is INVALID (left by a failed CREATE INDEX CONCURRENTLY): dropping "
-                    "it before building it again",
-                    index);
-        char *sql = dc_sprintf("DROP INDEX CONCURRENTLY IF EXISTS %s", index);
-        rc = dc_pg_exec(s->conn, sql, err);
-        free(sql);
-        if (rc == 0 && report != NULL)
-            report_add(&report->dropped_invalid, &report->dropped_count, index);
-        else if (rc != 0)
-            dc_error_prefix(err, "cannot drop the INVALID index %s: ", index);
-        free(index);
-    }
+    for (int r = 0; rc == 0 && r < PQntuples(res); r++)
+        rc = drop_index(s, PQgetvalue(res, r, 0), report, err);
     PQclear(res);
     return rc;
+}
+
+/* An unnamed concurrent build gets its name from the server (t_b_idx, then t_b_idx1 beside a
+ * leftover): when it fails, the INVALID indexes of its table that were not there before it
+ * (`before`, a result of invalid_indexes) are its own, dropped at once. */
+static void drop_new_invalid(dc_session_t *s, const dc_migrate_stmt_t *st, PGresult *before,
+                             dc_migrate_report_t *report)
+{
+    dc_error_t ignored;
+    PGresult *after = invalid_indexes(s, st, NULL, &ignored);
+    for (int r = 0; after != NULL && r < PQntuples(after); r++) {
+        const char *index = PQgetvalue(after, r, 0);
+        bool old = false;
+        for (int b = 0; before != NULL && b < PQntuples(before); b++)
+            old = old || strcmp(PQgetvalue(before, b, 0), index) == 0;
+        dc_error_t drop_err;
+        if (!old && drop_index(s, index, report, &drop_err) != 0)
+            dc_log_warn("%s: drop it by hand", drop_err.message);
+    }
+    PQclear(after);
 }
 
 /* Statement by statement in autocommit, from *next on (statements done in an earlier attempt
@@ -115,13 +159,24 @@ static int run_autocommit(dc_session_t *s, const dc_migrate_script_t *sc, const 
     int rc = 0;
     for (size_t i = *next; rc == 0 && i < sc->count; i++) {
         const dc_migrate_stmt_t *st = &sc->stmts[i];
-        if (st->concurrent_index != NULL && drop_invalid_index(s, st, report, err) != 0)
-            return -1;
+        PGresult *before = NULL;
+        if (st->concurrent_index != NULL) {
+            rc = drop_invalid_index(s, st, report, err);
+            if (rc != 0) {
+                *next = i;
+                break;
+            }
+        } else if (st->index_table != NULL) {
+            dc_error_t ignored;
+            before = invalid_indexes(s, st, NULL, &ignored);
+        }
         if (PQtransactionStatus(s->conn) == PQTRANS_IDLE)
             tx_start = i;
         PGresult *res = dc_session_exec(s, st->text);
         if (!dc_session_ok(res)) {
             rc = statement_failed(s, res, file, st, err);
+            if (before != NULL)
+                drop_new_invalid(s, st, before, report);
             bool in_tx = PQtransactionStatus(s->conn) != PQTRANS_IDLE;
             if (in_tx)
                 PQclear(PQexec(s->conn, "ROLLBACK"));
@@ -130,6 +185,7 @@ static int run_autocommit(dc_session_t *s, const dc_migrate_script_t *sc, const 
             *next = i + 1;
         }
         PQclear(res);
+        PQclear(before);
     }
     if (rc == 0 && PQtransactionStatus(s->conn) != PQTRANS_IDLE) {
         PQclear(PQexec(s->conn, "ROLLBACK"));

@@ -196,10 +196,26 @@ static void test_statement_details(void **state)
     assert_false(sc.stmts[0].no_transaction);
     assert_int_equal(sc.stmts[1].line, 4);
     assert_true(sc.stmts[1].no_transaction);
-    assert_string_equal(sc.stmts[1].concurrent_index, "app.T_b_idx");
+    assert_string_equal(sc.stmts[1].concurrent_index, "T_b_idx");
+    assert_string_equal(sc.stmts[1].index_schema, "app");
+    assert_string_equal(sc.stmts[1].index_table, "t");
     assert_string_equal(sc.stmts[1].what, "CREATE INDEX CONCURRENTLY");
     assert_int_equal(sc.stmts[2].line, 5);
-    assert_null(sc.stmts[2].concurrent_index); /* named by the server: nothing to look for */
+    assert_null(sc.stmts[2].concurrent_index); /* named by the server */
+    assert_null(sc.stmts[2].index_schema);
+    assert_string_equal(sc.stmts[2].index_table, "t");
+    dc_migrate_script_free(&sc);
+
+    /* Names as PostgreSQL stores them: quoted keep their case, unquoted are folded. */
+    assert_int_equal(dc_migrate_parse_script("CREATE INDEX CONCURRENTLY \"User_email_key\" ON "
+                                             "\"User\"(\"email\");\n"
+                                             "CREATE INDEX CONCURRENTLY Post_Idx ON Post (a);",
+                                             "m.sql", &sc, &err),
+                     0);
+    assert_string_equal(sc.stmts[0].concurrent_index, "User_email_key");
+    assert_string_equal(sc.stmts[0].index_table, "User");
+    assert_string_equal(sc.stmts[1].concurrent_index, "post_idx");
+    assert_string_equal(sc.stmts[1].index_table, "post");
     dc_migrate_script_free(&sc);
 
     assert_int_equal(
