@@ -289,8 +289,11 @@ static int apply_one(dc_session_t *s, const dc_migration_t *m, const dc_migrate_
 
 /* ---- shared steps ---- */
 
+/* What to do when _prisma_migrations is missing. */
+typedef enum { TABLE_READ_ONLY, TABLE_CREATE, TABLE_CREATE_IF_EMPTY } table_mode_t;
+
 static int open_and_read(const dc_migrate_opts_t *opts, const char *purpose, bool lock,
-                         bool create_table, dc_session_t *s, dc_migration_set_t *set,
+                         table_mode_t table, dc_session_t *s, dc_migration_set_t *set,
                          dc_history_t *history, dc_migrate_status_t *st, dc_error_t *err)
 {
     memset(history, 0, sizeof(*history));
@@ -300,7 +303,9 @@ static int open_and_read(const dc_migrate_opts_t *opts, const char *purpose, boo
     int rc = dc_session_open(opts, purpose, s, err);
     if (rc == 0 && lock)
         rc = dc_session_lock(s, true, err);
-    if (rc == 0 && create_table)
+    if (rc == 0 && table == TABLE_CREATE_IF_EMPTY)
+        rc = dc_history_require_baseline(s->conn, opts->schema, err);
+    if (rc == 0 && table != TABLE_READ_ONLY)
         rc = dc_history_ensure(s->conn, opts->schema, err);
     if (rc == 0)
         rc = dc_history_read(s->conn, opts->schema, history, err);
@@ -368,7 +373,8 @@ int dc_migrate_status(const dc_migrate_opts_t *opts, dc_migration_set_t *set, dc
 {
     dc_session_t s;
     memset(&s, 0, sizeof(s));
-    int rc = open_and_read(opts, "migrate status", false, false, &s, set, history, out, err);
+    int rc =
+        open_and_read(opts, "migrate status", false, TABLE_READ_ONLY, &s, set, history, out, err);
     if (rc == 0)
         out->runner_pid = dc_session_runner_pid(&s);
     dc_session_close(&s);
@@ -393,7 +399,8 @@ int dc_migrate_deploy(const dc_migrate_opts_t *opts, dc_migrate_report_t *report
     dc_history_t history;
     dc_migrate_status_t st;
     memset(&s, 0, sizeof(s));
-    int rc = open_and_read(opts, "migrate deploy", true, true, &s, &set, &history, &st, err);
+    int rc = open_and_read(opts, "migrate deploy", true, TABLE_CREATE_IF_EMPTY, &s, &set, &history,
+                           &st, err);
     if (rc == 0)
         rc = refuse_if_failed(&st, "deploy", err);
     dc_migrate_script_t *scripts = dc_calloc(st.count + 1, sizeof(dc_migrate_script_t));
@@ -519,7 +526,8 @@ int dc_migrate_down(const dc_migrate_opts_t *opts, const char *to, int steps,
     dc_history_t history;
     dc_migrate_status_t st;
     memset(&s, 0, sizeof(s));
-    int rc = open_and_read(opts, "migrate down", true, false, &s, &set, &history, &st, err);
+    int rc =
+        open_and_read(opts, "migrate down", true, TABLE_READ_ONLY, &s, &set, &history, &st, err);
     if (rc == 0 && !history.exists)
         rc = dc_error_set(err, "nothing to roll back: the database has no _prisma_migrations "
                                "table (no migration was ever applied)");
@@ -613,7 +621,10 @@ int dc_migrate_resolve(const dc_migrate_opts_t *opts, const char *name, dc_migra
     dc_history_t history;
     dc_migrate_status_t st;
     memset(&s, 0, sizeof(s));
-    int rc = open_and_read(opts, "migrate resolve", true, true, &s, &set, &history, &st, err);
+    /* As Prisma: only --applied creates the table (baselining); --rolled-back needs a row. */
+    int rc = open_and_read(opts, "migrate resolve", true,
+                           how == DC_RESOLVE_APPLIED ? TABLE_CREATE : TABLE_READ_ONLY, &s, &set,
+                           &history, &st, err);
     const dc_migration_status_t *e = rc == 0 ? find_entry(&st, name) : NULL;
     if (rc == 0)
         rc = check_resolvable(e, name, opts->dir, how, err);
