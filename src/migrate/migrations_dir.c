@@ -89,6 +89,19 @@ static int check_lock_file(const char *dir, dc_error_t *err)
     return rc;
 }
 
+/* Prisma reads a migration into a string, which must be UTF-8: so must ours, checked before
+ * anything runs (the server would refuse the bytes half-way, and the error text with them). */
+static int check_utf8(const char *path, const char *text, size_t len, dc_error_t *err)
+{
+    size_t ok = text == NULL ? len : dc_utf8_valid_len(text, len);
+    if (ok == len)
+        return 0;
+    return dc_error_set(err,
+                        "%s is not valid UTF-8 (byte 0x%02x at offset %zu, line %d): save it as "
+                        "UTF-8 (as Prisma requires); nothing was run",
+                        path, (unsigned char)text[ok], ok, dc_pg_sql_line(text, text + ok));
+}
+
 static int compare_names(const void *a, const void *b)
 {
     return strcmp(((const dc_migration_t *)a)->name, ((const dc_migration_t *)b)->name);
@@ -118,7 +131,11 @@ int dc_migrate_read_one(const char *dir, const char *name, const dc_migrate_read
                               "directory or add its migration.sql",
                               dir, name);
     } else if (rc == 0) {
-        rc = read_file(down_path, true, &m->down_sql, &m->down_len, err);
+        rc = check_utf8(m->path, m->sql, m->sql_len, err);
+        if (rc == 0)
+            rc = read_file(down_path, true, &m->down_sql, &m->down_len, err);
+        if (rc == 0)
+            rc = check_utf8(down_path, m->down_sql, m->down_len, err);
         if (rc == 0)
             dc_migrate_checksum(m->sql, m->sql_len, m->checksum);
     }

@@ -28,8 +28,9 @@ static int statement_failed(dc_session_t *s, PGresult *res, const char *file,
                             const dc_migrate_stmt_t *st, dc_error_t *err)
 {
     char what[300];
-    char first[100];
+    char first[101];
     snprintf(first, sizeof(first), "%s", st->text);
+    dc_utf8_truncate(first, 99); /* not inside a character: logs must be UTF-8 */
     for (char *c = first; *c; c++) {
         if (*c == '\n' || *c == '\r' || *c == '\t')
             *c = ' ';
@@ -43,6 +44,16 @@ static int statement_failed(dc_session_t *s, PGresult *res, const char *file,
     dc_error_append(err, "; blocked by %s", *who ? who : "a session that has finished since");
     free(who);
     return LOCK_TIMED_OUT;
+}
+
+/* Writes text into the row's logs as the server will take it: secrets masked (the redactor's
+ * registered secrets, URL and SQL passwords) and valid UTF-8 (a cut character becomes '?'). */
+static int write_logs(dc_session_t *s, const char *row_id, const char *text, dc_error_t *err)
+{
+    char clean[DC_ERROR_MAX * 2];
+    dc_redact(text, clean, sizeof(clean));
+    dc_utf8_scrub(clean);
+    return dc_history_fail(s->conn, s->table, row_id, clean, err);
 }
 
 static int update_row(dc_session_t *s, const char *row_id, row_action_t action, dc_error_t *err)
@@ -273,7 +284,7 @@ static int apply_one(dc_session_t *s, const dc_migration_t *m, const dc_migrate_
     dc_error_clear(&logged);
     if (PQtransactionStatus(s->conn) != PQTRANS_IDLE)
         PQclear(PQexec(s->conn, "ROLLBACK"));
-    if (dc_history_fail(s->conn, s->table, id, err->message, &logged) != 0)
+    if (write_logs(s, id, err->message, &logged) != 0)
         dc_error_append(err, " (and recording the failure failed too: %s)", logged.message);
     dc_error_prefix(err, "%s failed: ", label);
     return dc_error_append(
