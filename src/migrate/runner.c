@@ -204,7 +204,7 @@ static int run_autocommit(dc_session_t *s, const dc_migrate_script_t *sc, const 
             dc_error_set(err, "%s opens a transaction (BEGIN) it never ends: add its COMMIT", file);
     }
     if (rc == 0)
-        rc = dc_pg_exec(s->conn, "RESET lock_timeout; RESET statement_timeout", err);
+        rc = dc_session_reset_timeouts(s, err);
     return rc;
 }
 
@@ -280,16 +280,30 @@ static int apply_one(dc_session_t *s, const dc_migration_t *m, const dc_migrate_
         return 0;
     }
     report->failed = dc_strdup(m->name);
+    if (PQstatus(s->conn) == CONNECTION_BAD) {
+        /* Nothing can be recorded, and the server may have committed before it went away. */
+        dc_error_prefix(err, "%s: the connection to the server was lost: ", label);
+        return dc_error_append(
+            err,
+            "; whether the migration (and its history row) committed before that is unknown: run "
+            "'deployctl migrate status', which reads the database's own record: applied means "
+            "it completed; failed means it did not complete%s, then resolve it as status says",
+            sc->needs_autocommit ? " (it ran outside a transaction, so some of its statements may "
+                                   "have been applied)"
+                                 : " and, as it ran in one transaction, none of it remains");
+    }
     dc_error_t logged;
     dc_error_clear(&logged);
     if (PQtransactionStatus(s->conn) != PQTRANS_IDLE)
         PQclear(PQexec(s->conn, "ROLLBACK"));
-    if (write_logs(s, id, err->message, &logged) != 0)
-        dc_error_append(err, " (and recording the failure failed too: %s)", logged.message);
+    bool recorded = write_logs(s, id, err->message, &logged) == 0;
+    if (!recorded)
+        dc_error_append(err, " (and recording the error in logs failed too: %s)", logged.message);
     dc_error_prefix(err, "%s failed: ", label);
     return dc_error_append(
         err,
-        "; %s; it is recorded as failed and blocks later deploys: fix it, then run 'deployctl "
+        "; %s; its history row is left unfinished (failed), which blocks later deploys: fix "
+        "it, then run 'deployctl "
         "migrate resolve --rolled-back %s' (when none of it remains applied) or 'deployctl "
         "migrate resolve --applied %s' (when you completed it by hand)",
         sc->needs_autocommit ? "it ran outside a transaction, so the statements before the "

@@ -53,6 +53,12 @@ int dc_session_open(const dc_migrate_opts_t *opts, const char *purpose, dc_sessi
             return -1;
         }
     }
+    /* The runner's own statements (history table, catalog lookups) never wait for a lock
+     * forever either: the session gets lock_timeout, the migrations SET LOCAL it again. */
+    if (dc_session_set_timeouts(s, false, err) != 0) {
+        dc_session_close(s);
+        return -1;
+    }
     s->table = dc_history_table(s->conn, opts->schema);
     return 0;
 }
@@ -315,13 +321,27 @@ char *dc_session_blockers(dc_session_t *s)
 
 int dc_session_set_timeouts(dc_session_t *s, bool local, dc_error_t *err)
 {
+    /* statement_timeout 0 means the server's setting (ALTER ROLE / DATABASE ... SET): left as
+     * it is, not overridden with 0 (which would turn it off). */
     char *sql =
-        dc_sprintf("SET %s lock_timeout = '%llums'; SET %s statement_timeout = '%llums'",
-                   local ? "LOCAL" : "SESSION", (unsigned long long)s->opts->lock_timeout_ms,
-                   local ? "LOCAL" : "SESSION", (unsigned long long)s->opts->statement_timeout_ms);
+        s->opts->statement_timeout_ms > 0
+            ? dc_sprintf("SET %s lock_timeout = '%llums'; SET %s statement_timeout = "
+                         "'%llums'",
+                         local ? "LOCAL" : "SESSION", (unsigned long long)s->opts->lock_timeout_ms,
+                         local ? "LOCAL" : "SESSION",
+                         (unsigned long long)s->opts->statement_timeout_ms)
+            : dc_sprintf("SET %s lock_timeout = '%llums'", local ? "LOCAL" : "SESSION",
+                         (unsigned long long)s->opts->lock_timeout_ms);
     int rc = dc_pg_exec(s->conn, sql, err);
     free(sql);
     return rc;
+}
+
+int dc_session_reset_timeouts(dc_session_t *s, dc_error_t *err)
+{
+    /* lock_timeout stays as dc_session_open set it, for the runner's own statements. */
+    return s->opts->statement_timeout_ms > 0 ? dc_pg_exec(s->conn, "RESET statement_timeout", err)
+                                             : 0;
 }
 
 void dc_session_backoff(const dc_migrate_opts_t *opts, int attempt)

@@ -35,6 +35,9 @@ bool dc_session_lock_timeout(const PGresult *res);
 char *dc_session_blockers(dc_session_t *s);
 /* lock_timeout and statement_timeout from the options, for the transaction or the session. */
 int dc_session_set_timeouts(dc_session_t *s, bool local, dc_error_t *err);
+/* Undoes dc_session_set_timeouts(s, false) after an autocommit script: statement_timeout back
+ * to the server's; lock_timeout kept for the runner's own statements. */
+int dc_session_reset_timeouts(dc_session_t *s, dc_error_t *err);
 /* Sleeps before retry number `attempt` (1, 2, ...): retry_backoff_ms doubled each time. */
 void dc_session_backoff(const dc_migrate_opts_t *opts, int attempt);
 

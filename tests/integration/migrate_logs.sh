@@ -27,7 +27,7 @@ stmt="$prefix$(printf 'a%.0s' $(seq 1 $((98 - ${#prefix}))))éééééé')"
 add 20240102000000_accents "$stmt;"
 migrate deploy
 [[ $rc -eq 1 ]] || fail "a failing migration: rc $rc: $(cat "$WORK/err")"
-grep -q "recording the failure failed" "$WORK/err" && fail "the failure was not recorded: $(cat "$WORK/err")"
+grep -q "recording the error in logs failed" "$WORK/err" && fail "the failure was not recorded: $(cat "$WORK/err")"
 logs=$(logs_of 20240102000000_accents)
 [[ $logs == *'relation "nothere" does not exist'* ]] || fail "logs does not hold the error: '$logs'"
 [[ $logs == *"aaa..."* ]] || fail "the excerpt was not cut before the split character: '$logs'"
