@@ -320,7 +320,15 @@ static void classify_node(const char *type, json_t *node, dc_migrate_stmt_t *st)
     }
 }
 
-static void add_statement(const char *sql, size_t len, json_t *entry, dc_migrate_script_t *out)
+/* Where the line count stands: statements come in file order, so each one's line is counted
+ * from the previous one's start, once over the file in all. */
+typedef struct line_cursor {
+    const char *at;
+    int line;
+} line_cursor_t;
+
+static void add_statement(const char *sql, size_t len, json_t *entry, line_cursor_t *cur,
+                          dc_migrate_script_t *out)
 {
     const char *begin, *start, *end;
     if (!dc_pg_sql_statement(
@@ -330,7 +338,11 @@ static void add_statement(const char *sql, size_t len, json_t *entry, dc_migrate
         return;
     dc_migrate_stmt_t *st = &out->stmts[out->count++];
     st->text = dc_strndup(start, (size_t)(end - start));
-    st->line = dc_pg_sql_line(sql, start);
+    if (start >= cur->at) {
+        cur->line += (int)dc_count_newlines(cur->at, (size_t)(start - cur->at));
+        cur->at = start;
+    }
+    st->line = cur->line;
     json_t *stmt = json_object_get(entry, "stmt");
     const char *type;
     json_t *node;
@@ -362,11 +374,12 @@ int dc_migrate_parse_script(const char *sql, const char *label, dc_migrate_scrip
     json_t *stmts = json_object_get(tree, "stmts");
     size_t n = json_array_size(stmts);
     out->stmts = dc_calloc(n + 1, sizeof(dc_migrate_stmt_t));
-    size_t i;
+    size_t i, len = strlen(sql);
     json_t *entry;
+    line_cursor_t cur = {sql, 1};
     json_array_foreach(stmts, i, entry)
     {
-        add_statement(sql, strlen(sql), entry, out);
+        add_statement(sql, len, entry, &cur, out);
     }
     json_decref(tree);
     return 0;

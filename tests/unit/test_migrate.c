@@ -369,13 +369,37 @@ static void test_split_command(void **state)
     assert_non_null(strstr(err.message, "empty"));
 }
 
+/* A big data migration: split and numbered in one pass (the time is printed, not asserted; it
+ * was quadratic: 18 s for 20,000 statements). */
+static void test_large_script(void **state)
+{
+    (void)state;
+    enum { N = 20000 };
+    dc_buf_t b = {0};
+    dc_buf_append(&b, "-- seed\n", 8);
+    for (int i = 0; i < N; i++)
+        dc_buf_appendf(&b, "INSERT INTO t (id, note) VALUES (%d, 'row %d');\n", i, i);
+    dc_migrate_script_t sc;
+    dc_error_t err;
+    double t0 = dc_now_seconds();
+    assert_int_equal(dc_migrate_parse_script(b.data, "big.sql", &sc, &err), 0);
+    print_message("parsed %d statements (%zu bytes) in %.2fs\n", N, b.len, dc_now_seconds() - t0);
+    assert_int_equal(sc.count, N);
+    assert_int_equal(sc.stmts[0].line, 2);
+    assert_int_equal(sc.stmts[N - 1].line, N + 1);
+    assert_string_equal(sc.stmts[N - 1].text,
+                        "INSERT INTO t (id, note) VALUES (19999, 'row 19999')");
+    dc_migrate_script_free(&sc);
+    dc_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_read_dir_in_order), cmocka_unit_test(test_read_dir_errors),
         cmocka_unit_test(test_checksum),          cmocka_unit_test(test_no_transaction_statements),
-        cmocka_unit_test(test_statement_details), cmocka_unit_test(test_classify),
-        cmocka_unit_test(test_split_command),
+        cmocka_unit_test(test_statement_details), cmocka_unit_test(test_large_script),
+        cmocka_unit_test(test_classify),          cmocka_unit_test(test_split_command),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
