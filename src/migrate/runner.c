@@ -161,8 +161,24 @@ static void drop_new_invalid(dc_session_t *s, const dc_migrate_stmt_t *st, PGres
 
 /* Statement by statement in autocommit, from *next on (statements done in an earlier attempt
  * stay done); a transaction the file opens itself is restarted as a whole. */
+/* Outside a transaction, how far a script got is written into its row's logs as statements
+ * commit (applied_steps_count stays Prisma's), so that after a failure, a kill or a lost
+ * connection the row says which statements remain applied. */
+static void record_progress(dc_session_t *s, const char *row_id, const dc_migrate_script_t *sc,
+                            const char *file, size_t done)
+{
+    char *text = dc_sprintf("deployctl: statements 1-%zu of %zu committed (the last at %s line "
+                            "%d); the others not run yet",
+                            done, sc->count, file, sc->stmts[done - 1].line);
+    dc_error_t ignored;
+    if (write_logs(s, row_id, text, &ignored) != 0)
+        dc_log_warn("cannot record the progress of %s: %s", file, ignored.message);
+    free(text);
+}
+
 static int run_autocommit(dc_session_t *s, const dc_migrate_script_t *sc, const char *file,
-                          size_t *next, dc_migrate_report_t *report, dc_error_t *err)
+                          const char *row_id, size_t *next, dc_migrate_report_t *report,
+                          dc_error_t *err)
 {
     if (dc_session_set_timeouts(s, false, err) != 0)
         return -1;
@@ -192,8 +208,17 @@ static int run_autocommit(dc_session_t *s, const dc_migrate_script_t *sc, const 
             if (in_tx)
                 PQclear(PQexec(s->conn, "ROLLBACK"));
             *next = in_tx ? tx_start : i;
+            if (*next > 0)
+                dc_error_prefix(err,
+                                "statements 1-%zu of %zu committed, statement %zu failed: ", *next,
+                                sc->count, i + 1);
+            else
+                dc_error_prefix(err, "statement %zu of %zu failed, none committed: ", i + 1,
+                                sc->count);
         } else if (PQtransactionStatus(s->conn) == PQTRANS_IDLE) {
             *next = i + 1;
+            if (*next < sc->count)
+                record_progress(s, row_id, sc, file, *next);
         }
         PQclear(res);
         PQclear(before);
@@ -232,7 +257,7 @@ static int run_script(dc_session_t *s, const dc_migrate_script_t *sc, const char
     for (int attempt = 0;; attempt++) {
         int rc;
         if (sc->needs_autocommit) {
-            rc = run_autocommit(s, sc, file, &next, report, err);
+            rc = run_autocommit(s, sc, file, row_id, &next, report, err);
             if (rc == 0)
                 rc = update_row(s, row_id, action, err);
         } else {
