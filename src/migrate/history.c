@@ -232,8 +232,9 @@ int dc_history_record_applied(PGconn *conn, const char *table, const dc_migratio
 {
     char id[37];
     dc_history_new_id(id);
-    char *sql = dc_sprintf("INSERT INTO %s (id, checksum, migration_name, started_at, finished_at,"
-                           " applied_steps_count) VALUES ($1, $2, $3, now(), now(), 1)",
+    /* Prisma's mark_migration_applied: logs '' and applied_steps_count left at its default. */
+    char *sql = dc_sprintf("INSERT INTO %s (id, checksum, logs, migration_name, started_at,"
+                           " finished_at) VALUES ($1, $2, '', $3, now(), now())",
                            table);
     const char *params[] = {id, m->checksum, m->name};
     int rc = run_update(conn, sql, 3, params, err);

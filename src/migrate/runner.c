@@ -554,8 +554,25 @@ static int run_downs(dc_session_t *s, const dc_migration_status_t **targets, siz
         if (rc == 0) {
             dc_log_info("rolled back migration %s", targets[i]->name);
             report_add(&report->applied, &report->applied_count, targets[i]->name);
-        } else
+        } else if (scripts[i].needs_autocommit) {
+            /* Part of it may be undone while the row still says applied: an operator's job. */
             report->failed = dc_strdup(targets[i]->name);
+            dc_error_prefix(err, "%s failed: ", label);
+            err->exit_code = DC_EXIT_ROLLBACK_FAILED;
+            dc_error_append(err,
+                            "; it ran outside a transaction, so the statements before the failed "
+                            "one stay undone while %s is still recorded as applied: finish the "
+                            "undo by hand and run 'deployctl migrate down' again, or restore the "
+                            "snapshot taken before it",
+                            targets[i]->name);
+        } else {
+            report->failed = dc_strdup(targets[i]->name);
+            dc_error_prefix(err, "%s failed: ", label);
+            dc_error_append(err,
+                            "; it ran in one transaction, so nothing of it was undone and %s "
+                            "stays applied",
+                            targets[i]->name);
+        }
     }
     for (size_t i = 0; i < n; i++) {
         dc_migrate_script_free(&scripts[i]);
@@ -633,8 +650,14 @@ static const dc_migration_status_t *find_entry(const dc_migrate_status_t *st, co
 
 /* Prisma's refusals (P3008, P3011, P3012, P3017), with what to do instead. */
 static int check_resolvable(const dc_migration_status_t *e, const char *name, const char *dir,
-                            dc_migrate_resolution_t how, dc_error_t *err)
+                            const dc_history_t *h, dc_migrate_resolution_t how, dc_error_t *err)
 {
+    if (e == NULL && how == DC_RESOLVE_ROLLED_BACK)
+        return dc_error_set(err,
+                            "migration %s cannot be marked rolled back because it was never "
+                            "applied to the database (as Prisma's P3011): check the name with "
+                            "'deployctl migrate status'",
+                            name);
     if (e == NULL)
         return dc_error_set(err,
                             "migration %s is neither in %s nor in the history table (as "
@@ -642,6 +665,17 @@ static int check_resolvable(const dc_migration_status_t *e, const char *name, co
                             name, dir);
     bool applied = e->state == DC_MIG_APPLIED || e->state == DC_MIG_EDITED ||
                    e->state == DC_MIG_MISSING_LOCALLY;
+    /* Prisma's P3008 counts any row that ever finished, even one rolled back since (by down). */
+    bool ever_finished = false;
+    for (size_t i = 0; i < h->count; i++)
+        ever_finished = ever_finished || (strcmp(h->rows[i].migration_name, name) == 0 &&
+                                          h->rows[i].finished_at != NULL);
+    if (how == DC_RESOLVE_APPLIED && !applied && ever_finished)
+        return dc_error_set(err,
+                            "migration %s was applied before and later rolled back, so it is "
+                            "already recorded as applied in the database (as Prisma's P3008): "
+                            "run 'deployctl migrate deploy' to apply it again",
+                            name);
     if (how == DC_RESOLVE_APPLIED && applied)
         return dc_error_set(err,
                             "migration %s is already recorded as applied in the database (as "
@@ -677,7 +711,7 @@ int dc_migrate_resolve(const dc_migrate_opts_t *opts, const char *name, dc_migra
                            &history, &st, err);
     const dc_migration_status_t *e = rc == 0 ? find_entry(&st, name) : NULL;
     if (rc == 0)
-        rc = check_resolvable(e, name, opts->dir, how, err);
+        rc = check_resolvable(e, name, opts->dir, &history, how, err);
     if (rc == 0)
         rc = resolve_rows(&s, name, e->local, &history, how, err);
     if (rc == 0)
