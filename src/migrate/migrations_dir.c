@@ -24,7 +24,9 @@ void dc_migrate_checksum(const void *data, size_t len, char out[65])
     dc_sha256_hex(data, len, out);
 }
 
-/* The script with every CRLF turned into LF (to_crlf false) or every lone LF into CRLF. */
+/* Prisma's variants of a script (checksum.rs, script_matches_checksum): every "\r\n" replaced
+ * by "\n" (to_crlf false), or every '\n' by "\r\n" (to_crlf true; a CRLF becomes "\r\r\n", as
+ * in Prisma, so a file with mixed line endings is an edit to both tools). */
 static char *convert_line_endings(const char *sql, size_t len, bool to_crlf, size_t *out_len)
 {
     dc_buf_t b = {0};
@@ -32,12 +34,29 @@ static char *convert_line_endings(const char *sql, size_t len, bool to_crlf, siz
     for (size_t i = 0; i < len; i++) {
         if (!to_crlf && sql[i] == '\r' && i + 1 < len && sql[i + 1] == '\n')
             continue;
-        if (to_crlf && sql[i] == '\n' && (i == 0 || sql[i - 1] != '\r'))
+        if (to_crlf && sql[i] == '\n')
             dc_buf_append(&b, "\r", 1);
         dc_buf_append(&b, &sql[i], 1);
     }
     *out_len = b.len;
     return b.data;
+}
+
+/* A checksum as the recorded string is written: 64 hex digits, or, in rows written by old Prisma
+ * versions (prisma-engines #1887), each byte without its leading zero ("{:x}"). */
+static bool checksum_equals(const char *sum, const char *recorded)
+{
+    if (strlen(recorded) == 64)
+        return strcmp(sum, recorded) == 0;
+    char old[65];
+    size_t n = 0;
+    for (size_t i = 0; i < 64; i += 2) {
+        if (sum[i] != '0')
+            old[n++] = sum[i];
+        old[n++] = sum[i + 1];
+    }
+    old[n] = '\0';
+    return strcmp(old, recorded) == 0;
 }
 
 bool dc_migrate_checksum_matches(const char *sql, size_t len, const char *recorded)
@@ -46,14 +65,14 @@ bool dc_migrate_checksum_matches(const char *sql, size_t len, const char *record
     if (recorded == NULL)
         return false;
     dc_migrate_checksum(sql, len, sum);
-    if (strcmp(sum, recorded) == 0)
+    if (checksum_equals(sum, recorded))
         return true;
     for (int to_crlf = 0; to_crlf <= 1; to_crlf++) {
         size_t n;
         char *converted = convert_line_endings(sql, len, to_crlf, &n);
         dc_migrate_checksum(converted, n, sum);
         free(converted);
-        if (strcmp(sum, recorded) == 0)
+        if (checksum_equals(sum, recorded))
             return true;
     }
     return false;

@@ -135,6 +135,22 @@ static void test_checksum(void **state)
     /* Trailing white space is content (Prisma counts it too). */
     assert_false(dc_migrate_checksum_matches("SELECT 1; ", 10, lf_sum));
     assert_false(dc_migrate_checksum_matches(lf, strlen(lf), NULL));
+
+    /* Old Prisma rows: bytes written without their leading zero ({:x}). SHA-256("abc") has
+     * the bytes 0x01, 0x03 and 0x00, so its unpadded form is 61 characters long. */
+    const char *abc_old = "ba7816bf8f1cfea414140de5dae2223b0361a396177a9cb410ff61f2015ad";
+    assert_int_equal(strlen(abc_old), 61);
+    assert_true(dc_migrate_checksum_matches("abc", 3, abc_old));
+    assert_false(dc_migrate_checksum_matches("abd", 3, abc_old));
+    /* Mixed line endings: Prisma turns every '\n' into "\r\n" (a CRLF becomes "\r\r\n") and
+     * every "\r\n" into '\n', so a file applied with one CRLF and one LF matches neither. */
+    const char *mixed = "CREATE TABLE a (id int);\r\nCREATE TABLE b (id int);\n";
+    assert_false(dc_migrate_checksum_matches(mixed, strlen(mixed), crlf_sum));
+    assert_true(dc_migrate_checksum_matches(mixed, strlen(mixed), lf_sum));
+    char mixed_sum[65];
+    dc_migrate_checksum(mixed, strlen(mixed), mixed_sum);
+    assert_false(dc_migrate_checksum_matches(lf, strlen(lf), mixed_sum));
+    assert_false(dc_migrate_checksum_matches(crlf, strlen(crlf), mixed_sum));
 }
 
 /* ---- statements ---- */
