@@ -329,7 +329,17 @@ static void classify_node(const char *type, json_t *node, dc_migrate_stmt_t *st)
         what = "CLUSTER of every table";
     } else if (strcmp(type, "AlterTableStmt") == 0 && detaches_concurrently(node)) {
         what = "DETACH PARTITION CONCURRENTLY";
-    } else if (strcmp(type, "TransactionStmt") == 0) {
+    } else if (strcmp(type, "AlterDatabaseStmt") == 0 &&
+               has_option(json_object_get(node, "options"), "tablespace")) {
+        what = "ALTER DATABASE ... SET TABLESPACE";
+    } else if (strcmp(type, "DiscardStmt") == 0 &&
+               strcmp(json_str(node, "target"), "DISCARD_ALL") == 0) {
+        what = "DISCARD ALL";
+    } else if (strcmp(type, "TransactionStmt") == 0 &&
+               strcmp(json_str(node, "kind"), "TRANS_STMT_SAVEPOINT") != 0 &&
+               strcmp(json_str(node, "kind"), "TRANS_STMT_RELEASE") != 0 &&
+               strcmp(json_str(node, "kind"), "TRANS_STMT_ROLLBACK_TO") != 0) {
+        /* BEGIN / COMMIT / ROLLBACK / PREPARE TRANSACTION ...; savepoints work inside ours. */
         st->transaction_ctl = true;
         snprintf(st->what, sizeof(st->what), "transaction control");
     }

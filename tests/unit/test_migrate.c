@@ -181,6 +181,13 @@ static void test_no_transaction_statements(void **state)
     check_script("ALTER SYSTEM SET work_mem = '8MB';", 1, true);
     check_script("ALTER TABLE p DETACH PARTITION p1 CONCURRENTLY;", 1, true);
     check_script("BEGIN; CREATE TABLE t (a int); COMMIT;", 3, true);
+    check_script("START TRANSACTION; SELECT 1; END;", 3, true);
+    check_script("ALTER DATABASE app SET TABLESPACE fast;", 1, true);
+    check_script("DISCARD ALL;", 1, true);
+    /* Savepoints live inside the migration's own transaction: they do not need autocommit. */
+    check_script("SAVEPOINT a; CREATE TABLE t (a int); ROLLBACK TO SAVEPOINT a; RELEASE a;", 4,
+                 false);
+    check_script("ALTER DATABASE app SET work_mem = '8MB'; DISCARD PLANS;", 2, false);
     /* These run in a transaction block. */
     check_script("ANALYZE t;", 1, false);
     check_script("CREATE INDEX i ON t (a); REINDEX INDEX i; DROP INDEX i;", 3, false);
