@@ -168,6 +168,7 @@ typedef struct dc_migrate_opts {
     int lock_retries;              /* extra attempts after a lock timeout (SQLSTATE 55P03) */
     uint64_t retry_backoff_ms;     /* first pause between attempts, doubled each time */
     const char *external_command;  /* migrate.command: run it instead of the native runner */
+    uint64_t external_timeout_ms;  /* then stopped (its process group); 0: no limit */
 } dc_migrate_opts_t;
 
 typedef struct dc_migrate_report {
