@@ -606,8 +606,15 @@ int dc_migrate_down(const dc_migrate_opts_t *opts, const char *to, int steps,
         rc = choose_down_targets(&st, to, steps < 1 ? 1 : steps, targets, &n, err);
     if (rc == 0)
         rc = require_down_files(targets, n, opts->dir, err);
-    if (rc == 0 && n == 0)
-        dc_log_info("%s is the newest applied migration: nothing to roll back", to ? to : "?");
+    if (rc == 0 && n == 0 && to != NULL)
+        dc_log_info("%s is the newest applied migration: nothing to roll back", to);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (targets[i]->state == DC_MIG_EDITED)
+            dc_log_warn("migration %s was edited after it was applied: its down.sql undoes the "
+                        "current migration.sql, which may not be what the database has; check it "
+                        "before relying on the result",
+                        targets[i]->name);
+    }
     if (rc == 0)
         rc = run_downs(&s, targets, n, report, err);
     free(targets);

@@ -117,3 +117,12 @@ grep -q "down.sql of 20240101000000_d1 failed: .*down.sql line 2.*nothing of it 
 assert_eq "d1|" "$(q2 "SELECT to_regclass('d1')")|$(q2 "SELECT rolled_back_at FROM _prisma_migrations WHERE migration_name = '20240101000000_d1'")" \
     "nothing undone, row applied"
 pass "a failing down.sql: in a transaction nothing changes; outside one, exit 3 and how far it got"
+
+# The down.sql of a migration edited after it was applied runs with a warning.
+printf -- '-- edited later\n' >>"$dir2/20240101000000_d1/migration.sql"
+printf 'DROP TABLE d1;\n' >"$dir2/20240101000000_d1/down.sql"
+run_deployctl migrate down --database "$url2" --migrations "$dir2"
+[[ $rc -eq 0 ]] || fail "down of an edited migration: $(cat "$WORK/err")"
+grep -q "migration 20240101000000_d1 was edited after it was applied: its down.sql undoes the current migration.sql" "$WORK/err" ||
+    fail "no warning for an edited migration: $(cat "$WORK/err")"
+pass "down warns when the migration was edited after it was applied"
