@@ -72,7 +72,7 @@ pass "a command that cannot start is named"
 
 # A command that hangs (waiting on a lock, say) is stopped after migrate.command_timeout, with
 # whatever it started: deployctl's runner lock is not held forever.
-marker=$((300 + RANDOM % 600))
+marker="$((300 + RANDOM % 600)).$$" # unique on the machine: other jobs run sleeps too
 t0=$(date +%s)
 run_deployctl migrate deploy --database "$url" --migrations "$WORK/migrations" --migrate-command-timeout 1s \
     --migrate-command "sh -c 'sleep $marker & sleep $marker; wait'"
@@ -81,5 +81,5 @@ run_deployctl migrate deploy --database "$url" --migrations "$WORK/migrations" -
 grep -q "did not finish within 1 s (migrate.command_timeout) and was stopped with its process group" "$WORK/err" ||
     fail "unclear timeout: $(cat "$WORK/err")"
 sleep 0.5
-pgrep -f "^sleep $marker\$" >/dev/null && fail "the command's children were left running"
+pgrep -xf "sleep $marker" >/dev/null && fail "the command's children were left running"
 pass "a migrate.command that hangs is stopped after migrate.command_timeout, children included"
