@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "deployctl/migrate.h"
@@ -356,13 +357,44 @@ typedef struct line_cursor {
     int line;
 } line_cursor_t;
 
-static void add_statement(const char *sql, size_t len, json_t *entry, line_cursor_t *cur,
-                          dc_migrate_script_t *out)
+/* Whether a statement's first word shows it can be none of the statements classify_node looks
+ * for (data statements: most of a big data migration), so it need not be parsed on its own. */
+static bool plain_statement(const char *text)
+{
+    static const char *const plain[] = {"INSERT", "UPDATE", "DELETE", "SELECT", "WITH",    "COPY",
+                                        "VALUES", "MERGE",  "GRANT",  "REVOKE", "COMMENT", NULL};
+    size_t n = 0;
+    while ((text[n] >= 'A' && text[n] <= 'Z') || (text[n] >= 'a' && text[n] <= 'z'))
+        n++;
+    for (int i = 0; plain[i] != NULL; i++) {
+        if (strlen(plain[i]) == n && strncasecmp(text, plain[i], n) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Classifies one statement from its own parse tree (libpg_query's JSON). */
+static void classify_statement(dc_migrate_stmt_t *st)
+{
+    PgQueryParseResult parsed = pg_query_parse(st->text);
+    json_t *tree = parsed.error == NULL ? json_loads(parsed.parse_tree, 0, NULL) : NULL;
+    pg_query_free_parse_result(parsed);
+    json_t *stmt = json_object_get(json_array_get(json_object_get(tree, "stmts"), 0), "stmt");
+    const char *type;
+    json_t *node;
+    json_object_foreach(stmt, type, node)
+    {
+        classify_node(type, node, st);
+    }
+    json_decref(tree);
+}
+
+static void add_statement(const char *sql, size_t len, const PgQuerySplitStmt *split,
+                          line_cursor_t *cur, dc_migrate_script_t *out)
 {
     const char *begin, *start, *end;
-    if (!dc_pg_sql_statement(
-            sql, len, (size_t)json_integer_value(json_object_get(entry, "stmt_location")),
-            (size_t)json_integer_value(json_object_get(entry, "stmt_len")), &begin, &start, &end) ||
+    if (!dc_pg_sql_statement(sql, len, (size_t)split->stmt_location, (size_t)split->stmt_len,
+                             &begin, &start, &end) ||
         start == end)
         return;
     dc_migrate_stmt_t *st = &out->stmts[out->count++];
@@ -372,45 +404,33 @@ static void add_statement(const char *sql, size_t len, json_t *entry, line_curso
         cur->at = start;
     }
     st->line = cur->line;
-    json_t *stmt = json_object_get(entry, "stmt");
-    const char *type;
-    json_t *node;
-    json_object_foreach(stmt, type, node)
-    {
-        classify_node(type, node, st);
-    }
+    if (!plain_statement(st->text))
+        classify_statement(st);
     if (st->no_transaction || st->transaction_ctl)
         out->needs_autocommit = true;
 }
 
+/* The file is split by PostgreSQL's parser once (which also finds any syntax error), and only
+ * the statements that may need it are parsed again on their own to be classified: no parse
+ * tree of the whole file, and linear in its size. */
 int dc_migrate_parse_script(const char *sql, const char *label, dc_migrate_script_t *out,
                             dc_error_t *err)
 {
     memset(out, 0, sizeof(*out));
-    PgQueryParseResult parsed = pg_query_parse(sql);
-    if (parsed.error != NULL) {
-        int line = dc_pg_sql_line(sql, dc_pg_sql_error_at(sql, parsed.error->cursorpos));
+    PgQuerySplitResult split = pg_query_split_with_parser(sql);
+    if (split.error != NULL) {
+        int line = dc_pg_sql_line(sql, dc_pg_sql_error_at(sql, split.error->cursorpos));
         dc_error_set(err, "%s is not valid SQL at line %d: %s; fix the file (nothing was run)",
-                     label, line, parsed.error->message);
-        pg_query_free_parse_result(parsed);
+                     label, line, split.error->message);
+        pg_query_free_split_result(split);
         return -1;
     }
-    json_error_t jerr;
-    json_t *tree = json_loads(parsed.parse_tree, 0, &jerr);
-    pg_query_free_parse_result(parsed);
-    if (tree == NULL)
-        return dc_error_set(err, "%s: cannot read libpg_query's parse tree: %s", label, jerr.text);
-    json_t *stmts = json_object_get(tree, "stmts");
-    size_t n = json_array_size(stmts);
-    out->stmts = dc_calloc(n + 1, sizeof(dc_migrate_stmt_t));
-    size_t i, len = strlen(sql);
-    json_t *entry;
+    out->stmts = dc_calloc((size_t)split.n_stmts + 1, sizeof(dc_migrate_stmt_t));
+    size_t len = strlen(sql);
     line_cursor_t cur = {sql, 1};
-    json_array_foreach(stmts, i, entry)
-    {
-        add_statement(sql, len, entry, &cur, out);
-    }
-    json_decref(tree);
+    for (int i = 0; i < split.n_stmts; i++)
+        add_statement(sql, len, split.stmts[i], &cur, out);
+    pg_query_free_split_result(split);
     return 0;
 }
 
