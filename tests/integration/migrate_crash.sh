@@ -19,7 +19,7 @@ q() { psql_value "$db" "$1"; }
 migrate() { run_deployctl migrate "$@" --database "$url" --migrations "$dir"; }
 logs_of() { q "SELECT logs FROM _prisma_migrations WHERE migration_name = '$1' AND rolled_back_at IS NULL"; }
 end_session() { # application_name
-    psql_admin postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '$1'" >/dev/null
+    psql_admin postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '$1' AND datname = '$db'" >/dev/null
 }
 on_exit "end_session test-holder"
 on_exit "end_session 'deployctl migrate deploy'"
@@ -53,7 +53,7 @@ CREATE TABLE s2 (id int);"
 "$DEPLOYCTL" migrate deploy --database "$url" --migrations "$dir" >"$WORK/out" 2>"$WORK/err" &
 runner=$!
 for _ in $(seq 1 150); do
-    [[ $(q "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'deployctl migrate deploy' AND query LIKE '%pg_sleep(30)%'") == 1 ]] && break
+    [[ $(q "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'deployctl migrate deploy' AND query LIKE '%pg_sleep(30)%'") == 1 ]] && break
     sleep 0.1
 done
 kill -KILL $runner
@@ -78,7 +78,7 @@ rm -r "${dir:?}/20240103000000_killed"
 # A lock timeout on the third of four statements: retried from there, 1-2 not run again.
 PGAPPNAME=test-holder psql_admin "$db" -c "BEGIN; LOCK TABLE t IN SHARE UPDATE EXCLUSIVE MODE; SELECT pg_sleep(1.5); COMMIT;" >/dev/null 2>&1 &
 for _ in $(seq 1 100); do
-    [[ $(q "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'test-holder' AND query LIKE '%pg_sleep%'") == 1 ]] && break
+    [[ $(q "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'test-holder' AND query LIKE '%pg_sleep%'") == 1 ]] && break
     sleep 0.1
 done
 add 20240104000000_retry "CREATE TABLE r1 (id int);
@@ -96,7 +96,7 @@ pass "a lock timeout mid-file is retried from the failed statement"
 # The same with a BEGIN ... COMMIT block of its own: the block is restarted as a whole.
 PGAPPNAME=test-holder psql_admin "$db" -c "BEGIN; LOCK TABLE t IN SHARE UPDATE EXCLUSIVE MODE; SELECT pg_sleep(1.5); COMMIT;" >/dev/null 2>&1 &
 for _ in $(seq 1 100); do
-    [[ $(q "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'test-holder' AND query LIKE '%pg_sleep%'") == 1 ]] && break
+    [[ $(q "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'test-holder' AND query LIKE '%pg_sleep%'") == 1 ]] && break
     sleep 0.1
 done
 add 20240105000000_block "CREATE TABLE k1 (id int);

@@ -17,7 +17,7 @@ add() { # name sql
 q() { psql_value "$db" "$1"; }
 migrate() { run_deployctl migrate "$@" --database "$url" --migrations "$dir"; }
 end_session() { # application_name
-    psql_admin postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '$1'" >/dev/null
+    psql_admin postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '$1' AND datname = '$db'" >/dev/null
 }
 on_exit "end_session test-holder"
 
@@ -49,7 +49,7 @@ pass "with no --statement-timeout the database's own statement_timeout applies"
 # A session holding the history table: the runner gives up after --lock-timeout, not never.
 PGAPPNAME=test-holder psql_admin "$db" -c "BEGIN; LOCK TABLE _prisma_migrations; SELECT pg_sleep(60);" >/dev/null 2>&1 &
 for _ in $(seq 1 100); do
-    [[ $(q "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'test-holder' AND query LIKE '%pg_sleep%'") == 1 ]] && break
+    [[ $(q "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'test-holder' AND query LIKE '%pg_sleep%'") == 1 ]] && break
     sleep 0.1
 done
 add 20240103000000_next "CREATE TABLE next (id int);"
@@ -72,10 +72,10 @@ add 20240104000000_long "SELECT pg_sleep(30);"
 "$DEPLOYCTL" migrate deploy --database "$url" --migrations "$dir" >"$WORK/out" 2>"$WORK/err" &
 runner=$!
 for _ in $(seq 1 100); do
-    [[ $(q "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'deployctl migrate deploy' AND query LIKE '%pg_sleep(30)%'") == 1 ]] && break
+    [[ $(q "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'deployctl migrate deploy' AND query LIKE '%pg_sleep(30)%'") == 1 ]] && break
     sleep 0.1
 done
-q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'deployctl migrate deploy' AND query LIKE '%pg_sleep(30)%'" >/dev/null
+q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'deployctl migrate deploy' AND query LIKE '%pg_sleep(30)%'" >/dev/null
 set +e
 wait $runner
 rc=$?
