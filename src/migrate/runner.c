@@ -40,8 +40,17 @@ static int statement_failed(dc_session_t *s, PGresult *res, const char *file,
     dc_pg_error(s->conn, res, what, err);
     if (!dc_session_lock_timeout(res))
         return -1;
-    char *who = dc_session_blockers(s);
-    dc_error_append(err, "; blocked by %s", *who ? who : "a session that has finished since");
+    /* Other sessions' queries go to our output only, not into the history row (readable by the
+     * application's role): the error names the sessions, the warning shows what they ran. */
+    char *brief;
+    char *who = dc_session_blockers(s, &brief);
+    if (*who)
+        dc_log_warn("%s waited too long for a lock held by %s", what, who);
+    dc_error_append(err, "; blocked by %s",
+                    brief != NULL && *brief ? brief
+                    : *who                  ? "the sessions named above (holding table locks)"
+                                            : "a session that has finished since");
+    free(brief);
     free(who);
     return LOCK_TIMED_OUT;
 }
