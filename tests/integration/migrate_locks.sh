@@ -30,7 +30,7 @@ wait_for() { # sql what
 end_session() { # application_name
     psql_admin postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '$1'" >/dev/null
 }
-on_exit "end_session test-blocker; end_session test-prisma"
+on_exit "end_session test-blocker; end_session test-prisma; end_session test-runner"
 
 add 20240101000000_slow "CREATE TABLE items (id int PRIMARY KEY); SELECT pg_sleep(3);"
 add 20240102000000_next "INSERT INTO items VALUES (1);"
@@ -72,6 +72,19 @@ grep -q "Prisma's migration lock (advisory lock 72707369) on database $db is hel
 assert_eq 0 "$(q "SELECT count(*) FROM _prisma_migrations WHERE migration_name = '20240103000000_third'")" "applied beside Prisma"
 end_session test-prisma
 pass "Prisma's advisory lock held: refused, the holder named"
+
+# resolve and down take the runner lock too: beside a running deploy (here: a session holding
+# deployctl's lock) they wait --lock-timeout, then refuse (75) and change nothing.
+PGAPPNAME=test-runner psql_admin "$db" -c "SELECT pg_advisory_lock($OUR_LOCK), pg_sleep(60)" >/dev/null 2>&1 &
+wait_for "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND objid = $OUR_LOCK AND granted" "the runner lock"
+history_before=$(q "SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM _prisma_migrations t")
+run_deployctl migrate resolve --applied 20240103000000_third --database "$url" --migrations "$dir" --lock-timeout 500ms
+[[ $rc -eq 75 ]] || fail "resolve beside a running deploy: rc $rc: $(cat "$WORK/err")"
+run_deployctl migrate down --database "$url" --migrations "$dir" --lock-timeout 500ms
+[[ $rc -eq 75 ]] || fail "down beside a running deploy: rc $rc: $(cat "$WORK/err")"
+assert_eq "$history_before" "$(q "SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM _prisma_migrations t")" "history changed"
+end_session test-runner
+pass "resolve and down beside a running deploy: refused (75), nothing changed"
 
 # A long transaction reading items holds a lock the migration's ALTER TABLE waits for.
 PGAPPNAME=test-blocker psql_admin "$db" -c "BEGIN; SELECT count(*) FROM items; SELECT pg_sleep(60); COMMIT;" >/dev/null 2>&1 &

@@ -75,6 +75,12 @@ for _ in $(seq 1 100); do
     [[ $(q "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'deployctl migrate deploy' AND query LIKE '%pg_sleep(30)%'") == 1 ]] && break
     sleep 0.1
 done
+# Its connection has TCP keepalives of 30 s (libpq's default leaves the kernel's 2 hours).
+if command -v ss >/dev/null; then
+    conns=$(ss -tnpo | grep "pid=$runner," || true)
+    [[ -n $conns ]] || fail "no TCP connection of the runner found by ss"
+    grep -qE 'timer:\(keepalive,[0-9.]+sec' <<<"$conns" || fail "no 30 s keepalive on the runner's connection: $conns"
+fi
 q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'deployctl migrate deploy' AND query LIKE '%pg_sleep(30)%'" >/dev/null
 set +e
 wait $runner
