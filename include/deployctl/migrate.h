@@ -70,11 +70,16 @@ bool dc_migrate_checksum_matches(const char *sql, size_t len, const char *record
  * (CREATE INDEX CONCURRENTLY, VACUUM, CREATE DATABASE, ...); fills reason with what it is. */
 typedef struct dc_migrate_stmt {
     char *text;
-    int line;               /* 1-based line in the file */
-    bool no_transaction;    /* must run outside a transaction block */
-    bool transaction_ctl;   /* BEGIN / COMMIT / ROLLBACK written in the file itself */
-    char *concurrent_index; /* CREATE INDEX CONCURRENTLY's (schema-qualified) index name */
-    char what[64];          /* "CREATE INDEX CONCURRENTLY", for messages */
+    int line;             /* 1-based line in the file */
+    bool no_transaction;  /* must run outside a transaction block */
+    bool transaction_ctl; /* BEGIN / COMMIT / ROLLBACK written in the file itself */
+    /* CREATE INDEX CONCURRENTLY: the index name exactly as PostgreSQL stores it (quoted case
+     * kept, unquoted folded; NULL when the server names it), and its table's schema (NULL: on
+     * the search_path) and name, to find an INVALID leftover in the catalog. */
+    char *concurrent_index;
+    char *index_schema;
+    char *index_table;
+    char what[64]; /* "CREATE INDEX CONCURRENTLY", for messages */
 } dc_migrate_stmt_t;
 
 typedef struct dc_migrate_script {
@@ -163,6 +168,7 @@ typedef struct dc_migrate_opts {
     int lock_retries;              /* extra attempts after a lock timeout (SQLSTATE 55P03) */
     uint64_t retry_backoff_ms;     /* first pause between attempts, doubled each time */
     const char *external_command;  /* migrate.command: run it instead of the native runner */
+    uint64_t external_timeout_ms;  /* then stopped (its process group); 0: no limit */
 } dc_migrate_opts_t;
 
 typedef struct dc_migrate_report {

@@ -5,6 +5,7 @@
 #define DEPLOYCTL_PROCESS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "deployctl/error.h"
@@ -35,6 +36,7 @@ typedef struct dc_spawn_opts {
     int stdout_fd;           /* -1: /dev/null */
     int keep_fd;             /* a descriptor the child must inherit (a passfile), or -1 */
     bool capture_stderr;     /* else stderr is inherited */
+    bool new_group;          /* the child leads a process group of its own (see below) */
 } dc_spawn_opts_t;
 
 int dc_process_spawn(const dc_spawn_opts_t *opts, dc_process_t *proc, dc_error_t *err);
@@ -44,6 +46,11 @@ int dc_process_wait(dc_process_t *proc, int *exit_status, dc_error_t *err);
  * "" when none. */
 char *dc_process_stderr_head(dc_process_t *proc, size_t max);
 void dc_process_kill(dc_process_t *proc);
+/* dc_process_wait for at most timeout_ms (0: no limit) for a child spawned with new_group: past
+ * it, its whole group gets SIGTERM, then SIGKILL 10 s later, *timed_out is set and *exit_status
+ * is 128+signal. */
+int dc_process_wait_timeout(dc_process_t *proc, uint64_t timeout_ms, int *exit_status,
+                            bool *timed_out, dc_error_t *err);
 void dc_process_release(dc_process_t *proc);
 
 /* Runs argv to completion (env NULL: ours), capturing stdout (up to max bytes) into *out. */

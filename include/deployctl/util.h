@@ -51,6 +51,14 @@ double dc_now_seconds(void); /* monotonic */
 void dc_format_rfc3339(time_t t, char *out, size_t out_size);
 
 void dc_hex_encode(const uint8_t *in, size_t len, char *out); /* out: 2*len+1 */
+/* The length of the longest prefix of data that is well-formed UTF-8 (len when all of it is):
+ * the offset of the first bad byte. */
+size_t dc_utf8_valid_len(const char *data, size_t len);
+/* Cuts s (NUL-terminated) to at most max bytes without splitting a UTF-8 character. */
+void dc_utf8_truncate(char *s, size_t max);
+/* Replaces, in place, every byte that is not part of a well-formed UTF-8 character with '?'
+ * (text that must be valid UTF-8, e.g. for the server, from a cut or a foreign file). */
+void dc_utf8_scrub(char *s);
 /* How many '\n' bytes (COPY text rows) are in data. */
 uint64_t dc_count_newlines(const void *data, size_t len);
 

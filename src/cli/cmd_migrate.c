@@ -196,6 +196,7 @@ static int fill_opts(dc_cli_t *cli, dc_migrate_opts_t *opts, dc_error_t *err)
         .lock_retries = (int)dc_config_int(cfg, DC_OPT_LOCK_RETRIES),
         .retry_backoff_ms = dc_config_duration_ms(cfg, DC_OPT_LOCK_RETRY_DELAY),
         .external_command = dc_config_get(cfg, DC_OPT_MIGRATE_COMMAND),
+        .external_timeout_ms = dc_config_duration_ms(cfg, DC_OPT_MIGRATE_COMMAND_TIMEOUT),
     };
     return 0;
 }

@@ -165,6 +165,39 @@ static void mask_keyword_passwords(dc_buf_t *b)
     }
 }
 
+/* Masks SQL "PASSWORD 'literal'" (CREATE/ALTER ROLE ... [ENCRYPTED] PASSWORD '...'), e.g. in a
+ * failed migration statement quoted in an error. */
+static void mask_sql_passwords(dc_buf_t *b)
+{
+    size_t pos = 0;
+    char *hit;
+    while (pos < b->len && (hit = strcasestr(b->data + pos, "password")) != NULL) {
+        size_t start = (size_t)(hit - b->data);
+        size_t p = start + 8;
+        pos = p;
+        char before = start > 0 ? b->data[start - 1] : ' ';
+        if (before != ' ' && before != '\t' && before != '\r' && before != '\n')
+            continue;
+        while (p < b->len && (b->data[p] == ' ' || b->data[p] == '\t' || b->data[p] == '\r' ||
+                              b->data[p] == '\n'))
+            p++;
+        if (p >= b->len || b->data[p] != '\'')
+            continue;
+        size_t value_start = p + 1, value_end = value_start;
+        while (value_end < b->len && (b->data[value_end] != '\'' ||
+                                      (value_end + 1 < b->len && b->data[value_end + 1] == '\''))) {
+            value_end += b->data[value_end] == '\'' ? 2 : 1;
+        }
+        size_t tail = b->len - value_end;
+        if (value_end == value_start)
+            continue; /* '' */
+        memmove(b->data + value_start + 3, b->data + value_end, tail + 1);
+        memcpy(b->data + value_start, "***", 3);
+        b->len = value_start + 3 + tail;
+        pos = value_start + 3;
+    }
+}
+
 static void mask_registered_secrets(dc_buf_t *b)
 {
     for (int i = 0; i < secret_count; i++) {
@@ -194,6 +227,7 @@ static void redact_locked(const char *in, char *out, size_t out_size)
     mask_registered_secrets(&b);
     mask_url_passwords(&b);
     mask_keyword_passwords(&b);
+    mask_sql_passwords(&b);
     snprintf(out, out_size, "%s", b.data);
     free(b.data);
 }

@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "deployctl/process.h"
@@ -132,6 +133,8 @@ int dc_process_spawn(const dc_spawn_opts_t *opts, dc_process_t *proc, dc_error_t
             fcntl(opts->keep_fd, F_SETFD, flags & ~FD_CLOEXEC);
         }
         signal(SIGPIPE, SIG_DFL);
+        if (opts->new_group)
+            setpgid(0, 0);
         execvpe(opts->argv[0], (char *const *)opts->argv, envp);
         int e = errno;
         if (write(exec_pipe[1], &e, sizeof(e)) < 0) {
@@ -178,6 +181,55 @@ int dc_process_wait(dc_process_t *proc, int *exit_status, dc_error_t *err)
     else
         *exit_status = 255;
     return 0;
+}
+
+static void exit_status_of(int status, int *exit_status)
+{
+    if (WIFEXITED(status))
+        *exit_status = WEXITSTATUS(status);
+    else if (WIFSIGNALED(status))
+        *exit_status = 128 + WTERMSIG(status);
+    else
+        *exit_status = 255;
+}
+
+int dc_process_wait_timeout(dc_process_t *proc, uint64_t timeout_ms, int *exit_status,
+                            bool *timed_out, dc_error_t *err)
+{
+    *timed_out = false;
+    if (timeout_ms == 0)
+        return dc_process_wait(proc, exit_status, err);
+    if (proc->pid <= 0)
+        return dc_error_set(err, "%s was not started", proc->name);
+    double deadline = dc_now_seconds() + (double)timeout_ms / 1000.0;
+    int sig = 0; /* what the group was last sent */
+    bool forwarded = false;
+    for (;;) {
+        int status;
+        pid_t got = waitpid(proc->pid, &status, WNOHANG);
+        if (got == proc->pid) {
+            if (*timed_out)
+                kill(-proc->pid, SIGKILL); /* what it started and left behind */
+            proc->pid = 0;
+            exit_status_of(status, exit_status);
+            return 0;
+        }
+        if (got < 0 && errno != EINTR)
+            return dc_error_set(err, "cannot wait for %s: %s", proc->name, strerror(errno));
+        if (!forwarded && dc_signal_received(NULL)) {
+            kill(-proc->pid, SIGTERM);
+            forwarded = true;
+        }
+        double now = dc_now_seconds();
+        if (now >= deadline && sig != SIGKILL) {
+            sig = sig == 0 ? SIGTERM : SIGKILL;
+            *timed_out = true;
+            kill(-proc->pid, sig); /* the group: npx, node and whatever they started */
+            deadline = now + 10.0;
+        }
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
 }
 
 char *dc_process_stderr_head(dc_process_t *proc, size_t max)

@@ -41,7 +41,7 @@ static void diff_history(const dc_history_t *before, const dc_history_t *after,
     }
 }
 
-static int run_command(const dc_migrate_opts_t *opts, int *status, dc_error_t *err)
+static int run_command(const dc_migrate_opts_t *opts, int *status, bool *timed_out, dc_error_t *err)
 {
     char **argv;
     if (dc_migrate_split_command(opts->external_command, &argv, err) != 0)
@@ -58,11 +58,12 @@ static int run_command(const dc_migrate_opts_t *opts, int *status, dc_error_t *e
                              .env = &env,
                              .stdout_fd = STDERR_FILENO,
                              .keep_fd = -1,
-                             .capture_stderr = false};
+                             .capture_stderr = false,
+                             .new_group = true};
     dc_process_t proc;
     int rc = dc_process_spawn(&spawn, &proc, err);
     if (rc == 0) {
-        rc = dc_process_wait(&proc, status, err);
+        rc = dc_process_wait_timeout(&proc, opts->external_timeout_ms, status, timed_out, err);
         dc_process_release(&proc);
     }
     if (rc != 0)
@@ -90,6 +91,7 @@ int dc_migrate_external(const dc_migrate_opts_t *opts, dc_migrate_report_t *repo
     memset(&before, 0, sizeof(before));
     memset(&after, 0, sizeof(after));
     int status = 0;
+    bool timed_out = false;
     /* Our lock only: taking Prisma's would make `prisma migrate deploy` wait for us. */
     int rc = dc_session_open(opts, "migrate external", &s, err);
     if (rc == 0)
@@ -97,19 +99,26 @@ int dc_migrate_external(const dc_migrate_opts_t *opts, dc_migrate_report_t *repo
     if (rc == 0)
         rc = dc_history_read(s.conn, opts->schema, &before, err);
     if (rc == 0)
-        rc = run_command(opts, &status, err);
+        rc = run_command(opts, &status, &timed_out, err);
     if (rc == 0)
         rc = dc_history_read(s.conn, opts->schema, &after, err);
     if (rc == 0)
         diff_history(&before, &after, report);
-    if (rc == 0 && (status != 0 || report->failed != NULL)) {
-        char applied[512];
+    if (rc == 0 && (timed_out || status != 0 || report->failed != NULL)) {
+        char applied[512], why[128];
         list_names(report->applied, report->applied_count, applied, sizeof(applied));
+        if (timed_out)
+            snprintf(why, sizeof(why),
+                     "did not finish within %llu s (migrate.command_timeout) and was stopped "
+                     "with its process group",
+                     (unsigned long long)(opts->external_timeout_ms / 1000));
+        else
+            snprintf(why, sizeof(why), "%s with status %d", status == 0 ? "exited" : "failed",
+                     status);
         rc = dc_error_set(err,
-                          "migrate.command (%s) %s with status %d; applied: %s; failed: %s; see "
-                          "its output above, and 'deployctl migrate status'",
-                          opts->external_command, status == 0 ? "exited" : "failed", status,
-                          report->applied_count ? applied : "none",
+                          "migrate.command (%s) %s; applied: %s; failed: %s; see its output "
+                          "above, and 'deployctl migrate status'",
+                          opts->external_command, why, report->applied_count ? applied : "none",
                           report->failed ? report->failed : "none recorded");
     }
     dc_history_free(&before);

@@ -75,6 +75,45 @@ int dc_history_ensure(PGconn *conn, const char *schema, dc_error_t *err)
     return 0;
 }
 
+int dc_history_require_baseline(PGconn *conn, const char *schema, dc_error_t *err)
+{
+    bool exists;
+    if (table_exists(conn, schema, &exists, err) != 0)
+        return -1;
+    if (exists)
+        return 0;
+    /* What Prisma's schema describer sees in the schema: tables, views, enums. */
+    const char *params[] = {dc_history_schema(schema)};
+    PGresult *res = dc_pg_query_params(
+        conn,
+        "SELECT count(*), coalesce(pg_catalog.string_agg(what, ', '), '') FROM ("
+        " SELECT CASE WHEN c.relkind IN ('v', 'm') THEN 'view ' ELSE 'table ' END"
+        "   || pg_catalog.quote_ident(c.relname) AS what"
+        " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'f', 'v', 'm')"
+        "   AND c.relname <> '_prisma_migrations'"
+        " UNION ALL SELECT 'enum ' || pg_catalog.quote_ident(t.typname)"
+        " FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace"
+        " WHERE n.nspname = $1 AND t.typtype = 'e'"
+        " ORDER BY 1 LIMIT 5) o",
+        1, params, err);
+    if (res == NULL)
+        return dc_error_prefix(err, "cannot read the schema: ");
+    int rc = 0;
+    if (atoi(PQgetvalue(res, 0, 0)) > 0)
+        rc = dc_error_set_code(
+            err, DC_EXIT_PRECHECK,
+            "schema %s is not empty (%s%s) but has no _prisma_migrations table, so deploy was "
+            "refused and nothing was written (as Prisma's P3005): if these migrations already "
+            "built this schema, baseline it: run 'deployctl migrate resolve --applied NAME' for "
+            "each migration already reflected in the schema, then deploy the rest; if the "
+            "schema is the wrong one, check the URL's ?schema=",
+            dc_history_schema(schema), PQgetvalue(res, 0, 1),
+            atoi(PQgetvalue(res, 0, 0)) >= 5 ? ", ..." : "");
+    PQclear(res);
+    return rc;
+}
+
 static char *value_or_null(PGresult *res, int row, int col)
 {
     return PQgetisnull(res, row, col) ? NULL : dc_strdup(PQgetvalue(res, row, col));
@@ -193,8 +232,9 @@ int dc_history_record_applied(PGconn *conn, const char *table, const dc_migratio
 {
     char id[37];
     dc_history_new_id(id);
-    char *sql = dc_sprintf("INSERT INTO %s (id, checksum, migration_name, started_at, finished_at,"
-                           " applied_steps_count) VALUES ($1, $2, $3, now(), now(), 1)",
+    /* Prisma's mark_migration_applied: logs '' and applied_steps_count left at its default. */
+    char *sql = dc_sprintf("INSERT INTO %s (id, checksum, logs, migration_name, started_at,"
+                           " finished_at) VALUES ($1, $2, '', $3, now(), now())",
                            table);
     const char *params[] = {id, m->checksum, m->name};
     int rc = run_update(conn, sql, 3, params, err);

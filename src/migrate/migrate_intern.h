@@ -13,6 +13,10 @@ const char *dc_history_schema(const char *schema);
 char *dc_history_table(PGconn *conn, const char *schema);
 /* Creates the schema and the table with Prisma's DDL when missing. */
 int dc_history_ensure(PGconn *conn, const char *schema, dc_error_t *err);
+/* Refuses (exit 4, nothing written) when <schema> has no _prisma_migrations but holds tables,
+ * views or enums (as Prisma's P3005): deploying there would run the first migration against a
+ * schema it did not create. The message explains baselining with `resolve --applied`. */
+int dc_history_require_baseline(PGconn *conn, const char *schema, dc_error_t *err);
 /* A random UUID v4, as Prisma's ids are. */
 void dc_history_new_id(char out[37]);
 /* The row Prisma writes (and commits) before running a migration; its new id in id. */

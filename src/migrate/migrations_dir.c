@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "deployctl/migrate.h"
@@ -24,7 +25,9 @@ void dc_migrate_checksum(const void *data, size_t len, char out[65])
     dc_sha256_hex(data, len, out);
 }
 
-/* The script with every CRLF turned into LF (to_crlf false) or every lone LF into CRLF. */
+/* Prisma's variants of a script (checksum.rs, script_matches_checksum): every "\r\n" replaced
+ * by "\n" (to_crlf false), or every '\n' by "\r\n" (to_crlf true; a CRLF becomes "\r\r\n", as
+ * in Prisma, so a file with mixed line endings is an edit to both tools). */
 static char *convert_line_endings(const char *sql, size_t len, bool to_crlf, size_t *out_len)
 {
     dc_buf_t b = {0};
@@ -32,12 +35,29 @@ static char *convert_line_endings(const char *sql, size_t len, bool to_crlf, siz
     for (size_t i = 0; i < len; i++) {
         if (!to_crlf && sql[i] == '\r' && i + 1 < len && sql[i + 1] == '\n')
             continue;
-        if (to_crlf && sql[i] == '\n' && (i == 0 || sql[i - 1] != '\r'))
+        if (to_crlf && sql[i] == '\n')
             dc_buf_append(&b, "\r", 1);
         dc_buf_append(&b, &sql[i], 1);
     }
     *out_len = b.len;
     return b.data;
+}
+
+/* A checksum as the recorded string is written: 64 hex digits, or, in rows written by old Prisma
+ * versions (prisma-engines #1887), each byte without its leading zero ("{:x}"). */
+static bool checksum_equals(const char *sum, const char *recorded)
+{
+    if (strlen(recorded) == 64)
+        return strcmp(sum, recorded) == 0;
+    char old[65];
+    size_t n = 0;
+    for (size_t i = 0; i < 64; i += 2) {
+        if (sum[i] != '0')
+            old[n++] = sum[i];
+        old[n++] = sum[i + 1];
+    }
+    old[n] = '\0';
+    return strcmp(old, recorded) == 0;
 }
 
 bool dc_migrate_checksum_matches(const char *sql, size_t len, const char *recorded)
@@ -46,14 +66,14 @@ bool dc_migrate_checksum_matches(const char *sql, size_t len, const char *record
     if (recorded == NULL)
         return false;
     dc_migrate_checksum(sql, len, sum);
-    if (strcmp(sum, recorded) == 0)
+    if (checksum_equals(sum, recorded))
         return true;
     for (int to_crlf = 0; to_crlf <= 1; to_crlf++) {
         size_t n;
         char *converted = convert_line_endings(sql, len, to_crlf, &n);
         dc_migrate_checksum(converted, n, sum);
         free(converted);
-        if (strcmp(sum, recorded) == 0)
+        if (checksum_equals(sum, recorded))
             return true;
     }
     return false;
@@ -89,6 +109,19 @@ static int check_lock_file(const char *dir, dc_error_t *err)
     return rc;
 }
 
+/* Prisma reads a migration into a string, which must be UTF-8: so must ours, checked before
+ * anything runs (the server would refuse the bytes half-way, and the error text with them). */
+static int check_utf8(const char *path, const char *text, size_t len, dc_error_t *err)
+{
+    size_t ok = text == NULL ? len : dc_utf8_valid_len(text, len);
+    if (ok == len)
+        return 0;
+    return dc_error_set(err,
+                        "%s is not valid UTF-8 (byte 0x%02x at offset %zu, line %d): save it as "
+                        "UTF-8 (as Prisma requires); nothing was run",
+                        path, (unsigned char)text[ok], ok, dc_pg_sql_line(text, text + ok));
+}
+
 static int compare_names(const void *a, const void *b)
 {
     return strcmp(((const dc_migration_t *)a)->name, ((const dc_migration_t *)b)->name);
@@ -118,7 +151,11 @@ int dc_migrate_read_one(const char *dir, const char *name, const dc_migrate_read
                               "directory or add its migration.sql",
                               dir, name);
     } else if (rc == 0) {
-        rc = read_file(down_path, true, &m->down_sql, &m->down_len, err);
+        rc = check_utf8(m->path, m->sql, m->sql_len, err);
+        if (rc == 0)
+            rc = read_file(down_path, true, &m->down_sql, &m->down_len, err);
+        if (rc == 0)
+            rc = check_utf8(down_path, m->down_sql, m->down_len, err);
         if (rc == 0)
             dc_migrate_checksum(m->sql, m->sql_len, m->checksum);
     }
@@ -270,11 +307,16 @@ static void classify_node(const char *type, json_t *node, dc_migrate_stmt_t *st)
     }
     if (strcmp(type, "IndexStmt") == 0 && node_true(node, "concurrent")) {
         what = "CREATE INDEX CONCURRENTLY";
+        /* libpg_query gives names as PostgreSQL stores them: "User_email_key" keeps its
+         * case, User_email_key is folded to user_email_key. */
         const char *name = json_str(node, "idxname");
-        const char *schema = json_str(json_object_get(node, "relation"), "schemaname");
+        json_t *rel = json_object_get(node, "relation");
+        const char *schema = json_str(rel, "schemaname");
         if (*name)
-            st->concurrent_index =
-                *schema ? dc_sprintf("%s.%s", schema, name) : dc_sprintf("%s", name);
+            st->concurrent_index = dc_strdup(name);
+        if (*schema)
+            st->index_schema = dc_strdup(schema);
+        st->index_table = dc_strdup(json_str(rel, "relname"));
     } else if (strcmp(type, "ReindexStmt") == 0 &&
                (has_option(json_object_get(node, "params"), "concurrently") ||
                 strcmp(json_str(node, "kind"), "REINDEX_OBJECT_DATABASE") == 0 ||
@@ -288,7 +330,17 @@ static void classify_node(const char *type, json_t *node, dc_migrate_stmt_t *st)
         what = "CLUSTER of every table";
     } else if (strcmp(type, "AlterTableStmt") == 0 && detaches_concurrently(node)) {
         what = "DETACH PARTITION CONCURRENTLY";
-    } else if (strcmp(type, "TransactionStmt") == 0) {
+    } else if (strcmp(type, "AlterDatabaseStmt") == 0 &&
+               has_option(json_object_get(node, "options"), "tablespace")) {
+        what = "ALTER DATABASE ... SET TABLESPACE";
+    } else if (strcmp(type, "DiscardStmt") == 0 &&
+               strcmp(json_str(node, "target"), "DISCARD_ALL") == 0) {
+        what = "DISCARD ALL";
+    } else if (strcmp(type, "TransactionStmt") == 0 &&
+               strcmp(json_str(node, "kind"), "TRANS_STMT_SAVEPOINT") != 0 &&
+               strcmp(json_str(node, "kind"), "TRANS_STMT_RELEASE") != 0 &&
+               strcmp(json_str(node, "kind"), "TRANS_STMT_ROLLBACK_TO") != 0) {
+        /* BEGIN / COMMIT / ROLLBACK / PREPARE TRANSACTION ...; savepoints work inside ours. */
         st->transaction_ctl = true;
         snprintf(st->what, sizeof(st->what), "transaction control");
     }
@@ -298,55 +350,87 @@ static void classify_node(const char *type, json_t *node, dc_migrate_stmt_t *st)
     }
 }
 
-static void add_statement(const char *sql, size_t len, json_t *entry, dc_migrate_script_t *out)
+/* Where the line count stands: statements come in file order, so each one's line is counted
+ * from the previous one's start, once over the file in all. */
+typedef struct line_cursor {
+    const char *at;
+    int line;
+} line_cursor_t;
+
+/* Whether a statement's first word shows it can be none of the statements classify_node looks
+ * for (data statements: most of a big data migration), so it need not be parsed on its own. */
+static bool plain_statement(const char *text)
 {
-    const char *begin, *start, *end;
-    if (!dc_pg_sql_statement(
-            sql, len, (size_t)json_integer_value(json_object_get(entry, "stmt_location")),
-            (size_t)json_integer_value(json_object_get(entry, "stmt_len")), &begin, &start, &end) ||
-        start == end)
-        return;
-    dc_migrate_stmt_t *st = &out->stmts[out->count++];
-    st->text = dc_strndup(start, (size_t)(end - start));
-    st->line = dc_pg_sql_line(sql, start);
-    json_t *stmt = json_object_get(entry, "stmt");
+    static const char *const plain[] = {"INSERT", "UPDATE", "DELETE", "SELECT", "WITH",    "COPY",
+                                        "VALUES", "MERGE",  "GRANT",  "REVOKE", "COMMENT", NULL};
+    size_t n = 0;
+    while ((text[n] >= 'A' && text[n] <= 'Z') || (text[n] >= 'a' && text[n] <= 'z'))
+        n++;
+    for (int i = 0; plain[i] != NULL; i++) {
+        if (strlen(plain[i]) == n && strncasecmp(text, plain[i], n) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Classifies one statement from its own parse tree (libpg_query's JSON). */
+static void classify_statement(dc_migrate_stmt_t *st)
+{
+    PgQueryParseResult parsed = pg_query_parse(st->text);
+    json_t *tree = parsed.error == NULL ? json_loads(parsed.parse_tree, 0, NULL) : NULL;
+    pg_query_free_parse_result(parsed);
+    json_t *stmt = json_object_get(json_array_get(json_object_get(tree, "stmts"), 0), "stmt");
     const char *type;
     json_t *node;
     json_object_foreach(stmt, type, node)
     {
         classify_node(type, node, st);
     }
+    json_decref(tree);
+}
+
+static void add_statement(const char *sql, size_t len, const PgQuerySplitStmt *split,
+                          line_cursor_t *cur, dc_migrate_script_t *out)
+{
+    const char *begin, *start, *end;
+    if (!dc_pg_sql_statement(sql, len, (size_t)split->stmt_location, (size_t)split->stmt_len,
+                             &begin, &start, &end) ||
+        start == end)
+        return;
+    dc_migrate_stmt_t *st = &out->stmts[out->count++];
+    st->text = dc_strndup(start, (size_t)(end - start));
+    if (start >= cur->at) {
+        cur->line += (int)dc_count_newlines(cur->at, (size_t)(start - cur->at));
+        cur->at = start;
+    }
+    st->line = cur->line;
+    if (!plain_statement(st->text))
+        classify_statement(st);
     if (st->no_transaction || st->transaction_ctl)
         out->needs_autocommit = true;
 }
 
+/* The file is split by PostgreSQL's parser once (which also finds any syntax error), and only
+ * the statements that may need it are parsed again on their own to be classified: no parse
+ * tree of the whole file, and linear in its size. */
 int dc_migrate_parse_script(const char *sql, const char *label, dc_migrate_script_t *out,
                             dc_error_t *err)
 {
     memset(out, 0, sizeof(*out));
-    PgQueryParseResult parsed = pg_query_parse(sql);
-    if (parsed.error != NULL) {
-        int line = dc_pg_sql_line(sql, dc_pg_sql_error_at(sql, parsed.error->cursorpos));
+    PgQuerySplitResult split = pg_query_split_with_parser(sql);
+    if (split.error != NULL) {
+        int line = dc_pg_sql_line(sql, dc_pg_sql_error_at(sql, split.error->cursorpos));
         dc_error_set(err, "%s is not valid SQL at line %d: %s; fix the file (nothing was run)",
-                     label, line, parsed.error->message);
-        pg_query_free_parse_result(parsed);
+                     label, line, split.error->message);
+        pg_query_free_split_result(split);
         return -1;
     }
-    json_error_t jerr;
-    json_t *tree = json_loads(parsed.parse_tree, 0, &jerr);
-    pg_query_free_parse_result(parsed);
-    if (tree == NULL)
-        return dc_error_set(err, "%s: cannot read libpg_query's parse tree: %s", label, jerr.text);
-    json_t *stmts = json_object_get(tree, "stmts");
-    size_t n = json_array_size(stmts);
-    out->stmts = dc_calloc(n + 1, sizeof(dc_migrate_stmt_t));
-    size_t i;
-    json_t *entry;
-    json_array_foreach(stmts, i, entry)
-    {
-        add_statement(sql, strlen(sql), entry, out);
-    }
-    json_decref(tree);
+    out->stmts = dc_calloc((size_t)split.n_stmts + 1, sizeof(dc_migrate_stmt_t));
+    size_t len = strlen(sql);
+    line_cursor_t cur = {sql, 1};
+    for (int i = 0; i < split.n_stmts; i++)
+        add_statement(sql, len, split.stmts[i], &cur, out);
+    pg_query_free_split_result(split);
     return 0;
 }
 
@@ -355,6 +439,8 @@ void dc_migrate_script_free(dc_migrate_script_t *script)
     for (size_t i = 0; i < script->count; i++) {
         free(script->stmts[i].text);
         free(script->stmts[i].concurrent_index);
+        free(script->stmts[i].index_schema);
+        free(script->stmts[i].index_table);
     }
     free(script->stmts);
     memset(script, 0, sizeof(*script));

@@ -28,8 +28,9 @@ static int statement_failed(dc_session_t *s, PGresult *res, const char *file,
                             const dc_migrate_stmt_t *st, dc_error_t *err)
 {
     char what[300];
-    char first[100];
+    char first[101];
     snprintf(first, sizeof(first), "%s", st->text);
+    dc_utf8_truncate(first, 99); /* not inside a character: logs must be UTF-8 */
     for (char *c = first; *c; c++) {
         if (*c == '\n' || *c == '\r' || *c == '\t')
             *c = ' ';
@@ -39,10 +40,29 @@ static int statement_failed(dc_session_t *s, PGresult *res, const char *file,
     dc_pg_error(s->conn, res, what, err);
     if (!dc_session_lock_timeout(res))
         return -1;
-    char *who = dc_session_blockers(s);
-    dc_error_append(err, "; blocked by %s", *who ? who : "a session that has finished since");
+    /* Other sessions' queries go to our output only, not into the history row (readable by the
+     * application's role): the error names the sessions, the warning shows what they ran. */
+    char *brief;
+    char *who = dc_session_blockers(s, &brief);
+    if (*who)
+        dc_log_warn("%s waited too long for a lock held by %s", what, who);
+    dc_error_append(err, "; blocked by %s",
+                    brief != NULL && *brief ? brief
+                    : *who                  ? "the sessions named above (holding table locks)"
+                                            : "a session that has finished since");
+    free(brief);
     free(who);
     return LOCK_TIMED_OUT;
+}
+
+/* Writes text into the row's logs as the server will take it: secrets masked (the redactor's
+ * registered secrets, URL and SQL passwords) and valid UTF-8 (a cut character becomes '?'). */
+static int write_logs(dc_session_t *s, const char *row_id, const char *text, dc_error_t *err)
+{
+    char clean[DC_ERROR_MAX * 2];
+    dc_redact(text, clean, sizeof(clean));
+    dc_utf8_scrub(clean);
+    return dc_history_fail(s->conn, s->table, row_id, clean, err);
 }
 
 static int update_row(dc_session_t *s, const char *row_id, row_action_t action, dc_error_t *err)
@@ -72,42 +92,102 @@ static int run_in_transaction(dc_session_t *s, const dc_migrate_script_t *sc, co
     return rc;
 }
 
-/* A concurrent index build that failed leaves an INVALID index behind, which would make the
- * build fail again ("already exists") or be skipped (IF NOT EXISTS): drop it first. */
-static int drop_invalid_index(dc_session_t *s, const dc_migrate_stmt_t *st,
-                              dc_migrate_report_t *report, dc_error_t *err)
+/* The INVALID indexes of a concurrent build's table (named `name` only, unless NULL), as
+ * regclass text (quoted where needed). The table is looked up with each part quoted, and the
+ * name compared with pg_class.relname as the parser gave it, so "User_email_key" is found. */
+static PGresult *invalid_indexes(dc_session_t *s, const dc_migrate_stmt_t *st, const char *name,
+                                 dc_error_t *err)
 {
-    const char *params[] = {st->concurrent_index};
-    PGresult *res = dc_pg_query_params(
+    const char *params[] = {st->index_schema ? st->index_schema : "", st->index_table, name};
+    return dc_pg_query_params(
         s->conn,
         "SELECT i.indexrelid::pg_catalog.regclass::text FROM pg_catalog.pg_index i"
-        " WHERE i.indexrelid = pg_catalog.to_regclass($1) AND NOT i.indisvalid",
-        1, params, err);
-    if (res == NULL)
-        return -1;
+        " JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid"
+        " WHERE i.indrelid = pg_catalog.to_regclass(CASE WHEN $1 = '' THEN ''"
+        "   ELSE pg_catalog.quote_ident($1) || '.' END || pg_catalog.quote_ident($2))"
+        " AND NOT i.indisvalid AND ($3::text IS NULL OR c.relname = $3) ORDER BY i.indexrelid",
+        3, params, err);
+}
+
+/* DROP INDEX CONCURRENTLY of one INVALID index (regclass text), under the session's
+ * lock_timeout: LOCK_TIMED_OUT when it waited too long, so that the attempt is retried. */
+static int drop_index(dc_session_t *s, const char *index, dc_migrate_report_t *report,
+                      dc_error_t *err)
+{
+    dc_log_warn("index %s is INVALID (left by a failed CREATE INDEX CONCURRENTLY): dropping "
+                "it before building it again",
+                index);
+    char *sql = dc_sprintf("DROP INDEX CONCURRENTLY IF EXISTS %s", index);
+    PGresult *res = dc_session_exec(s, sql);
+    free(sql);
     int rc = 0;
-    if (PQntuples(res) == 1) {
-        char *index = dc_strdup(PQgetvalue(res, 0, 0));
-        dc_log_warn("index %s is INVALID (left by a failed CREATE INDEX CONCURRENTLY): dropping "
-                    "it before building it again",
-                    index);
-        char *sql = dc_sprintf("DROP INDEX CONCURRENTLY IF EXISTS %s", index);
-        rc = dc_pg_exec(s->conn, sql, err);
-        free(sql);
-        if (rc == 0 && report != NULL)
-            report_add(&report->dropped_invalid, &report->dropped_count, index);
-        else if (rc != 0)
-            dc_error_prefix(err, "cannot drop the INVALID index %s: ", index);
-        free(index);
+    if (!dc_session_ok(res)) {
+        char what[300];
+        snprintf(what, sizeof(what), "cannot drop the INVALID index %s", index);
+        dc_pg_error(s->conn, res, what, err);
+        rc = dc_session_lock_timeout(res) ? LOCK_TIMED_OUT : -1;
+    } else if (report != NULL) {
+        report_add(&report->dropped_invalid, &report->dropped_count, index);
     }
     PQclear(res);
     return rc;
 }
 
+/* A concurrent index build that failed leaves an INVALID index behind, which would make the
+ * build fail again ("already exists") or be skipped (IF NOT EXISTS): drop it first. */
+static int drop_invalid_index(dc_session_t *s, const dc_migrate_stmt_t *st,
+                              dc_migrate_report_t *report, dc_error_t *err)
+{
+    PGresult *res = invalid_indexes(s, st, st->concurrent_index, err);
+    if (res == NULL)
+        return -1;
+    int rc = 0;
+    for (int r = 0; rc == 0 && r < PQntuples(res); r++)
+        rc = drop_index(s, PQgetvalue(res, r, 0), report, err);
+    PQclear(res);
+    return rc;
+}
+
+/* An unnamed concurrent build gets its name from the server (t_b_idx, then t_b_idx1 beside a
+ * leftover): when it fails, the INVALID indexes of its table that were not there before it
+ * (`before`, a result of invalid_indexes) are its own, dropped at once. */
+static void drop_new_invalid(dc_session_t *s, const dc_migrate_stmt_t *st, PGresult *before,
+                             dc_migrate_report_t *report)
+{
+    dc_error_t ignored;
+    PGresult *after = invalid_indexes(s, st, NULL, &ignored);
+    for (int r = 0; after != NULL && r < PQntuples(after); r++) {
+        const char *index = PQgetvalue(after, r, 0);
+        bool old = false;
+        for (int b = 0; before != NULL && b < PQntuples(before); b++)
+            old = old || strcmp(PQgetvalue(before, b, 0), index) == 0;
+        dc_error_t drop_err;
+        if (!old && drop_index(s, index, report, &drop_err) != 0)
+            dc_log_warn("%s: drop it by hand", drop_err.message);
+    }
+    PQclear(after);
+}
+
 /* Statement by statement in autocommit, from *next on (statements done in an earlier attempt
  * stay done); a transaction the file opens itself is restarted as a whole. */
+/* Outside a transaction, how far a script got is written into its row's logs as statements
+ * commit (applied_steps_count stays Prisma's), so that after a failure, a kill or a lost
+ * connection the row says which statements remain applied. */
+static void record_progress(dc_session_t *s, const char *row_id, const dc_migrate_script_t *sc,
+                            const char *file, size_t done)
+{
+    char *text = dc_sprintf("deployctl: statements 1-%zu of %zu committed (the last at %s line "
+                            "%d); the others not run yet",
+                            done, sc->count, file, sc->stmts[done - 1].line);
+    dc_error_t ignored;
+    if (write_logs(s, row_id, text, &ignored) != 0)
+        dc_log_warn("cannot record the progress of %s: %s", file, ignored.message);
+    free(text);
+}
+
 static int run_autocommit(dc_session_t *s, const dc_migrate_script_t *sc, const char *file,
-                          size_t *next, dc_migrate_report_t *report, dc_error_t *err)
+                          const char *row_id, size_t *next, dc_migrate_report_t *report,
+                          dc_error_t *err)
 {
     if (dc_session_set_timeouts(s, false, err) != 0)
         return -1;
@@ -115,21 +195,42 @@ static int run_autocommit(dc_session_t *s, const dc_migrate_script_t *sc, const 
     int rc = 0;
     for (size_t i = *next; rc == 0 && i < sc->count; i++) {
         const dc_migrate_stmt_t *st = &sc->stmts[i];
-        if (st->concurrent_index != NULL && drop_invalid_index(s, st, report, err) != 0)
-            return -1;
+        PGresult *before = NULL;
+        if (st->concurrent_index != NULL) {
+            rc = drop_invalid_index(s, st, report, err);
+            if (rc != 0) {
+                *next = i;
+                break;
+            }
+        } else if (st->index_table != NULL) {
+            dc_error_t ignored;
+            before = invalid_indexes(s, st, NULL, &ignored);
+        }
         if (PQtransactionStatus(s->conn) == PQTRANS_IDLE)
             tx_start = i;
         PGresult *res = dc_session_exec(s, st->text);
         if (!dc_session_ok(res)) {
             rc = statement_failed(s, res, file, st, err);
+            if (before != NULL)
+                drop_new_invalid(s, st, before, report);
             bool in_tx = PQtransactionStatus(s->conn) != PQTRANS_IDLE;
             if (in_tx)
                 PQclear(PQexec(s->conn, "ROLLBACK"));
             *next = in_tx ? tx_start : i;
+            if (*next > 0)
+                dc_error_prefix(err,
+                                "statements 1-%zu of %zu committed, statement %zu failed: ", *next,
+                                sc->count, i + 1);
+            else
+                dc_error_prefix(err, "statement %zu of %zu failed, none committed: ", i + 1,
+                                sc->count);
         } else if (PQtransactionStatus(s->conn) == PQTRANS_IDLE) {
             *next = i + 1;
+            if (*next < sc->count)
+                record_progress(s, row_id, sc, file, *next);
         }
         PQclear(res);
+        PQclear(before);
     }
     if (rc == 0 && PQtransactionStatus(s->conn) != PQTRANS_IDLE) {
         PQclear(PQexec(s->conn, "ROLLBACK"));
@@ -137,7 +238,7 @@ static int run_autocommit(dc_session_t *s, const dc_migrate_script_t *sc, const 
             dc_error_set(err, "%s opens a transaction (BEGIN) it never ends: add its COMMIT", file);
     }
     if (rc == 0)
-        rc = dc_pg_exec(s->conn, "RESET lock_timeout; RESET statement_timeout", err);
+        rc = dc_session_reset_timeouts(s, err);
     return rc;
 }
 
@@ -165,7 +266,7 @@ static int run_script(dc_session_t *s, const dc_migrate_script_t *sc, const char
     for (int attempt = 0;; attempt++) {
         int rc;
         if (sc->needs_autocommit) {
-            rc = run_autocommit(s, sc, file, &next, report, err);
+            rc = run_autocommit(s, sc, file, row_id, &next, report, err);
             if (rc == 0)
                 rc = update_row(s, row_id, action, err);
         } else {
@@ -213,16 +314,30 @@ static int apply_one(dc_session_t *s, const dc_migration_t *m, const dc_migrate_
         return 0;
     }
     report->failed = dc_strdup(m->name);
+    if (PQstatus(s->conn) == CONNECTION_BAD) {
+        /* Nothing can be recorded, and the server may have committed before it went away. */
+        dc_error_prefix(err, "%s: the connection to the server was lost: ", label);
+        return dc_error_append(
+            err,
+            "; whether the migration (and its history row) committed before that is unknown: run "
+            "'deployctl migrate status', which reads the database's own record: applied means "
+            "it completed; failed means it did not complete%s, then resolve it as status says",
+            sc->needs_autocommit ? " (it ran outside a transaction, so some of its statements may "
+                                   "have been applied)"
+                                 : " and, as it ran in one transaction, none of it remains");
+    }
     dc_error_t logged;
     dc_error_clear(&logged);
     if (PQtransactionStatus(s->conn) != PQTRANS_IDLE)
         PQclear(PQexec(s->conn, "ROLLBACK"));
-    if (dc_history_fail(s->conn, s->table, id, err->message, &logged) != 0)
-        dc_error_append(err, " (and recording the failure failed too: %s)", logged.message);
+    bool recorded = write_logs(s, id, err->message, &logged) == 0;
+    if (!recorded)
+        dc_error_append(err, " (and recording the error in logs failed too: %s)", logged.message);
     dc_error_prefix(err, "%s failed: ", label);
     return dc_error_append(
         err,
-        "; %s; it is recorded as failed and blocks later deploys: fix it, then run 'deployctl "
+        "; %s; its history row is left unfinished (failed), which blocks later deploys: fix "
+        "it, then run 'deployctl "
         "migrate resolve --rolled-back %s' (when none of it remains applied) or 'deployctl "
         "migrate resolve --applied %s' (when you completed it by hand)",
         sc->needs_autocommit ? "it ran outside a transaction, so the statements before the "
@@ -233,8 +348,11 @@ static int apply_one(dc_session_t *s, const dc_migration_t *m, const dc_migrate_
 
 /* ---- shared steps ---- */
 
+/* What to do when _prisma_migrations is missing. */
+typedef enum { TABLE_READ_ONLY, TABLE_CREATE, TABLE_CREATE_IF_EMPTY } table_mode_t;
+
 static int open_and_read(const dc_migrate_opts_t *opts, const char *purpose, bool lock,
-                         bool create_table, dc_session_t *s, dc_migration_set_t *set,
+                         table_mode_t table, dc_session_t *s, dc_migration_set_t *set,
                          dc_history_t *history, dc_migrate_status_t *st, dc_error_t *err)
 {
     memset(history, 0, sizeof(*history));
@@ -244,7 +362,9 @@ static int open_and_read(const dc_migrate_opts_t *opts, const char *purpose, boo
     int rc = dc_session_open(opts, purpose, s, err);
     if (rc == 0 && lock)
         rc = dc_session_lock(s, true, err);
-    if (rc == 0 && create_table)
+    if (rc == 0 && table == TABLE_CREATE_IF_EMPTY)
+        rc = dc_history_require_baseline(s->conn, opts->schema, err);
+    if (rc == 0 && table != TABLE_READ_ONLY)
         rc = dc_history_ensure(s->conn, opts->schema, err);
     if (rc == 0)
         rc = dc_history_read(s->conn, opts->schema, history, err);
@@ -312,7 +432,8 @@ int dc_migrate_status(const dc_migrate_opts_t *opts, dc_migration_set_t *set, dc
 {
     dc_session_t s;
     memset(&s, 0, sizeof(s));
-    int rc = open_and_read(opts, "migrate status", false, false, &s, set, history, out, err);
+    int rc =
+        open_and_read(opts, "migrate status", false, TABLE_READ_ONLY, &s, set, history, out, err);
     if (rc == 0)
         out->runner_pid = dc_session_runner_pid(&s);
     dc_session_close(&s);
@@ -337,7 +458,8 @@ int dc_migrate_deploy(const dc_migrate_opts_t *opts, dc_migrate_report_t *report
     dc_history_t history;
     dc_migrate_status_t st;
     memset(&s, 0, sizeof(s));
-    int rc = open_and_read(opts, "migrate deploy", true, true, &s, &set, &history, &st, err);
+    int rc = open_and_read(opts, "migrate deploy", true, TABLE_CREATE_IF_EMPTY, &s, &set, &history,
+                           &st, err);
     if (rc == 0)
         rc = refuse_if_failed(&st, "deploy", err);
     dc_migrate_script_t *scripts = dc_calloc(st.count + 1, sizeof(dc_migrate_script_t));
@@ -441,8 +563,25 @@ static int run_downs(dc_session_t *s, const dc_migration_status_t **targets, siz
         if (rc == 0) {
             dc_log_info("rolled back migration %s", targets[i]->name);
             report_add(&report->applied, &report->applied_count, targets[i]->name);
-        } else
+        } else if (scripts[i].needs_autocommit) {
+            /* Part of it may be undone while the row still says applied: an operator's job. */
             report->failed = dc_strdup(targets[i]->name);
+            dc_error_prefix(err, "%s failed: ", label);
+            err->exit_code = DC_EXIT_ROLLBACK_FAILED;
+            dc_error_append(err,
+                            "; it ran outside a transaction, so the statements before the failed "
+                            "one stay undone while %s is still recorded as applied: finish the "
+                            "undo by hand and run 'deployctl migrate down' again, or restore the "
+                            "snapshot taken before it",
+                            targets[i]->name);
+        } else {
+            report->failed = dc_strdup(targets[i]->name);
+            dc_error_prefix(err, "%s failed: ", label);
+            dc_error_append(err,
+                            "; it ran in one transaction, so nothing of it was undone and %s "
+                            "stays applied",
+                            targets[i]->name);
+        }
     }
     for (size_t i = 0; i < n; i++) {
         dc_migrate_script_free(&scripts[i]);
@@ -463,7 +602,8 @@ int dc_migrate_down(const dc_migrate_opts_t *opts, const char *to, int steps,
     dc_history_t history;
     dc_migrate_status_t st;
     memset(&s, 0, sizeof(s));
-    int rc = open_and_read(opts, "migrate down", true, false, &s, &set, &history, &st, err);
+    int rc =
+        open_and_read(opts, "migrate down", true, TABLE_READ_ONLY, &s, &set, &history, &st, err);
     if (rc == 0 && !history.exists)
         rc = dc_error_set(err, "nothing to roll back: the database has no _prisma_migrations "
                                "table (no migration was ever applied)");
@@ -475,8 +615,15 @@ int dc_migrate_down(const dc_migrate_opts_t *opts, const char *to, int steps,
         rc = choose_down_targets(&st, to, steps < 1 ? 1 : steps, targets, &n, err);
     if (rc == 0)
         rc = require_down_files(targets, n, opts->dir, err);
-    if (rc == 0 && n == 0)
-        dc_log_info("%s is the newest applied migration: nothing to roll back", to ? to : "?");
+    if (rc == 0 && n == 0 && to != NULL)
+        dc_log_info("%s is the newest applied migration: nothing to roll back", to);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (targets[i]->state == DC_MIG_EDITED)
+            dc_log_warn("migration %s was edited after it was applied: its down.sql undoes the "
+                        "current migration.sql, which may not be what the database has; check it "
+                        "before relying on the result",
+                        targets[i]->name);
+    }
     if (rc == 0)
         rc = run_downs(&s, targets, n, report, err);
     free(targets);
@@ -519,8 +666,14 @@ static const dc_migration_status_t *find_entry(const dc_migrate_status_t *st, co
 
 /* Prisma's refusals (P3008, P3011, P3012, P3017), with what to do instead. */
 static int check_resolvable(const dc_migration_status_t *e, const char *name, const char *dir,
-                            dc_migrate_resolution_t how, dc_error_t *err)
+                            const dc_history_t *h, dc_migrate_resolution_t how, dc_error_t *err)
 {
+    if (e == NULL && how == DC_RESOLVE_ROLLED_BACK)
+        return dc_error_set(err,
+                            "migration %s cannot be marked rolled back because it was never "
+                            "applied to the database (as Prisma's P3011): check the name with "
+                            "'deployctl migrate status'",
+                            name);
     if (e == NULL)
         return dc_error_set(err,
                             "migration %s is neither in %s nor in the history table (as "
@@ -528,6 +681,17 @@ static int check_resolvable(const dc_migration_status_t *e, const char *name, co
                             name, dir);
     bool applied = e->state == DC_MIG_APPLIED || e->state == DC_MIG_EDITED ||
                    e->state == DC_MIG_MISSING_LOCALLY;
+    /* Prisma's P3008 counts any row that ever finished, even one rolled back since (by down). */
+    bool ever_finished = false;
+    for (size_t i = 0; i < h->count; i++)
+        ever_finished = ever_finished || (strcmp(h->rows[i].migration_name, name) == 0 &&
+                                          h->rows[i].finished_at != NULL);
+    if (how == DC_RESOLVE_APPLIED && !applied && ever_finished)
+        return dc_error_set(err,
+                            "migration %s was applied before and later rolled back, so it is "
+                            "already recorded as applied in the database (as Prisma's P3008): "
+                            "run 'deployctl migrate deploy' to apply it again",
+                            name);
     if (how == DC_RESOLVE_APPLIED && applied)
         return dc_error_set(err,
                             "migration %s is already recorded as applied in the database (as "
@@ -557,10 +721,13 @@ int dc_migrate_resolve(const dc_migrate_opts_t *opts, const char *name, dc_migra
     dc_history_t history;
     dc_migrate_status_t st;
     memset(&s, 0, sizeof(s));
-    int rc = open_and_read(opts, "migrate resolve", true, true, &s, &set, &history, &st, err);
+    /* As Prisma: only --applied creates the table (baselining); --rolled-back needs a row. */
+    int rc = open_and_read(opts, "migrate resolve", true,
+                           how == DC_RESOLVE_APPLIED ? TABLE_CREATE : TABLE_READ_ONLY, &s, &set,
+                           &history, &st, err);
     const dc_migration_status_t *e = rc == 0 ? find_entry(&st, name) : NULL;
     if (rc == 0)
-        rc = check_resolvable(e, name, opts->dir, how, err);
+        rc = check_resolvable(e, name, opts->dir, &history, how, err);
     if (rc == 0)
         rc = resolve_rows(&s, name, e->local, &history, how, err);
     if (rc == 0)

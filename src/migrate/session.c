@@ -53,6 +53,12 @@ int dc_session_open(const dc_migrate_opts_t *opts, const char *purpose, dc_sessi
             return -1;
         }
     }
+    /* The runner's own statements (history table, catalog lookups) never wait for a lock
+     * forever either: the session gets lock_timeout, the migrations SET LOCAL it again. */
+    if (dc_session_set_timeouts(s, false, err) != 0) {
+        dc_session_close(s);
+        return -1;
+    }
     s->table = dc_history_table(s->conn, opts->schema);
     return 0;
 }
@@ -221,13 +227,20 @@ static void describe_blockers(dc_session_t *s)
         PQclear(res);
         return;
     }
-    dc_buf_t b = {0};
+    dc_buf_t b = {0}, brief = {0};
     dc_buf_append(&b, "", 0);
-    for (int r = 0; r < PQntuples(res) && r < 5; r++)
+    dc_buf_append(&brief, "", 0);
+    for (int r = 0; r < PQntuples(res) && r < 5; r++) {
         dc_buf_appendf(&b, "%spid %s (user %s, application '%s', %s for %ss: %s)", r ? "; " : "",
                        PQgetvalue(res, r, 0), PQgetvalue(res, r, 1), PQgetvalue(res, r, 2),
                        PQgetvalue(res, r, 3), PQgetvalue(res, r, 4), PQgetvalue(res, r, 5));
+        dc_buf_appendf(&brief, "%spid %s (user %s, application '%s', %s for %ss)", r ? "; " : "",
+                       PQgetvalue(res, r, 0), PQgetvalue(res, r, 1), PQgetvalue(res, r, 2),
+                       PQgetvalue(res, r, 3), PQgetvalue(res, r, 4));
+    }
     PQclear(res);
+    snprintf(s->blockers_brief, sizeof(s->blockers_brief), "%s", brief.data);
+    dc_buf_free(&brief);
     if (strcmp(b.data, s->blockers) != 0)
         dc_log_warn("waiting for a lock, blocked by %s", b.data);
     snprintf(s->blockers, sizeof(s->blockers), "%s", b.data);
@@ -272,6 +285,7 @@ static int wait_for_result(dc_session_t *s)
 PGresult *dc_session_exec(dc_session_t *s, const char *sql)
 {
     s->blockers[0] = '\0';
+    s->blockers_brief[0] = '\0';
     if (PQsendQuery(s->conn, sql) != 1)
         return NULL;
     if (wait_for_result(s) != 0) {
@@ -305,23 +319,40 @@ bool dc_session_lock_timeout(const PGresult *res)
     return state != NULL && strcmp(state, "55P03") == 0;
 }
 
-char *dc_session_blockers(dc_session_t *s)
+char *dc_session_blockers(dc_session_t *s, char **brief)
 {
-    if (s->blockers[0])
+    *brief = NULL;
+    if (s->blockers[0]) {
+        *brief = dc_strdup(s->blockers_brief);
         return dc_strdup(s->blockers);
+    }
     /* Our wait was too short to be seen: name the sessions holding table locks instead. */
     return dc_pg_describe_lock_holders(s->conn);
 }
 
 int dc_session_set_timeouts(dc_session_t *s, bool local, dc_error_t *err)
 {
+    /* statement_timeout 0 means the server's setting (ALTER ROLE / DATABASE ... SET): left as
+     * it is, not overridden with 0 (which would turn it off). */
     char *sql =
-        dc_sprintf("SET %s lock_timeout = '%llums'; SET %s statement_timeout = '%llums'",
-                   local ? "LOCAL" : "SESSION", (unsigned long long)s->opts->lock_timeout_ms,
-                   local ? "LOCAL" : "SESSION", (unsigned long long)s->opts->statement_timeout_ms);
+        s->opts->statement_timeout_ms > 0
+            ? dc_sprintf("SET %s lock_timeout = '%llums'; SET %s statement_timeout = "
+                         "'%llums'",
+                         local ? "LOCAL" : "SESSION", (unsigned long long)s->opts->lock_timeout_ms,
+                         local ? "LOCAL" : "SESSION",
+                         (unsigned long long)s->opts->statement_timeout_ms)
+            : dc_sprintf("SET %s lock_timeout = '%llums'", local ? "LOCAL" : "SESSION",
+                         (unsigned long long)s->opts->lock_timeout_ms);
     int rc = dc_pg_exec(s->conn, sql, err);
     free(sql);
     return rc;
+}
+
+int dc_session_reset_timeouts(dc_session_t *s, dc_error_t *err)
+{
+    /* lock_timeout stays as dc_session_open set it, for the runner's own statements. */
+    return s->opts->statement_timeout_ms > 0 ? dc_pg_exec(s->conn, "RESET statement_timeout", err)
+                                             : 0;
 }
 
 void dc_session_backoff(const dc_migrate_opts_t *opts, int attempt)

@@ -12,9 +12,10 @@
 typedef struct dc_session {
     const dc_migrate_opts_t *opts;
     PGconn *conn;
-    PGconn *monitor;    /* a second connection that looks at pg_blocking_pids, made on need */
-    char *table;        /* the quoted history table */
-    char blockers[768]; /* who blocked the last statement, as last seen */
+    PGconn *monitor;          /* a second connection that looks at pg_blocking_pids, made on need */
+    char *table;              /* the quoted history table */
+    char blockers[768];       /* who blocked the last statement, as last seen */
+    char blockers_brief[512]; /* the same without their queries (for the history row) */
 } dc_session_t;
 
 int dc_session_open(const dc_migrate_opts_t *opts, const char *purpose, dc_session_t *s,
@@ -31,10 +32,14 @@ PGresult *dc_session_exec(dc_session_t *s, const char *sql);
 bool dc_session_ok(const PGresult *res);
 /* SQLSTATE 55P03: lock_timeout expired. */
 bool dc_session_lock_timeout(const PGresult *res);
-/* The sessions that blocked the last statement (caller frees; "" when unknown). */
-char *dc_session_blockers(dc_session_t *s);
+/* The sessions that blocked the last statement, with their queries, and in *brief without
+ * them (NULL when they are not known apart); caller frees both; "" when unknown. */
+char *dc_session_blockers(dc_session_t *s, char **brief);
 /* lock_timeout and statement_timeout from the options, for the transaction or the session. */
 int dc_session_set_timeouts(dc_session_t *s, bool local, dc_error_t *err);
+/* Undoes dc_session_set_timeouts(s, false) after an autocommit script: statement_timeout back
+ * to the server's; lock_timeout kept for the runner's own statements. */
+int dc_session_reset_timeouts(dc_session_t *s, dc_error_t *err);
 /* Sleeps before retry number `attempt` (1, 2, ...): retry_backoff_ms doubled each time. */
 void dc_session_backoff(const dc_migrate_opts_t *opts, int attempt);
 

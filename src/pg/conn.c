@@ -195,9 +195,15 @@ int dc_pg_connect(const char *url, const char *purpose, PGconn **out, dc_error_t
     }
     PQconninfoFree(check);
 
-    /* The URL comes last so that what the user wrote wins over our defaults. */
-    const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *values[] = {"10", application, url, NULL};
+    /* The URL comes last so that what the user wrote wins over our defaults. TCP keepalives
+     * (probes only while the connection is idle on the wire) find a peer gone silently (a
+     * network partition, a failed-over host) in about a minute instead of the kernel's two
+     * hours, so a runner holding locks, or a backup, does not wait forever; over a Unix socket
+     * libpq ignores them. */
+    const char *keys[] = {
+        "connect_timeout",     "application_name", "keepalives", "keepalives_idle",
+        "keepalives_interval", "keepalives_count", "dbname",     NULL};
+    const char *values[] = {"10", application, "1", "30", "10", "3", url, NULL};
     PGconn *conn = PQconnectdbParams(keys, values, 1);
     if (conn == NULL)
         return dc_error_set(err, "cannot connect to %s: out of memory", shown);

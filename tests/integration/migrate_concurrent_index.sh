@@ -78,3 +78,36 @@ migrate deploy
 assert_eq "true" "$(valid t_c_idx)" "index built"
 assert_eq 1 "$(q "SELECT count(*) FROM pg_class WHERE relname LIKE 't_c_idx%'")" "one index, no leftovers"
 pass "between lock-timeout retries of a concurrent build the INVALID index is dropped each time"
+
+# Prisma's names are quoted and mixed case ("User_email_key"): the INVALID leftover is found in
+# the catalog as written (not folded to user_email_key) and dropped before the build runs again.
+add 20240105000000_user "CREATE TABLE \"User\" (\"id\" int PRIMARY KEY, \"email\" text, \"name\" text);
+INSERT INTO \"User\" SELECT g, 'u' || (g % 10), 'n' || (g % 10) FROM generate_series(1, 100) g;"
+add 20240106000000_user_email 'CREATE UNIQUE INDEX CONCURRENTLY "User_email_key" ON "User"("email");'
+migrate deploy
+[[ $rc -eq 1 ]] || fail "a unique index over duplicate emails was built: $(cat "$WORK/err")"
+assert_eq "false" "$(valid '"User_email_key"')" "the failed build left an INVALID mixed-case index"
+psql_admin "$db" -c "UPDATE \"User\" SET email = 'u' || id"
+migrate resolve --rolled-back 20240106000000_user_email
+migrate deploy --json
+[[ $rc -eq 0 ]] || fail "redeploy with a mixed-case INVALID index left: $(cat "$WORK/err")"
+grep -q 'index "User_email_key" is INVALID' "$WORK/err" || fail "the INVALID index was not reported: $(cat "$WORK/err")"
+grep -q '"dropped_invalid_indexes":\["\\"User_email_key\\""\]' "$WORK/out" || fail "json: $(cat "$WORK/out")"
+assert_eq "true" "$(valid '"User_email_key"')" "rebuilt mixed-case index valid"
+pass "a mixed-case (Prisma-style quoted) INVALID index is found and dropped before the retry"
+
+# An unnamed concurrent build is named by the server; when it fails, its INVALID index is dropped
+# at once (a retry would otherwise build "User_name_idx1" beside it).
+add 20240107000000_user_name 'CREATE UNIQUE INDEX CONCURRENTLY ON "User"("name");'
+migrate deploy
+[[ $rc -eq 1 ]] || fail "a unique index over duplicate names was built: $(cat "$WORK/err")"
+grep -q 'index "User_name_idx" is INVALID' "$WORK/err" || fail "the unnamed INVALID index was not reported: $(cat "$WORK/err")"
+assert_eq 0 "$(q "SELECT count(*) FROM pg_index WHERE indrelid = '\"User\"'::regclass AND NOT indisvalid")" \
+    "no INVALID index left by the unnamed build"
+psql_admin "$db" -c "UPDATE \"User\" SET name = 'n' || id"
+migrate resolve --rolled-back 20240107000000_user_name
+migrate deploy
+[[ $rc -eq 0 ]] || fail "redeploy of the unnamed build: $(cat "$WORK/err")"
+assert_eq "User_name_idx" "$(q "SELECT string_agg(c.relname, ',') FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = '\"User\"'::regclass AND c.relname LIKE 'User_name%'")" \
+    "one index, no leftover"
+pass "an unnamed concurrent build that fails leaves no INVALID index"

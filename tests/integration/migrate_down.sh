@@ -54,6 +54,10 @@ migrate status --json
 [[ $rc -eq 4 ]] && grep -q '"pending":3' "$WORK/out" || fail "rolled-back migrations are not pending: $(cat "$WORK/out")"
 pass "down (1 step, then --to NAME) restores the previous schema exactly and marks the rows rolled back"
 
+# As Prisma's P3008: a migration that ever finished cannot be marked applied again.
+migrate resolve --applied 20240301000000_expand_quantity_decimal
+[[ $rc -eq 1 ]] && grep -q "applied before and later rolled back.*P3008" "$WORK/err" || fail "resolve --applied after down: $(cat "$WORK/err")"
+
 # Deploy brings them back, to the same schema.
 migrate deploy
 [[ $rc -eq 0 ]] || fail "redeploy: $(cat "$WORK/err")"
@@ -79,3 +83,46 @@ migrate down --to 20990101000000_nope
 migrate down 1 --to 20240101000000_init
 [[ $rc -eq 1 ]] && grep -q "N or --to NAME, not both" "$WORK/err" || fail "down N --to: $(cat "$WORK/err")"
 pass "down refuses before any change when a down.sql is missing, and on nonsense"
+
+# A failing down.sql. In one transaction: nothing undone, the row stays applied.
+db2=$(new_db downfail)
+url2=$(db_url "$db2")
+dir2=$WORK/downfail
+mkdir -p "$dir2/20240101000000_d1" "$dir2/20240102000000_d2"
+cp "$src/migration_lock.toml" "$dir2/"
+printf 'CREATE TABLE d1 (id int);\n' >"$dir2/20240101000000_d1/migration.sql"
+printf 'DROP TABLE d1;\nDROP TABLE nope;\n' >"$dir2/20240101000000_d1/down.sql"
+printf 'CREATE TABLE d2 (id int);\nCREATE INDEX d2_id ON d2 (id);\n' >"$dir2/20240102000000_d2/migration.sql"
+printf 'DROP INDEX CONCURRENTLY d2_id;\nDROP TABLE nope;\nDROP TABLE d2;\n' >"$dir2/20240102000000_d2/down.sql"
+q2() { psql_value "$db2" "$1"; }
+run_deployctl migrate deploy --database "$url2" --migrations "$dir2"
+[[ $rc -eq 0 ]] || fail "deploy: $(cat "$WORK/err")"
+# Outside a transaction: the index is gone, the row still says applied: exit 3, and it says so.
+run_deployctl migrate down --database "$url2" --migrations "$dir2"
+[[ $rc -eq 3 ]] || fail "a failing autocommit down.sql: rc $rc: $(cat "$WORK/err")"
+grep -q "down.sql of 20240102000000_d2 failed: statements 1-1 of 3 committed, statement 2 failed: .*down.sql line 2.*stay undone while 20240102000000_d2 is still recorded as applied" "$WORK/err" ||
+    fail "unclear partial undo: $(cat "$WORK/err")"
+assert_eq "|d2|" "$(q2 "SELECT to_regclass('d2_id')")|$(q2 "SELECT to_regclass('d2')")|$(q2 "SELECT rolled_back_at FROM _prisma_migrations WHERE migration_name = '20240102000000_d2'")" \
+    "statement 1 undone, 3 not run, row applied"
+q2 "SELECT logs FROM _prisma_migrations WHERE migration_name = '20240102000000_d2'" | grep -q "statements 1-1 of 3 committed" ||
+    fail "the row does not record how far the undo got"
+# Finish it by hand (here: fix the file), then down again; then the transactional one fails.
+printf 'DROP INDEX CONCURRENTLY IF EXISTS d2_id;\nDROP TABLE d2;\n' >"$dir2/20240102000000_d2/down.sql"
+run_deployctl migrate down --database "$url2" --migrations "$dir2"
+[[ $rc -eq 0 ]] || fail "down after the fix: $(cat "$WORK/err")"
+run_deployctl migrate down --database "$url2" --migrations "$dir2"
+[[ $rc -eq 1 ]] || fail "a failing transactional down.sql: rc $rc: $(cat "$WORK/err")"
+grep -q "down.sql of 20240101000000_d1 failed: .*down.sql line 2.*nothing of it was undone and 20240101000000_d1 stays applied" "$WORK/err" ||
+    fail "unclear failure: $(cat "$WORK/err")"
+assert_eq "d1|" "$(q2 "SELECT to_regclass('d1')")|$(q2 "SELECT rolled_back_at FROM _prisma_migrations WHERE migration_name = '20240101000000_d1'")" \
+    "nothing undone, row applied"
+pass "a failing down.sql: in a transaction nothing changes; outside one, exit 3 and how far it got"
+
+# The down.sql of a migration edited after it was applied runs with a warning.
+printf -- '-- edited later\n' >>"$dir2/20240101000000_d1/migration.sql"
+printf 'DROP TABLE d1;\n' >"$dir2/20240101000000_d1/down.sql"
+run_deployctl migrate down --database "$url2" --migrations "$dir2"
+[[ $rc -eq 0 ]] || fail "down of an edited migration: $(cat "$WORK/err")"
+grep -q "migration 20240101000000_d1 was edited after it was applied: its down.sql undoes the current migration.sql" "$WORK/err" ||
+    fail "no warning for an edited migration: $(cat "$WORK/err")"
+pass "down warns when the migration was edited after it was applied"

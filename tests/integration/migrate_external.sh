@@ -69,3 +69,17 @@ pass "a failing migrate.command is reported with what it left failed"
 run_deployctl migrate deploy --database "$url" --migrations "$WORK/migrations" --migrate-command "/nonexistent/prisma migrate deploy"
 [[ $rc -eq 1 ]] && grep -q "cannot run /nonexistent/prisma" "$WORK/err" || fail "missing command: $(cat "$WORK/err")"
 pass "a command that cannot start is named"
+
+# A command that hangs (waiting on a lock, say) is stopped after migrate.command_timeout, with
+# whatever it started: deployctl's runner lock is not held forever.
+marker="$((300 + RANDOM % 600)).$$" # unique on the machine: other jobs run sleeps too
+t0=$(date +%s)
+run_deployctl migrate deploy --database "$url" --migrations "$WORK/migrations" --migrate-command-timeout 1s \
+    --migrate-command "sh -c 'sleep $marker & sleep $marker; wait'"
+[[ $rc -eq 1 ]] || fail "a hanging command: rc $rc: $(cat "$WORK/err")"
+(($(date +%s) - t0 < 15)) || fail "the hanging command was not stopped in time"
+grep -q "did not finish within 1 s (migrate.command_timeout) and was stopped with its process group" "$WORK/err" ||
+    fail "unclear timeout: $(cat "$WORK/err")"
+sleep 0.5
+pgrep -xf "sleep $marker" >/dev/null && fail "the command's children were left running"
+pass "a migrate.command that hangs is stopped after migrate.command_timeout, children included"

@@ -59,6 +59,8 @@ migrate resolve --applied 20240101000000_ok
 [[ $rc -eq 1 ]] && grep -q "already recorded as applied" "$WORK/err" || fail "applied twice: $(cat "$WORK/err")"
 migrate resolve --applied 20240109999999_nope
 [[ $rc -eq 1 ]] && grep -q "neither in .* nor in the history table" "$WORK/err" || fail "unknown name: $(cat "$WORK/err")"
+migrate resolve --rolled-back 20240109999999_nope
+[[ $rc -eq 1 ]] && grep -q "never applied to the database (as Prisma's P3011)" "$WORK/err" || fail "unknown name rolled back: $(cat "$WORK/err")"
 migrate resolve
 [[ $rc -eq 1 ]] && grep -q "exactly one of --applied NAME and --rolled-back NAME" "$WORK/err" || fail "resolve without a flag: $(cat "$WORK/err")"
 assert_eq "$before" "$(history)" "refusals changed nothing"
@@ -92,9 +94,10 @@ migrate resolve --applied 20240104000000_manual
 [[ $rc -eq 0 ]] || fail "resolve --applied: $(cat "$WORK/err")"
 assert_eq "2|1|1" "$(q "SELECT count(*), count(finished_at), count(rolled_back_at) FROM _prisma_migrations WHERE migration_name = '20240104000000_manual'")" \
     "failed row rolled back, a finished one recorded"
-assert_eq "$(sha256sum <"$dir/20240104000000_manual/migration.sql" | cut -d' ' -f1)|1" \
-    "$(q "SELECT checksum, applied_steps_count FROM _prisma_migrations WHERE migration_name = '20240104000000_manual' AND finished_at IS NOT NULL")" \
-    "resolved row carries the file's checksum"
+# As Prisma's mark_migration_applied writes it: logs '', applied_steps_count left at 0.
+assert_eq "$(sha256sum <"$dir/20240104000000_manual/migration.sql" | cut -d' ' -f1)|0|t" \
+    "$(q "SELECT checksum, applied_steps_count, logs = '' FROM _prisma_migrations WHERE migration_name = '20240104000000_manual' AND finished_at IS NOT NULL")" \
+    "resolved row carries the file's checksum, as Prisma writes it"
 # Recording one never run: its statements do not run.
 add 20240105000000_skipped "CREATE TABLE skipped (id int);"
 migrate resolve --applied 20240105000000_skipped

@@ -30,7 +30,7 @@ wait_for() { # sql what
 end_session() { # application_name
     psql_admin postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '$1'" >/dev/null
 }
-on_exit "end_session test-blocker; end_session test-prisma"
+on_exit "end_session test-blocker; end_session test-prisma; end_session test-runner"
 
 add 20240101000000_slow "CREATE TABLE items (id int PRIMARY KEY); SELECT pg_sleep(3);"
 add 20240102000000_next "INSERT INTO items VALUES (1);"
@@ -73,6 +73,19 @@ assert_eq 0 "$(q "SELECT count(*) FROM _prisma_migrations WHERE migration_name =
 end_session test-prisma
 pass "Prisma's advisory lock held: refused, the holder named"
 
+# resolve and down take the runner lock too: beside a running deploy (here: a session holding
+# deployctl's lock) they wait --lock-timeout, then refuse (75) and change nothing.
+PGAPPNAME=test-runner psql_admin "$db" -c "SELECT pg_advisory_lock($OUR_LOCK), pg_sleep(60)" >/dev/null 2>&1 &
+wait_for "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND objid = $OUR_LOCK AND granted" "the runner lock"
+history_before=$(q "SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM _prisma_migrations t")
+run_deployctl migrate resolve --applied 20240103000000_third --database "$url" --migrations "$dir" --lock-timeout 500ms
+[[ $rc -eq 75 ]] || fail "resolve beside a running deploy: rc $rc: $(cat "$WORK/err")"
+run_deployctl migrate down --database "$url" --migrations "$dir" --lock-timeout 500ms
+[[ $rc -eq 75 ]] || fail "down beside a running deploy: rc $rc: $(cat "$WORK/err")"
+assert_eq "$history_before" "$(q "SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM _prisma_migrations t")" "history changed"
+end_session test-runner
+pass "resolve and down beside a running deploy: refused (75), nothing changed"
+
 # A long transaction reading items holds a lock the migration's ALTER TABLE waits for.
 PGAPPNAME=test-blocker psql_admin "$db" -c "BEGIN; SELECT count(*) FROM items; SELECT pg_sleep(60); COMMIT;" >/dev/null 2>&1 &
 wait_for "SELECT count(*) > 0 FROM pg_stat_activity WHERE application_name = 'test-blocker' AND query LIKE '%pg_sleep%'" "the blocker"
@@ -85,14 +98,18 @@ took_ms=$((($(date +%s%N) - start) / 1000000))
 grep -q "waiting for a lock, blocked by pid $blocker (user postgres, application 'test-blocker'" "$WORK/err" ||
     fail "the blocker was not named while waiting: $(cat "$WORK/err")"
 grep -q "attempt 2 of 3" "$WORK/err" && grep -q "attempt 3 of 3" "$WORK/err" || fail "no retries: $(cat "$WORK/err")"
-grep -q "migration 20240104000000_alter failed: .*lock timeout (SQLSTATE 55P03); blocked by pid $blocker (user postgres, application 'test-blocker'.*pg_sleep" "$WORK/err" ||
+grep -q "migration 20240104000000_alter failed: .*lock timeout (SQLSTATE 55P03); blocked by pid $blocker (user postgres, application 'test-blocker'" "$WORK/err" ||
     fail "the failure does not name the blocker: $(cat "$WORK/err")"
+grep -q "waited too long for a lock held by pid $blocker (user postgres, application 'test-blocker'.*pg_sleep" "$WORK/err" ||
+    fail "the blocker's query is not shown: $(cat "$WORK/err")"
 # Three attempts of 0.5 s and pauses of 0.2 s and 0.4 s.
 ((took_ms >= 2100)) || fail "three attempts with backoff took only ${took_ms} ms"
 assert_eq "1|0" "$(q "SELECT count(*), count(finished_at) FROM _prisma_migrations WHERE migration_name = '20240104000000_alter'")" \
     "one failed row for all attempts"
 q "SELECT logs FROM _prisma_migrations WHERE migration_name = '20240104000000_alter'" | grep -q "blocked by pid $blocker" ||
     fail "logs do not name the blocker"
+q "SELECT logs FROM _prisma_migrations WHERE migration_name = '20240104000000_alter'" | grep -q "pg_sleep" &&
+    fail "another session's query was written into logs"
 assert_eq 1 "$(q "SELECT count(*) FROM pg_stat_activity WHERE pid = $blocker")" "the blocker was terminated"
 pass "a migration blocked by a long transaction: lock_timeout, retries with backoff, the blocker named and left alone"
 

@@ -94,7 +94,9 @@ pass "scenario 5: a column removed"
 diff -r "$src" "$dir" >/dev/null || fail "the test shipped something other than examples/inventory-app"
 
 # _prisma_migrations as Prisma's schema engine creates it: compare with a table made from
-# Prisma's own DDL (sql-schema-connector, PostgreSQL flavour).
+# Prisma's own DDL, copied here by hand from prisma-engines (PostgresFlavour::
+# create_migrations_table, sql-schema-connector/src/flavour/postgres.rs), not from history.c:
+# an edit of deployctl's copy makes this fail.
 psql_admin "$db" <<'SQL'
 CREATE SCHEMA prisma_reference;
 CREATE TABLE prisma_reference._prisma_migrations (

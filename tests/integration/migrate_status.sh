@@ -41,6 +41,24 @@ status "$crlf"
 [[ $rc -eq 0 ]] || fail "a CRLF checkout counts as edited: $(cat "$WORK/out")"
 pass "a CRLF-only change is not an edit"
 
+# The other way round: applied from a CRLF file (a Windows deploy), checked out LF.
+crlf_sum=$(sha256sum <"$crlf/20240101000000_init/migration.sql" | cut -d' ' -f1)
+q "UPDATE _prisma_migrations SET checksum = '$crlf_sum' WHERE migration_name = '20240101000000_init'" >/dev/null
+status "$dir"
+[[ $rc -eq 0 ]] || fail "applied from CRLF, checked out LF counts as edited: $(cat "$WORK/out")"
+# Old Prisma versions wrote checksums without each byte's leading zero (prisma-engines #1887);
+# this file's SHA-256 has two bytes below 0x10, so its unpadded form has 62 characters.
+m=20240210000000_add_inventory_items_name_batch_number_index
+lf_sum=$(sha256sum <"$dir/$m/migration.sql" | cut -d' ' -f1)
+old_sum=$(python3 -c 'import sys; print("".join("%x" % b for b in bytes.fromhex(sys.argv[1])))' "$lf_sum")
+assert_eq 62 "${#old_sum}" "unpadded checksum length"
+q "UPDATE _prisma_migrations SET checksum = '$old_sum' WHERE migration_name = '$m'" >/dev/null
+status "$dir"
+[[ $rc -eq 0 ]] || fail "an unpadded legacy checksum counts as edited: $(cat "$WORK/out")"
+q "UPDATE _prisma_migrations SET checksum = '$lf_sum' WHERE migration_name = '$m'" >/dev/null
+q "UPDATE _prisma_migrations SET checksum = '$(sha256sum <"$dir/20240101000000_init/migration.sql" | cut -d' ' -f1)' WHERE migration_name = '20240101000000_init'" >/dev/null
+pass "applied from CRLF and read as LF, and legacy unpadded checksums, are not edits (as Prisma)"
+
 # A real edit is.
 edited=$WORK/edited
 cp -r "$src" "$edited"

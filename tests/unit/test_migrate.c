@@ -135,6 +135,22 @@ static void test_checksum(void **state)
     /* Trailing white space is content (Prisma counts it too). */
     assert_false(dc_migrate_checksum_matches("SELECT 1; ", 10, lf_sum));
     assert_false(dc_migrate_checksum_matches(lf, strlen(lf), NULL));
+
+    /* Old Prisma rows: bytes written without their leading zero ({:x}). SHA-256("abc") has
+     * the bytes 0x01, 0x03 and 0x00, so its unpadded form is 61 characters long. */
+    const char *abc_old = "ba7816bf8f1cfea414140de5dae2223b0361a396177a9cb410ff61f2015ad";
+    assert_int_equal(strlen(abc_old), 61);
+    assert_true(dc_migrate_checksum_matches("abc", 3, abc_old));
+    assert_false(dc_migrate_checksum_matches("abd", 3, abc_old));
+    /* Mixed line endings: Prisma turns every '\n' into "\r\n" (a CRLF becomes "\r\r\n") and
+     * every "\r\n" into '\n', so a file applied with one CRLF and one LF matches neither. */
+    const char *mixed = "CREATE TABLE a (id int);\r\nCREATE TABLE b (id int);\n";
+    assert_false(dc_migrate_checksum_matches(mixed, strlen(mixed), crlf_sum));
+    assert_true(dc_migrate_checksum_matches(mixed, strlen(mixed), lf_sum));
+    char mixed_sum[65];
+    dc_migrate_checksum(mixed, strlen(mixed), mixed_sum);
+    assert_false(dc_migrate_checksum_matches(lf, strlen(lf), mixed_sum));
+    assert_false(dc_migrate_checksum_matches(crlf, strlen(crlf), mixed_sum));
 }
 
 /* ---- statements ---- */
@@ -165,6 +181,13 @@ static void test_no_transaction_statements(void **state)
     check_script("ALTER SYSTEM SET work_mem = '8MB';", 1, true);
     check_script("ALTER TABLE p DETACH PARTITION p1 CONCURRENTLY;", 1, true);
     check_script("BEGIN; CREATE TABLE t (a int); COMMIT;", 3, true);
+    check_script("START TRANSACTION; SELECT 1; END;", 3, true);
+    check_script("ALTER DATABASE app SET TABLESPACE fast;", 1, true);
+    check_script("DISCARD ALL;", 1, true);
+    /* Savepoints live inside the migration's own transaction: they do not need autocommit. */
+    check_script("SAVEPOINT a; CREATE TABLE t (a int); ROLLBACK TO SAVEPOINT a; RELEASE a;", 4,
+                 false);
+    check_script("ALTER DATABASE app SET work_mem = '8MB'; DISCARD PLANS;", 2, false);
     /* These run in a transaction block. */
     check_script("ANALYZE t;", 1, false);
     check_script("CREATE INDEX i ON t (a); REINDEX INDEX i; DROP INDEX i;", 3, false);
@@ -196,10 +219,26 @@ static void test_statement_details(void **state)
     assert_false(sc.stmts[0].no_transaction);
     assert_int_equal(sc.stmts[1].line, 4);
     assert_true(sc.stmts[1].no_transaction);
-    assert_string_equal(sc.stmts[1].concurrent_index, "app.T_b_idx");
+    assert_string_equal(sc.stmts[1].concurrent_index, "T_b_idx");
+    assert_string_equal(sc.stmts[1].index_schema, "app");
+    assert_string_equal(sc.stmts[1].index_table, "t");
     assert_string_equal(sc.stmts[1].what, "CREATE INDEX CONCURRENTLY");
     assert_int_equal(sc.stmts[2].line, 5);
-    assert_null(sc.stmts[2].concurrent_index); /* named by the server: nothing to look for */
+    assert_null(sc.stmts[2].concurrent_index); /* named by the server */
+    assert_null(sc.stmts[2].index_schema);
+    assert_string_equal(sc.stmts[2].index_table, "t");
+    dc_migrate_script_free(&sc);
+
+    /* Names as PostgreSQL stores them: quoted keep their case, unquoted are folded. */
+    assert_int_equal(dc_migrate_parse_script("CREATE INDEX CONCURRENTLY \"User_email_key\" ON "
+                                             "\"User\"(\"email\");\n"
+                                             "CREATE INDEX CONCURRENTLY Post_Idx ON Post (a);",
+                                             "m.sql", &sc, &err),
+                     0);
+    assert_string_equal(sc.stmts[0].concurrent_index, "User_email_key");
+    assert_string_equal(sc.stmts[0].index_table, "User");
+    assert_string_equal(sc.stmts[1].concurrent_index, "post_idx");
+    assert_string_equal(sc.stmts[1].index_table, "post");
     dc_migrate_script_free(&sc);
 
     assert_int_equal(
@@ -353,13 +392,59 @@ static void test_split_command(void **state)
     assert_non_null(strstr(err.message, "empty"));
 }
 
+/* A big data migration: split once, numbered in one pass, data statements not parsed again (the
+ * time is printed, not asserted; it was quadratic: 11-18 s for 20,000 statements). */
+static void test_large_script(void **state)
+{
+    (void)state;
+    enum { N = 20000 };
+    dc_buf_t b = {0};
+    dc_buf_append(&b, "-- seed\n", 8);
+    for (int i = 0; i < N; i++)
+        dc_buf_appendf(&b, "INSERT INTO t (id, note) VALUES (%d, 'row %d');\n", i, i);
+    dc_migrate_script_t sc;
+    dc_error_t err;
+    double t0 = dc_now_seconds();
+    assert_int_equal(dc_migrate_parse_script(b.data, "big.sql", &sc, &err), 0);
+    print_message("parsed %d statements (%zu bytes) in %.2fs\n", N, b.len, dc_now_seconds() - t0);
+    assert_int_equal(sc.count, N);
+    assert_int_equal(sc.stmts[0].line, 2);
+    assert_int_equal(sc.stmts[N - 1].line, N + 1);
+    assert_string_equal(sc.stmts[N - 1].text,
+                        "INSERT INTO t (id, note) VALUES (19999, 'row 19999')");
+    assert_false(sc.needs_autocommit);
+    dc_migrate_script_free(&sc);
+    dc_buf_free(&b);
+
+    /* DDL is classified statement by statement: one concurrent build among 20,000 is found. */
+    dc_buf_t d = {0};
+    dc_buf_append(&d, "", 0);
+    for (int i = 0; i < N; i++) {
+        if (i == N / 2)
+            dc_buf_appendf(&d, "CREATE INDEX CONCURRENTLY \"T%d_idx\" ON t%d (a);\n", i, i);
+        else
+            dc_buf_appendf(&d, "CREATE TABLE t%d (a int, b text);\n", i);
+    }
+    t0 = dc_now_seconds();
+    assert_int_equal(dc_migrate_parse_script(d.data, "ddl.sql", &sc, &err), 0);
+    print_message("classified %d DDL statements in %.2fs\n", N, dc_now_seconds() - t0);
+    assert_int_equal(sc.count, N);
+    assert_true(sc.needs_autocommit);
+    assert_true(sc.stmts[N / 2].no_transaction);
+    assert_string_equal(sc.stmts[N / 2].concurrent_index, "T10000_idx");
+    assert_int_equal(sc.stmts[N / 2].line, N / 2 + 1);
+    assert_false(sc.stmts[N / 2 + 1].no_transaction);
+    dc_migrate_script_free(&sc);
+    dc_buf_free(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_read_dir_in_order), cmocka_unit_test(test_read_dir_errors),
         cmocka_unit_test(test_checksum),          cmocka_unit_test(test_no_transaction_statements),
-        cmocka_unit_test(test_statement_details), cmocka_unit_test(test_classify),
-        cmocka_unit_test(test_split_command),
+        cmocka_unit_test(test_statement_details), cmocka_unit_test(test_large_script),
+        cmocka_unit_test(test_classify),          cmocka_unit_test(test_split_command),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -199,6 +199,17 @@ static void test_small_buffer_always_terminated(void **state)
     }
 }
 
+static void test_sql_passwords(void **state)
+{
+    (void)state;
+    check_redacts("m.sql line 3 (ALTER ROLE app PASSWORD 's3cr''et' VALID UNTIL 'x')",
+                  "m.sql line 3 (ALTER ROLE app PASSWORD '***' VALID UNTIL 'x')");
+    check_redacts("CREATE ROLE a LOGIN ENCRYPTED PASSWORD\n 'pw'",
+                  "CREATE ROLE a LOGIN ENCRYPTED PASSWORD\n '***'");
+    check_unchanged("ALTER ROLE app PASSWORD NULL");
+    check_unchanged("the password_reset table");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -216,6 +227,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_registered_secret_masked_anywhere, forget_secrets,
                                         forget_secrets),
         cmocka_unit_test_setup_teardown(test_multiple_urls, forget_secrets, forget_secrets),
+        cmocka_unit_test_setup_teardown(test_sql_passwords, forget_secrets, forget_secrets),
         cmocka_unit_test_setup_teardown(test_ordinary_messages_intact, forget_secrets,
                                         forget_secrets),
         cmocka_unit_test_setup_teardown(test_small_buffer_always_terminated, forget_secrets,

@@ -452,6 +452,25 @@ static void test_read_file(void **state)
     free(path);
 }
 
+static void test_utf8(void **state)
+{
+    (void)state;
+    assert_int_equal(dc_utf8_valid_len("ab\xc3\xa9", 4), 4);
+    assert_int_equal(dc_utf8_valid_len("ab\xe9z", 4), 2);          /* Latin-1 é */
+    assert_int_equal(dc_utf8_valid_len("ab\xc3", 3), 2);           /* cut in half */
+    assert_int_equal(dc_utf8_valid_len("\xc0\xaf", 2), 0);         /* overlong */
+    assert_int_equal(dc_utf8_valid_len("\xed\xa0\x80", 3), 0);     /* surrogate */
+    assert_int_equal(dc_utf8_valid_len("\xf0\x9f\x98\x80", 4), 4); /* emoji */
+    char s[16] = "a\xc3\xa9\xc3\xa9";
+    dc_utf8_truncate(s, 4); /* would end inside the second é */
+    assert_string_equal(s, "a\xc3\xa9");
+    dc_utf8_truncate(s, 2);
+    assert_string_equal(s, "a");
+    char t[16] = "x\xe9y\xc3";
+    dc_utf8_scrub(t);
+    assert_string_equal(t, "x?y?");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -467,6 +486,7 @@ int main(void)
         cmocka_unit_test(test_buf_append_growth),
         cmocka_unit_test(test_buf_appendf_growth),
         cmocka_unit_test(test_string_helpers),
+        cmocka_unit_test(test_utf8),
         cmocka_unit_test_setup_teardown(test_mkdir_p_creates_parents, make_tmp_dir, remove_tmp_dir),
         cmocka_unit_test_setup_teardown(test_mkdir_p_parent_is_file, make_tmp_dir, remove_tmp_dir),
         cmocka_unit_test_setup_teardown(test_read_file, make_tmp_dir, remove_tmp_dir),
