@@ -23,6 +23,21 @@ void dc_check_connection(dc_check_ctx_t *ctx)
         dc_check_add(ctx->report, CONNECTION, CONNECTION_T, DC_CHECK_FAILED, "%s", err.message);
         return;
     }
+    /* The report is UTF-8 (JSON needs it) whatever the database's encoding, and no check may
+     * hang: a query queued behind another session's lock gives up quickly and says so. */
+    if (PQsetClientEncoding(ctx->conn, "UTF8") != 0 ||
+        dc_pg_exec(ctx->conn,
+                   "SET lock_timeout = '" DC_CHECK_LOCK_TIMEOUT "';"
+                   " SET statement_timeout = '" DC_CHECK_STATEMENT_TIMEOUT "'",
+                   &err) != 0) {
+        dc_check_add(ctx->report, CONNECTION, CONNECTION_T, DC_CHECK_FAILED,
+                     "connected, but cannot set client_encoding, lock_timeout and "
+                     "statement_timeout: %s",
+                     err.message[0] ? err.message : PQerrorMessage(ctx->conn));
+        PQfinish(ctx->conn);
+        ctx->conn = NULL;
+        return;
+    }
     PGresult *res =
         dc_pg_query(ctx->conn,
                     "SELECT pg_catalog.current_setting('server_version'), current_user,"
