@@ -298,6 +298,17 @@ static void classify_node(const char *type, json_t *node, dc_migrate_stmt_t *st)
     }
 }
 
+bool dc_migrate_stmt_no_transaction(const char *type, json_t *node, char *what, size_t what_size)
+{
+    dc_migrate_stmt_t st;
+    memset(&st, 0, sizeof(st));
+    classify_node(type, node, &st);
+    free(st.concurrent_index);
+    if (st.no_transaction && what_size > 0)
+        snprintf(what, what_size, "%s", st.what);
+    return st.no_transaction;
+}
+
 static void add_statement(const char *sql, size_t len, json_t *entry, dc_migrate_script_t *out)
 {
     const char *begin, *start, *end;
