@@ -12,6 +12,8 @@
 /* Prisma's own migration lock: pg_advisory_lock(72707369), a bigint key, so pg_locks shows it
  * as classid 0, objid 72707369, objsubid 1. */
 #define PRISMA_LOCK_KEY "72707369"
+/* deployctl's own (DC_MIGRATE_LOCK_KEY, 0x64636d67 "dcmg"), held by every deployctl runner. */
+#define DEPLOYCTL_LOCK_KEY "1684237671"
 
 static bool is_true(PGresult *res, int row, int col)
 {
@@ -69,10 +71,11 @@ static const char SESSIONS_SQL[] =
     " ORDER BY a.xact_start NULLS LAST, s.pid";
 
 static const char PRISMA_LOCK_SQL[] =
-    "SELECT l.pid, coalesce(a.application_name, ''), coalesce(a.usename, '')"
+    "SELECT l.pid, coalesce(a.application_name, ''), coalesce(a.usename, ''),"
+    " l.objid = " DEPLOYCTL_LOCK_KEY
     " FROM pg_catalog.pg_locks l LEFT JOIN pg_catalog.pg_stat_activity a USING (pid)"
     " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0"
-    " AND l.objid = " PRISMA_LOCK_KEY " AND l.objsubid = 1"
+    " AND l.objid IN (" PRISMA_LOCK_KEY ", " DEPLOYCTL_LOCK_KEY ") AND l.objsubid = 1"
     " AND l.database = (SELECT oid FROM pg_catalog.pg_database"
     "                   WHERE datname = pg_catalog.current_database())";
 
@@ -152,10 +155,13 @@ static void judge_prisma_lock(dc_check_ctx_t *ctx, dc_check_result_t *res)
     PGresult *rows = PQexec(ctx->conn, PRISMA_LOCK_SQL);
     for (int r = 0; PQresultStatus(rows) == PGRES_TUPLES_OK && r < PQntuples(rows); r++) {
         dc_check_raise(res, DC_CHECK_FAILED);
+        bool ours = strcmp(PQgetvalue(rows, r, 3), "t") == 0;
         dc_check_add_item(res,
-                          "pid %s (user %s, application '%s') holds Prisma's migration lock "
-                          "(advisory lock " PRISMA_LOCK_KEY "): another migration is running",
-                          PQgetvalue(rows, r, 0), PQgetvalue(rows, r, 2), PQgetvalue(rows, r, 1));
+                          "pid %s (user %s, application '%s') holds %s migration lock "
+                          "(advisory lock %s): another migration is running",
+                          PQgetvalue(rows, r, 0), PQgetvalue(rows, r, 2), PQgetvalue(rows, r, 1),
+                          ours ? "deployctl's" : "Prisma's",
+                          ours ? DEPLOYCTL_LOCK_KEY : PRISMA_LOCK_KEY);
     }
     PQclear(rows);
 }
