@@ -41,6 +41,8 @@ typedef struct lint_ctx {
     lint_rel_set_t not_valid_constraints;
     size_t statement_count; /* in the whole file */
     bool lock_timeout_set;
+    bool lock_timeout_local;    /* by SET LOCAL: ends at COMMIT / ROLLBACK */
+    bool lock_timeout_in_block; /* set inside BEGIN ... : a ROLLBACK undoes it */
     bool lock_timeout_reported;
     bool concurrently_alone_reported;
     bool in_transaction; /* inside an explicit BEGIN ... COMMIT */

@@ -716,6 +716,9 @@ static void track_setting(lint_ctx_t *ctx, json_t *body)
     if (name == NULL || strcmp(name, "lock_timeout") != 0)
         return;
     ctx->lock_timeout_set = false;
+    /* SET LOCAL ends at COMMIT or ROLLBACK; a plain SET made in BEGIN ... ends at ROLLBACK. */
+    ctx->lock_timeout_local = jtrue(body, "is_local");
+    ctx->lock_timeout_in_block = ctx->in_transaction;
     if (!lint_json_eq(body, "kind", "VAR_SET_VALUE"))
         return;
     json_t *value = lint_json_get(json_array_get(lint_json_get(body, "args"), 0), "A_Const");
@@ -725,6 +728,32 @@ static void track_setting(lint_ctx_t *ctx, json_t *body)
         ctx->lock_timeout_set = json_integer_value(lint_json_get(ival, "ival")) > 0;
     else if (sval != NULL)
         ctx->lock_timeout_set = strtod(sval, NULL) > 0;
+}
+
+/* SELECT set_config('lock_timeout', '5s', is_local): the same as SET [LOCAL]. */
+static void track_set_config(lint_ctx_t *ctx, json_t *body)
+{
+    size_t i;
+    json_t *target;
+    json_array_foreach(lint_json_get(body, "targetList"), i, target)
+    {
+        json_t *call =
+            lint_json_get(lint_json_get(lint_json_get(target, "ResTarget"), "val"), "FuncCall");
+        const char *fn = last_name(lint_json_get(call, "funcname"));
+        json_t *args = lint_json_get(call, "args");
+        if (fn == NULL || strcmp(fn, "set_config") != 0 || json_array_size(args) != 3)
+            continue;
+        json_t *a0 = lint_json_get(json_array_get(args, 0), "A_Const");
+        json_t *a1 = lint_json_get(json_array_get(args, 1), "A_Const");
+        json_t *a2 = lint_json_get(json_array_get(args, 2), "A_Const");
+        const char *setting = lint_json_str(lint_json_get(a0, "sval"), "sval");
+        const char *value = lint_json_str(lint_json_get(a1, "sval"), "sval");
+        if (setting == NULL || strcmp(setting, "lock_timeout") != 0)
+            continue;
+        ctx->lock_timeout_set = value != NULL && strtod(value, NULL) > 0;
+        ctx->lock_timeout_local = jtrue(lint_json_get(a2, "boolval"), "boolval");
+        ctx->lock_timeout_in_block = ctx->in_transaction;
+    }
 }
 
 static void track_transaction(lint_ctx_t *ctx, json_t *body)
@@ -737,6 +766,10 @@ static void track_transaction(lint_ctx_t *ctx, json_t *body)
     else if (strcmp(kind, "TRANS_STMT_COMMIT") == 0 || strcmp(kind, "TRANS_STMT_ROLLBACK") == 0 ||
              strcmp(kind, "TRANS_STMT_PREPARE") == 0) {
         ctx->in_transaction = false;
+        if (ctx->lock_timeout_local ||
+            (ctx->lock_timeout_in_block && strcmp(kind, "TRANS_STMT_ROLLBACK") == 0))
+            ctx->lock_timeout_set = false;
+        ctx->lock_timeout_local = ctx->lock_timeout_in_block = false;
         /* The ADD's lock ends here: a VALIDATE after it runs in a transaction of its own. */
         set_free(&ctx->not_valid_constraints);
     }
@@ -894,6 +927,8 @@ void lint_check_statement(lint_ctx_t *ctx, json_t *node)
         track_setting(ctx, body);
     } else if (strcmp(type, "TransactionStmt") == 0) {
         track_transaction(ctx, body);
+    } else if (strcmp(type, "SelectStmt") == 0) {
+        track_set_config(ctx, body);
     } else if (strcmp(type, "CreateStmt") == 0) {
         track_create_table(ctx, body);
     } else if (strcmp(type, "CreateTableAsStmt") == 0) {
