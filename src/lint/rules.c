@@ -353,6 +353,15 @@ typedef struct column_traits {
     const char *per_row; /* why each row gets its own value: NULL, a function, "serial", ... */
 } column_traits_t;
 
+/* DEFAULT NULL (or NULL::type) is no default at all. */
+static bool is_null_constant(json_t *expr)
+{
+    json_t *cast = lint_json_get(expr, "TypeCast");
+    if (cast != NULL)
+        expr = lint_json_get(cast, "arg");
+    return jtrue(lint_json_get(expr, "A_Const"), "isnull");
+}
+
 static column_traits_t column_traits(lint_ctx_t *ctx, json_t *coldef)
 {
     column_traits_t t = {0};
@@ -372,7 +381,7 @@ static column_traits_t column_traits(lint_ctx_t *ctx, json_t *coldef)
         if (strcmp(kind, "CONSTR_NOTNULL") == 0) {
             t.not_null = true;
         } else if (strcmp(kind, "CONSTR_DEFAULT") == 0) {
-            t.has_default = true;
+            t.has_default = !is_null_constant(lint_json_get(con, "raw_expr"));
             const char *fn = find_volatile_call(lint_json_get(con, "raw_expr"));
             if (fn != NULL)
                 t.per_row = fn;
