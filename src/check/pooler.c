@@ -101,7 +101,13 @@ const char *dc_check_url_pooler_hint(const char *url)
     url_parameter(url, "pgbouncer", value, sizeof(value));
     if (strcmp(value, "true") == 0)
         return "the URL carries ?pgbouncer=true, Prisma's mark of a pooled URL";
-    if (url_port(url) == 6432)
+    /* Prisma's own parameters (?schema=, ?connection_limit=) make libpq refuse the URL. */
+    char *schema = NULL;
+    char *libpq_url = dc_pg_url_for_libpq(url, &schema);
+    int port = url_port(libpq_url);
+    free(libpq_url);
+    free(schema);
+    if (port == 6432)
         return "the URL names port 6432, PgBouncer's customary port";
     return NULL;
 }
@@ -140,6 +146,12 @@ void dc_check_pooler(dc_check_ctx_t *ctx)
     long first = backend_pid(ctx->conn);
     long second = backend_pid(ctx->conn);
     char evidence[256];
+    if (first < 0 || second < 0) {
+        dc_check_add(ctx->report, POOLER, POOLER_T, DC_CHECK_FAILED,
+                     "cannot run the probe (SELECT pg_backend_pid()): %s",
+                     PQerrorMessage(ctx->conn));
+        return;
+    }
     if (first != announced) {
         snprintf(evidence, sizeof(evidence),
                  "the server process running the queries, pid %ld, is not the one announced "

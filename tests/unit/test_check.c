@@ -189,6 +189,10 @@ static void test_url_pooler_hint(void **state)
                "pgbouncer=true"));
     assert_non_null(strstr(dc_check_url_pooler_hint("postgresql://u:p@db:6432/app"), "6432"));
     assert_non_null(strstr(dc_check_url_pooler_hint("host=db port=6432 dbname=app"), "6432"));
+    /* Prisma's parameters, which libpq does not know, do not hide the port */
+    assert_non_null(
+        strstr(dc_check_url_pooler_hint("postgresql://u:p@db:6432/app?schema=s&connection_limit=5"),
+               "6432"));
 }
 
 int main(void)
