@@ -88,6 +88,12 @@ typedef struct dc_migrate_script {
     bool needs_autocommit; /* some statement cannot run in a transaction, or the file has its own */
 } dc_migrate_script_t;
 
+/* The same judgement for one parsed statement ({"<type>": node} of libpg_query's JSON), for
+ * lint: true when it cannot run in a transaction block, with what it is in what. */
+struct json_t;
+bool dc_migrate_stmt_no_transaction(const char *type, struct json_t *node, char *what,
+                                    size_t what_size);
+
 /* Splits and classifies a migration with PostgreSQL's parser; label names it in errors. */
 int dc_migrate_parse_script(const char *sql, const char *label, dc_migrate_script_t *out,
                             dc_error_t *err);

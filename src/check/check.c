@@ -8,6 +8,7 @@
 
 #include "check_intern.h"
 #include "deployctl/log.h"
+#include "deployctl/signals.h"
 #include "deployctl/util.h"
 
 /* Details quote server messages and other sessions' queries: mask every registered secret
@@ -111,6 +112,12 @@ void dc_check_skip_no_connection(dc_check_ctx_t *ctx, const char *name, const ch
                  "not checked: no connection to the database");
 }
 
+bool dc_check_timed_out(const dc_error_t *err)
+{
+    return strstr(err->message, "lock timeout") != NULL ||
+           strstr(err->message, "statement timeout") != NULL;
+}
+
 typedef void (*check_fn)(dc_check_ctx_t *ctx);
 
 /* The order is the seed's (connection, then migrations, then backup, then disk) followed by
@@ -143,12 +150,21 @@ int dc_check_run(const dc_check_opts_t *opts, dc_check_report_t *out, dc_error_t
         free(ctx.prisma_schema);
         return -1;
     }
-    for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++)
-        checks[i](&ctx);
+    /* Ctrl-C or SIGTERM stops between checks; a query in progress ends within the
+     * connection's lock_timeout or statement_timeout. */
+    int rc = 0;
+    for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]) && rc == 0; i++) {
+        rc = dc_signal_check(err);
+        if (rc == 0)
+            checks[i](&ctx);
+    }
     if (ctx.conn != NULL)
         PQfinish(ctx.conn);
     free(ctx.libpq_url);
     free(ctx.prisma_schema);
-    out->verdict = dc_check_report_verdict(out);
-    return 0;
+    if (rc != 0)
+        dc_check_report_free(out);
+    else
+        out->verdict = dc_check_report_verdict(out);
+    return rc;
 }

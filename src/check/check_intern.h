@@ -8,6 +8,11 @@
 #include "deployctl/check.h"
 #include "deployctl/pg.h"
 
+/* Every check query runs under these: a lock held (or queued) by another session makes a
+ * query fail with 55P03 after DC_CHECK_LOCK_TIMEOUT instead of waiting with it. */
+#define DC_CHECK_LOCK_TIMEOUT      "2s"
+#define DC_CHECK_STATEMENT_TIMEOUT "30s"
+
 /* What the checks share: the options, the one connection they all read through, and what an
  * earlier check learnt that a later one needs. */
 typedef struct dc_check_ctx {
@@ -23,6 +28,9 @@ typedef struct dc_check_ctx {
     long pending_count;
     uint64_t last_snapshot_bytes; /* archive bytes of the newest snapshot, 0 when none */
 } dc_check_ctx_t;
+
+/* Whether a query failed on lock_timeout or statement_timeout (not waiting is the point). */
+bool dc_check_timed_out(const dc_error_t *err);
 
 /* A result for a check that needs the connection when there is none. */
 void dc_check_skip_no_connection(dc_check_ctx_t *ctx, const char *name, const char *title);

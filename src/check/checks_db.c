@@ -12,6 +12,8 @@
 /* Prisma's own migration lock: pg_advisory_lock(72707369), a bigint key, so pg_locks shows it
  * as classid 0, objid 72707369, objsubid 1. */
 #define PRISMA_LOCK_KEY "72707369"
+/* deployctl's own (DC_MIGRATE_LOCK_KEY, 0x64636d67 "dcmg"), held by every deployctl runner. */
+#define DEPLOYCTL_LOCK_KEY "1684237671"
 
 static bool is_true(PGresult *res, int row, int col)
 {
@@ -23,53 +25,110 @@ static bool is_true(PGresult *res, int row, int col)
 #define LOCKS   "locks"
 #define LOCKS_T "Long transactions and locks"
 
-/* Every other client session of this database inside a transaction, oldest first, with the
- * tables (and materialized views) it holds locks on: a migration's ALTER TABLE needs an ACCESS
- * EXCLUSIVE lock and waits for all of them, and every query after it waits behind it. */
+/* Every other session of this database that is in a transaction or holds or awaits a lock on
+ * a table (or materialized view), oldest first: a migration's ALTER TABLE needs an ACCESS
+ * EXCLUSIVE lock and waits for all of them, and every query after it waits behind it. The list
+ * is driven by pg_locks, which every role may read: pg_stat_activity hides the state, start and
+ * query of other roles' sessions unless the role has pg_read_all_stats, and then only
+ * pg_locks shows that they are in the way. Columns: pid, user, application, state, age in
+ * seconds (NULL when hidden), query, tables locked, tables locked ACCESS EXCLUSIVE, tables
+ * waited for, whether the details are hidden, the pids it waits behind. */
 static const char SESSIONS_SQL[] =
-    "SELECT a.pid, coalesce(a.usename, ''), coalesce(a.application_name, ''),"
+    "WITH locks AS ("
+    " SELECT l.pid,"
+    "  pg_catalog.string_agg(DISTINCT l.relation::pg_catalog.regclass::text, ', ')"
+    "   FILTER (WHERE l.granted) AS held,"
+    "  pg_catalog.string_agg(DISTINCT l.relation::pg_catalog.regclass::text, ', ')"
+    "   FILTER (WHERE l.granted AND l.mode = 'AccessExclusiveLock') AS exclusive,"
+    "  pg_catalog.string_agg(DISTINCT l.relation::pg_catalog.regclass::text, ', ')"
+    "   FILTER (WHERE NOT l.granted) AS waiting"
+    " FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_class c ON c.oid = l.relation"
+    " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE l.locktype = 'relation' AND l.pid IS NOT NULL"
+    " AND l.database = (SELECT oid FROM pg_catalog.pg_database"
+    "                   WHERE datname = pg_catalog.current_database())"
+    " AND c.relkind IN ('r', 'p', 'm')"
+    " AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+    " GROUP BY l.pid),"
+    " sessions AS ("
+    " SELECT pid FROM pg_catalog.pg_stat_activity"
+    " WHERE datname = pg_catalog.current_database() AND xact_start IS NOT NULL"
+    " AND backend_type = 'client backend'"
+    " UNION SELECT pid FROM locks)"
+    "SELECT s.pid, coalesce(a.usename, ''), coalesce(a.application_name, ''),"
     " coalesce(a.state, ''),"
     " extract(epoch FROM pg_catalog.now() - a.xact_start)::float8,"
     " pg_catalog.left(pg_catalog.regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 100),"
-    " (SELECT pg_catalog.string_agg(DISTINCT l.relation::pg_catalog.regclass::text, ', ')"
-    "   FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_class c ON c.oid = l.relation"
-    "   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-    "   WHERE l.pid = a.pid AND l.locktype = 'relation' AND l.granted"
-    "   AND l.database = (SELECT oid FROM pg_catalog.pg_database"
-    "                     WHERE datname = pg_catalog.current_database())"
-    "   AND c.relkind IN ('r', 'p', 'm')"
-    "   AND n.nspname NOT IN ('pg_catalog', 'information_schema'))"
-    " FROM pg_catalog.pg_stat_activity a"
-    " WHERE a.pid <> pg_catalog.pg_backend_pid() AND a.datname = pg_catalog.current_database()"
-    " AND a.xact_start IS NOT NULL AND a.backend_type = 'client backend'"
-    " ORDER BY a.xact_start";
+    " k.held, k.exclusive, k.waiting, a.pid IS NULL OR a.backend_type IS NULL,"
+    " (SELECT pg_catalog.string_agg(b::text, ', ')"
+    "  FROM pg_catalog.unnest(pg_catalog.pg_blocking_pids(s.pid)) b)"
+    " FROM sessions s LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = s.pid"
+    " LEFT JOIN locks k ON k.pid = s.pid"
+    " WHERE s.pid <> pg_catalog.pg_backend_pid()"
+    " AND (a.backend_type IS NULL OR a.backend_type = 'client backend')"
+    /* autovacuum workers have no user (and give way to DDL) */
+    " AND (a.pid IS NULL OR a.usesysid IS NOT NULL)"
+    " ORDER BY a.xact_start NULLS LAST, s.pid";
 
 static const char PRISMA_LOCK_SQL[] =
-    "SELECT l.pid, coalesce(a.application_name, ''), coalesce(a.usename, '')"
+    "SELECT l.pid, coalesce(a.application_name, ''), coalesce(a.usename, ''),"
+    " l.objid = " DEPLOYCTL_LOCK_KEY
     " FROM pg_catalog.pg_locks l LEFT JOIN pg_catalog.pg_stat_activity a USING (pid)"
     " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0"
-    " AND l.objid = " PRISMA_LOCK_KEY " AND l.objsubid = 1"
+    " AND l.objid IN (" PRISMA_LOCK_KEY ", " DEPLOYCTL_LOCK_KEY ") AND l.objsubid = 1"
     " AND l.database = (SELECT oid FROM pg_catalog.pg_database"
     "                   WHERE datname = pg_catalog.current_database())";
+
+static const char *nullable(PGresult *rows, int r, int c)
+{
+    return PQgetisnull(rows, r, c) ? NULL : PQgetvalue(rows, r, c);
+}
 
 /* Reports one session when it is in the way. */
 static void judge_session(dc_check_result_t *res, PGresult *rows, int r, double max_age)
 {
     const char *pid = PQgetvalue(rows, r, 0), *user = PQgetvalue(rows, r, 1);
     const char *app = PQgetvalue(rows, r, 2), *state = PQgetvalue(rows, r, 3);
-    double age = atof(PQgetvalue(rows, r, 4));
+    bool hidden = is_true(rows, r, 9);
+    double age = PQgetisnull(rows, r, 4) ? 0 : atof(PQgetvalue(rows, r, 4));
     const char *query = PQgetvalue(rows, r, 5);
-    const char *tables = PQgetisnull(rows, r, 6) ? NULL : PQgetvalue(rows, r, 6);
+    const char *tables = nullable(rows, r, 6), *exclusive = nullable(rows, r, 7);
+    const char *waiting = nullable(rows, r, 8), *blockers = nullable(rows, r, 10);
     bool idle = dc_str_starts_with(state, "idle in transaction");
     char shown[32];
     dc_format_duration(age, shown, sizeof(shown));
+    if (hidden) {
+        /* Another role's session: only pg_locks tells that it is in the way. */
+        if (tables == NULL && waiting == NULL)
+            return;
+        dc_check_raise(res, DC_CHECK_WARNING);
+        if (tables != NULL)
+            dc_check_add_item(res,
+                              "pid %s (user %s: another role; its age, state and query are "
+                              "hidden, details need pg_read_all_stats) holds %slocks on %s; "
+                              "DDL on them would wait behind it",
+                              pid, *user ? user : "unknown", exclusive ? "ACCESS EXCLUSIVE " : "",
+                              exclusive ? exclusive : tables);
+        else
+            dc_check_add_item(res,
+                              "pid %s (user %s: another role; details need pg_read_all_stats) "
+                              "waits for a lock on %s behind pid %s: a lock queue exists",
+                              pid, *user ? user : "unknown", waiting, blockers ? blockers : "?");
+        return;
+    }
     if (age >= max_age && tables != NULL) {
         dc_check_raise(res, DC_CHECK_FAILED);
         dc_check_add_item(res,
                           "pid %s (user %s, application '%s', %s) has held locks on %s for %s; "
                           "DDL on them would wait and block every query behind it: %s",
                           pid, user, app, state, tables, shown, query);
-    } else if (age >= max_age) {
+    } else if (exclusive != NULL) {
+        dc_check_raise(res, DC_CHECK_WARNING);
+        dc_check_add_item(res,
+                          "pid %s (user %s, application '%s', %s) holds an ACCESS EXCLUSIVE "
+                          "lock on %s (for %s): every query on it waits, and so would DDL: %s",
+                          pid, user, app, state, exclusive, shown, query);
+    } else if (age >= max_age && waiting == NULL) {
         dc_check_raise(res, DC_CHECK_WARNING);
         dc_check_add_item(res,
                           "pid %s (user %s, application '%s', %s) has had a transaction open "
@@ -82,6 +141,13 @@ static void judge_session(dc_check_result_t *res, PGresult *rows, int r, double 
                           "holding locks on %s: %s",
                           pid, user, app, shown, tables, query);
     }
+    if (waiting != NULL) {
+        dc_check_raise(res, DC_CHECK_WARNING);
+        dc_check_add_item(res,
+                          "pid %s (user %s, application '%s') waits for a lock on %s behind "
+                          "pid %s: a lock queue exists, and DDL would join it: %s",
+                          pid, user, app, waiting, blockers ? blockers : "?", query);
+    }
 }
 
 static void judge_prisma_lock(dc_check_ctx_t *ctx, dc_check_result_t *res)
@@ -89,10 +155,13 @@ static void judge_prisma_lock(dc_check_ctx_t *ctx, dc_check_result_t *res)
     PGresult *rows = PQexec(ctx->conn, PRISMA_LOCK_SQL);
     for (int r = 0; PQresultStatus(rows) == PGRES_TUPLES_OK && r < PQntuples(rows); r++) {
         dc_check_raise(res, DC_CHECK_FAILED);
+        bool ours = strcmp(PQgetvalue(rows, r, 3), "t") == 0;
         dc_check_add_item(res,
-                          "pid %s (user %s, application '%s') holds Prisma's migration lock "
-                          "(advisory lock " PRISMA_LOCK_KEY "): another migration is running",
-                          PQgetvalue(rows, r, 0), PQgetvalue(rows, r, 2), PQgetvalue(rows, r, 1));
+                          "pid %s (user %s, application '%s') holds %s migration lock "
+                          "(advisory lock %s): another migration is running",
+                          PQgetvalue(rows, r, 0), PQgetvalue(rows, r, 2), PQgetvalue(rows, r, 1),
+                          ours ? "deployctl's" : "Prisma's",
+                          ours ? DEPLOYCTL_LOCK_KEY : PRISMA_LOCK_KEY);
     }
     PQclear(rows);
 }
@@ -175,7 +244,13 @@ static const char NOT_OWNED_SQL[] =
     "SELECT pg_catalog.quote_ident(c.relname), pg_catalog.pg_get_userbyid(c.relowner)"
     " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
     " WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'm', 'v', 'f', 'S')"
-    " AND NOT pg_catalog.pg_has_role(c.relowner, 'USAGE') ORDER BY 1";
+    " AND NOT pg_catalog.pg_has_role(c.relowner, 'USAGE')"
+    /* An extension's own tables and views (pg_stat_statements, PostGIS's spatial_ref_sys)
+     * belong to the extension's owner; migrations do not alter them. */
+    " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d"
+    "                 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+    "                 AND d.objid = c.oid AND d.deptype = 'e')"
+    " ORDER BY 1";
 
 static void list_not_owned(dc_check_ctx_t *ctx, dc_check_result_t *res, const char *schema,
                            dc_check_status_t severity)
@@ -277,6 +352,14 @@ static const char INVALID_INDEXES_SQL[] =
     " WHERE NOT i.indisvalid AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
     " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_progress_create_index p"
     "                 WHERE p.index_relid = i.indexrelid)"
+    /* The progress view hides other roles' builds; pg_locks does not: a concurrent build
+     * holds SHARE UPDATE EXCLUSIVE on its table from start to end (so does a VACUUM, whose
+     * table's failed index is then reported by the next check). */
+    " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l"
+    "                 WHERE l.locktype = 'relation' AND l.granted"
+    "                 AND l.pid <> pg_catalog.pg_backend_pid()"
+    "                 AND ((l.relation = i.indrelid AND l.mode = 'ShareUpdateExclusiveLock')"
+    "                      OR l.relation = i.indexrelid))"
     " ORDER BY 1";
 
 void dc_check_invalid_indexes(dc_check_ctx_t *ctx)
@@ -315,17 +398,23 @@ void dc_check_invalid_indexes(dc_check_ctx_t *ctx)
 /* Three limits apply to a new connection: the server's max_connections (less the slots
  * reserved for superusers), the database's CONNECTION LIMIT and the role's; the last two do not
  * bind superusers. Columns: limit, connections counted against it. */
+/* Other roles' sessions show no backend_type unless the role has pg_read_all_stats: a hidden
+ * session connected to a database counts as a client (possibly an autovacuum worker: the count
+ * errs on the safe side). */
+#define CLIENT_SESSION                                                                             \
+    "(backend_type = 'client backend' OR (backend_type IS NULL AND datid IS NOT NULL))"
+
 static const char HEADROOM_SQL[] =
     "SELECT pg_catalog.current_setting('max_connections')::int"
     "   - CASE WHEN r.rolsuper THEN 0"
     "     ELSE pg_catalog.current_setting('superuser_reserved_connections')::int END,"
-    " (SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE backend_type = 'client backend'),"
+    " (SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE " CLIENT_SESSION "),"
     " CASE WHEN r.rolsuper THEN -1 ELSE d.datconnlimit END,"
     " (SELECT count(*) FROM pg_catalog.pg_stat_activity"
-    "  WHERE datname = d.datname AND backend_type = 'client backend'),"
+    "  WHERE datname = d.datname AND " CLIENT_SESSION "),"
     " CASE WHEN r.rolsuper THEN -1 ELSE r.rolconnlimit END,"
     " (SELECT count(*) FROM pg_catalog.pg_stat_activity"
-    "  WHERE usename = r.rolname AND backend_type = 'client backend')"
+    "  WHERE usename = r.rolname AND " CLIENT_SESSION ")"
     " FROM pg_catalog.pg_roles r, pg_catalog.pg_database d"
     " WHERE r.rolname = current_user AND d.datname = pg_catalog.current_database()";
 

@@ -104,15 +104,19 @@ void dc_check_snapshot(dc_check_ctx_t *ctx)
     dc_store_close(store);
 }
 
-/* The on-disk size of the tables a snapshot reads, and of the whole database. */
+/* The on-disk size of the tables a snapshot reads, and of the whole database. The tables' size
+ * comes from pg_class (pages as of the last VACUUM, ANALYZE or index build, TOAST included):
+ * pg_table_size() would lock each table, and so wait behind any exclusive lock. */
 static int database_sizes(dc_check_ctx_t *ctx, uint64_t *tables, uint64_t *database,
                           dc_error_t *err)
 {
     PGresult *res = dc_pg_query(
         ctx->conn,
-        "SELECT coalesce(sum(pg_catalog.pg_table_size(c.oid)), 0)::bigint,"
+        "SELECT coalesce(sum((c.relpages::bigint + coalesce(t.relpages, 0))"
+        " * pg_catalog.current_setting('block_size')::bigint), 0)::bigint,"
         " pg_catalog.pg_database_size(pg_catalog.current_database())"
         " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+        " LEFT JOIN pg_catalog.pg_class t ON t.oid = c.reltoastrelid"
         " WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema',"
         " 'deployctl') AND n.nspname !~ '^pg_toast'",
         err);

@@ -23,6 +23,21 @@ void dc_check_connection(dc_check_ctx_t *ctx)
         dc_check_add(ctx->report, CONNECTION, CONNECTION_T, DC_CHECK_FAILED, "%s", err.message);
         return;
     }
+    /* The report is UTF-8 (JSON needs it) whatever the database's encoding, and no check may
+     * hang: a query queued behind another session's lock gives up quickly and says so. */
+    if (PQsetClientEncoding(ctx->conn, "UTF8") != 0 ||
+        dc_pg_exec(ctx->conn,
+                   "SET lock_timeout = '" DC_CHECK_LOCK_TIMEOUT "';"
+                   " SET statement_timeout = '" DC_CHECK_STATEMENT_TIMEOUT "'",
+                   &err) != 0) {
+        dc_check_add(ctx->report, CONNECTION, CONNECTION_T, DC_CHECK_FAILED,
+                     "connected, but cannot set client_encoding, lock_timeout and "
+                     "statement_timeout: %s",
+                     err.message[0] ? err.message : PQerrorMessage(ctx->conn));
+        PQfinish(ctx->conn);
+        ctx->conn = NULL;
+        return;
+    }
     PGresult *res =
         dc_pg_query(ctx->conn,
                     "SELECT pg_catalog.current_setting('server_version'), current_user,"
@@ -86,7 +101,13 @@ const char *dc_check_url_pooler_hint(const char *url)
     url_parameter(url, "pgbouncer", value, sizeof(value));
     if (strcmp(value, "true") == 0)
         return "the URL carries ?pgbouncer=true, Prisma's mark of a pooled URL";
-    if (url_port(url) == 6432)
+    /* Prisma's own parameters (?schema=, ?connection_limit=) make libpq refuse the URL. */
+    char *schema = NULL;
+    char *libpq_url = dc_pg_url_for_libpq(url, &schema);
+    int port = url_port(libpq_url);
+    free(libpq_url);
+    free(schema);
+    if (port == 6432)
         return "the URL names port 6432, PgBouncer's customary port";
     return NULL;
 }
@@ -125,6 +146,12 @@ void dc_check_pooler(dc_check_ctx_t *ctx)
     long first = backend_pid(ctx->conn);
     long second = backend_pid(ctx->conn);
     char evidence[256];
+    if (first < 0 || second < 0) {
+        dc_check_add(ctx->report, POOLER, POOLER_T, DC_CHECK_FAILED,
+                     "cannot run the probe (SELECT pg_backend_pid()): %s",
+                     PQerrorMessage(ctx->conn));
+        return;
+    }
     if (first != announced) {
         snprintf(evidence, sizeof(evidence),
                  "the server process running the queries, pid %ld, is not the one announced "

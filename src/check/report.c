@@ -54,6 +54,57 @@ void dc_check_report_print(FILE *out, const dc_check_report_t *report, bool unic
     print_verdict(out, report, unicode);
 }
 
+/* The length of the valid UTF-8 sequence at s, or 0 when it is not one. */
+static size_t utf8_sequence(const unsigned char *s)
+{
+    size_t n = s[0] < 0x80             ? 1
+               : (s[0] & 0xe0) == 0xc0 ? 2
+               : (s[0] & 0xf0) == 0xe0 ? 3
+               : (s[0] & 0xf8) == 0xf0 ? 4
+                                       : 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    }
+    return n;
+}
+
+/* A JSON string of text that may not be UTF-8 (a server message in another encoding, a
+ * detail cut in the middle of a character): invalid bytes become U+FFFD, so nothing is
+ * dropped from the report. */
+static json_t *json_text(const char *text)
+{
+    json_t *v = json_string(text);
+    if (v != NULL)
+        return v;
+    size_t len = strlen(text);
+    char *clean = malloc(3 * len + 1);
+    if (clean == NULL)
+        return json_string("");
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)text; *p;) {
+        size_t n = utf8_sequence(p);
+        if (n == 0) {
+            memcpy(clean + o, "\xef\xbf\xbd", 3);
+            o += 3;
+            p++;
+        } else {
+            memcpy(clean + o, p, n);
+            o += n;
+            p += n;
+        }
+    }
+    clean[o] = '\0';
+    v = json_string(clean);
+    if (v == NULL) { /* overlong forms, surrogates: keep ASCII only */
+        for (size_t i = 0; i < o; i++)
+            clean[i] = (unsigned char)clean[i] < 0x80 ? clean[i] : '?';
+        v = json_string(clean);
+    }
+    free(clean);
+    return v != NULL ? v : json_string("");
+}
+
 char *dc_check_report_to_json(const dc_check_report_t *report)
 {
     json_t *checks = json_array();
@@ -61,11 +112,11 @@ char *dc_check_report_to_json(const dc_check_report_t *report)
         const dc_check_result_t *r = &report->results[i];
         json_t *items = json_array();
         for (size_t j = 0; j < r->item_count; j++)
-            json_array_append_new(items, json_string(r->items[j]));
+            json_array_append_new(items, json_text(r->items[j]));
         json_array_append_new(checks,
-                              json_pack("{s:s, s:s, s:s, s:s, s:o}", "name", r->name, "title",
+                              json_pack("{s:s, s:s, s:s, s:o, s:o}", "name", r->name, "title",
                                         r->title, "status", dc_check_status_name(r->status),
-                                        "detail", r->detail, "items", items));
+                                        "detail", json_text(r->detail), "items", items));
     }
     json_t *root =
         json_pack("{s:s, s:b, s:{s:I, s:I, s:I, s:I}, s:o}", "verdict",

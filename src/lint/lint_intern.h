@@ -37,8 +37,12 @@ typedef struct lint_ctx {
     /* What the file's earlier statements did. */
     lint_rel_set_t created_tables; /* nobody can be using these yet */
     lint_rel_set_t created_indexes;
+    /* FKs and checks added NOT VALID since the last COMMIT: {table name, constraint name} */
+    lint_rel_set_t not_valid_constraints;
     size_t statement_count; /* in the whole file */
     bool lock_timeout_set;
+    bool lock_timeout_local;    /* by SET LOCAL: ends at COMMIT / ROLLBACK */
+    bool lock_timeout_in_block; /* set inside BEGIN ... : a ROLLBACK undoes it */
     bool lock_timeout_reported;
     bool concurrently_alone_reported;
     bool in_transaction; /* inside an explicit BEGIN ... COMMIT */

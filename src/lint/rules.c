@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "deployctl/migrate.h"
 #include "deployctl/util.h"
 #include "lint_intern.h"
 
@@ -45,12 +46,18 @@ static const dc_lint_rule_t rules[] = {
      "Expand/contract (seed scenario 4): add a column of the new type, backfill it "
      "(e.g. SET quantity_decimal = quantity::decimal, in batches), switch the application to "
      "it, then drop the old column in a later migration."},
+    {"widen-column-type", DC_LINT_WARNING, DC_LINT_TRANSFORMATIVE,
+     "changes a column's type to text, varchar or unconstrained numeric without USING: cheap "
+     "(a brief lock, no rewrite) only if it widens the old type",
+     "Fine when it widens: varchar(n) to varchar(m > n) or text, varchar to text, numeric(p,s) "
+     "to numeric. From any other type (int to text, varchar(200) to varchar(50)) it rewrites "
+     "the table: use expand/contract as for change-column-type."},
     {"add-not-null-column-without-default", DC_LINT_ERROR, DC_LINT_ADDITIVE,
      "adds a NOT NULL column without a default: fails on a table with rows, and the running "
      "application's inserts fail",
      "Add the column nullable (or NOT NULL with a constant DEFAULT), backfill it, then add "
-     "CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT and SET NOT NULL in a later "
-     "migration."},
+     "CHECK (col IS NOT NULL) NOT VALID in a later migration, and VALIDATE CONSTRAINT and SET "
+     "NOT NULL in one after that."},
     {"add-column-with-volatile-default", DC_LINT_ERROR, DC_LINT_ADDITIVE,
      "adds a column whose value is computed per row (volatile default, serial, identity or "
      "stored generated column): rewrites the table under an ACCESS EXCLUSIVE lock",
@@ -59,15 +66,15 @@ static const dc_lint_rule_t rules[] = {
      "rows in batches."},
     {"set-not-null", DC_LINT_WARNING, DC_LINT_TRANSFORMATIVE,
      "sets NOT NULL on an existing column: scans the whole table under an ACCESS EXCLUSIVE lock",
-     "ADD CONSTRAINT c CHECK (col IS NOT NULL) NOT VALID, then VALIDATE CONSTRAINT c (does not "
-     "block writes), then SET NOT NULL, which uses the validated check instead of a scan "
-     "(PostgreSQL 12+), then drop the check."},
+     "ADD CONSTRAINT c CHECK (col IS NOT NULL) NOT VALID in one migration; in a later one, "
+     "VALIDATE CONSTRAINT c (does not block writes), then SET NOT NULL, which uses the "
+     "validated check instead of a scan (PostgreSQL 12+), then drop the check."},
     {"constraint-without-not-valid", DC_LINT_ERROR, DC_LINT_ADDITIVE,
-     "adds a foreign key or check constraint validated: every row is checked while writes "
-     "are blocked",
+     "adds a foreign key or check constraint validated, or validates it in the migration that "
+     "added it: every row is checked while writes are blocked",
      "Add it with NOT VALID (a brief lock; only new rows are checked), then ALTER TABLE ... "
-     "VALIDATE CONSTRAINT in a later statement or migration: validation does not block "
-     "writes."},
+     "VALIDATE CONSTRAINT in a later migration: validation does not block writes, but in the "
+     "same migration it runs while the ADD's ACCESS EXCLUSIVE lock is still held."},
     {"index-not-concurrent", DC_LINT_ERROR, DC_LINT_ADDITIVE,
      "builds an index on an existing table without CONCURRENTLY: writes are blocked until it "
      "is built",
@@ -98,15 +105,25 @@ static const dc_lint_rule_t rules[] = {
      "drops an index without CONCURRENTLY: holds an ACCESS EXCLUSIVE lock on its table",
      "DROP INDEX CONCURRENTLY, in a migration of its own."},
     {"concurrently-in-transaction", DC_LINT_ERROR, STMT_CLASS,
-     "runs CREATE/DROP INDEX CONCURRENTLY inside BEGIN ... COMMIT: PostgreSQL refuses it",
-     "Remove the BEGIN/COMMIT around it and put the concurrent index in a migration of its "
-     "own."},
+     "runs a statement that cannot run in a transaction (CREATE/DROP INDEX or REINDEX "
+     "CONCURRENTLY, VACUUM, DETACH PARTITION CONCURRENTLY, ...) inside BEGIN ... COMMIT: "
+     "PostgreSQL refuses it",
+     "Remove the BEGIN/COMMIT around it and put the statement in a migration of its own."},
     {"concurrently-not-alone", DC_LINT_WARNING, STMT_CLASS,
-     "CREATE/DROP INDEX CONCURRENTLY shares its migration with other statements: prisma "
+     "a statement that cannot run in a transaction (CREATE/DROP INDEX or REINDEX CONCURRENTLY, "
+     "VACUUM, DETACH PARTITION CONCURRENTLY, ...) shares its migration with other statements: "
+     "prisma "
      "migrate deploy sends the file as one query, which PostgreSQL runs as one implicit "
      "transaction and so refuses (error 25001); deployctl migrate runs it statement by "
      "statement, so a failure leaves it half applied",
-     "Put the concurrent index alone in a migration of its own (not even a SET beside it)."},
+     "Put the statement alone in a migration of its own (not even a SET beside it)."},
+    {"table-rewrite-or-exclusive-lock", DC_LINT_ERROR, DC_LINT_TRANSFORMATIVE,
+     "rewrites a table or holds a lock that blocks it for as long as it works on every row: "
+     "VACUUM FULL, CLUSTER, REINDEX without CONCURRENTLY, REFRESH MATERIALIZED VIEW without "
+     "CONCURRENTLY, ALTER TABLE ... SET TABLESPACE, SET LOGGED or SET UNLOGGED",
+     "REINDEX ... CONCURRENTLY and REFRESH MATERIALIZED VIEW CONCURRENTLY (needs a unique "
+     "index), alone in a migration; pg_repack or pg_squeeze instead of VACUUM FULL or CLUSTER; "
+     "a new table filled in batches instead of SET TABLESPACE / LOGGED / UNLOGGED."},
     {"unknown-allow-rule", DC_LINT_WARNING, STMT_CLASS,
      "a deployctl:allow comment names a rule that does not exist, so it accepts nothing",
      "Use a rule id from 'deployctl lint --help'; several may be given, separated by commas "
@@ -252,6 +269,7 @@ void lint_ctx_free(lint_ctx_t *ctx)
 {
     set_free(&ctx->created_tables);
     set_free(&ctx->created_indexes);
+    set_free(&ctx->not_valid_constraints);
 }
 
 static bool is_new(const lint_ctx_t *ctx, rel_t r)
@@ -335,6 +353,15 @@ typedef struct column_traits {
     const char *per_row; /* why each row gets its own value: NULL, a function, "serial", ... */
 } column_traits_t;
 
+/* DEFAULT NULL (or NULL::type) is no default at all. */
+static bool is_null_constant(json_t *expr)
+{
+    json_t *cast = lint_json_get(expr, "TypeCast");
+    if (cast != NULL)
+        expr = lint_json_get(cast, "arg");
+    return jtrue(lint_json_get(expr, "A_Const"), "isnull");
+}
+
 static column_traits_t column_traits(lint_ctx_t *ctx, json_t *coldef)
 {
     column_traits_t t = {0};
@@ -354,7 +381,7 @@ static column_traits_t column_traits(lint_ctx_t *ctx, json_t *coldef)
         if (strcmp(kind, "CONSTR_NOTNULL") == 0) {
             t.not_null = true;
         } else if (strcmp(kind, "CONSTR_DEFAULT") == 0) {
-            t.has_default = true;
+            t.has_default = !is_null_constant(lint_json_get(con, "raw_expr"));
             const char *fn = find_volatile_call(lint_json_get(con, "raw_expr"));
             if (fn != NULL)
                 t.per_row = fn;
@@ -404,7 +431,7 @@ static void check_add_column(lint_ctx_t *ctx, const char *table, json_t *coldef)
             col, table, t.foreign ? "REFERENCES" : "CHECK");
 }
 
-static void check_add_constraint(lint_ctx_t *ctx, const char *table, json_t *con)
+static void check_add_constraint(lint_ctx_t *ctx, rel_t rel, const char *table, json_t *con)
 {
     const char *kind = lint_json_str(con, "contype");
     const char *name = lint_json_str(con, "conname");
@@ -413,6 +440,9 @@ static void check_add_constraint(lint_ctx_t *ctx, const char *table, json_t *con
     if (kind == NULL)
         return;
     if (strcmp(kind, "CONSTR_FOREIGN") == 0 || strcmp(kind, "CONSTR_CHECK") == 0) {
+        /* Remembered: a VALIDATE of it later in this file still runs under this lock. */
+        if (jtrue(con, "skip_validation") && name != NULL && rel.name != NULL)
+            set_add(&ctx->not_valid_constraints, (rel_t){rel.name, name});
         if (!jtrue(con, "skip_validation"))
             lint_report(ctx, "constraint-without-not-valid",
                         "adds %s constraint %son table %s without NOT VALID: every row is checked "
@@ -432,7 +462,25 @@ static void check_add_constraint(lint_ctx_t *ctx, const char *table, json_t *con
     }
 }
 
-static void check_alter_cmd(lint_ctx_t *ctx, const char *table, json_t *cmd)
+/* ALTER COLUMN ... TYPE text, varchar(n) or numeric without USING: binary-coercible, so no
+ * rewrite, when it widens the old type (which lint does not know). */
+static bool widening_target(json_t *cmd)
+{
+    json_t *def = lint_json_get(lint_json_get(cmd, "def"), "ColumnDef");
+    if (def == NULL || lint_json_get(def, "raw_default") != NULL)
+        return false;
+    json_t *tn = lint_json_get(def, "typeName");
+    if (lint_json_get(tn, "TypeName") != NULL)
+        tn = lint_json_get(tn, "TypeName");
+    const char *type = last_name(lint_json_get(tn, "names"));
+    if (type == NULL || json_array_size(lint_json_get(tn, "arrayBounds")) > 0)
+        return false;
+    if (strcmp(type, "text") == 0 || strcmp(type, "varchar") == 0)
+        return true;
+    return strcmp(type, "numeric") == 0 && json_array_size(lint_json_get(tn, "typmods")) == 0;
+}
+
+static void check_alter_cmd(lint_ctx_t *ctx, rel_t rel, const char *table, json_t *cmd)
 {
     const char *sub = lint_json_str(cmd, "subtype");
     const char *col = lint_json_str(cmd, "name");
@@ -441,14 +489,35 @@ static void check_alter_cmd(lint_ctx_t *ctx, const char *table, json_t *cmd)
     if (strcmp(sub, "AT_AddColumn") == 0)
         check_add_column(ctx, table, lint_json_get(lint_json_get(cmd, "def"), "ColumnDef"));
     else if (strcmp(sub, "AT_AddConstraint") == 0)
-        check_add_constraint(ctx, table, lint_json_get(lint_json_get(cmd, "def"), "Constraint"));
+        check_add_constraint(ctx, rel, table,
+                             lint_json_get(lint_json_get(cmd, "def"), "Constraint"));
+    else if (strcmp(sub, "AT_ValidateConstraint") == 0 && col != NULL && rel.name != NULL &&
+             set_has(&ctx->not_valid_constraints, (rel_t){rel.name, col}))
+        lint_report(ctx, "constraint-without-not-valid",
+                    "validates constraint \"%s\" of table %s in the migration that added it NOT "
+                    "VALID: the ADD's ACCESS EXCLUSIVE lock is still held, so every row is "
+                    "checked while reads and writes are blocked",
+                    col, table);
     else if (strcmp(sub, "AT_DropColumn") == 0)
         lint_report(ctx, "drop-column", "drops column \"%s\" of table %s", col, table);
+    else if (strcmp(sub, "AT_AlterColumnType") == 0 && widening_target(cmd))
+        lint_report(ctx, "widen-column-type",
+                    "changes the type of column \"%s\" of table %s to text, varchar or numeric: "
+                    "no rewrite only if it widens the old type",
+                    col, table);
     else if (strcmp(sub, "AT_AlterColumnType") == 0)
         lint_report(ctx, "change-column-type", "changes the type of column \"%s\" of table %s", col,
                     table);
     else if (strcmp(sub, "AT_SetNotNull") == 0)
         lint_report(ctx, "set-not-null", "sets NOT NULL on column \"%s\" of table %s", col, table);
+    else if (strcmp(sub, "AT_SetTableSpace") == 0 || strcmp(sub, "AT_SetLogged") == 0 ||
+             strcmp(sub, "AT_SetUnLogged") == 0)
+        lint_report(ctx, "table-rewrite-or-exclusive-lock",
+                    "%s table %s: copies every row under an ACCESS EXCLUSIVE lock",
+                    strcmp(sub, "AT_SetTableSpace") == 0 ? "moves to another tablespace"
+                    : strcmp(sub, "AT_SetLogged") == 0   ? "makes LOGGED"
+                                                         : "makes UNLOGGED",
+                    table);
 }
 
 /* Foreign keys added to a new table still lock the existing table they reference. */
@@ -495,23 +564,24 @@ static void check_alter_table(lint_ctx_t *ctx, json_t *body)
     rel_show(rel, table, sizeof(table));
     json_array_foreach(cmds, i, cmd)
     {
-        check_alter_cmd(ctx, table, lint_json_get(cmd, "AlterTableCmd"));
+        check_alter_cmd(ctx, rel, table, lint_json_get(cmd, "AlterTableCmd"));
     }
 }
 
 /* ---- other statements ---- */
 
-/* CREATE/DROP INDEX CONCURRENTLY: refused in a transaction block, and a file holding it cannot
- * be one transaction. */
+/* A statement that cannot run in a transaction block (the migrate module's judgement, the one
+ * the runner acts on): refused in BEGIN ... COMMIT, and a file holding it cannot be one
+ * transaction. */
 static void check_concurrently(lint_ctx_t *ctx, const char *what)
 {
     if (ctx->in_transaction)
         lint_report(ctx, "concurrently-in-transaction",
-                    "%s CONCURRENTLY inside BEGIN ... COMMIT: PostgreSQL refuses to run it", what);
+                    "%s inside BEGIN ... COMMIT: PostgreSQL refuses to run it", what);
     else if (ctx->statement_count > 1 && !ctx->concurrently_alone_reported) {
         ctx->concurrently_alone_reported = true;
         lint_report(ctx, "concurrently-not-alone",
-                    "%s CONCURRENTLY shares this migration with %zu other statement%s: "
+                    "%s shares this migration with %zu other statement%s: "
                     "prisma migrate deploy fails on it, and no runner can apply it atomically",
                     what, ctx->statement_count - 1, ctx->statement_count == 2 ? "" : "s");
     }
@@ -526,10 +596,8 @@ static void check_index(lint_ctx_t *ctx, json_t *body)
         rel_t index = {rel.schema, idx};
         set_add(&ctx->created_indexes, index);
     }
-    if (jtrue(body, "concurrent")) {
-        check_concurrently(ctx, "CREATE INDEX");
-        return;
-    }
+    if (jtrue(body, "concurrent"))
+        return; /* see check_concurrently */
     if (is_new(ctx, rel))
         return;
     note_lock(ctx, rel);
@@ -559,10 +627,8 @@ static void check_drop(lint_ctx_t *ctx, json_t *body)
         }
         return;
     }
-    if (strcmp(type, "OBJECT_INDEX") == 0 && jtrue(body, "concurrent")) {
-        check_concurrently(ctx, "DROP INDEX");
-        return;
-    }
+    if (strcmp(type, "OBJECT_INDEX") == 0 && jtrue(body, "concurrent"))
+        return; /* see check_concurrently */
     json_array_foreach(objects, i, o)
     {
         rel_t r = rel_of_names(o);
@@ -659,6 +725,9 @@ static void track_setting(lint_ctx_t *ctx, json_t *body)
     if (name == NULL || strcmp(name, "lock_timeout") != 0)
         return;
     ctx->lock_timeout_set = false;
+    /* SET LOCAL ends at COMMIT or ROLLBACK; a plain SET made in BEGIN ... ends at ROLLBACK. */
+    ctx->lock_timeout_local = jtrue(body, "is_local");
+    ctx->lock_timeout_in_block = ctx->in_transaction;
     if (!lint_json_eq(body, "kind", "VAR_SET_VALUE"))
         return;
     json_t *value = lint_json_get(json_array_get(lint_json_get(body, "args"), 0), "A_Const");
@@ -670,6 +739,32 @@ static void track_setting(lint_ctx_t *ctx, json_t *body)
         ctx->lock_timeout_set = strtod(sval, NULL) > 0;
 }
 
+/* SELECT set_config('lock_timeout', '5s', is_local): the same as SET [LOCAL]. */
+static void track_set_config(lint_ctx_t *ctx, json_t *body)
+{
+    size_t i;
+    json_t *target;
+    json_array_foreach(lint_json_get(body, "targetList"), i, target)
+    {
+        json_t *call =
+            lint_json_get(lint_json_get(lint_json_get(target, "ResTarget"), "val"), "FuncCall");
+        const char *fn = last_name(lint_json_get(call, "funcname"));
+        json_t *args = lint_json_get(call, "args");
+        if (fn == NULL || strcmp(fn, "set_config") != 0 || json_array_size(args) != 3)
+            continue;
+        json_t *a0 = lint_json_get(json_array_get(args, 0), "A_Const");
+        json_t *a1 = lint_json_get(json_array_get(args, 1), "A_Const");
+        json_t *a2 = lint_json_get(json_array_get(args, 2), "A_Const");
+        const char *setting = lint_json_str(lint_json_get(a0, "sval"), "sval");
+        const char *value = lint_json_str(lint_json_get(a1, "sval"), "sval");
+        if (setting == NULL || strcmp(setting, "lock_timeout") != 0)
+            continue;
+        ctx->lock_timeout_set = value != NULL && strtod(value, NULL) > 0;
+        ctx->lock_timeout_local = jtrue(lint_json_get(a2, "boolval"), "boolval");
+        ctx->lock_timeout_in_block = ctx->in_transaction;
+    }
+}
+
 static void track_transaction(lint_ctx_t *ctx, json_t *body)
 {
     const char *kind = lint_json_str(body, "kind");
@@ -678,12 +773,20 @@ static void track_transaction(lint_ctx_t *ctx, json_t *body)
     if (strcmp(kind, "TRANS_STMT_BEGIN") == 0 || strcmp(kind, "TRANS_STMT_START") == 0)
         ctx->in_transaction = true;
     else if (strcmp(kind, "TRANS_STMT_COMMIT") == 0 || strcmp(kind, "TRANS_STMT_ROLLBACK") == 0 ||
-             strcmp(kind, "TRANS_STMT_PREPARE") == 0)
+             strcmp(kind, "TRANS_STMT_PREPARE") == 0) {
         ctx->in_transaction = false;
+        if (ctx->lock_timeout_local ||
+            (ctx->lock_timeout_in_block && strcmp(kind, "TRANS_STMT_ROLLBACK") == 0))
+            ctx->lock_timeout_set = false;
+        ctx->lock_timeout_local = ctx->lock_timeout_in_block = false;
+        /* The ADD's lock ends here: a VALIDATE after it runs in a transaction of its own. */
+        set_free(&ctx->not_valid_constraints);
+    }
 }
 
 /* CREATE TABLE: locks the existing tables it references or inherits from, then is new. With IF
- * NOT EXISTS it is still taken as new: idempotent scripts of new tables are the common case. */
+ * NOT EXISTS the table may well exist already, with rows and readers: it is not taken as new,
+ * so what the file does to it next is checked as for any existing table. */
 static void track_create_table(lint_ctx_t *ctx, json_t *body)
 {
     size_t i, j;
@@ -704,7 +807,8 @@ static void track_create_table(lint_ctx_t *ctx, json_t *body)
     {
         note_lock(ctx, rel_of(parent));
     }
-    set_add(&ctx->created_tables, rel_of(lint_json_get(body, "relation")));
+    if (!jtrue(body, "if_not_exists"))
+        set_add(&ctx->created_tables, rel_of(lint_json_get(body, "relation")));
 }
 
 static void note_locks_of(lint_ctx_t *ctx, json_t *relations)
@@ -750,6 +854,54 @@ static bool only_new_tables(lint_ctx_t *ctx, const char *type, json_t *body)
     return false;
 }
 
+/* A DefElem named name in a list of options (VACUUM (FULL), REINDEX (CONCURRENTLY)). */
+static bool has_option(json_t *options, const char *name)
+{
+    size_t i;
+    json_t *o;
+    json_array_foreach(options, i, o)
+    {
+        if (lint_json_eq(lint_json_get(o, "DefElem"), "defname", name))
+            return true;
+    }
+    return false;
+}
+
+/* Maintenance that rewrites a table, or locks it while it reads every row. */
+static void check_maintenance(lint_ctx_t *ctx, const char *type, json_t *body)
+{
+    char name[256];
+    const char *what = NULL;
+    rel_t rel = {NULL, NULL};
+    if (strcmp(type, "VacuumStmt") == 0 && jtrue(body, "is_vacuumcmd") &&
+        has_option(lint_json_get(body, "options"), "full")) {
+        json_t *first =
+            lint_json_get(json_array_get(lint_json_get(body, "rels"), 0), "VacuumRelation");
+        rel = rel_of(lint_json_get(first, "relation"));
+        what = "VACUUM FULL rewrites";
+    } else if (strcmp(type, "ClusterStmt") == 0 && lint_json_get(body, "relation") != NULL) {
+        rel = rel_of(lint_json_get(body, "relation"));
+        what = "CLUSTER rewrites";
+    } else if (strcmp(type, "ReindexStmt") == 0 &&
+               !has_option(lint_json_get(body, "params"), "concurrently")) {
+        rel = rel_of(lint_json_get(body, "relation"));
+        if (rel.name == NULL)
+            rel.name = lint_json_str(body, "name");
+        what = "REINDEX without CONCURRENTLY rebuilds the indexes of";
+    } else if (strcmp(type, "RefreshMatViewStmt") == 0 && !jtrue(body, "concurrent")) {
+        rel = rel_of(lint_json_get(body, "relation"));
+        what = "REFRESH MATERIALIZED VIEW without CONCURRENTLY blocks every read of";
+    }
+    if (what == NULL || (rel.name != NULL && is_new(ctx, rel)))
+        return;
+    if (ctx->stmt_class < DC_LINT_TRANSFORMATIVE)
+        ctx->stmt_class = DC_LINT_TRANSFORMATIVE;
+    if (rel.name != NULL)
+        note_lock(ctx, rel);
+    lint_report(ctx, "table-rewrite-or-exclusive-lock", "%s %s while it works on every row", what,
+                rel.name != NULL ? rel_show(rel, name, sizeof(name)) : "every table");
+}
+
 void lint_check_statement(lint_ctx_t *ctx, json_t *node)
 {
     json_t *body;
@@ -758,6 +910,10 @@ void lint_check_statement(lint_ctx_t *ctx, json_t *node)
         return;
     ctx->stmt_class =
         only_new_tables(ctx, type, body) ? DC_LINT_ADDITIVE : lint_classify(type, body);
+    char what[64];
+    if (dc_migrate_stmt_no_transaction(type, body, what, sizeof(what)))
+        check_concurrently(ctx, what);
+    check_maintenance(ctx, type, body);
     if (strcmp(type, "AlterTableStmt") == 0) {
         check_alter_table(ctx, body);
     } else if (strcmp(type, "IndexStmt") == 0) {
@@ -780,10 +936,14 @@ void lint_check_statement(lint_ctx_t *ctx, json_t *node)
         track_setting(ctx, body);
     } else if (strcmp(type, "TransactionStmt") == 0) {
         track_transaction(ctx, body);
+    } else if (strcmp(type, "SelectStmt") == 0) {
+        track_set_config(ctx, body);
     } else if (strcmp(type, "CreateStmt") == 0) {
         track_create_table(ctx, body);
     } else if (strcmp(type, "CreateTableAsStmt") == 0) {
-        set_add(&ctx->created_tables, rel_of(lint_json_get(lint_json_get(body, "into"), "rel")));
+        if (!jtrue(body, "if_not_exists"))
+            set_add(&ctx->created_tables,
+                    rel_of(lint_json_get(lint_json_get(body, "into"), "rel")));
     } else if (strcmp(type, "CreateTrigStmt") == 0) {
         note_lock(ctx, rel_of(lint_json_get(body, "relation")));
     } else if (strcmp(type, "LockStmt") == 0) {

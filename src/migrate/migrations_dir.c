@@ -350,6 +350,17 @@ static void classify_node(const char *type, json_t *node, dc_migrate_stmt_t *st)
     }
 }
 
+bool dc_migrate_stmt_no_transaction(const char *type, json_t *node, char *what, size_t what_size)
+{
+    dc_migrate_stmt_t st;
+    memset(&st, 0, sizeof(st));
+    classify_node(type, node, &st);
+    free(st.concurrent_index);
+    if (st.no_transaction && what_size > 0)
+        snprintf(what, what_size, "%s", st.what);
+    return st.no_transaction;
+}
+
 /* Where the line count stands: statements come in file order, so each one's line is counted
  * from the previous one's start, once over the file in all. */
 typedef struct line_cursor {

@@ -7,7 +7,9 @@ db=$(new_db main)
 url=$(db_url "$db")
 mkdir -p "$WORK/migrations"
 psql_admin "$db" -c "CREATE TABLE big AS SELECT g AS id, repeat(md5(g::text), 4) AS payload FROM generate_series(1, 40000) g"
-table_bytes=$(psql_value "$db" "SELECT pg_table_size('big')")
+psql_admin "$db" -c "VACUUM ANALYZE big" # the estimate reads pg_class.relpages, which takes no lock
+table_bytes=$(psql_value "$db" "SELECT (c.relpages + coalesce(t.relpages, 0))::bigint * current_setting('block_size')::bigint FROM pg_class c LEFT JOIN pg_class t ON t.oid = c.reltoastrelid WHERE c.oid = 'big'::regclass")
+[[ $table_bytes -gt 1000000 ]] || fail "pg_class.relpages of the table: $table_bytes bytes"
 need=$((table_bytes / 2)) # the estimate without a previous snapshot: half the tables' size
 
 check() { run_deployctl check --database "$url" --migrations "$WORK/migrations" --json "$@"; }

@@ -91,6 +91,25 @@ assert_eq 4 "$rc" "Prisma lock held: exit"
     fail "Prisma lock: $(result)"
 pass "Prisma's advisory migration lock held by pid $pid fails the check"
 
+kill "$runner" 2>/dev/null || true
+end_session "$app"
+
+# deployctl's own migration lock (DC_MIGRATE_LOCK_KEY, 0x64636d67) held by another runner.
+app="dc_${TEST_NAME}_deployctl"
+PGAPPNAME=$app psql_admin "$db" -c "SELECT pg_advisory_lock(1684237671)" -c "SELECT pg_sleep(60)" >/dev/null 2>&1 &
+runner=$!
+on_exit "kill $runner 2>/dev/null; end_session $app"
+for _ in $(seq 1 100); do
+    [[ $(psql_value "$db" "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 1684237671 AND granted") == 1 ]] && break
+    sleep 0.1
+done
+pid=$(psql_value postgres "SELECT pid FROM pg_stat_activity WHERE application_name = '$app'")
+check
+assert_eq 4 "$rc" "deployctl lock held: exit"
+[[ $(result) == "failed|"*"pid $pid (user postgres, application '$app') holds deployctl's migration lock (advisory lock 1684237671): another migration is running"* ]] ||
+    fail "deployctl lock: $(result)"
+pass "deployctl's own advisory migration lock held by pid $pid fails the check"
+
 # Prepared transactions need max_prepared_transactions > 0, which the shared cluster does not
 # set (it would need a restart); that check's query runs in every case above (status ok).
 assert_eq ok "$(jq -r '.checks[] | select(.name == "prepared-transactions") | .status' "$WORK/out")" "prepared transactions"

@@ -82,6 +82,28 @@ static void test_json(void **state)
     dc_check_report_free(&r);
 }
 
+/* Text that is not UTF-8 (a LATIN1 table name, a detail cut inside a character) is kept,
+ * with U+FFFD for the bad bytes: never an item or a whole check dropped from the JSON. */
+static void test_json_keeps_invalid_utf8(void **state)
+{
+    (void)state;
+    dc_check_report_t r;
+    memset(&r, 0, sizeof(r));
+    dc_check_result_t *res = dc_check_add(&r, "locks", "Locks", DC_CHECK_FAILED, "on caf\xe9");
+    dc_check_add_item(res, "pid 7 holds locks on caf\xe9 and \xc3");
+    char *text = dc_check_report_to_json(&r);
+    json_t *root = json_loads(text, 0, NULL);
+    assert_non_null(root);
+    json_t *locks = json_array_get(json_object_get(root, "checks"), 0);
+    assert_non_null(locks);
+    assert_string_equal(json_string_value(json_object_get(locks, "detail")), "on caf\xef\xbf\xbd");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(locks, "items"), 0)),
+                        "pid 7 holds locks on caf\xef\xbf\xbd and \xef\xbf\xbd");
+    json_decref(root);
+    free(text);
+    dc_check_report_free(&r);
+}
+
 static char *printed(const dc_check_report_t *r, bool unicode)
 {
     char *buf = NULL;
@@ -167,6 +189,10 @@ static void test_url_pooler_hint(void **state)
                "pgbouncer=true"));
     assert_non_null(strstr(dc_check_url_pooler_hint("postgresql://u:p@db:6432/app"), "6432"));
     assert_non_null(strstr(dc_check_url_pooler_hint("host=db port=6432 dbname=app"), "6432"));
+    /* Prisma's parameters, which libpq does not know, do not hide the port */
+    assert_non_null(
+        strstr(dc_check_url_pooler_hint("postgresql://u:p@db:6432/app?schema=s&connection_limit=5"),
+               "6432"));
 }
 
 int main(void)
@@ -175,6 +201,7 @@ int main(void)
         cmocka_unit_test(test_verdict_is_the_worst),
         cmocka_unit_test(test_raise_never_lowers),
         cmocka_unit_test(test_json),
+        cmocka_unit_test(test_json_keeps_invalid_utf8),
         cmocka_unit_test(test_text),
         cmocka_unit_test(test_details_are_redacted),
         cmocka_unit_test(test_unicode_wanted),

@@ -37,6 +37,11 @@ static const lint_case_t cases[] = {
     {LT "ALTER TABLE t ADD COLUMN c int NULL", "", ADD},
     {LT "ALTER TABLE t ADD COLUMN c int NOT NULL", "add-not-null-column-without-default:error", ADD},
     {LT "ALTER TABLE t ADD COLUMN c int NOT NULL DEFAULT 0", "", ADD},
+    {LT "ALTER TABLE t ADD COLUMN c int NOT NULL DEFAULT NULL",
+     "add-not-null-column-without-default:error", ADD},
+    {LT "ALTER TABLE t ADD COLUMN c int DEFAULT NULL::int NOT NULL",
+     "add-not-null-column-without-default:error", ADD},
+    {LT "ALTER TABLE t ADD COLUMN c int DEFAULT NULL", "", ADD},
     {LT "ALTER TABLE t ADD COLUMN c text NOT NULL DEFAULT 'x'::text", "", ADD},
     {LT "ALTER TABLE t ADD COLUMN c timestamptz NOT NULL DEFAULT now()", "", ADD},
     {LT "ALTER TABLE t ADD COLUMN c timestamp(3) NOT NULL DEFAULT CURRENT_TIMESTAMP", "", ADD},
@@ -72,6 +77,23 @@ static const lint_case_t cases[] = {
      "concurrently-in-transaction:error", ADD},
     {LT "ALTER TABLE t ADD COLUMN c int;\nCREATE INDEX CONCURRENTLY i ON t (c)",
      "concurrently-not-alone:warning", ADD},
+    /* every statement the migrate runner knows cannot run in a transaction */
+    {"BEGIN;\nREINDEX TABLE CONCURRENTLY t;\nCOMMIT", "concurrently-in-transaction:error", ADD},
+    {LT "REINDEX INDEX CONCURRENTLY i", "concurrently-not-alone:warning", ADD},
+    {"REINDEX INDEX CONCURRENTLY i", "", ADD},
+    {LT "VACUUM t", "concurrently-not-alone:warning", ADD},
+    {LT "ALTER TABLE p DETACH PARTITION c CONCURRENTLY", "concurrently-not-alone:warning", TRA},
+    /* rewrites, and exclusive locks held while every row is read */
+    {"VACUUM FULL t", "missing-lock-timeout:warning table-rewrite-or-exclusive-lock:error", TRA},
+    {LT "CLUSTER t USING t_pkey", "table-rewrite-or-exclusive-lock:error", TRA},
+    {LT "REINDEX TABLE t", "table-rewrite-or-exclusive-lock:error", TRA},
+    {LT "REINDEX INDEX i", "table-rewrite-or-exclusive-lock:error", TRA},
+    {LT "REFRESH MATERIALIZED VIEW mv", "table-rewrite-or-exclusive-lock:error", TRA},
+    {LT "REFRESH MATERIALIZED VIEW CONCURRENTLY mv", "", ADD},
+    {LT "ALTER TABLE t SET TABLESPACE fast", "table-rewrite-or-exclusive-lock:error", TRA},
+    {LT "ALTER TABLE t SET LOGGED", "table-rewrite-or-exclusive-lock:error", TRA},
+    {LT "ALTER TABLE t SET UNLOGGED", "table-rewrite-or-exclusive-lock:error", TRA},
+    {"CREATE TABLE n (a int);\nALTER TABLE n SET UNLOGGED;\nCLUSTER n USING n_a_idx", "", ADD},
     /* constraints */
     {LT "ALTER TABLE t ADD CONSTRAINT fk FOREIGN KEY (u) REFERENCES users (id)",
      "constraint-without-not-valid:error", ADD},
@@ -81,6 +103,16 @@ static const lint_case_t cases[] = {
      ADD},
     {LT "ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0) NOT VALID", "", ADD},
     {"ALTER TABLE t VALIDATE CONSTRAINT fk", "", ADD},
+    /* VALIDATE in the migration that added the constraint NOT VALID: the ADD's lock is still
+     * held (the file is one transaction), so the scan blocks writes after all */
+    {LT "ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0) NOT VALID;\n"
+        "ALTER TABLE t VALIDATE CONSTRAINT c", "constraint-without-not-valid:error", ADD},
+    {LT "ALTER TABLE t ADD CONSTRAINT fk FOREIGN KEY (u) REFERENCES users (id) NOT VALID;\n"
+        "ALTER TABLE \"t\" VALIDATE CONSTRAINT \"fk\"", "constraint-without-not-valid:error", ADD},
+    {LT "BEGIN;\nALTER TABLE t ADD CONSTRAINT c CHECK (a > 0) NOT VALID;\nCOMMIT;\n"
+        "ALTER TABLE t VALIDATE CONSTRAINT c", "", ADD},
+    {LT "ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0) NOT VALID;\n"
+        "ALTER TABLE u VALIDATE CONSTRAINT c", "", ADD},
     {LT "ALTER TABLE t ADD CONSTRAINT u UNIQUE (a)", "unique-constraint-without-index:error", ADD},
     {LT "ALTER TABLE t ADD CONSTRAINT u UNIQUE USING INDEX t_a_idx", "", ADD},
     {LT "ALTER TABLE t ADD PRIMARY KEY (id)", "unique-constraint-without-index:error", ADD},
@@ -100,11 +132,27 @@ static const lint_case_t cases[] = {
     {LT "ALTER TABLE \"t\" ALTER COLUMN \"q\" SET DATA TYPE DECIMAL(65,30)",
      "change-column-type:error", TRA},
     {LT "ALTER TABLE t DROP COLUMN c", "drop-column:error", DES},
+    /* to text, varchar or unconstrained numeric without USING: no rewrite if it widens */
+    {LT "ALTER TABLE t ALTER COLUMN name TYPE varchar(200)", "widen-column-type:warning", TRA},
+    {LT "ALTER TABLE t ALTER COLUMN name TYPE character varying", "widen-column-type:warning",
+     TRA},
+    {LT "ALTER TABLE t ALTER COLUMN name TYPE text", "widen-column-type:warning", TRA},
+    {LT "ALTER TABLE t ALTER COLUMN q SET DATA TYPE numeric", "widen-column-type:warning", TRA},
+    {LT "ALTER TABLE t ALTER COLUMN name TYPE text USING name || ''", "change-column-type:error",
+     TRA},
+    {LT "ALTER TABLE t ALTER COLUMN tags TYPE varchar(20)[]", "change-column-type:error", TRA},
+    {LT "ALTER TABLE t ALTER COLUMN q TYPE integer", "change-column-type:error", TRA},
     {LT "ALTER TABLE t ADD COLUMN a int, DROP COLUMN b, ALTER COLUMN c TYPE bigint",
      "drop-column:error change-column-type:error", DES},
     {LT "DROP TABLE t", "drop-table:error", DES},
     {LT "DROP TABLE IF EXISTS s.t, u CASCADE", "drop-table:error drop-table:error", DES},
     {"CREATE TABLE n (a int);\nDROP TABLE n", "", ADD},
+    /* IF NOT EXISTS: the table may exist, with rows and readers */
+    {LT "CREATE TABLE IF NOT EXISTS t (id int);\nALTER TABLE t DROP COLUMN c;\nDROP TABLE t",
+     "drop-column:error drop-table:error", DES},
+    {"CREATE TABLE IF NOT EXISTS n (a int);\nCREATE INDEX i ON n (a)",
+     "missing-lock-timeout:warning index-not-concurrent:error", ADD},
+    {LT "CREATE TABLE IF NOT EXISTS n AS SELECT 1 AS a;\nTRUNCATE n", "truncate:error", DES},
     {LT "DROP SCHEMA old CASCADE", "drop-schema:error", DES},
     {"DROP DATABASE app", "drop-database:error", DES},
     {LT "DROP VIEW v", "", DES},
@@ -126,6 +174,16 @@ static const lint_case_t cases[] = {
     {"SET lock_timeout = '0';\nALTER TABLE t ADD COLUMN c int", "missing-lock-timeout:warning",
      ADD},
     {"SET LOCAL lock_timeout TO 1000;\nALTER TABLE t ADD COLUMN c int", "", ADD},
+    {"BEGIN;\nSET LOCAL lock_timeout = '5s';\nCOMMIT;\nALTER TABLE t ADD COLUMN c int",
+     "missing-lock-timeout:warning", ADD},
+    {"BEGIN;\nSET lock_timeout = '5s';\nROLLBACK;\nALTER TABLE t ADD COLUMN c int",
+     "missing-lock-timeout:warning", ADD},
+    {"BEGIN;\nSET lock_timeout = '5s';\nCOMMIT;\nALTER TABLE t ADD COLUMN c int", "", ADD},
+    {"SELECT set_config('lock_timeout', '5s', false);\nALTER TABLE t ADD COLUMN c int", "", ADD},
+    {"SELECT pg_catalog.set_config('lock_timeout', '0', false);\nALTER TABLE t ADD COLUMN c int",
+     "missing-lock-timeout:warning", ADD},
+    {"BEGIN;\nSELECT set_config('lock_timeout', '5s', true);\nCOMMIT;\n"
+     "ALTER TABLE t ADD COLUMN c int", "missing-lock-timeout:warning", ADD},
     {"ALTER TABLE t ADD COLUMN c int;\nSET lock_timeout = '5s'", "missing-lock-timeout:warning",
      ADD},
     {LT "RESET lock_timeout;\nALTER TABLE t ADD COLUMN c int", "missing-lock-timeout:warning",
@@ -225,10 +283,11 @@ static void test_severity_policy(void **state)
                                          "constraint-without-not-valid",
                                          "index-not-concurrent",
                                          "unique-constraint-without-index",
-                                         "truncate"};
-    static const char *const warnings[] = {"set-not-null", "update-without-where",
-                                           "delete-without-where", "missing-lock-timeout",
-                                           "concurrently-not-alone"};
+                                         "truncate",
+                                         "table-rewrite-or-exclusive-lock"};
+    static const char *const warnings[] = {"set-not-null",           "update-without-where",
+                                           "delete-without-where",   "missing-lock-timeout",
+                                           "concurrently-not-alone", "widen-column-type"};
     for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++) {
         const dc_lint_rule_t *r = dc_lint_rule_find(errors[i]);
         assert_non_null(r);
@@ -433,9 +492,10 @@ static void test_seed_scenarios(void **state)
             "WHERE \"batch_number\" IS NULL AND \"id\" BETWEEN 1 AND 10000;",
          TRA, ""},
         {LT "ALTER TABLE \"inventory_items\" ADD CONSTRAINT \"bn_nn\" "
-            "CHECK (\"batch_number\" IS NOT NULL) NOT VALID;\n"
-            "ALTER TABLE \"inventory_items\" VALIDATE CONSTRAINT \"bn_nn\";",
+            "CHECK (\"batch_number\" IS NOT NULL) NOT VALID;",
          ADD, ""},
+        /* in a migration of its own: VALIDATE only takes SHARE UPDATE EXCLUSIVE */
+        {LT "ALTER TABLE \"inventory_items\" VALIDATE CONSTRAINT \"bn_nn\";", ADD, ""},
         {LT "ALTER TABLE \"inventory_items\" ALTER COLUMN \"batch_number\" SET NOT NULL;", TRA,
          "set-not-null:warning"},
         {LT "-- deployctl:allow drop-column -- no running version reads it since v2.4\n"
