@@ -350,12 +350,20 @@ static void classify_node(const char *type, json_t *node, dc_migrate_stmt_t *st)
     }
 }
 
+static void stmt_free(dc_migrate_stmt_t *st)
+{
+    free(st->text);
+    free(st->concurrent_index);
+    free(st->index_schema);
+    free(st->index_table);
+}
+
 bool dc_migrate_stmt_no_transaction(const char *type, json_t *node, char *what, size_t what_size)
 {
     dc_migrate_stmt_t st;
     memset(&st, 0, sizeof(st));
     classify_node(type, node, &st);
-    free(st.concurrent_index);
+    stmt_free(&st);
     if (st.no_transaction && what_size > 0)
         snprintf(what, what_size, "%s", st.what);
     return st.no_transaction;
@@ -447,12 +455,8 @@ int dc_migrate_parse_script(const char *sql, const char *label, dc_migrate_scrip
 
 void dc_migrate_script_free(dc_migrate_script_t *script)
 {
-    for (size_t i = 0; i < script->count; i++) {
-        free(script->stmts[i].text);
-        free(script->stmts[i].concurrent_index);
-        free(script->stmts[i].index_schema);
-        free(script->stmts[i].index_table);
-    }
+    for (size_t i = 0; i < script->count; i++)
+        stmt_free(&script->stmts[i]);
     free(script->stmts);
     memset(script, 0, sizeof(*script));
 }

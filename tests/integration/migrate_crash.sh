@@ -6,17 +6,7 @@
 # committed before it are not run again.
 source "$DC_SOURCE_DIR/tests/harness/lib.sh"
 
-db=$(new_db app)
-url=$(db_url "$db")
-dir=$WORK/migrations
-mkdir -p "$dir"
-printf 'provider = "postgresql"\n' >"$dir/migration_lock.toml"
-add() { # name sql
-    mkdir -p "$dir/$1"
-    printf '%s\n' "$2" >"$dir/$1/migration.sql"
-}
-q() { psql_value "$db" "$1"; }
-migrate() { run_deployctl migrate "$@" --database "$url" --migrations "$dir"; }
+source "$DC_SOURCE_DIR/tests/harness/migrate_lib.sh"
 logs_of() { q "SELECT logs FROM _prisma_migrations WHERE migration_name = '$1' AND rolled_back_at IS NULL"; }
 end_session() { # application_name
     psql_admin postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '$1' AND datname = '$db'" >/dev/null

@@ -6,17 +6,7 @@
 # refused before anything runs.
 source "$DC_SOURCE_DIR/tests/harness/lib.sh"
 
-db=$(new_db app)
-url=$(db_url "$db")
-dir=$WORK/migrations
-mkdir -p "$dir"
-printf 'provider = "postgresql"\n' >"$dir/migration_lock.toml"
-add() { # name sql
-    mkdir -p "$dir/$1"
-    printf '%s\n' "$2" >"$dir/$1/migration.sql"
-}
-q() { psql_value "$db" "$1"; }
-migrate() { run_deployctl migrate "$@" --database "$url" --migrations "$dir"; }
+source "$DC_SOURCE_DIR/tests/harness/migrate_lib.sh"
 
 add 20240101000000_ok "CREATE TABLE items (id int PRIMARY KEY, qty int);"
 add 20240102000000_bad "CREATE TABLE notes (id int);

@@ -4,17 +4,7 @@
 # refused before anything runs, as Prisma refuses it.
 source "$DC_SOURCE_DIR/tests/harness/lib.sh"
 
-db=$(new_db app)
-url=$(db_url "$db")
-dir=$WORK/migrations
-mkdir -p "$dir"
-printf 'provider = "postgresql"\n' >"$dir/migration_lock.toml"
-add() { # name sql
-    mkdir -p "$dir/$1"
-    printf '%s\n' "$2" >"$dir/$1/migration.sql"
-}
-q() { psql_value "$db" "$1"; }
-migrate() { run_deployctl migrate "$@" --database "$url" --migrations "$dir"; }
+source "$DC_SOURCE_DIR/tests/harness/migrate_lib.sh"
 logs_of() { q "SELECT logs FROM _prisma_migrations WHERE migration_name = '$1' AND rolled_back_at IS NULL"; }
 
 add 20240101000000_init "CREATE TABLE items (id int PRIMARY KEY, note text);"
