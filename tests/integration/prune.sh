@@ -25,6 +25,9 @@ backup() { # tag
     tail -n 1 "$WORK/out"
 }
 r1=$(backup nightly)
+# Ids carry the time to the second: within one second two ids order by their random suffix, and
+# "the newest" would be either. The second backup starts in the next second.
+sleep "$(printf '%s' "$(date +%N)" | awk '{ printf "%.3f", 1 - $1 / 1e9 + 0.05 }')"
 r2=$(backup nightly)
 dir=$store/$src
 [[ -f $dir/$r2/manifest.json ]] || fail "no real snapshot at $dir/$r2"
