@@ -6,16 +6,7 @@
 # failure names the blocking session, which is never terminated.
 source "$DC_SOURCE_DIR/tests/harness/lib.sh"
 
-db=$(new_db app)
-url=$(db_url "$db")
-dir=$WORK/migrations
-mkdir -p "$dir"
-printf 'provider = "postgresql"\n' >"$dir/migration_lock.toml"
-add() { # name sql
-    mkdir -p "$dir/$1"
-    printf '%s\n' "$2" >"$dir/$1/migration.sql"
-}
-q() { psql_value "$db" "$1"; }
+source "$DC_SOURCE_DIR/tests/harness/migrate_lib.sh"
 OUR_LOCK=1684237671 # 0x64636d67, DC_MIGRATE_LOCK_KEY
 
 # Waits until a condition (SQL returning t) holds, for at most 20 s.
