@@ -26,6 +26,10 @@
 
 /* A new id for a snapshot taken at time t. */
 void dc_snapshot_id_new(time_t t, char out[DC_SNAPSHOT_ID_LEN + 1]);
+/* A new id for time t that sorts after `after` (the newest id already in the store, or NULL):
+ * ids order by second, and within one second by their suffix, so "latest" must never pick an
+ * older snapshot of the same second. false when that second has no suffix left above it. */
+bool dc_snapshot_id_new_after(time_t t, const char *after, char out[DC_SNAPSHOT_ID_LEN + 1]);
 /* Strict pattern check; run before an id touches a path or a URL. */
 bool dc_snapshot_id_valid(const char *id);
 /* The creation time (UTC) an id encodes; -1 when the id is not valid or names no real time. */

@@ -2,6 +2,7 @@
  * a user, a manifest or a store listing must match before it is used. */
 #include <openssl/rand.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -11,17 +12,45 @@
 const char DC_MEMBER_PRE_DATA[] = "schema/pre-data.sql";
 const char DC_MEMBER_POST_DATA[] = "schema/post-data.sql";
 
-void dc_snapshot_id_new(time_t t, char out[DC_SNAPSHOT_ID_LEN + 1])
+/* Suffixes of the first id of a second start in the lower half, so that later ids of the same
+ * second have room above it (see dc_snapshot_id_new_after). */
+#define FIRST_SUFFIX_MAX 0x7fffu
+#define NEXT_SUFFIX_STEP 0x100u
+
+static void format_id(time_t t, unsigned suffix, char out[DC_SNAPSHOT_ID_LEN + 1])
 {
     struct tm tm;
-    uint8_t rnd[2];
-    char hex[5];
     char stamp[17];
     gmtime_r(&t, &tm);
     strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+    snprintf(out, DC_SNAPSHOT_ID_LEN + 1, "%s-%04x", stamp, suffix & 0xffffu);
+}
+
+static unsigned random_below(unsigned n)
+{
+    uint8_t rnd[2];
     RAND_bytes(rnd, sizeof(rnd));
-    dc_hex_encode(rnd, sizeof(rnd), hex);
-    snprintf(out, DC_SNAPSHOT_ID_LEN + 1, "%s-%s", stamp, hex);
+    return ((unsigned)rnd[0] << 8 | rnd[1]) % n;
+}
+
+void dc_snapshot_id_new(time_t t, char out[DC_SNAPSHOT_ID_LEN + 1])
+{
+    format_id(t, random_below(FIRST_SUFFIX_MAX + 1), out);
+}
+
+bool dc_snapshot_id_new_after(time_t t, const char *after, char out[DC_SNAPSHOT_ID_LEN + 1])
+{
+    format_id(t, 0, out);
+    if (after == NULL || !dc_snapshot_id_valid(after) || strncmp(after, out, 16) != 0) {
+        dc_snapshot_id_new(t, out);
+        return true;
+    }
+    unsigned floor = (unsigned)strtoul(after + 17, NULL, 16);
+    if (floor >= 0xffffu)
+        return false;
+    unsigned room = 0xffffu - floor;
+    format_id(t, floor + 1 + random_below(room < NEXT_SUFFIX_STEP ? room : NEXT_SUFFIX_STEP), out);
+    return true;
 }
 
 static bool all_in(const char *s, size_t n, const char *set)

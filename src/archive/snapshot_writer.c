@@ -80,21 +80,60 @@ static bool id_taken(dc_snapshot_writer_t *w)
     return false;
 }
 
-/* Picks a fresh id and takes its lease: two backups in the same second get different ids,
- * and a committed snapshot is never overwritten. */
+typedef struct newest_of_second {
+    char stamp[17]; /* "YYYYMMDDTHHMMSSZ" */
+    char id[DC_SNAPSHOT_ID_LEN + 1];
+} newest_of_second_t;
+
+static int note_same_second(void *ctx, const dc_store_entry_t *entry, dc_error_t *err)
+{
+    (void)err;
+    newest_of_second_t *n = ctx;
+    const char *slash = strchr(entry->key, '/');
+    if (slash == NULL || strlen(slash + 1) < DC_SNAPSHOT_ID_LEN)
+        return 0;
+    char id[DC_SNAPSHOT_ID_LEN + 1];
+    memcpy(id, slash + 1, DC_SNAPSHOT_ID_LEN);
+    id[DC_SNAPSHOT_ID_LEN] = '\0';
+    if (dc_snapshot_id_valid(id) && strncmp(id, n->stamp, 16) == 0 && strcmp(id, n->id) > 0)
+        memcpy(n->id, id, sizeof(n->id));
+    return 0;
+}
+
+/* The newest id already in the store for the second of w->created, "" when none. */
+static void newest_id_of_second(dc_snapshot_writer_t *w, char out[DC_SNAPSHOT_ID_LEN + 1])
+{
+    newest_of_second_t n = {.id = ""};
+    dc_snapshot_id_new(w->created, out);
+    memcpy(n.stamp, out, 16);
+    n.stamp[16] = '\0';
+    char *prefix = dc_sprintf("%s/", w->database_dir);
+    dc_error_t ignored;
+    if (dc_store_list(w->store, prefix, note_same_second, &n, &ignored) != 0)
+        n.id[0] = '\0'; /* an unlistable store fails at the write that follows */
+    free(prefix);
+    memcpy(out, n.id, sizeof(n.id));
+}
+
+/* Picks a fresh id, after every id of the same second already in the store, and takes its
+ * lease: two backups in the same second get different ids that sort in the order they were
+ * taken, and a committed snapshot is never overwritten. */
 static int claim_id(dc_snapshot_writer_t *w, dc_error_t *err)
 {
+    char newest[DC_SNAPSHOT_ID_LEN + 1];
+    newest_id_of_second(w, newest);
     for (int attempt = 0; attempt < 8; attempt++) {
-        dc_snapshot_id_new(w->created, w->id);
+        if (!dc_snapshot_id_new_after(w->created, newest[0] ? newest : NULL, w->id))
+            break;
         char *lease = dc_sprintf("%s.%s", w->database_dir, w->id);
         int rc = dc_store_lease_acquire(w->store, lease, &w->lease, err);
         free(lease);
-        if (rc != 0)
-            continue;
-        if (!id_taken(w))
+        if (rc == 0 && !id_taken(w))
             return 0;
-        dc_store_lease_release(w->lease);
+        if (rc == 0)
+            dc_store_lease_release(w->lease);
         w->lease = NULL;
+        memcpy(newest, w->id, sizeof(newest)); /* taken by another backup: go after it */
     }
     return dc_error_set(err, "cannot find a free snapshot id in store %s", dc_store_url(w->store));
 }

@@ -95,6 +95,33 @@ static void test_id_sorts_by_time(void **state)
         assert_string_equal(shuffled[i], ids[i]);
 }
 
+/* Ids of one second, each made after the previous one, sort in the order they were made, and
+ * the suffix space runs out with an answer rather than a wrong order. */
+static void test_id_new_after_orders_within_a_second(void **state)
+{
+    (void)state;
+    time_t t = utc(2026, 11, 29, 21, 0, 0);
+    char prev[DC_SNAPSHOT_ID_LEN + 1];
+    char id[DC_SNAPSHOT_ID_LEN + 1];
+    assert_true(dc_snapshot_id_new_after(t, NULL, prev));
+    assert_true(strtoul(prev + 17, NULL, 16) <= 0x7fff);
+    for (int i = 0; i < 100; i++) {
+        assert_true(dc_snapshot_id_new_after(t, prev, id));
+        assert_true(dc_snapshot_id_valid(id));
+        assert_memory_equal(id, prev, 17);
+        assert_true(strcmp(id, prev) > 0);
+        memcpy(prev, id, sizeof(prev));
+    }
+    /* An id of another second imposes nothing. */
+    assert_true(dc_snapshot_id_new_after(t + 1, prev, id));
+    assert_memory_not_equal(id, prev, 16);
+    assert_true(strtoul(id + 17, NULL, 16) <= 0x7fff);
+    /* Nothing sorts after -ffff within its second. */
+    assert_true(dc_snapshot_id_new_after(t, "20261129T210000Z-fffe", id));
+    assert_string_equal(id, "20261129T210000Z-ffff");
+    assert_false(dc_snapshot_id_new_after(t, "20261129T210000Z-ffff", id));
+}
+
 static void test_id_valid_rejects(void **state)
 {
     (void)state;
@@ -290,6 +317,7 @@ int main(void)
         cmocka_unit_test(test_id_new_format),
         cmocka_unit_test(test_id_new_random_suffix),
         cmocka_unit_test(test_id_sorts_by_time),
+        cmocka_unit_test(test_id_new_after_orders_within_a_second),
         cmocka_unit_test(test_id_valid_rejects),
         cmocka_unit_test(test_tag_valid),
         cmocka_unit_test(test_database_dir_escapes),
