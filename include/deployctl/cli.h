@@ -8,6 +8,7 @@
 #include "deployctl/backup.h"
 #include "deployctl/config.h"
 #include "deployctl/error.h"
+#include "deployctl/metrics.h"
 #include "deployctl/store.h"
 
 typedef struct dc_cli {
@@ -56,5 +57,10 @@ void dc_cli_backup_opts(dc_cli_t *cli, dc_backup_opts_t *opts);
 /* The name of the database --database designates (without connecting), or NULL when none is
  * given; buf holds it. */
 const char *dc_cli_database_name(dc_cli_t *cli, char *buf, size_t size, dc_error_t *err, int *rc);
+
+/* The --metrics-file path (NULL when none is configured), checked to be writable. */
+int dc_cli_metrics_path(dc_cli_t *cli, const char **out, dc_error_t *err);
+/* Updates the metrics file; a failure is logged as a warning and does not change the outcome. */
+void dc_cli_metrics_write(const char *path, const dc_metric_t *metrics, size_t count);
 
 #endif

@@ -80,6 +80,8 @@ typedef enum {
     DC_OPT_INCOMPLETE_GRACE,
     DC_OPT_PRE_RESTORE_WINDOW,
     DC_OPT_DRY_RUN,
+    /* metrics for Prometheus (backup, verify, prune) */
+    DC_OPT_METRICS_FILE,
     /* the s3:// store ([s3] section; AWS_* environment) */
     DC_OPT_S3_ENDPOINT,
     DC_OPT_S3_REGION,

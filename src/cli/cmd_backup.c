@@ -93,29 +93,64 @@ static int verify_new_snapshot(dc_cli_t *cli, dc_store_t *store, const dc_manife
     return 0;
 }
 
+/* The outcome for Prometheus: start and end always, success time and size only when the
+ * snapshot was stored (and, with --verify, verified), so an alert can compare the two. */
+static void write_metrics(const char *path, const char *database, double start, double end,
+                          const dc_manifest_t *stored, bool succeeded, bool verified)
+{
+    dc_metric_t m[6] = {
+        {"deployctl_backup_last_start_timestamp_seconds",
+         "When the last backup started (Unix time).", database, start},
+        {"deployctl_backup_last_end_timestamp_seconds",
+         "When the last backup ended, successful or not (Unix time).", database, end},
+        {"deployctl_backup_last_duration_seconds", "How long the last backup took.", database,
+         end - start},
+        {"deployctl_backup_last_verified",
+         "1 when the last backup was verified deeply (backup --verify) and passed, else 0.",
+         database, verified ? 1 : 0},
+        {"deployctl_backup_last_success_timestamp_seconds",
+         "When the last successful backup ended (Unix time).", database, end},
+        {"deployctl_backup_last_bytes", "Stored size of the last successful backup's archive.",
+         database, stored ? (double)stored->archive_bytes : 0},
+    };
+    dc_cli_metrics_write(path, m, succeeded ? 6 : 4);
+}
+
 int dc_cmd_backup(dc_cli_t *cli, dc_error_t *err)
 {
-    const char *url;
+    const char *url, *metrics;
     dc_backup_opts_t opts;
     dc_cli_backup_opts(cli, &opts);
     if (!dc_snapshot_tag_valid(opts.tag))
         return dc_error_set(err, "invalid tag '%s': use 1-32 of a-z, 0-9, '.', '_' and '-'",
                             opts.tag);
-    if (dc_cli_database_url(cli, &url, err) != 0)
+    if (dc_cli_database_url(cli, &url, err) != 0 || dc_cli_metrics_path(cli, &metrics, err) != 0)
         return -1;
+    char dbbuf[256];
+    int rc;
+    const char *database = dc_cli_database_name(cli, dbbuf, sizeof(dbbuf), err, &rc);
+    if (rc != 0)
+        return -1;
+    double start = dc_metrics_now();
     dc_store_t *store;
-    if (dc_cli_open_store(cli, &store, err) != 0)
+    if (dc_cli_open_store(cli, &store, err) != 0) {
+        write_metrics(metrics, database, start, dc_metrics_now(), NULL, false, false);
         return -1;
+    }
     opts.database_url = url;
     opts.store = store;
     opts.prisma_schema = cli->prisma_schema;
+    bool verify = dc_config_flag(&cli->config, DC_OPT_VERIFY);
     dc_backup_result_t result;
-    int rc = dc_backup_run(&opts, &result, err);
+    rc = dc_backup_run(&opts, &result, err);
     if (rc != 0) {
         dc_error_prefix(err, "backup failed: ");
+        write_metrics(metrics, database, start, dc_metrics_now(), NULL, false, false);
     } else {
-        if (dc_config_flag(&cli->config, DC_OPT_VERIFY))
+        if (verify)
             rc = verify_new_snapshot(cli, store, result.manifest, url, err);
+        write_metrics(metrics, database, start, dc_metrics_now(), result.manifest, rc == 0,
+                      verify && rc == 0);
         print_summary(cli, &result, dc_store_url(store));
         dc_manifest_free(result.manifest);
     }

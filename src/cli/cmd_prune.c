@@ -126,8 +126,27 @@ static void log_summary(const dc_prune_result_t *r, bool dry_run)
                 r->deleted, freed, r->kept, r->failed, r->removed_temporary);
 }
 
+/* A real (not dry) run for Prometheus: when it last succeeded, what it deleted and freed. */
+static void write_metrics(const char *path, const char *database, const dc_prune_result_t *r)
+{
+    dc_metric_t m[] = {
+        {"deployctl_prune_last_success_timestamp_seconds",
+         "When prune last applied the retention rules without a failure (Unix time).", database,
+         dc_metrics_now()},
+        {"deployctl_prune_last_deleted", "Snapshots the last prune deleted.", database,
+         (double)r->deleted},
+        {"deployctl_prune_last_freed_bytes", "Bytes the last prune freed in the store.", database,
+         (double)r->freed_bytes},
+        {"deployctl_prune_last_kept", "Snapshots the last prune kept.", database, (double)r->kept},
+    };
+    dc_cli_metrics_write(path, m, sizeof(m) / sizeof(m[0]));
+}
+
 int dc_cmd_prune(dc_cli_t *cli, dc_error_t *err)
 {
+    const char *metrics;
+    if (dc_cli_metrics_path(cli, &metrics, err) != 0)
+        return -1;
     dc_prune_opts_t opts = {0};
     policy_from_config(&cli->config, &opts.policy);
     if (dc_retention_policy_check(&opts.policy, err) != 0)
@@ -150,6 +169,8 @@ int dc_cmd_prune(dc_cli_t *cli, dc_error_t *err)
     }
     if (rc == 0)
         log_summary(&r, opts.dry_run);
+    if (rc == 0 && !opts.dry_run)
+        write_metrics(metrics, opts.database ? opts.database : "all", &r);
     dc_prune_result_free(&r);
     return rc;
 }

@@ -9,8 +9,26 @@
 #include "deployctl/util.h"
 #include "deployctl/verify.h"
 
+/* Verification outcome for Prometheus: when, whether it passed, and whether it was deep. */
+static void write_metrics(const char *path, const char *database, const dc_verify_result_t *r)
+{
+    dc_metric_t m[] = {
+        {"deployctl_verify_last_timestamp_seconds",
+         "When the last verification of a snapshot ended (Unix time).", database, dc_metrics_now()},
+        {"deployctl_verify_last_ok", "1 when the last verified snapshot passed, else 0.", database,
+         r != NULL && r->ok ? 1 : 0},
+        {"deployctl_verify_last_deep",
+         "1 when the last verification restored the snapshot and compared every row.", database,
+         r != NULL && r->deep ? 1 : 0},
+    };
+    dc_cli_metrics_write(path, m, sizeof(m) / sizeof(m[0]));
+}
+
 int dc_cmd_verify(dc_cli_t *cli, dc_error_t *err)
 {
+    const char *metrics;
+    if (dc_cli_metrics_path(cli, &metrics, err) != 0)
+        return -1;
     char dbbuf[256];
     int rc;
     const char *database = dc_cli_database_name(cli, dbbuf, sizeof(dbbuf), err, &rc);
@@ -36,6 +54,7 @@ int dc_cmd_verify(dc_cli_t *cli, dc_error_t *err)
     dc_verify_result_t r;
     rc = dc_verify_run(&opts, &r, err);
     dc_store_close(store);
+    write_metrics(metrics, database, rc == 0 ? &r : NULL);
     if (rc != 0)
         return dc_error_prefix(err, "verify failed: ");
     if (cli->json) {
