@@ -11,6 +11,9 @@ packages=(
     libjansson-dev libinih-dev libpg-query-dev libcmocka-dev
     # run and test
     postgresql postgresql-client pgbouncer zstd jq tar time procps util-linux clang-format python3
+    # packaging: the Debian package (cpack, dpkg-shlibdeps), its manual page, the systemd units
+    # (systemd-analyze), the metrics parser and the CI examples' YAML
+    dpkg-dev man-db groff-base systemd python3-prometheus-client python3-yaml
 )
 
 # The S3 tests: s3rver runs on node (installed by npm from the registry at fixture start) and
