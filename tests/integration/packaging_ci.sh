@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# fixture: none -- no PostgreSQL needed.
+# The CI examples in packaging/ci (GitHub Actions release and nightly backup, GitLab CI): valid
+# YAML of the right shape, no secret written into them or interpolated into a command line
+# (copies with an inlined password and a secret in a run: line must be caught), and every
+# `deployctl` call uses a command and flags this deployctl has.
+set -euo pipefail
+
+: "${DC_BUILD_DIR:?run the tests through ctest (DC_BUILD_DIR unset)}"
+: "${DC_SOURCE_DIR:?run the tests through ctest (DC_SOURCE_DIR unset)}"
+DEPLOYCTL=${DEPLOYCTL:-$DC_BUILD_DIR/deployctl}
+TEST_NAME=${TEST_NAME:-packaging_ci}
+WORK=$(mktemp -d "/tmp/deployctl-test-$TEST_NAME.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+fail() {
+    echo "FAIL [$TEST_NAME]: $*" >&2
+    exit 1
+}
+pass() { echo "ok - $*"; }
+PY=/usr/bin/python3
+"$PY" -c 'import yaml' 2>/dev/null || PY=python3
+"$PY" -c 'import yaml' 2>/dev/null || {
+    echo "SKIP [$TEST_NAME]: PyYAML not installed (Debian package python3-yaml)"
+    exit 77
+}
+check="$PY $DC_SOURCE_DIR/tests/harness/ci_check.py"
+ci=$DC_SOURCE_DIR/packaging/ci
+files=("$ci/github/release.yml" "$ci/github/nightly-backup.yml" "$ci/gitlab/.gitlab-ci.yml")
+
+$check "${files[@]}" >"$WORK/calls" 2>"$WORK/err" || fail "$(cat "$WORK/err")"
+pass "the CI examples parse as YAML, have their CI's shape, and hold no secret"
+
+# The check must catch an inlined password and a secret on a command line.
+sed 's#DATABASE_URL_DIRECT: ${{ secrets.DATABASE_URL_DIRECT }}#DATABASE_URL_DIRECT: postgresql://app:hunter2@db/app#' \
+    "$ci/github/release.yml" >"$WORK/inlined.yml"
+cmp -s "$WORK/inlined.yml" "$ci/github/release.yml" && fail "could not make the inlined copy"
+$check "$WORK/inlined.yml" >/dev/null 2>"$WORK/err" && fail "an inlined password went unnoticed"
+grep -q 'URL with a password' "$WORK/err" || fail "unexpected complaint: $(cat "$WORK/err")"
+sed 's#run: deployctl lint --migrations prisma/migrations#run: deployctl lint --database "${{ secrets.DATABASE_URL_DIRECT }}"#' \
+    "$ci/github/release.yml" >"$WORK/argv.yml"
+cmp -s "$WORK/argv.yml" "$ci/github/release.yml" && fail "could not make the argv copy"
+$check "$WORK/argv.yml" >/dev/null 2>"$WORK/err" && fail "a secret on a command line went unnoticed"
+printf 'variables:\n  AWS_SECRET_ACCESS_KEY: "abc"\nstages: [a]\nj:\n  stage: a\n  script: [deployctl snapshots]\n' >"$WORK/.gitlab-ci.yml"
+$check "$WORK/.gitlab-ci.yml" >/dev/null 2>"$WORK/err" && fail "a secret in GitLab variables went unnoticed"
+pass "inlined secrets and secrets on command lines are caught"
+
+# Every call: a command of this deployctl, with flags its help lists.
+commands=$("$DEPLOYCTL" --help | sed -n '/^Commands:/,/^$/s/^  \([a-z][a-z-]*\) .*/\1/p')
+checked=0
+while IFS=$'\t' read -r file cmd flags; do
+    if ! grep -qx "$cmd" <<<"$commands"; then
+        # `release` comes from its own work; until this binary has it, its flags are checked
+        # by the build that has it.
+        [[ $cmd == release ]] || fail "$file calls 'deployctl $cmd', which does not exist"
+        echo "# $file: deployctl release is not in this build; its flags ($flags) are not checked"
+        continue
+    fi
+    "$DEPLOYCTL" "$cmd" --help >"$WORK/help"
+    for flag in $flags; do
+        grep -q -E -- "(^|[ ,])$flag( |$)" "$WORK/help" || fail "$file: deployctl $cmd has no option $flag"
+        checked=$((checked + 1))
+    done
+done <"$WORK/calls"
+[[ $checked -ge 10 ]] || fail "only $checked flags checked: $(cat "$WORK/calls")"
+for f in "${files[@]}"; do
+    grep -q "^$f	release	.*--migrations.*--smoke" "$WORK/calls" ||
+        [[ $f == */nightly-backup.yml ]] || fail "$f does not run deployctl release with --migrations and --smoke"
+    grep -q "^$f	backup	--verify --tag" "$WORK/calls" ||
+        [[ $f == */release.yml ]] || fail "$f does not run deployctl backup --verify --tag"
+done
+pass "$checked flags of deployctl calls exist in this deployctl"
