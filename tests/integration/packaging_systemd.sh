@@ -96,3 +96,17 @@ done < <(sed -n 's/^ExecStart=//p' "$WORK/units/deployctl-backup.service")
 [[ $(grep -c '^ExecStart=' "$units/deployctl-backup.service") -eq 2 ]] || fail "expected two ExecStart lines"
 [[ $refused -ge 1 ]] || fail "the backup did not even try to connect"
 pass "ExecStart command lines parse with this deployctl"
+
+# The cron example: one job line of five time fields, the user and a command sh can parse,
+# running the same deployctl command lines as the service.
+cron=$DC_SOURCE_DIR/packaging/cron/deployctl-backup
+job=$(grep -v -E '^\s*(#|$|[A-Z_]+=)' "$cron")
+[[ $(wc -l <<<"$job") -eq 1 ]] || fail "the cron example should hold one job line: $job"
+read -r min hour dom mon dow user cmd <<<"$job"
+[[ $min =~ ^[0-9]+$ && $hour =~ ^[0-9]+$ && $dom$mon$dow == '***' && $user == deployctl ]] ||
+    fail "the cron job is not daily as user deployctl: $job"
+sh -n -c "$cmd" || fail "the cron command is not valid sh: $cmd"
+for c in 'deployctl backup --verify --tag nightly' 'deployctl prune'; do
+    grep -qF "$c" <<<"$cmd" || fail "the cron job does not run '$c'"
+done
+pass "the cron example: a daily job as deployctl, valid sh, the service's commands"
