@@ -36,19 +36,8 @@ _run_cleanup() {
 }
 trap _run_cleanup EXIT
 
-fail() {
-    echo "FAIL [$TEST_NAME]: $*" >&2
-    exit 1
-}
-pass() { echo "ok - $*"; }
-skip() {
-    echo "SKIP [$TEST_NAME]: $*"
-    exit 77
-}
-
-assert_eq() { # expected actual message
-    [[ $1 == "$2" ]] || fail "$3: expected '$1', got '$2'"
-}
+# shellcheck source=assert_lib.sh
+source "$DC_SOURCE_DIR/tests/harness/assert_lib.sh"
 
 # psql as the superuser over the socket: admin work outside deployctl.
 psql_admin() { # db args...

@@ -5,24 +5,11 @@
 # (copies with an inlined password and a secret in a run: line must be caught), and every
 # `deployctl` call uses a command and flags this deployctl has.
 set -euo pipefail
-
-: "${DC_BUILD_DIR:?run the tests through ctest (DC_BUILD_DIR unset)}"
-: "${DC_SOURCE_DIR:?run the tests through ctest (DC_SOURCE_DIR unset)}"
-DEPLOYCTL=${DEPLOYCTL:-$DC_BUILD_DIR/deployctl}
-TEST_NAME=${TEST_NAME:-packaging_ci}
-WORK=$(mktemp -d "/tmp/deployctl-test-$TEST_NAME.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
-fail() {
-    echo "FAIL [$TEST_NAME]: $*" >&2
-    exit 1
-}
-pass() { echo "ok - $*"; }
+source "$DC_SOURCE_DIR/tests/harness/assert_lib.sh"
+standalone_test_setup packaging_ci
 PY=/usr/bin/python3
 "$PY" -c 'import yaml' 2>/dev/null || PY=python3
-"$PY" -c 'import yaml' 2>/dev/null || {
-    echo "SKIP [$TEST_NAME]: PyYAML not installed (Debian package python3-yaml)"
-    exit 77
-}
+"$PY" -c 'import yaml' 2>/dev/null || skip "PyYAML not installed (Debian package python3-yaml)"
 check="$PY $DC_SOURCE_DIR/tests/harness/ci_check.py"
 ci=$DC_SOURCE_DIR/packaging/ci
 files=("$ci/github/release.yml" "$ci/github/nightly-backup.yml" "$ci/gitlab/.gitlab-ci.yml")

@@ -7,20 +7,8 @@
 # A changed conffile survives dpkg -r and goes with --purge; the machine is left as it was.
 # `cmake --install` on its own writes nothing under /etc.
 set -euo pipefail
-
-: "${DC_BUILD_DIR:?run the tests through ctest (DC_BUILD_DIR unset)}"
-: "${DC_SOURCE_DIR:?run the tests through ctest (DC_SOURCE_DIR unset)}"
-TEST_NAME=${TEST_NAME:-packaging_deb}
-WORK=$(mktemp -d "/tmp/deployctl-test-$TEST_NAME.XXXXXX")
-fail() {
-    echo "FAIL [$TEST_NAME]: $*" >&2
-    exit 1
-}
-pass() { echo "ok - $*"; }
-skip() {
-    echo "SKIP [$TEST_NAME]: $*"
-    exit 77
-}
+source "$DC_SOURCE_DIR/tests/harness/assert_lib.sh"
+standalone_test_setup packaging_deb
 [[ $(id -u) -eq 0 ]] || skip "dpkg -i needs root"
 for tool in cpack dpkg dpkg-deb dpkg-shlibdeps man groff; do
     command -v "$tool" >/dev/null || skip "$tool is not installed (scripts/setup-debian.sh installs it)"
@@ -72,9 +60,7 @@ dpkg_retry() {
 deb=$(ls "$WORK"/pkg/deployctl_*.deb)
 version=$("$DC_BUILD_DIR/deployctl" --version | awk '{print $2}')
 assert_field() { # field expected
-    local got
-    got=$(dpkg-deb -f "$deb" "$1")
-    [[ $got == "$2" ]] || fail "control field $1: expected '$2', got '$got'"
+    assert_eq "$2" "$(dpkg-deb -f "$deb" "$1")" "control field $1"
 }
 assert_field Package deployctl
 assert_field Version "$version"
@@ -120,8 +106,8 @@ pass "the manual page renders without a groff warning and covers every command a
 
 # ---- install into this machine ----
 dpkg_retry -i "$deb" >/dev/null || fail "dpkg -i failed"
-[[ $(/usr/bin/deployctl --version) == "deployctl $version" ]] || fail "installed --version: $(/usr/bin/deployctl --version)"
-[[ $(man -w deployctl) == /usr/share/man/man1/deployctl.1.gz ]] || fail "man -w deployctl: $(man -w deployctl 2>&1)"
+assert_eq "deployctl $version" "$(/usr/bin/deployctl --version)" "the installed deployctl --version"
+assert_eq /usr/share/man/man1/deployctl.1.gz "$(man -w deployctl 2>&1)" "man -w deployctl"
 MANWIDTH=80 MANROFFOPT=-ww man deployctl >"$WORK/man.out" 2>"$WORK/man.err" || fail "man deployctl failed: $(cat "$WORK/man.err")"
 [[ ! -s $WORK/man.err ]] || fail "man deployctl warns: $(cat "$WORK/man.err")"
 grep -q 'EXIT STATUS' "$WORK/man.out" || fail "the rendered page has no EXIT STATUS"

@@ -6,22 +6,9 @@
 # the check sees warnings. The sandbox's exposure score stays low, the sysusers file creates
 # the user (in a scratch root), and every ExecStart parses with the real binary.
 set -euo pipefail
-
-: "${DC_BUILD_DIR:?run the tests through ctest (DC_BUILD_DIR unset)}"
-: "${DC_SOURCE_DIR:?run the tests through ctest (DC_SOURCE_DIR unset)}"
-DEPLOYCTL=${DEPLOYCTL:-$DC_BUILD_DIR/deployctl}
-TEST_NAME=${TEST_NAME:-packaging_systemd}
-WORK=$(mktemp -d "/tmp/deployctl-test-$TEST_NAME.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
-fail() {
-    echo "FAIL [$TEST_NAME]: $*" >&2
-    exit 1
-}
-pass() { echo "ok - $*"; }
-command -v systemd-analyze >/dev/null || {
-    echo "SKIP [$TEST_NAME]: systemd-analyze not installed (Debian package systemd)"
-    exit 77
-}
+source "$DC_SOURCE_DIR/tests/harness/assert_lib.sh"
+standalone_test_setup packaging_systemd
+command -v systemd-analyze >/dev/null || skip "systemd-analyze not installed (Debian package systemd)"
 
 units=$DC_SOURCE_DIR/packaging/systemd
 # Copies whose ExecStart= runs the binary just built, and the manual page where man finds it.
@@ -67,8 +54,7 @@ next=$(systemd-analyze calendar "$(sed -n 's/^OnCalendar=//p' "$units/deployctl-
     sed -n 's/.*Next elapse: //p; s/.*Iter. #2: //p' | head -n 2)
 [[ $(wc -l <<<"$next") -eq 2 ]] || fail "OnCalendar does not elapse twice: $next"
 d1=$(date -d "$(sed -n 1p <<<"$next")" +%s) d2=$(date -d "$(sed -n 2p <<<"$next")" +%s)
-assert_day=$((d2 - d1))
-[[ $assert_day -eq 86400 ]] || fail "the timer is not daily: $assert_day s between elapses"
+assert_eq 86400 $((d2 - d1)) "seconds between two elapses of the timer"
 pass "sandbox exposure $score (systemd-analyze security), daily timer, the settings asked for"
 
 # The user: systemd-sysusers creates it, in a scratch root, with the state directory as home.
