@@ -27,6 +27,13 @@ int dc_metrics_update(const char *path, const dc_metric_t *metrics, size_t count
  * relative file name in an existing, writable directory, not a directory itself. */
 int dc_metrics_check_path(const char *path, dc_error_t *err);
 
+/* A release's outcome, for `deployctl release`: deployctl_release_last_outcome (its exit code:
+ * 0 released, 2 rolled back, 3 rollback failed, 4 precheck refused, 75 locked out), its start,
+ * end and duration, and, when it released (0), deployctl_release_last_success_timestamp_seconds.
+ * Times are Unix timestamps (dc_metrics_now()). */
+int dc_metrics_release(const char *path, const char *database, int exit_code, double start,
+                       double end, dc_error_t *err);
+
 /* The current time as a Unix timestamp in seconds, with sub-second precision. */
 double dc_metrics_now(void);
 

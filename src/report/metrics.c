@@ -367,6 +367,26 @@ int dc_metrics_update(const char *path, const dc_metric_t *metrics, size_t count
     return rc;
 }
 
+int dc_metrics_release(const char *path, const char *database, int exit_code, double start,
+                       double end, dc_error_t *err)
+{
+    dc_metric_t m[] = {
+        {"deployctl_release_last_outcome",
+         "Exit code of the last release: 0 released, 2 rolled back, 3 rollback failed, "
+         "4 precheck refused, 75 another release held the lock.",
+         database, exit_code},
+        {"deployctl_release_last_start_timestamp_seconds", "When the last release started.",
+         database, start},
+        {"deployctl_release_last_end_timestamp_seconds", "When the last release ended.", database,
+         end},
+        {"deployctl_release_last_duration_seconds", "How long the last release took.", database,
+         end - start},
+        {"deployctl_release_last_success_timestamp_seconds",
+         "When the last release that released (exit 0) ended.", database, end},
+    };
+    return dc_metrics_update(path, m, exit_code == 0 ? 5 : 4, err);
+}
+
 double dc_metrics_now(void)
 {
     struct timeval tv;

@@ -1,7 +1,8 @@
 /* Proves the Prometheus textfile updater: a new file, an update that replaces only its own
  * samples (same name and labels) and keeps everything else (other databases, other tools'
  * families, histograms), label and HELP escaping, value formatting, refused metric names and
- * paths, no temporary file left behind, and concurrent updaters that lose nothing. */
+ * paths, no temporary file left behind, concurrent updaters that lose nothing, and a release's
+ * outcome. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -199,6 +200,24 @@ static void test_concurrent_updaters(void **state)
     assert_int_equal(entries_in_dir(), 1);
 }
 
+/* A rolled-back release leaves the last success time of the release before it. */
+static void test_release_outcome(void **state)
+{
+    (void)state;
+    dc_error_t err;
+    assert_int_equal(dc_metrics_release(path, "app", 0, 100, 160, &err), 0);
+    assert_int_equal(dc_metrics_release(path, "app", 2, 200, 230, &err), 0);
+    char *text = slurp();
+    assert_non_null(strstr(text, "deployctl_release_last_outcome{database=\"app\"} 2\n"));
+    assert_non_null(
+        strstr(text, "deployctl_release_last_end_timestamp_seconds{database=\"app\"} 230\n"));
+    assert_non_null(strstr(text, "deployctl_release_last_duration_seconds{database=\"app\"} 30\n"));
+    assert_non_null(
+        strstr(text, "deployctl_release_last_success_timestamp_seconds{database=\"app\"} 160\n"));
+    assert_non_null(strstr(text, "# TYPE deployctl_release_last_outcome gauge\n"));
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -207,6 +226,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_escaping_and_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals_leave_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_updaters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_release_outcome, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
