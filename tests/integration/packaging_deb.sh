@@ -21,8 +21,9 @@ if dpkg-query -W -f='${Status}' deployctl 2>/dev/null | grep -q 'installed'; the
     skip "a deployctl package is already installed here; not replacing it"
 fi
 [[ ! -e /usr/bin/deployctl ]] || skip "/usr/bin/deployctl exists (not from a package); not overwriting it"
-had_user=0
+had_user=0 had_state=0
 getent passwd deployctl >/dev/null && had_user=1
+[[ -e /var/lib/deployctl ]] && had_state=1
 cleanup() {
     local rc=$?
     if dpkg-query -W -f='${Status}' deployctl 2>/dev/null | grep -q -v 'not-installed'; then
@@ -32,6 +33,7 @@ cleanup() {
         userdel deployctl 2>/dev/null || true
         getent group deployctl >/dev/null && groupdel deployctl 2>/dev/null || true
     fi
+    [[ $had_state -eq 1 ]] || rmdir /var/lib/deployctl 2>/dev/null || true
     rm -rf "$WORK"
     exit "$rc"
 }
@@ -114,7 +116,9 @@ grep -q 'EXIT STATUS' "$WORK/man.out" || fail "the rendered page has no EXIT STA
 dpkg-query -W -f='${Conffiles}\n' deployctl | grep -q '^ /etc/deployctl/deployctl.conf [0-9a-f]\{32\}$' ||
     fail "dpkg does not treat /etc/deployctl/deployctl.conf as a conffile: $(dpkg-query -W -f='${Conffiles}' deployctl)"
 getent passwd deployctl | grep -q ':/var/lib/deployctl:' || fail "postinst made no deployctl user: $(getent passwd deployctl)"
-pass "dpkg -i: deployctl --version, man -w deployctl, the conffile and the deployctl user"
+[[ $had_state -eq 1 || $(stat -c '%U %a' /var/lib/deployctl) == "deployctl 700" ]] ||
+    fail "postinst made no private state directory: $(stat -c '%U %a' /var/lib/deployctl 2>&1)"
+pass "dpkg -i: deployctl --version, man -w deployctl, the conffile, the deployctl user and its directory"
 
 out=$(bash -c 'source /usr/share/bash-completion/completions/deployctl && complete -p deployctl &&
     COMP_WORDS=(deployctl ba) COMP_CWORD=1 && _deployctl && echo "${COMPREPLY[*]}" &&
