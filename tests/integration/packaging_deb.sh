@@ -88,24 +88,6 @@ for script in postinst postrm; do
 done
 pass "cpack built $(basename "$deb"): files, conffiles, depends from the shared libraries"
 
-# ---- the manual page, as the package ships it ----
-zcat "$(dirname "$deb")/_CPack_Packages/Linux/DEB/deployctl-$version-Linux/usr/share/man/man1/deployctl.1.gz" >"$WORK/deployctl.1" 2>/dev/null ||
-    zcat "$DC_BUILD_DIR/deployctl.1.gz" >"$WORK/deployctl.1"
-groff -man -ww -z "$WORK/deployctl.1" 2>"$WORK/groff.err"
-[[ ! -s $WORK/groff.err ]] || fail "groff warns about the manual page: $(cat "$WORK/groff.err")"
-# Every command and option of the built binary is in it.
-commands=$("$DC_BUILD_DIR/deployctl" --help | sed -n '/^Commands:/,/^$/s/^  \([a-z][a-z-]*\) .*/\1/p')
-[[ -n $commands ]] || fail "no commands in deployctl --help"
-man_text=$(sed 's/\\-/-/g; s/\\f[BIRP]//g' "$WORK/deployctl.1")
-for c in $commands; do
-    grep -q -E "^\.(TP|B|BR|BI) *$c|^\.B $c" <<<"$man_text" || grep -q "^$c " <<<"$man_text" ||
-        grep -q -E "^\.B(R|I)? \"?$c\b" <<<"$man_text" || fail "the manual page does not describe the command $c"
-    for o in $("$DC_BUILD_DIR/deployctl" "$c" --help | grep -o -E '^ +(-[a-zA-Z], )?--[a-z0-9-]+' | grep -o -E -- '--[a-z0-9-]+'); do
-        grep -q -- "$o" <<<"$man_text" || fail "the manual page does not mention $o ($c --help names it)"
-    done
-done
-pass "the manual page renders without a groff warning and covers every command and option"
-
 # ---- install into this machine ----
 dpkg_retry -i "$deb" >/dev/null || fail "dpkg -i failed"
 assert_eq "deployctl $version" "$(/usr/bin/deployctl --version)" "the installed deployctl --version"
