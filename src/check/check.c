@@ -10,6 +10,7 @@
 #include "deployctl/log.h"
 #include "deployctl/signals.h"
 #include "deployctl/util.h"
+#include "needs.h"
 
 /* Details quote server messages and other sessions' queries: mask every registered secret
  * before the text is kept, so no printer has to remember to. */
@@ -162,6 +163,10 @@ int dc_check_run(const dc_check_opts_t *opts, dc_check_report_t *out, dc_error_t
         PQfinish(ctx.conn);
     free(ctx.libpq_url);
     free(ctx.prisma_schema);
+    if (ctx.needs != NULL)
+        dc_needs_free(ctx.needs);
+    free(ctx.needs);
+    free(ctx.needs_error);
     if (rc != 0)
         dc_check_report_free(out);
     else
