@@ -228,7 +228,7 @@ static void data_statement(collect_t *c, json_t *body, const char *verb)
     if (get(body, "whereClause") != NULL)
         add_need(c, DC_NEED_PRIVILEGE, verb, target, "SELECT", false);
     if (strcmp(verb, "INSERT") == 0 &&
-        eq(get(get(body, "onConflictClause"), "OnConflictClause"), "action", "ONCONFLICT_UPDATE"))
+        eq(get(body, "onConflictClause"), "action", "ONCONFLICT_UPDATE"))
         add_need(c, DC_NEED_PRIVILEGE, verb, target, "UPDATE", false);
     const char *key;
     json_t *v;

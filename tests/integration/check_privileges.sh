@@ -128,3 +128,19 @@ check
 [[ $(result privileges) == "warning|"* && $(items privileges) == "20240305000000_missing: ALTER TABLE on nowhere: no such relation on the search_path; the migration fails unless something creates it first" ]] ||
     fail "missing relation: $(result privileges) $(items privileges)"
 pass "a relation that does not exist warns, one dropped IF EXISTS does not"
+
+# CREATE EXTENSION: an untrusted extension needs a superuser; a trusted one CREATE on the
+# database; one already installed needs nothing.
+rm -r "$mig"/20240305*
+[[ $(psql_value "$db" "SELECT count(*) FROM pg_available_extension_versions WHERE (name, trusted) IN (('pg_buffercache', false), ('pgcrypto', true))") -ge 2 ]] ||
+    skip "the contrib extensions pg_buffercache and pgcrypto are not installed"
+add 20240306000000_extensions "CREATE EXTENSION IF NOT EXISTS pg_buffercache; CREATE EXTENSION IF NOT EXISTS pgcrypto; CREATE SCHEMA app_private;"
+check
+expected="20240306000000_extensions: CREATE EXTENSION pg_buffercache needs a superuser (pg_buffercache is not a trusted extension): have a superuser create it before the deploy
+20240306000000_extensions: CREATE EXTENSION pgcrypto (a trusted extension) needs CREATE on the database (GRANT CREATE ON DATABASE ... TO $app)
+20240306000000_extensions: CREATE SCHEMA app_private needs CREATE on the database (GRANT CREATE ON DATABASE ... TO $app)"
+[[ $(items privileges) == "$expected" ]] || fail "extensions: $(items privileges)"
+psql_admin "$db" -c "CREATE EXTENSION pg_buffercache" -c "GRANT CREATE ON DATABASE $db TO $app" >/dev/null
+check
+[[ $(result privileges) == "ok|"* ]] || fail "extensions granted: $(result privileges) $(items privileges)"
+pass "CREATE EXTENSION: untrusted needs a superuser, trusted needs CREATE on the database, installed needs nothing"
