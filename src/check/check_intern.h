@@ -47,6 +47,7 @@ void dc_check_migrations(dc_check_ctx_t *ctx);
 void dc_check_snapshot(dc_check_ctx_t *ctx);
 void dc_check_free_space(dc_check_ctx_t *ctx);
 void dc_check_locks(dc_check_ctx_t *ctx);
+void dc_check_wraparound(dc_check_ctx_t *ctx);
 void dc_check_pg_dump(dc_check_ctx_t *ctx);
 void dc_check_privileges(dc_check_ctx_t *ctx);
 void dc_check_invalid_indexes(dc_check_ctx_t *ctx);
