@@ -151,14 +151,17 @@ int dc_check_run(const dc_check_opts_t *opts, dc_check_report_t *out, dc_error_t
         free(ctx.prisma_schema);
         return -1;
     }
-    /* Ctrl-C or SIGTERM stops between checks; a query in progress ends within the
-     * connection's lock_timeout or statement_timeout. */
+    /* Ctrl-C or SIGTERM stops between checks, and cancels the query in progress (once the
+     * connection check has connected), so nothing waits for a lock or a slow query to end. */
     int rc = 0;
     for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]) && rc == 0; i++) {
         rc = dc_signal_check(err);
         if (rc == 0)
             checks[i](&ctx);
+        if (i == 0 && ctx.conn != NULL)
+            dc_signals_cancel_conn(ctx.conn);
     }
+    dc_signals_cancel_conn(NULL);
     if (ctx.conn != NULL)
         PQfinish(ctx.conn);
     free(ctx.libpq_url);
