@@ -4,25 +4,15 @@
 # (2 s). Here the migrations check waits for the history table, which another session holds
 # ACCESS EXCLUSIVE; the signal comes as soon as the server shows the check waiting.
 source "$(dirname "$0")/../harness/lib.sh"
+source "$HARNESS/check_lib.sh"
 
-db=$(new_db main)
-url=$(db_url "$db")
-mkdir -p "$WORK/migrations"
-psql_admin "$db" -c "CREATE TABLE _prisma_migrations (id VARCHAR(36) PRIMARY KEY NOT NULL, checksum VARCHAR(64) NOT NULL,
-        finished_at TIMESTAMPTZ, migration_name VARCHAR(255) NOT NULL, logs TEXT, rolled_back_at TIMESTAMPTZ,
-        started_at TIMESTAMPTZ NOT NULL DEFAULT now(), applied_steps_count INTEGER NOT NULL DEFAULT 0)" >/dev/null
+create_history
 holder_app="dc_${TEST_NAME}_holder"
-end_session() { psql_value postgres "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '$1'" >/dev/null; }
-on_exit "end_session $holder_app"
-PGAPPNAME=$holder_app psql_admin "$db" -c "BEGIN; LOCK TABLE _prisma_migrations IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120); COMMIT;" >/dev/null 2>&1 &
-on_exit "kill $! 2>/dev/null"
-for _ in $(seq 1 100); do
-    [[ -n $(psql_value "$db" "SELECT 1 FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE a.application_name = '$holder_app' AND l.mode = 'AccessExclusiveLock' AND l.granted LIMIT 1") ]] && break
-    sleep 0.1
-done
+start_session "$holder_app" "BEGIN; LOCK TABLE _prisma_migrations IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120); COMMIT;"
+lock_pid "$holder_app" granted "l.mode = 'AccessExclusiveLock'" >/dev/null
 
 interrupt() { # signal-name signal-number
-    "$DEPLOYCTL" check --database "$url" --store "$WORK/store" --migrations "$WORK/migrations" --json >"$WORK/out" 2>"$WORK/err" &
+    "$DEPLOYCTL" check --database "$url" --store "$WORK/store" --migrations "$mig" --json >"$WORK/out" 2>"$WORK/err" &
     local pid=$! waiting=""
     for _ in $(seq 1 200); do
         waiting=$(psql_value "$db" "SELECT pid FROM pg_stat_activity WHERE application_name = 'deployctl check' AND datname = current_database() AND wait_event_type = 'Lock'")
