@@ -10,13 +10,11 @@
 #include <string.h>
 
 #include "deployctl/migrate.h"
+#include "deployctl/parsetree.h"
 #include "deployctl/util.h"
 #include "needs.h"
 
-typedef struct rel {
-    const char *schema; /* NULL: unqualified */
-    const char *name;
-} rel_t;
+typedef dc_pt_rel_t rel_t;
 
 /* The statement being read. */
 typedef struct collect {
@@ -27,55 +25,9 @@ typedef struct collect {
 
 /* ---- the JSON tree ---- */
 
-static json_t *get(json_t *obj, const char *key)
-{
-    return json_is_object(obj) ? json_object_get(obj, key) : NULL;
-}
-
-static const char *str(json_t *obj, const char *key)
-{
-    json_t *v = get(obj, key);
-    return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
 static bool flag(json_t *obj, const char *key)
 {
-    return json_is_true(get(obj, key));
-}
-
-static bool eq(json_t *obj, const char *key, const char *want)
-{
-    const char *v = str(obj, key);
-    return v != NULL && strcmp(v, want) == 0;
-}
-
-/* A RangeVar, bare ("relation": {...}) or wrapped ({"RangeVar": {...}}). */
-static rel_t rel_of(json_t *rv)
-{
-    json_t *inner = get(rv, "RangeVar");
-    if (inner != NULL)
-        rv = inner;
-    rel_t r = {str(rv, "schemaname"), str(rv, "relname")};
-    return r;
-}
-
-static const char *sval(json_t *node)
-{
-    return str(get(node, "String"), "sval");
-}
-
-/* A qualified name list [[catalog.]schema.]name, less `trailing` names after it (a column's or
- * constraint's name after its table's). */
-static rel_t rel_of_names(json_t *items, size_t trailing)
-{
-    rel_t r = {NULL, NULL};
-    size_t n = json_array_size(items);
-    if (n < trailing + 1)
-        return r;
-    r.name = sval(json_array_get(items, n - 1 - trailing));
-    if (n >= trailing + 2)
-        r.schema = sval(json_array_get(items, n - 2 - trailing));
-    return r;
+    return json_is_true(dc_pt_get(obj, key));
 }
 
 /* ---- what the pending set creates ---- */
@@ -173,62 +125,60 @@ static bool is_cte(const collect_t *c, rel_t r)
     return false;
 }
 
-/* Every WITH name anywhere in the statement. */
-static void collect_ctes(json_t *node, json_t *names)
+/* Calls visit on every {"<key>": value} member in the subtree, depth first; visit returns
+ * whether to look inside value too. */
+typedef bool (*visit_fn)(collect_t *c, const char *key, json_t *value);
+
+static void walk(collect_t *c, json_t *node, visit_fn visit)
 {
     const char *key;
     json_t *v;
     size_t i;
-    if (json_is_array(node)) {
-        json_array_foreach(node, i, v)
-        {
-            collect_ctes(v, names);
-        }
-        return;
+    json_array_foreach(node, i, v)
+    {
+        walk(c, v, visit);
     }
     json_object_foreach(node, key, v)
     {
-        if (strcmp(key, "CommonTableExpr") == 0 && str(v, "ctename") != NULL)
-            json_array_append_new(names, json_string(str(v, "ctename")));
-        collect_ctes(v, names);
+        if (visit(c, key, v))
+            walk(c, v, visit);
     }
 }
 
+/* Every WITH name anywhere in the statement. */
+static bool note_cte(collect_t *c, const char *key, json_t *value)
+{
+    if (strcmp(key, "CommonTableExpr") == 0 && dc_pt_str(value, "ctename") != NULL)
+        json_array_append_new(c->ctes, json_string(dc_pt_str(value, "ctename")));
+    return true;
+}
+
 /* Every table the subtree reads (each {"RangeVar": ...} in it) needs SELECT. */
+static bool note_read(collect_t *c, const char *key, json_t *value)
+{
+    if (strcmp(key, "RangeVar") != 0)
+        return true;
+    rel_t r = dc_pt_rangevar(value);
+    if (!is_cte(c, r))
+        add_need(c, DC_NEED_PRIVILEGE, "SELECT", r, "SELECT", false);
+    return false;
+}
+
 static void reads_in(collect_t *c, json_t *node)
 {
-    const char *key;
-    json_t *v;
-    size_t i;
-    if (json_is_array(node)) {
-        json_array_foreach(node, i, v)
-        {
-            reads_in(c, v);
-        }
-        return;
-    }
-    json_object_foreach(node, key, v)
-    {
-        if (strcmp(key, "RangeVar") == 0) {
-            rel_t r = rel_of(v);
-            if (!is_cte(c, r))
-                add_need(c, DC_NEED_PRIVILEGE, "SELECT", r, "SELECT", false);
-        } else {
-            reads_in(c, v);
-        }
-    }
+    walk(c, node, note_read);
 }
 
 /* INSERT / UPDATE / DELETE: the verb's privilege on the target, SELECT on the tables read (and
  * on the target when a WHERE clause reads its columns). */
 static void data_statement(collect_t *c, json_t *body, const char *verb)
 {
-    rel_t target = rel_of(get(body, "relation"));
+    rel_t target = dc_pt_rangevar(dc_pt_get(body, "relation"));
     add_need(c, DC_NEED_PRIVILEGE, verb, target, verb, false);
-    if (get(body, "whereClause") != NULL)
+    if (dc_pt_get(body, "whereClause") != NULL)
         add_need(c, DC_NEED_PRIVILEGE, verb, target, "SELECT", false);
     if (strcmp(verb, "INSERT") == 0 &&
-        eq(get(body, "onConflictClause"), "action", "ONCONFLICT_UPDATE"))
+        dc_pt_eq(dc_pt_get(body, "onConflictClause"), "action", "ONCONFLICT_UPDATE"))
         add_need(c, DC_NEED_PRIVILEGE, verb, target, "UPDATE", false);
     const char *key;
     json_t *v;
@@ -243,17 +193,17 @@ static void data_statement(collect_t *c, json_t *body, const char *verb)
 
 static void foreign_key(collect_t *c, json_t *constraint)
 {
-    json_t *con = get(constraint, "Constraint");
-    if (eq(con, "contype", "CONSTR_FOREIGN"))
-        add_need(c, DC_NEED_PRIVILEGE, "FOREIGN KEY", rel_of(get(con, "pktable")), "REFERENCES",
-                 false);
+    json_t *con = dc_pt_get(constraint, "Constraint");
+    if (dc_pt_eq(con, "contype", "CONSTR_FOREIGN"))
+        add_need(c, DC_NEED_PRIVILEGE, "FOREIGN KEY", dc_pt_rangevar(dc_pt_get(con, "pktable")),
+                 "REFERENCES", false);
 }
 
 static void column_foreign_keys(collect_t *c, json_t *coldef)
 {
     size_t i;
     json_t *con;
-    json_array_foreach(get(get(coldef, "ColumnDef"), "constraints"), i, con)
+    json_array_foreach(dc_pt_get(dc_pt_get(coldef, "ColumnDef"), "constraints"), i, con)
     {
         foreign_key(c, con);
     }
@@ -279,15 +229,16 @@ static const char *object_word(const char *objtype)
 
 static void alter_table(collect_t *c, json_t *body)
 {
-    const char *word = object_word(str(body, "objtype"));
+    const char *word = object_word(dc_pt_str(body, "objtype"));
     char what[48];
     snprintf(what, sizeof(what), "ALTER %s", word ? word : "TABLE");
-    add_need(c, DC_NEED_OWNER, what, rel_of(get(body, "relation")), NULL, flag(body, "missing_ok"));
+    add_need(c, DC_NEED_OWNER, what, dc_pt_rangevar(dc_pt_get(body, "relation")), NULL,
+             flag(body, "missing_ok"));
     size_t i;
     json_t *cmd;
-    json_array_foreach(get(body, "cmds"), i, cmd)
+    json_array_foreach(dc_pt_get(body, "cmds"), i, cmd)
     {
-        json_t *def = get(get(cmd, "AlterTableCmd"), "def");
+        json_t *def = dc_pt_get(dc_pt_get(cmd, "AlterTableCmd"), "def");
         foreign_key(c, def);
         column_foreign_keys(c, def);
     }
@@ -298,21 +249,21 @@ static void alter_table(collect_t *c, json_t *body)
  * be someone else's: what follows is then checked against it. */
 static void create_table(collect_t *c, json_t *body)
 {
-    rel_t rel = rel_of(get(body, "relation"));
+    rel_t rel = dc_pt_rangevar(dc_pt_get(body, "relation"));
     rel_t in_schema = {rel.schema, rel.name};
     add_need(c, DC_NEED_CREATE, "CREATE TABLE", in_schema, NULL, false);
     size_t i;
     json_t *elt, *parent;
-    json_array_foreach(get(body, "inhRelations"), i, parent)
+    json_array_foreach(dc_pt_get(body, "inhRelations"), i, parent)
     {
         add_need(c, DC_NEED_OWNER,
-                 get(body, "partbound") ? "CREATE TABLE ... PARTITION OF"
-                                        : "CREATE TABLE ... INHERITS",
-                 rel_of(parent), NULL, false);
+                 dc_pt_get(body, "partbound") ? "CREATE TABLE ... PARTITION OF"
+                                              : "CREATE TABLE ... INHERITS",
+                 dc_pt_rangevar(parent), NULL, false);
     }
     if (!flag(body, "if_not_exists"))
         add_created(c->needs, rel); /* before its own foreign keys: one may reference itself */
-    json_array_foreach(get(body, "tableElts"), i, elt)
+    json_array_foreach(dc_pt_get(body, "tableElts"), i, elt)
     {
         foreign_key(c, elt);
         column_foreign_keys(c, elt);
@@ -321,37 +272,38 @@ static void create_table(collect_t *c, json_t *body)
 
 static void create_index(collect_t *c, json_t *body)
 {
-    rel_t table = rel_of(get(body, "relation"));
+    rel_t table = dc_pt_rangevar(dc_pt_get(body, "relation"));
     add_need(c, DC_NEED_OWNER, flag(body, "unique") ? "CREATE UNIQUE INDEX" : "CREATE INDEX", table,
              NULL, false);
-    rel_t index = {table.schema, str(body, "idxname")};
+    rel_t index = {table.schema, dc_pt_str(body, "idxname")};
     if (!flag(body, "if_not_exists"))
         add_created(c->needs, index);
 }
 
 static void drop(collect_t *c, json_t *body)
 {
-    const char *word = object_word(str(body, "removeType"));
+    const char *word = object_word(dc_pt_str(body, "removeType"));
     if (word == NULL)
         return; /* types, functions, schemas: not relations */
     char what[48];
     snprintf(what, sizeof(what), "DROP %s", word);
     size_t i;
     json_t *object;
-    json_array_foreach(get(body, "objects"), i, object)
+    json_array_foreach(dc_pt_get(body, "objects"), i, object)
     {
-        add_need(c, DC_NEED_OWNER, what, rel_of_names(get(get(object, "List"), "items"), 0), NULL,
+        add_need(c, DC_NEED_OWNER, what,
+                 dc_pt_names(dc_pt_get(dc_pt_get(object, "List"), "items"), 0), NULL,
                  flag(body, "missing_ok"));
     }
 }
 
 static void rename_relation(collect_t *c, json_t *body)
 {
-    json_t *relation = get(body, "relation");
+    json_t *relation = dc_pt_get(body, "relation");
     if (relation == NULL)
         return; /* a type, function or schema */
-    rel_t rel = rel_of(relation);
-    const char *type = str(body, "renameType");
+    rel_t rel = dc_pt_rangevar(relation);
+    const char *type = dc_pt_str(body, "renameType");
     const char *word = object_word(type);
     char what[48];
     if (word != NULL)
@@ -361,7 +313,7 @@ static void rename_relation(collect_t *c, json_t *body)
     else
         snprintf(what, sizeof(what), "RENAME CONSTRAINT");
     if (word != NULL && created(c->needs, rel)) {
-        rel_t renamed = {rel.schema, str(body, "newname")};
+        rel_t renamed = {rel.schema, dc_pt_str(body, "newname")};
         add_created(c->needs, renamed);
     }
     add_need(c, DC_NEED_OWNER, what, rel, NULL, flag(body, "missing_ok"));
@@ -369,13 +321,14 @@ static void rename_relation(collect_t *c, json_t *body)
 
 static void set_schema(collect_t *c, json_t *body)
 {
-    const char *word = object_word(str(body, "objectType"));
-    if (word == NULL || get(body, "relation") == NULL)
+    const char *word = object_word(dc_pt_str(body, "objectType"));
+    if (word == NULL || dc_pt_get(body, "relation") == NULL)
         return;
     char what[48];
     snprintf(what, sizeof(what), "ALTER %s ... SET SCHEMA", word);
-    add_need(c, DC_NEED_OWNER, what, rel_of(get(body, "relation")), NULL, flag(body, "missing_ok"));
-    rel_t target = {str(body, "newschema"), str(body, "newschema")};
+    add_need(c, DC_NEED_OWNER, what, dc_pt_rangevar(dc_pt_get(body, "relation")), NULL,
+             flag(body, "missing_ok"));
+    rel_t target = {dc_pt_str(body, "newschema"), dc_pt_str(body, "newschema")};
     add_need(c, DC_NEED_CREATE, what, target, NULL, false);
 }
 
@@ -383,16 +336,16 @@ static void truncate_tables(collect_t *c, json_t *body)
 {
     size_t i;
     json_t *r;
-    json_array_foreach(get(body, "relations"), i, r)
+    json_array_foreach(dc_pt_get(body, "relations"), i, r)
     {
-        add_need(c, DC_NEED_PRIVILEGE, "TRUNCATE", rel_of(r), "TRUNCATE", false);
+        add_need(c, DC_NEED_PRIVILEGE, "TRUNCATE", dc_pt_rangevar(r), "TRUNCATE", false);
     }
 }
 
 static void comment(collect_t *c, json_t *body)
 {
-    const char *type = str(body, "objtype");
-    json_t *items = get(get(get(body, "object"), "List"), "items");
+    const char *type = dc_pt_str(body, "objtype");
+    json_t *items = dc_pt_get(dc_pt_get(dc_pt_get(body, "object"), "List"), "items");
     size_t trailing;
     if (object_word(type) != NULL)
         trailing = 0;
@@ -401,19 +354,19 @@ static void comment(collect_t *c, json_t *body)
         trailing = 1;
     else
         return;
-    add_need(c, DC_NEED_OWNER, "COMMENT ON", rel_of_names(items, trailing), NULL, false);
+    add_need(c, DC_NEED_OWNER, "COMMENT ON", dc_pt_names(items, trailing), NULL, false);
 }
 
 /* Objects created in a schema, not relations: CREATE TYPE, DOMAIN, FUNCTION, ... */
 static void create_in_schema(collect_t *c, const char *what, json_t *names)
 {
-    rel_t r = rel_of_names(names, 0);
+    rel_t r = dc_pt_names(names, 0);
     add_need(c, DC_NEED_CREATE, what, r, NULL, false);
 }
 
 static void create_relation(collect_t *c, const char *what, json_t *rv, bool maybe_exists)
 {
-    rel_t r = rel_of(rv);
+    rel_t r = dc_pt_rangevar(rv);
     add_need(c, DC_NEED_CREATE, what, r, NULL, false);
     if (!maybe_exists)
         add_created(c->needs, r);
@@ -421,7 +374,7 @@ static void create_relation(collect_t *c, const char *what, json_t *rv, bool may
 
 static void create_schema(collect_t *c, json_t *body)
 {
-    const char *name = str(body, "schemaname");
+    const char *name = dc_pt_str(body, "schemaname");
     if (name == NULL)
         return;
     rel_t r = {NULL, name};
@@ -460,29 +413,30 @@ static void statement(collect_t *c, const char *type, json_t *body)
     else if (strcmp(type, "SelectStmt") == 0)
         reads_in(c, body);
     else if (strcmp(type, "ViewStmt") == 0)
-        create_relation(c, "CREATE VIEW", get(body, "view"), flag(body, "replace"));
+        create_relation(c, "CREATE VIEW", dc_pt_get(body, "view"), flag(body, "replace"));
     else if (strcmp(type, "CreateSeqStmt") == 0)
-        create_relation(c, "CREATE SEQUENCE", get(body, "sequence"), flag(body, "if_not_exists"));
+        create_relation(c, "CREATE SEQUENCE", dc_pt_get(body, "sequence"),
+                        flag(body, "if_not_exists"));
     else if (strcmp(type, "CreateTableAsStmt") == 0) {
         create_relation(c,
-                        eq(body, "objtype", "OBJECT_MATVIEW") ? "CREATE MATERIALIZED VIEW"
-                                                              : "CREATE TABLE AS",
-                        get(get(body, "into"), "rel"), flag(body, "if_not_exists"));
-        reads_in(c, get(body, "query"));
+                        dc_pt_eq(body, "objtype", "OBJECT_MATVIEW") ? "CREATE MATERIALIZED VIEW"
+                                                                    : "CREATE TABLE AS",
+                        dc_pt_get(dc_pt_get(body, "into"), "rel"), flag(body, "if_not_exists"));
+        reads_in(c, dc_pt_get(body, "query"));
     } else if (strcmp(type, "CompositeTypeStmt") == 0) {
-        rel_t r = rel_of(get(body, "typevar"));
+        rel_t r = dc_pt_rangevar(dc_pt_get(body, "typevar"));
         add_need(c, DC_NEED_CREATE, "CREATE TYPE", r, NULL, false);
     } else if (strcmp(type, "CreateEnumStmt") == 0)
-        create_in_schema(c, "CREATE TYPE", get(body, "typeName"));
+        create_in_schema(c, "CREATE TYPE", dc_pt_get(body, "typeName"));
     else if (strcmp(type, "CreateDomainStmt") == 0)
-        create_in_schema(c, "CREATE DOMAIN", get(body, "domainname"));
+        create_in_schema(c, "CREATE DOMAIN", dc_pt_get(body, "domainname"));
     else if (strcmp(type, "CreateFunctionStmt") == 0)
         create_in_schema(c, flag(body, "is_procedure") ? "CREATE PROCEDURE" : "CREATE FUNCTION",
-                         get(body, "funcname"));
-    else if (strcmp(type, "DefineStmt") == 0 && eq(body, "kind", "OBJECT_TYPE"))
-        create_in_schema(c, "CREATE TYPE", get(body, "defnames"));
+                         dc_pt_get(body, "funcname"));
+    else if (strcmp(type, "DefineStmt") == 0 && dc_pt_eq(body, "kind", "OBJECT_TYPE"))
+        create_in_schema(c, "CREATE TYPE", dc_pt_get(body, "defnames"));
     else if (strcmp(type, "CreateExtensionStmt") == 0) {
-        rel_t r = {NULL, str(body, "extname")};
+        rel_t r = {NULL, dc_pt_str(body, "extname")};
         add_need(c, DC_NEED_EXTENSION, "CREATE EXTENSION", r, NULL, flag(body, "if_not_exists"));
     } else if (strcmp(type, "CreateSchemaStmt") == 0)
         create_schema(c, body);
@@ -494,9 +448,9 @@ static void collect_statement(collect_t *c, const char *text)
     PgQueryParseResult parsed = pg_query_parse(text);
     json_t *tree = parsed.error == NULL ? json_loads(parsed.parse_tree, 0, NULL) : NULL;
     pg_query_free_parse_result(parsed);
-    json_t *stmt = get(json_array_get(get(tree, "stmts"), 0), "stmt");
+    json_t *stmt = dc_pt_get(json_array_get(dc_pt_get(tree, "stmts"), 0), "stmt");
     c->ctes = json_array();
-    collect_ctes(stmt, c->ctes);
+    walk(c, stmt, note_cte);
     const char *type;
     json_t *body;
     json_object_foreach(stmt, type, body)

@@ -26,6 +26,15 @@ create_history() { # [schema]
         applied_steps_count INTEGER NOT NULL DEFAULT 0)" >/dev/null
 }
 
+# A role of the test's own, dropped (with what it owns in $db) when the test ends; with
+# "login", a LOGIN role with a random password, left in $role_password.
+new_role() { # name [login]
+    role_password=$(head -c 12 /dev/urandom | base64 | tr -d '/+=')
+    on_exit "psql_admin '$db' -c 'DROP OWNED BY $1' >/dev/null 2>&1; psql_admin postgres -c 'DROP ROLE IF EXISTS $1' >/dev/null 2>&1"
+    psql_admin postgres -c "DROP ROLE IF EXISTS $1" \
+        -c "CREATE ROLE $1 ${2:+LOGIN PASSWORD '$role_password'}" >/dev/null
+}
+
 end_session() { # application_name
     psql_value postgres "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '$1'" >/dev/null
 }

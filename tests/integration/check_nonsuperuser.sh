@@ -10,13 +10,10 @@ source "$HARNESS/check_lib.sh"
 
 checker="dc_${TEST_NAME}_checker"
 other="dc_${TEST_NAME}_other"
-pw_checker=$(head -c 12 /dev/urandom | base64 | tr -d '/+=')
-pw_other=$(head -c 12 /dev/urandom | base64 | tr -d '/+=')
-for role in "$checker" "$other"; do
-    on_exit "psql_admin '$db' -c 'DROP OWNED BY $role' >/dev/null 2>&1; psql_admin postgres -c 'DROP ROLE IF EXISTS $role' >/dev/null 2>&1"
-done
-psql_admin postgres -c "DROP ROLE IF EXISTS $checker" -c "DROP ROLE IF EXISTS $other" \
-    -c "CREATE ROLE $checker LOGIN PASSWORD '$pw_checker'" -c "CREATE ROLE $other LOGIN PASSWORD '$pw_other'" >/dev/null
+new_role "$checker" login
+pw_checker=$role_password
+new_role "$other" login
+pw_other=$role_password
 psql_admin "$db" -c "CREATE TABLE items (id int PRIMARY KEY, name text)" \
     -c "INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 100) g" \
     -c "ALTER TABLE items OWNER TO $checker" -c "GRANT CREATE ON SCHEMA public TO $checker" \

@@ -10,12 +10,9 @@ source "$HARNESS/check_lib.sh"
 printf 'provider = "postgresql"\n' >"$mig/migration_lock.toml"
 app="dc_${TEST_NAME}_app"
 owner="dc_${TEST_NAME}_owner"
-password=$(head -c 12 /dev/urandom | base64 | tr -d '/+=')
-for role in "$app" "$owner"; do
-    on_exit "psql_admin '$db' -c 'DROP OWNED BY $role' >/dev/null 2>&1; psql_admin postgres -c 'DROP ROLE IF EXISTS $role' >/dev/null 2>&1"
-done
-psql_admin postgres -c "DROP ROLE IF EXISTS $app" -c "DROP ROLE IF EXISTS $owner" \
-    -c "CREATE ROLE $app LOGIN PASSWORD '$password'" -c "CREATE ROLE $owner" >/dev/null
+new_role "$app" login
+password=$role_password
+new_role "$owner"
 # The role owns customers and the history; orders and products belong to another role, which
 # lets it insert into audit_logs only; schema reporting is the other role's too.
 psql_admin "$db" -c "CREATE SCHEMA shop" >/dev/null

@@ -13,14 +13,9 @@ lock_pid "$holder_app" granted "l.mode = 'AccessExclusiveLock'" >/dev/null
 
 interrupt() { # signal-name signal-number
     "$DEPLOYCTL" check --database "$url" --store "$WORK/store" --migrations "$mig" --json >"$WORK/out" 2>"$WORK/err" &
-    local pid=$! waiting=""
-    for _ in $(seq 1 200); do
-        waiting=$(psql_value "$db" "SELECT pid FROM pg_stat_activity WHERE application_name = 'deployctl check' AND datname = current_database() AND wait_event_type = 'Lock'")
-        [[ -n $waiting ]] && break
-        sleep 0.02
-    done
-    [[ -n $waiting ]] || fail "the check never waited for the lock"
-    local start=$(date +%s%N)
+    local pid=$! waiting start
+    waiting=$(lock_pid "deployctl check" waiting)
+    start=$(date +%s%N)
     kill "-$1" "$pid"
     set +e
     wait "$pid"
