@@ -264,6 +264,9 @@ static void judge_runner(judge_t *j, PGresult *p, const char *schema)
 static char *summary(const judge_t *j, const char *schema)
 {
     long pending = j->ctx->pending_count;
+    if (j->missing > 0 && pending <= 0)
+        return dc_sprintf("%s lacks %zu privilege%s every migration runner needs", j->role,
+                          j->missing, j->missing == 1 ? "" : "s");
     if (j->missing > 0)
         return dc_sprintf("%s lacks %zu privilege%s the %ld pending migration%s need%s", j->role,
                           j->missing, j->missing == 1 ? "" : "s", pending, pending == 1 ? "" : "s",
