@@ -38,25 +38,38 @@ static bool same_or_unqualified(const char *a, const char *b)
 }
 
 /* "orders" and "public"."orders" are taken as one relation: the search_path is the server's. */
-static bool created(const dc_needs_t *needs, rel_t r)
+static dc_need_name_t *find_created(const dc_needs_t *needs, rel_t r)
 {
     for (size_t i = 0; r.name != NULL && i < needs->created_count; i++) {
-        const dc_need_name_t *c = &needs->created[i];
+        dc_need_name_t *c = &needs->created[i];
         if (strcmp(c->name, r.name) == 0 && same_or_unqualified(c->schema, r.schema))
-            return true;
+            return c;
     }
-    return false;
+    return NULL;
 }
 
-static void add_created(dc_needs_t *needs, rel_t r)
+/* Whether the pending set surely creates the relation (not IF NOT EXISTS). */
+static bool created(const dc_needs_t *needs, rel_t r)
 {
-    if (r.name == NULL || created(needs, r))
+    const dc_need_name_t *c = find_created(needs, r);
+    return c != NULL && !c->maybe;
+}
+
+static void add_created(dc_needs_t *needs, rel_t r, bool maybe)
+{
+    dc_need_name_t *c = find_created(needs, r);
+    if (r.name == NULL)
         return;
+    if (c != NULL) {
+        c->maybe = c->maybe && maybe; /* surely created once one statement surely creates it */
+        return;
+    }
     needs->created =
         dc_realloc(needs->created, (needs->created_count + 1) * sizeof(dc_need_name_t));
-    needs->created[needs->created_count].schema = r.schema ? dc_strdup(r.schema) : NULL;
-    needs->created[needs->created_count].name = dc_strdup(r.name);
-    needs->created_count++;
+    c = &needs->created[needs->created_count++];
+    c->schema = r.schema ? dc_strdup(r.schema) : NULL;
+    c->name = dc_strdup(r.name);
+    c->maybe = maybe;
 }
 
 static bool schema_created(const dc_needs_t *needs, const char *schema)
@@ -87,8 +100,12 @@ static void add_need(collect_t *c, dc_need_kind_t kind, const char *what, rel_t 
     dc_needs_t *needs = c->needs;
     if (r.name == NULL)
         return;
-    if ((kind == DC_NEED_OWNER || kind == DC_NEED_PRIVILEGE) && created(needs, r))
-        return;
+    if (kind == DC_NEED_OWNER || kind == DC_NEED_PRIVILEGE) {
+        const dc_need_name_t *made = find_created(needs, r);
+        if (made != NULL && !made->maybe)
+            return;
+        missing_ok = missing_ok || made != NULL; /* made IF NOT EXISTS: fine when absent */
+    }
     if (kind == DC_NEED_CREATE && schema_created(needs, r.schema))
         return;
     if (privilege == NULL)
@@ -261,8 +278,8 @@ static void create_table(collect_t *c, json_t *body)
                                               : "CREATE TABLE ... INHERITS",
                  dc_pt_rangevar(parent), NULL, false);
     }
-    if (!flag(body, "if_not_exists"))
-        add_created(c->needs, rel); /* before its own foreign keys: one may reference itself */
+    /* before its own foreign keys: one may reference itself */
+    add_created(c->needs, rel, flag(body, "if_not_exists"));
     json_array_foreach(dc_pt_get(body, "tableElts"), i, elt)
     {
         foreign_key(c, elt);
@@ -276,8 +293,7 @@ static void create_index(collect_t *c, json_t *body)
     add_need(c, DC_NEED_OWNER, flag(body, "unique") ? "CREATE UNIQUE INDEX" : "CREATE INDEX", table,
              NULL, false);
     rel_t index = {table.schema, dc_pt_str(body, "idxname")};
-    if (!flag(body, "if_not_exists"))
-        add_created(c->needs, index);
+    add_created(c->needs, index, flag(body, "if_not_exists"));
 }
 
 static void drop(collect_t *c, json_t *body)
@@ -314,7 +330,7 @@ static void rename_relation(collect_t *c, json_t *body)
         snprintf(what, sizeof(what), "RENAME CONSTRAINT");
     if (word != NULL && created(c->needs, rel)) {
         rel_t renamed = {rel.schema, dc_pt_str(body, "newname")};
-        add_created(c->needs, renamed);
+        add_created(c->needs, renamed, false);
     }
     add_need(c, DC_NEED_OWNER, what, rel, NULL, flag(body, "missing_ok"));
 }
@@ -368,8 +384,7 @@ static void create_relation(collect_t *c, const char *what, json_t *rv, bool may
 {
     rel_t r = dc_pt_rangevar(rv);
     add_need(c, DC_NEED_CREATE, what, r, NULL, false);
-    if (!maybe_exists)
-        add_created(c->needs, r);
+    add_created(c->needs, r, maybe_exists);
 }
 
 static void create_schema(collect_t *c, json_t *body)

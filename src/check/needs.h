@@ -34,6 +34,9 @@ typedef struct dc_need {
 typedef struct dc_need_name {
     char *schema; /* NULL: unqualified (matches the name in any schema) */
     char *name;
+    /* Created IF NOT EXISTS (or OR REPLACE): one of that name may exist already, someone
+     * else's; what follows needs its privileges then, and nothing when it does not exist. */
+    bool maybe;
 } dc_need_name_t;
 
 typedef struct dc_needs {

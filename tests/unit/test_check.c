@@ -241,8 +241,9 @@ static void test_needs_of_ddl(void **state)
         "CREATE SCHEMA app; CREATE TABLE app.t (id int); CREATE TYPE mood AS ENUM ('a'); "
         "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'select 1'; CREATE EXTENSION IF NOT "
         "EXISTS citext; DROP FUNCTION g();",
+        "CREATE TABLE IF NOT EXISTS maybe (id int); ALTER TABLE maybe ADD COLUMN x int;",
     };
-    expect_needs(sqls, 3,
+    expect_needs(sqls, 4,
                  "create CREATE TABLE -.items \n"
                  "privilege FOREIGN KEY s.customers REFERENCES\n"
                  "owner ALTER TABLE -.orders  missing-ok\n"
@@ -256,7 +257,9 @@ static void test_needs_of_ddl(void **state)
                  "database CREATE SCHEMA -.app \n"
                  "create CREATE TYPE -.mood \n"
                  "create CREATE FUNCTION -.f \n"
-                 "extension CREATE EXTENSION -.citext  missing-ok\n");
+                 "extension CREATE EXTENSION -.citext  missing-ok\n"
+                 "create CREATE TABLE -.maybe \n"
+                 "owner ALTER TABLE -.maybe  missing-ok\n");
 }
 
 static void test_needs_of_data(void **state)
