@@ -43,11 +43,21 @@ static const char RUNNER_SQL[] =
 
 /* A relation as PostgreSQL would find it: $2 its schema (NULL: the first on the path that has
  * it), $3 its name, $4 a table privilege to test ('' for none). Columns: its qualified name,
- * its owner, whether the role is (a member of) the owner, whether it has the privilege. */
+ * its owner, whether the role is (a member of) the owner, whether it has the privilege, and
+ * for INSERT the serial columns' sequences it may not use (their defaults call nextval, which
+ * needs USAGE; identity columns need nothing), or NULL. */
 static const char RELATION_SQL[] =
     "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname),"
     " pg_catalog.pg_get_userbyid(c.relowner), pg_catalog.pg_has_role(c.relowner, 'USAGE'),"
-    " $4::text = '' OR pg_catalog.has_table_privilege(c.oid, $4::text)"
+    " $4::text = '' OR pg_catalog.has_table_privilege(c.oid, $4::text),"
+    " CASE WHEN $4::text = 'INSERT' THEN"
+    "  (SELECT pg_catalog.string_agg(s.oid::pg_catalog.regclass::text, ', ' ORDER BY s.relname)"
+    "   FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_class s ON s.oid = d.objid"
+    "   WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = c.oid"
+    "   AND d.deptype = 'a'"
+    /* CASE: has_sequence_privilege errors on anything else, whatever order the planner picks */
+    "   AND CASE WHEN s.relkind = 'S'"
+    "    THEN NOT pg_catalog.has_sequence_privilege(s.oid, 'USAGE') END) END"
     " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace,"
     " (SELECT " SEARCH_PATH " AS p) path"
     " WHERE c.relname = $3::text"
@@ -139,6 +149,14 @@ static void judge_relation(judge_t *j, const dc_need_t *n)
         lacking(j, dc_sprintf("%s: %s %s %s needs the %s privilege on %s (%s)", n->migration,
                               n->what, prep, rel, n->privilege, rel, grant));
         free(grant);
+    } else if (n->kind == DC_NEED_PRIVILEGE && !PQgetisnull(r, 0, 4)) {
+        /* Only when the INSERT leaves the column to its default: a warning. */
+        dc_check_raise(j->res, DC_CHECK_WARNING);
+        dc_check_add_item(j->res,
+                          "%s: %s %s %s needs USAGE on the sequence %s when it leaves the "
+                          "serial column to its default (GRANT USAGE ON SEQUENCE %s TO %s)",
+                          n->migration, n->what, prep, rel, PQgetvalue(r, 0, 4),
+                          PQgetvalue(r, 0, 4), j->role);
     }
     PQclear(r);
 }

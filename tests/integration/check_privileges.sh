@@ -98,6 +98,15 @@ check
     fail "granted: $(result privileges) $(items privileges)"
 pass "once the role owns them the privileges check passes"
 
+# INSERT into a table whose serial column's default calls nextval: USAGE on its sequence too
+# (a warning: the INSERT may give the column's value itself).
+psql_admin "$db" -c "REVOKE USAGE ON SEQUENCE audit_logs_id_seq FROM $app" >/dev/null
+check
+[[ $(result privileges) == "warning|$app has every privilege the 6 pending migrations need (10 checked)|20240202000000_own_tables: INSERT on public.audit_logs needs USAGE on the sequence audit_logs_id_seq when it leaves the serial column to its default (GRANT USAGE ON SEQUENCE audit_logs_id_seq TO $app)" ]] ||
+    fail "sequence: $(result privileges)"
+psql_admin "$db" -c "GRANT USAGE ON SEQUENCE audit_logs_id_seq TO $app" >/dev/null
+pass "an INSERT relying on a serial default warns when the role may not use its sequence"
+
 # Unqualified names resolve as the runner resolves them: with ?schema=shop, orders is
 # shop.orders (the role's), not public.orders (the other role's).
 psql_admin "$db" -c "ALTER TABLE orders OWNER TO $owner" >/dev/null
