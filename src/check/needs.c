@@ -72,7 +72,7 @@ static void add_created(dc_needs_t *needs, rel_t r, bool maybe)
     c->maybe = maybe;
 }
 
-static bool schema_created(const dc_needs_t *needs, const char *schema)
+bool dc_needs_schema_created(const dc_needs_t *needs, const char *schema)
 {
     for (size_t i = 0; schema != NULL && i < needs->schema_count; i++) {
         if (strcmp(needs->schemas[i], schema) == 0)
@@ -106,7 +106,7 @@ static void add_need(collect_t *c, dc_need_kind_t kind, const char *what, rel_t 
             return;
         missing_ok = missing_ok || made != NULL; /* made IF NOT EXISTS: fine when absent */
     }
-    if (kind == DC_NEED_CREATE && schema_created(needs, r.schema))
+    if (kind == DC_NEED_CREATE && dc_needs_schema_created(needs, r.schema))
         return;
     if (privilege == NULL)
         privilege = "";
@@ -394,7 +394,7 @@ static void create_schema(collect_t *c, json_t *body)
         return;
     rel_t r = {NULL, name};
     add_need(c, DC_NEED_DATABASE, "CREATE SCHEMA", r, NULL, false);
-    if (!schema_created(c->needs, name)) {
+    if (!dc_needs_schema_created(c->needs, name)) {
         c->needs->schemas =
             dc_realloc(c->needs->schemas, (c->needs->schema_count + 1) * sizeof(char *));
         c->needs->schemas[c->needs->schema_count++] = dc_strdup(name);

@@ -52,5 +52,7 @@ typedef struct dc_needs {
  * earlier migrations created). An SQL syntax error names the migration. */
 int dc_needs_collect(dc_needs_t *needs, const char *migration, const char *sql, dc_error_t *err);
 void dc_needs_free(dc_needs_t *needs);
+/* Whether the pending migrations create that schema (the role will own it). */
+bool dc_needs_schema_created(const dc_needs_t *needs, const char *schema);
 
 #endif

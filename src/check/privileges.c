@@ -161,15 +161,6 @@ static void judge_relation(judge_t *j, const dc_need_t *n)
     PQclear(r);
 }
 
-static bool schema_created(const dc_needs_t *needs, const char *schema)
-{
-    for (size_t i = 0; i < needs->schema_count; i++) {
-        if (strcmp(needs->schemas[i], schema) == 0)
-            return true;
-    }
-    return false;
-}
-
 static void judge_create(judge_t *j, const dc_need_t *n)
 {
     const char *params[] = {j->ctx->prisma_schema, n->schema};
@@ -180,7 +171,7 @@ static void judge_create(judge_t *j, const dc_need_t *n)
     if (schema == NULL)
         lacking(j, dc_sprintf("%s: %s %s: no schema on the search_path to create it in",
                               n->migration, n->what, n->name));
-    else if (schema_created(j->needs, schema))
+    else if (dc_needs_schema_created(j->needs, schema))
         ; /* an earlier pending migration creates it: the role will own it */
     else if (!is_true(r, 0, 1))
         lacking(j, dc_sprintf("%s: %s %s: schema %s does not exist", n->migration, n->what, n->name,
