@@ -126,11 +126,19 @@ typedef struct dc_history {
 
 void dc_history_free(dc_history_t *h);
 
+/* How a down.sql that runs outside a transaction marks its row's logs from before its first
+ * statement until it is rolled back: while the mark stays (it stopped partway, or was killed),
+ * the migration is neither applied nor pending but failed, "partly rolled back". */
+#define DC_MIGRATE_UNDO_MARK "deployctl: down.sql partly run: "
+/* Whether a finished row carries that mark. */
+bool dc_migrate_row_partly_undone(const dc_history_row_t *row);
+
 typedef enum {
     DC_MIG_APPLIED,         /* finished, checksum matches */
     DC_MIG_EDITED,          /* finished, but migration.sql changed since */
     DC_MIG_PENDING,         /* no row, or only rolled-back rows */
-    DC_MIG_FAILED,          /* a row neither finished nor rolled back: blocks deploys */
+    DC_MIG_FAILED,          /* a row neither finished nor rolled back, or a finished one whose
+                             * down.sql stopped partway: blocks deploys */
     DC_MIG_MISSING_LOCALLY, /* applied (or failed) in the database, not in the directory */
 } dc_migration_state_t;
 

@@ -10,6 +10,7 @@
 #include "deployctl/log.h"
 #include "deployctl/signals.h"
 #include "deployctl/util.h"
+#include "needs.h"
 
 /* Details quote server messages and other sessions' queries: mask every registered secret
  * before the text is kept, so no printer has to remember to. */
@@ -123,12 +124,12 @@ typedef void (*check_fn)(dc_check_ctx_t *ctx);
 /* The order is the seed's (connection, then migrations, then backup, then disk) followed by
  * what blocks DDL; the connection comes first because most checks read through it. */
 static const check_fn checks[] = {
-    dc_check_connection,      dc_check_pooler,
-    dc_check_migrations,      dc_check_snapshot,
-    dc_check_free_space,      dc_check_locks,
-    dc_check_pg_dump,         dc_check_privileges,
-    dc_check_invalid_indexes, dc_check_connection_headroom,
-    dc_check_prepared_xacts,
+    dc_check_connection,          dc_check_pooler,
+    dc_check_migrations,          dc_check_snapshot,
+    dc_check_free_space,          dc_check_locks,
+    dc_check_wraparound,          dc_check_pg_dump,
+    dc_check_privileges,          dc_check_invalid_indexes,
+    dc_check_connection_headroom, dc_check_prepared_xacts,
 };
 
 int dc_check_run(const dc_check_opts_t *opts, dc_check_report_t *out, dc_error_t *err)
@@ -150,18 +151,25 @@ int dc_check_run(const dc_check_opts_t *opts, dc_check_report_t *out, dc_error_t
         free(ctx.prisma_schema);
         return -1;
     }
-    /* Ctrl-C or SIGTERM stops between checks; a query in progress ends within the
-     * connection's lock_timeout or statement_timeout. */
+    /* Ctrl-C or SIGTERM stops between checks, and cancels the query in progress (once the
+     * connection check has connected), so nothing waits for a lock or a slow query to end. */
     int rc = 0;
     for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]) && rc == 0; i++) {
         rc = dc_signal_check(err);
         if (rc == 0)
             checks[i](&ctx);
+        if (i == 0 && ctx.conn != NULL)
+            dc_signals_cancel_conn(ctx.conn);
     }
+    dc_signals_cancel_conn(NULL);
     if (ctx.conn != NULL)
         PQfinish(ctx.conn);
     free(ctx.libpq_url);
     free(ctx.prisma_schema);
+    if (ctx.needs != NULL)
+        dc_needs_free(ctx.needs);
+    free(ctx.needs);
+    free(ctx.needs_error);
     if (rc != 0)
         dc_check_report_free(out);
     else

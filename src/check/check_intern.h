@@ -26,6 +26,11 @@ typedef struct dc_check_ctx {
     /* The migrations check's verdict on what is still to apply (the privileges check reads
      * it): -1 when unknown. */
     long pending_count;
+    bool history_exists; /* whether _prisma_migrations exists (the migrations check) */
+    /* What the pending migrations need of the role (needs.c), for the privileges check: NULL
+     * when unknown; needs_error when a pending migration cannot be parsed. */
+    struct dc_needs *needs;
+    char *needs_error;
     uint64_t last_snapshot_bytes; /* archive bytes of the newest snapshot, 0 when none */
 } dc_check_ctx_t;
 
@@ -42,6 +47,7 @@ void dc_check_migrations(dc_check_ctx_t *ctx);
 void dc_check_snapshot(dc_check_ctx_t *ctx);
 void dc_check_free_space(dc_check_ctx_t *ctx);
 void dc_check_locks(dc_check_ctx_t *ctx);
+void dc_check_wraparound(dc_check_ctx_t *ctx);
 void dc_check_pg_dump(dc_check_ctx_t *ctx);
 void dc_check_privileges(dc_check_ctx_t *ctx);
 void dc_check_invalid_indexes(dc_check_ctx_t *ctx);

@@ -1,5 +1,5 @@
 /* The database-side checks: sessions whose transactions or locks a migration's DDL would wait
- * behind, pg_dump's version against the server's, the role's privileges, INVALID indexes left
+ * behind, pg_dump's version against the server's, INVALID indexes left
  * by failed concurrent builds, connection slots, and forgotten prepared transactions. Each
  * only reads the catalog; none changes or ends anything. */
 #include <stdio.h>
@@ -221,119 +221,6 @@ void dc_check_pg_dump(dc_check_ctx_t *ctx)
                  "%s is version %d.%d, the server %d: compatible", dump.path, dump.major,
                  dump.minor, major);
     dc_pg_dump_free(&dump);
-}
-
-/* ---- privileges ---- */
-
-#define PRIVILEGES   "privileges"
-#define PRIVILEGES_T "Privileges"
-
-static const char SCHEMA_PRIVILEGES_SQL[] =
-    "SELECT s.oid IS NOT NULL,"
-    " CASE WHEN s.oid IS NULL THEN NULL ELSE pg_catalog.has_schema_privilege(s.oid, 'CREATE') END,"
-    " CASE WHEN s.oid IS NULL THEN NULL ELSE pg_catalog.has_schema_privilege(s.oid, 'USAGE') END,"
-    " pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE'),"
-    " pg_catalog.has_function_privilege('pg_catalog.pg_advisory_lock(bigint)', 'EXECUTE')"
-    " AND pg_catalog.has_function_privilege('pg_catalog.pg_try_advisory_lock(bigint)', 'EXECUTE'),"
-    " current_user"
-    " FROM (SELECT $1::text AS name) p LEFT JOIN pg_catalog.pg_namespace s ON s.nspname = p.name";
-
-/* Relations of the schema the role cannot ALTER: ALTER and DROP need ownership (or the
- * privileges of the owning role). */
-static const char NOT_OWNED_SQL[] =
-    "SELECT pg_catalog.quote_ident(c.relname), pg_catalog.pg_get_userbyid(c.relowner)"
-    " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-    " WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'm', 'v', 'f', 'S')"
-    " AND NOT pg_catalog.pg_has_role(c.relowner, 'USAGE')"
-    /* An extension's own tables and views (pg_stat_statements, PostGIS's spatial_ref_sys)
-     * belong to the extension's owner; migrations do not alter them. */
-    " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d"
-    "                 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
-    "                 AND d.objid = c.oid AND d.deptype = 'e')"
-    " ORDER BY 1";
-
-static void list_not_owned(dc_check_ctx_t *ctx, dc_check_result_t *res, const char *schema,
-                           dc_check_status_t severity)
-{
-    const char *params[] = {schema};
-    dc_error_t err;
-    PGresult *rows = dc_pg_query_params(ctx->conn, NOT_OWNED_SQL, 1, params, &err);
-    if (rows == NULL) {
-        dc_check_raise(res, DC_CHECK_FAILED);
-        dc_check_add_item(res, "cannot read the owners of %s's tables: %s", schema, err.message);
-        return;
-    }
-    int n = PQntuples(rows);
-    for (int r = 0; r < n && r < 10; r++)
-        dc_check_add_item(res, "does not own %s.%s (owner %s): ALTER TABLE and DROP need it",
-                          schema, PQgetvalue(rows, r, 0), PQgetvalue(rows, r, 1));
-    if (n > 10)
-        dc_check_add_item(res, "... and %d more relations of %s it does not own", n - 10, schema);
-    if (n > 0)
-        dc_check_raise(res, severity);
-    PQclear(rows);
-}
-
-/* What a migration needs: CREATE and USAGE on its schema (or CREATE on the database when
- * Prisma must make the schema), ownership of the tables it alters, and the advisory lock
- * functions runners use. A missing one fails the check when migrations are pending (or their
- * state is unknown); with nothing to apply it is a warning for the next ones. */
-void dc_check_privileges(dc_check_ctx_t *ctx)
-{
-    if (ctx->conn == NULL) {
-        dc_check_skip_no_connection(ctx, PRIVILEGES, PRIVILEGES_T);
-        return;
-    }
-    const char *schema = ctx->prisma_schema ? ctx->prisma_schema : "public";
-    if (ctx->superuser) {
-        dc_check_add(ctx->report, PRIVILEGES, PRIVILEGES_T, DC_CHECK_OK,
-                     "the role is a superuser: every privilege on schema %s", schema);
-        return;
-    }
-    dc_check_status_t severity = ctx->pending_count == 0 ? DC_CHECK_WARNING : DC_CHECK_FAILED;
-    const char *params[] = {schema};
-    dc_error_t err;
-    PGresult *p = dc_pg_query_params(ctx->conn, SCHEMA_PRIVILEGES_SQL, 1, params, &err);
-    if (p == NULL) {
-        dc_check_add(ctx->report, PRIVILEGES, PRIVILEGES_T, DC_CHECK_FAILED,
-                     "cannot read the role's privileges: %s", err.message);
-        return;
-    }
-    char role[256];
-    snprintf(role, sizeof(role), "%s", PQgetvalue(p, 0, 5));
-    dc_check_result_t *res =
-        dc_check_add(ctx->report, PRIVILEGES, PRIVILEGES_T, DC_CHECK_OK, "%s", "");
-    bool exists = is_true(p, 0, 0);
-    if (!exists && !is_true(p, 0, 3))
-        dc_check_add_item(res,
-                          "schema %s does not exist and %s lacks CREATE on the database "
-                          "to make it (GRANT CREATE ON DATABASE ... TO %s)",
-                          schema, role, role);
-    if (exists && !is_true(p, 0, 1))
-        dc_check_add_item(res, "%s lacks CREATE on schema %s (GRANT CREATE ON SCHEMA %s TO %s)",
-                          role, schema, schema, role);
-    if (exists && !is_true(p, 0, 2))
-        dc_check_add_item(res, "%s lacks USAGE on schema %s (GRANT USAGE ON SCHEMA %s TO %s)", role,
-                          schema, schema, role);
-    if (!is_true(p, 0, 4))
-        dc_check_add_item(res,
-                          "%s may not call pg_advisory_lock(bigint): migration runners "
-                          "take an advisory lock",
-                          role);
-    PQclear(p);
-    if (res->item_count > 0)
-        dc_check_raise(res, severity);
-    if (exists)
-        list_not_owned(ctx, res, schema, severity);
-    free(res->detail);
-    res->detail = res->item_count == 0
-                      ? dc_sprintf("%s can create in schema %s, owns its tables and may take "
-                                   "advisory locks",
-                                   role, schema)
-                      : dc_sprintf("%s lacks %zu privilege%s a migration of schema %s may "
-                                   "need%s",
-                                   role, res->item_count, res->item_count == 1 ? "" : "s", schema,
-                                   ctx->pending_count == 0 ? " (no migration is pending)" : "");
 }
 
 /* ---- INVALID indexes ---- */

@@ -9,6 +9,7 @@
 #include "check_intern.h"
 #include "deployctl/migrate.h"
 #include "deployctl/util.h"
+#include "needs.h"
 
 #define NAME  "migrations"
 #define TITLE "Migrations"
@@ -55,6 +56,20 @@ static void list_entries(dc_check_result_t *res, const dc_migrate_status_t *st)
     }
 }
 
+/* What the pending migrations need of the role, in the order they would run (the privileges
+ * check judges it). */
+static void collect_needs(dc_check_ctx_t *ctx, const dc_migrate_status_t *st)
+{
+    ctx->needs = dc_calloc(1, sizeof(dc_needs_t));
+    for (size_t i = 0; i < st->count && ctx->needs_error == NULL; i++) {
+        const dc_migration_status_t *e = &st->entries[i];
+        dc_error_t err;
+        if (e->state == DC_MIG_PENDING && e->local != NULL &&
+            dc_needs_collect(ctx->needs, e->name, e->local->sql, &err) != 0)
+            ctx->needs_error = dc_strdup(err.message);
+    }
+}
+
 void dc_check_migrations(dc_check_ctx_t *ctx)
 {
     if (ctx->conn == NULL) {
@@ -95,6 +110,8 @@ void dc_check_migrations(dc_check_ctx_t *ctx)
     if (!dc_migrate_up_to_date(&st))
         list_entries(res, &st);
     ctx->pending_count = (long)st.pending;
+    ctx->history_exists = history.exists;
+    collect_needs(ctx, &st);
     dc_migrate_status_free(&st);
     dc_history_free(&history);
     dc_migrate_set_free(&set);

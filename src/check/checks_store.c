@@ -104,22 +104,38 @@ void dc_check_snapshot(dc_check_ctx_t *ctx)
     dc_store_close(store);
 }
 
-/* The on-disk size of the tables a snapshot reads, and of the whole database. The tables' size
- * comes from pg_class (pages as of the last VACUUM, ANALYZE or index build, TOAST included):
- * pg_table_size() would lock each table, and so wait behind any exclusive lock. */
+/* The on-disk size of the tables a snapshot reads (heap and TOAST: pg_table_size, the real file
+ * sizes; pg_class.relpages is 0 until the first VACUUM or ANALYZE, so a freshly loaded table
+ * would count for nothing), and of the whole database. pg_table_size takes (and at once gives
+ * back) an ACCESS SHARE lock: a table another session holds or awaits ACCESS EXCLUSIVE on is
+ * counted from pg_class instead of queueing behind that lock. $1: every table from pg_class. */
+static const char SIZES_SQL[] =
+    "WITH exclusive AS (SELECT l.relation FROM pg_catalog.pg_locks l"
+    " WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock'"
+    " AND l.pid <> pg_catalog.pg_backend_pid()"
+    " AND l.database = (SELECT oid FROM pg_catalog.pg_database"
+    "                   WHERE datname = pg_catalog.current_database()))"
+    "SELECT coalesce(sum(CASE WHEN $1::bool OR c.oid IN (SELECT relation FROM exclusive)"
+    "  OR t.oid IN (SELECT relation FROM exclusive)"
+    "  THEN (c.relpages::bigint + coalesce(t.relpages, 0))"
+    "   * pg_catalog.current_setting('block_size')::bigint"
+    "  ELSE coalesce(pg_catalog.pg_table_size(c.oid), 0) END), 0)::bigint,"
+    " pg_catalog.pg_database_size(pg_catalog.current_database())"
+    " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+    " LEFT JOIN pg_catalog.pg_class t ON t.oid = c.reltoastrelid"
+    " WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema',"
+    " 'deployctl') AND n.nspname !~ '^pg_toast'";
+
 static int database_sizes(dc_check_ctx_t *ctx, uint64_t *tables, uint64_t *database,
                           dc_error_t *err)
 {
-    PGresult *res = dc_pg_query(
-        ctx->conn,
-        "SELECT coalesce(sum((c.relpages::bigint + coalesce(t.relpages, 0))"
-        " * pg_catalog.current_setting('block_size')::bigint), 0)::bigint,"
-        " pg_catalog.pg_database_size(pg_catalog.current_database())"
-        " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-        " LEFT JOIN pg_catalog.pg_class t ON t.oid = c.reltoastrelid"
-        " WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema',"
-        " 'deployctl') AND n.nspname !~ '^pg_toast'",
-        err);
+    const char *catalog_only[] = {"false"};
+    PGresult *res = dc_pg_query_params(ctx->conn, SIZES_SQL, 1, catalog_only, err);
+    if (res == NULL && dc_check_timed_out(err)) {
+        /* A lock taken since pg_locks was read: count every table from pg_class instead. */
+        catalog_only[0] = "true";
+        res = dc_pg_query_params(ctx->conn, SIZES_SQL, 1, catalog_only, err);
+    }
     if (res == NULL)
         return -1;
     *tables = strtoull(PQgetvalue(res, 0, 0), NULL, 10);

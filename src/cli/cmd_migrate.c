@@ -49,6 +49,8 @@ static json_t *status_json(const dc_migrate_status_t *st)
         json_object_set_new(o, "finished_at", string_or_null(e->row ? e->row->finished_at : NULL));
         json_object_set_new(o, "logs", string_or_null(e->row ? e->row->logs : NULL));
         json_object_set_new(o, "has_down", json_boolean(e->local && e->local->down_sql));
+        json_object_set_new(o, "partly_rolled_back",
+                            json_boolean(dc_migrate_row_partly_undone(e->row)));
         json_array_append_new(list, o);
     }
     return json_pack("{s:b, s:b, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I}}", "up_to_date",
@@ -70,7 +72,10 @@ static void print_status_table(const dc_migrate_status_t *st)
     for (size_t i = 0; i < st->count; i++) {
         const dc_migration_status_t *e = &st->entries[i];
         const char *when = e->row && e->row->finished_at ? e->row->finished_at : "-";
-        printf("%-*s  %-15s %-4s  %s\n", width, e->name, dc_migrate_state_name(e->state),
+        /* A down.sql that stopped partway: failed, and how. */
+        bool undone = dc_migrate_row_partly_undone(e->row);
+        printf("%-*s  %-15s %-4s  %s\n", width, e->name,
+               undone ? "failed (down)" : dc_migrate_state_name(e->state),
                e->local && e->local->down_sql ? "yes" : "no", when);
     }
 }
@@ -91,6 +96,14 @@ static int run_status(dc_cli_t *cli, const dc_migrate_opts_t *opts, dc_error_t *
         dc_log_warn("pid %d holds the migration lock: a deploy is running now, and the migration "
                     "it is applying shows as failed until it finishes",
                     st.runner_pid);
+    for (size_t i = 0; i < st.count; i++) {
+        if (dc_migrate_row_partly_undone(st.entries[i].row))
+            dc_log_warn("migration %s is partly rolled back: its down.sql stopped partway (%s); "
+                        "finish the undo and run 'deployctl migrate resolve --rolled-back %s', or "
+                        "redo it and run 'deployctl migrate resolve --applied %s'",
+                        st.entries[i].name, st.entries[i].row->logs + strlen(DC_MIGRATE_UNDO_MARK),
+                        st.entries[i].name, st.entries[i].name);
+    }
     if (!dc_migrate_up_to_date(&st))
         rc = dc_error_set_code(err, DC_EXIT_PRECHECK,
                                "the database is not up to date: %zu pending, %zu failed, %zu "

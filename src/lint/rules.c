@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "deployctl/migrate.h"
+#include "deployctl/parsetree.h"
 #include "deployctl/util.h"
 #include "lint_intern.h"
 
@@ -152,19 +153,17 @@ const dc_lint_rule_t *dc_lint_rule_find(const char *id)
 
 json_t *lint_json_get(json_t *obj, const char *key)
 {
-    return json_is_object(obj) ? json_object_get(obj, key) : NULL;
+    return dc_pt_get(obj, key);
 }
 
 const char *lint_json_str(json_t *obj, const char *key)
 {
-    json_t *v = lint_json_get(obj, key);
-    return json_is_string(v) ? json_string_value(v) : NULL;
+    return dc_pt_str(obj, key);
 }
 
 bool lint_json_eq(json_t *obj, const char *key, const char *want)
 {
-    const char *v = lint_json_str(obj, key);
-    return v != NULL && strcmp(v, want) == 0;
+    return dc_pt_eq(obj, key, want);
 }
 
 const char *lint_node_type(json_t *node, json_t **body)
@@ -192,30 +191,17 @@ static const char *last_name(json_t *names)
 
 /* ---- relations ---- */
 
-typedef struct rel {
-    const char *schema; /* NULL: unqualified */
-    const char *name;
-} rel_t;
+typedef dc_pt_rel_t rel_t;
 
-/* A RangeVar, bare or wrapped as {"RangeVar": {...}}. */
 static rel_t rel_of(json_t *rv)
 {
-    json_t *inner = lint_json_get(rv, "RangeVar");
-    if (inner != NULL)
-        rv = inner;
-    rel_t r = {lint_json_str(rv, "schemaname"), lint_json_str(rv, "relname")};
-    return r;
+    return dc_pt_rangevar(rv);
 }
 
 /* DROP's object names: [[catalog.]schema.]name as a list of strings. */
 static rel_t rel_of_names(json_t *object)
 {
-    json_t *items = lint_json_get(lint_json_get(object, "List"), "items");
-    size_t n = json_array_size(items);
-    rel_t r = {NULL, last_name(items)};
-    if (n >= 2)
-        r.schema = lint_json_str(lint_json_get(json_array_get(items, n - 2), "String"), "sval");
-    return r;
+    return dc_pt_names(lint_json_get(lint_json_get(object, "List"), "items"), 0);
 }
 
 static const char *rel_show(rel_t r, char *buf, size_t size)

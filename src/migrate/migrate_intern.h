@@ -24,7 +24,7 @@ int dc_history_insert(PGconn *conn, const char *table, const dc_migration_t *m, 
                       dc_error_t *err);
 /* Success: finished_at = now(), applied_steps_count = 1. */
 int dc_history_finish(PGconn *conn, const char *table, const char *id, dc_error_t *err);
-/* Failure: the error in logs, finished_at left null. */
+/* Failure: the error in logs (NULL: none), finished_at left as it is. */
 int dc_history_fail(PGconn *conn, const char *table, const char *id, const char *logs,
                     dc_error_t *err);
 int dc_history_roll_back(PGconn *conn, const char *table, const char *id, dc_error_t *err);

@@ -174,11 +174,12 @@ static void drop_new_invalid(dc_session_t *s, const dc_migrate_stmt_t *st, PGres
  * commit (applied_steps_count stays Prisma's), so that after a failure, a kill or a lost
  * connection the row says which statements remain applied. */
 static void record_progress(dc_session_t *s, const char *row_id, const dc_migrate_script_t *sc,
-                            const char *file, size_t done)
+                            const char *file, size_t done, row_action_t action)
 {
-    char *text = dc_sprintf("deployctl: statements 1-%zu of %zu committed (the last at %s line "
+    char *text = dc_sprintf("%sstatements 1-%zu of %zu committed (the last at %s line "
                             "%d); the others not run yet",
-                            done, sc->count, file, sc->stmts[done - 1].line);
+                            action == ROW_ROLL_BACK ? DC_MIGRATE_UNDO_MARK : "deployctl: ", done,
+                            sc->count, file, sc->stmts[done - 1].line);
     dc_error_t ignored;
     if (write_logs(s, row_id, text, &ignored) != 0)
         dc_log_warn("cannot record the progress of %s: %s", file, ignored.message);
@@ -186,8 +187,8 @@ static void record_progress(dc_session_t *s, const char *row_id, const dc_migrat
 }
 
 static int run_autocommit(dc_session_t *s, const dc_migrate_script_t *sc, const char *file,
-                          const char *row_id, size_t *next, dc_migrate_report_t *report,
-                          dc_error_t *err)
+                          const char *row_id, row_action_t action, size_t *next,
+                          dc_migrate_report_t *report, dc_error_t *err)
 {
     if (dc_session_set_timeouts(s, false, err) != 0)
         return -1;
@@ -227,7 +228,7 @@ static int run_autocommit(dc_session_t *s, const dc_migrate_script_t *sc, const 
         } else if (PQtransactionStatus(s->conn) == PQTRANS_IDLE) {
             *next = i + 1;
             if (*next < sc->count)
-                record_progress(s, row_id, sc, file, *next);
+                record_progress(s, row_id, sc, file, *next, action);
         }
         PQclear(res);
         PQclear(before);
@@ -266,7 +267,7 @@ static int run_script(dc_session_t *s, const dc_migrate_script_t *sc, const char
     for (int attempt = 0;; attempt++) {
         int rc;
         if (sc->needs_autocommit) {
-            rc = run_autocommit(s, sc, file, row_id, &next, report, err);
+            rc = run_autocommit(s, sc, file, row_id, action, &next, report, err);
             if (rc == 0)
                 rc = update_row(s, row_id, action, err);
         } else {
@@ -392,12 +393,38 @@ static const dc_migration_status_t *first_in_state(const dc_migrate_status_t *st
     return NULL;
 }
 
-/* P3009: a failed migration must be resolved before anything else runs. */
-static int refuse_if_failed(const dc_migrate_status_t *st, const char *doing, dc_error_t *err)
+static bool partly_undone(const dc_migration_status_t *e)
 {
-    const dc_migration_status_t *f = first_in_state(st, DC_MIG_FAILED);
+    return e->state == DC_MIG_FAILED && dc_migrate_row_partly_undone(e->row);
+}
+
+/* A migration whose down.sql stopped partway: what to do about it. */
+static int refuse_partly_undone(const dc_migration_status_t *f, const char *doing, dc_error_t *err)
+{
+    return dc_error_set_code(
+        err, DC_EXIT_PRECHECK,
+        "migration %s is partly rolled back (%s), so %s was refused and nothing was changed: "
+        "finish the undo by hand and run 'deployctl migrate resolve --rolled-back %s', or make "
+        "its down.sql able to run again from the start (IF EXISTS) and run 'deployctl migrate "
+        "down' again, or redo what was undone and run 'deployctl migrate resolve --applied %s'",
+        f->name, f->row->logs + strlen(DC_MIGRATE_UNDO_MARK), doing, f->name, f->name);
+}
+
+/* P3009: a failed migration must be resolved before anything else runs. `down` may run again
+ * the down.sql of a migration it left partly rolled back (retry_undo). */
+static int refuse_if_failed(const dc_migrate_status_t *st, const char *doing, bool retry_undo,
+                            dc_error_t *err)
+{
+    const dc_migration_status_t *f = NULL;
+    for (size_t i = 0; i < st->count && f == NULL; i++) {
+        if (st->entries[i].state == DC_MIG_FAILED &&
+            !(retry_undo && partly_undone(&st->entries[i])))
+            f = &st->entries[i];
+    }
     if (f == NULL)
         return 0;
+    if (partly_undone(f))
+        return refuse_partly_undone(f, doing, err);
     char logs[300];
     snprintf(logs, sizeof(logs), "%s", f->row && f->row->logs ? f->row->logs : "no error recorded");
     return dc_error_set_code(
@@ -461,7 +488,7 @@ int dc_migrate_deploy(const dc_migrate_opts_t *opts, dc_migrate_report_t *report
     int rc = open_and_read(opts, "migrate deploy", true, TABLE_CREATE_IF_EMPTY, &s, &set, &history,
                            &st, err);
     if (rc == 0)
-        rc = refuse_if_failed(&st, "deploy", err);
+        rc = refuse_if_failed(&st, "deploy", false, err);
     dc_migrate_script_t *scripts = dc_calloc(st.count + 1, sizeof(dc_migrate_script_t));
     /* Every pending file is parsed before the first runs: a typo refuses the whole deploy. */
     if (rc == 0)
@@ -495,7 +522,8 @@ static int choose_down_targets(const dc_migrate_status_t *st, const char *to, in
     size_t applied = 0;
     const dc_migration_status_t **list = dc_calloc(st->count + 1, sizeof(*list));
     for (size_t i = 0; i < st->count; i++) {
-        if (st->entries[i].state == DC_MIG_APPLIED || st->entries[i].state == DC_MIG_EDITED)
+        if (st->entries[i].state == DC_MIG_APPLIED || st->entries[i].state == DC_MIG_EDITED ||
+            partly_undone(&st->entries[i]))
             list[applied++] = &st->entries[i];
     }
     size_t keep = 0; /* how many of the oldest stay applied */
@@ -544,6 +572,15 @@ static int require_down_files(const dc_migration_status_t **targets, size_t n, c
     return rc;
 }
 
+/* The row's logs while a down.sql runs outside a transaction (see DC_MIGRATE_UNDO_MARK). */
+static int mark_undo(dc_session_t *s, const char *row_id, const char *what, dc_error_t *err)
+{
+    char *text = dc_sprintf("%s%s", DC_MIGRATE_UNDO_MARK, what);
+    int rc = write_logs(s, row_id, text, err);
+    free(text);
+    return rc;
+}
+
 static int run_downs(dc_session_t *s, const dc_migration_status_t **targets, size_t n,
                      dc_migrate_report_t *report, dc_error_t *err)
 {
@@ -558,21 +595,32 @@ static int run_downs(dc_session_t *s, const dc_migration_status_t **targets, siz
         char label[300];
         snprintf(label, sizeof(label), "down.sql of %s", targets[i]->name);
         dc_log_info("rolling back migration %s", targets[i]->name);
-        rc = run_script(s, &scripts[i], label, paths[i], targets[i]->row->id, ROW_ROLL_BACK, report,
-                        err);
+        if (scripts[i].needs_autocommit)
+            rc = mark_undo(s, targets[i]->row->id,
+                           "started; none of its statements committed "
+                           "yet",
+                           err);
+        if (rc == 0)
+            rc = run_script(s, &scripts[i], label, paths[i], targets[i]->row->id, ROW_ROLL_BACK,
+                            report, err);
         if (rc == 0) {
             dc_log_info("rolled back migration %s", targets[i]->name);
             report_add(&report->applied, &report->applied_count, targets[i]->name);
         } else if (scripts[i].needs_autocommit) {
-            /* Part of it may be undone while the row still says applied: an operator's job. */
+            /* Part of it may be undone: the row's mark makes status say so (failed, partly
+             * rolled back) until an operator finishes or redoes it. */
             report->failed = dc_strdup(targets[i]->name);
+            dc_error_t ignored;
+            if (mark_undo(s, targets[i]->row->id, err->message, &ignored) != 0)
+                dc_log_warn("cannot record the failure in the history: %s", ignored.message);
             dc_error_prefix(err, "%s failed: ", label);
             err->exit_code = DC_EXIT_ROLLBACK_FAILED;
             dc_error_append(err,
                             "; it ran outside a transaction, so the statements before the failed "
-                            "one stay undone while %s is still recorded as applied: finish the "
-                            "undo by hand and run 'deployctl migrate down' again, or restore the "
-                            "snapshot taken before it",
+                            "one stay undone and %s is recorded as failed (partly rolled back): "
+                            "finish the undo by hand and run 'deployctl migrate resolve "
+                            "--rolled-back' for it, or fix its down.sql and run 'deployctl "
+                            "migrate down' again, or restore the snapshot taken before it",
                             targets[i]->name);
         } else {
             report->failed = dc_strdup(targets[i]->name);
@@ -608,7 +656,7 @@ int dc_migrate_down(const dc_migrate_opts_t *opts, const char *to, int steps,
         rc = dc_error_set(err, "nothing to roll back: the database has no _prisma_migrations "
                                "table (no migration was ever applied)");
     if (rc == 0)
-        rc = refuse_if_failed(&st, "down", err);
+        rc = refuse_if_failed(&st, "down", true, err);
     const dc_migration_status_t **targets = dc_calloc(st.count + 1, sizeof(*targets));
     size_t n = 0;
     if (rc == 0)
@@ -640,14 +688,21 @@ static int resolve_rows(dc_session_t *s, const char *name, const dc_migration_t 
     if (dc_pg_exec(s->conn, "BEGIN", err) != 0)
         return -1;
     int rc = 0;
-    /* Prisma rolls the failed rows back in both cases; --applied then adds a finished row. */
+    const char *partly_undone_row = NULL;
+    /* Prisma rolls the failed rows back in both cases; --applied then adds a finished row. A
+     * row its down.sql left partly rolled back is rolled back too, or (--applied) unmarked. */
     for (size_t i = 0; rc == 0 && i < h->count; i++) {
         const dc_history_row_t *r = &h->rows[i];
-        if (strcmp(r->migration_name, name) == 0 && r->finished_at == NULL &&
-            r->rolled_back_at == NULL)
+        if (strcmp(r->migration_name, name) != 0 || r->rolled_back_at != NULL)
+            continue;
+        if (dc_migrate_row_partly_undone(r) && how == DC_RESOLVE_APPLIED) {
+            partly_undone_row = r->id; /* redone by hand: applied again, as recorded */
+            rc = dc_history_fail(s->conn, s->table, r->id, NULL, err);
+        } else if (r->finished_at == NULL || dc_migrate_row_partly_undone(r)) {
             rc = dc_history_roll_back(s->conn, s->table, r->id, err);
+        }
     }
-    if (rc == 0 && how == DC_RESOLVE_APPLIED)
+    if (rc == 0 && how == DC_RESOLVE_APPLIED && partly_undone_row == NULL)
         rc = dc_history_record_applied(s->conn, s->table, local, err);
     if (rc == 0)
         return dc_pg_commit(s->conn, err);
@@ -683,7 +738,7 @@ static int check_resolvable(const dc_migration_status_t *e, const char *name, co
                    e->state == DC_MIG_MISSING_LOCALLY;
     /* Prisma's P3008 counts any row that ever finished, even one rolled back since (by down). */
     bool ever_finished = false;
-    for (size_t i = 0; i < h->count; i++)
+    for (size_t i = 0; !partly_undone(e) && i < h->count; i++)
         ever_finished = ever_finished || (strcmp(h->rows[i].migration_name, name) == 0 &&
                                           h->rows[i].finished_at != NULL);
     if (how == DC_RESOLVE_APPLIED && !applied && ever_finished)

@@ -24,6 +24,13 @@ const char *dc_migrate_state_name(dc_migration_state_t s)
     return "?";
 }
 
+bool dc_migrate_row_partly_undone(const dc_history_row_t *row)
+{
+    return row != NULL && row->finished_at != NULL && row->rolled_back_at == NULL &&
+           row->logs != NULL &&
+           strncmp(row->logs, DC_MIGRATE_UNDO_MARK, strlen(DC_MIGRATE_UNDO_MARK)) == 0;
+}
+
 /* The rows of one migration that decide its state: the newest finished one, else the newest
  * unfinished one (both not rolled back), else the newest rolled-back one. */
 typedef struct rows_of {
@@ -58,7 +65,9 @@ static void add_entry(dc_migrate_status_t *out, const char *name, const dc_migra
     e->local = local;
     if (r.finished != NULL) {
         e->row = r.finished;
-        if (local == NULL)
+        if (dc_migrate_row_partly_undone(r.finished))
+            e->state = DC_MIG_FAILED; /* neither applied nor rolled back: needs attention */
+        else if (local == NULL)
             e->state = DC_MIG_MISSING_LOCALLY;
         else if (dc_migrate_checksum_matches(local->sql, local->sql_len, r.finished->checksum))
             e->state = DC_MIG_APPLIED;

@@ -45,26 +45,26 @@ snapshot=$(tail -1 "$WORK/out")
 
 check --json
 [[ $rc -eq 0 ]] || fail "healthy: exit $rc: $(cat "$WORK/err")"
-expected="connection=ok connections=ok free-space=ok invalid-indexes=ok locks=ok migrations=ok pg-dump=ok pooler=ok prepared-transactions=ok privileges=ok snapshot=ok "
+expected="connection=ok connections=ok free-space=ok invalid-indexes=ok locks=ok migrations=ok pg-dump=ok pooler=ok prepared-transactions=ok privileges=ok snapshot=ok wraparound=ok "
 assert_eq "$expected" "$(statuses)" "healthy: every check"
 assert_eq ok "$(jq -r .verdict "$WORK/out")" "healthy: verdict"
-assert_eq 11 "$(jq -r .counts.ok "$WORK/out")" "healthy: ok count"
+assert_eq 12 "$(jq -r .counts.ok "$WORK/out")" "healthy: ok count"
 jq -r '.checks[] | select(.name == "snapshot") | .detail' "$WORK/out" | grep -q "newest is $snapshot" ||
     fail "the snapshot check does not name $snapshot"
 jq -r '.checks[] | select(.name == "free-space") | .detail' "$WORK/out" | grep -q "last snapshot's size" ||
     fail "free space not estimated from the last snapshot: $(jq -c '.checks[] | select(.name == "free-space")' "$WORK/out")"
 jq -r '.checks[] | select(.name == "migrations") | .detail' "$WORK/out" | grep -q "1 in .*: 0 pending, 0 failed, 0 edited" ||
     fail "migrations detail: $(jq -c '.checks[] | select(.name == "migrations")' "$WORK/out")"
-pass "healthy database with a fresh snapshot: 11 checks ok, exit 0 (JSON)"
+pass "healthy database with a fresh snapshot: 12 checks ok, exit 0 (JSON)"
 
 # Text, as the seed prints it: one line per check, then the verdict; emoji in a UTF-8 locale.
 LC_ALL=C.UTF-8 NO_COLOR= check
 [[ $rc -eq 0 ]] || fail "healthy text: exit $rc"
-assert_eq 11 "$(grep -c '^✅ [^:]*: ' "$WORK/out")" "healthy text: ✅ check lines"
+assert_eq 12 "$(grep -c '^✅ [^:]*: ' "$WORK/out")" "healthy text: ✅ check lines"
 tail -1 "$WORK/out" | grep -q '^✅ All pre-migration checks passed. Safe to proceed.$' ||
     fail "healthy text: verdict line: $(tail -1 "$WORK/out")"
 LC_ALL=C check
-assert_eq 11 "$(grep -c '^\[ok\] *[^:]*: ' "$WORK/out")" "plain text: [ok] check lines"
+assert_eq 12 "$(grep -c '^\[ok\] *[^:]*: ' "$WORK/out")" "plain text: [ok] check lines"
 grep -q '^\[ok\] *All pre-migration checks passed' "$WORK/out" || fail "plain text: no verdict line"
 LC_ALL=C.UTF-8 NO_COLOR=1 check
 grep -q '✅' "$WORK/out" && fail "NO_COLOR still prints emoji"

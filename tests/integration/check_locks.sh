@@ -3,41 +3,21 @@
 # holding a table lock fails the check with its pid, a session idle in transaction holding a
 # lock warns, a held Prisma migration lock fails; nothing is ended.
 source "$(dirname "$0")/../harness/lib.sh"
+source "$HARNESS/check_lib.sh"
 
-db=$(new_db main)
-url=$(db_url "$db")
-mkdir -p "$WORK/migrations"
 psql_admin "$db" -c "CREATE TABLE inventory_items (id serial PRIMARY KEY, quantity int)"
 
-check() { run_deployctl check --database "$url" --store "$WORK/store" --migrations "$WORK/migrations" --json "$@"; }
-result() { jq -r '.checks[] | select(.name == "locks") | "\(.status)|\(.detail)|\(.items | join(";"))"' "$WORK/out"; }
-session_pid() { # application_name
-    local pid=""
-    for _ in $(seq 1 100); do
-        pid=$(psql_value postgres "SELECT pid FROM pg_stat_activity WHERE application_name = '$1' AND xact_start IS NOT NULL")
-        [[ -n $pid ]] && break
-        sleep 0.1
-    done
-    [[ -n $pid ]] || fail "session $1 did not start"
-    echo "$pid"
-}
-end_session() { # application_name
-    psql_value postgres "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '$1'" >/dev/null
-}
-
 check
-assert_eq "ok" "$(result | cut -d'|' -f1)" "no other session"
+assert_eq "ok" "$(result locks | cut -d'|' -f1)" "no other session"
 
 # A transaction holding a lock on the table, older than --max-transaction-age.
 app="dc_${TEST_NAME}_holder"
-PGAPPNAME=$app psql_admin "$db" -c "BEGIN; LOCK TABLE inventory_items IN ACCESS SHARE MODE; SELECT pg_sleep(60); COMMIT;" >/dev/null 2>&1 &
-holder=$!
-on_exit "kill $holder 2>/dev/null; end_session $app"
+start_session "$app" "BEGIN; LOCK TABLE inventory_items IN ACCESS SHARE MODE; SELECT pg_sleep(60); COMMIT;"
 pid=$(session_pid "$app")
 sleep 1.2
 check --max-transaction-age 1s
 assert_eq 4 "$rc" "long lock holder: exit"
-r=$(result)
+r=$(result locks)
 [[ $r == "failed|1 session in the way of DDL"* ]] || fail "long lock holder: $r"
 [[ $r == *"pid $pid (user postgres, application '$app', active) has held locks on inventory_items for "* ]] ||
     fail "the holder is not named with its pid $pid: $r"
@@ -48,10 +28,8 @@ pass "a transaction holding a lock longer than --max-transaction-age fails the c
 
 # Younger than the threshold and running: not in the way yet.
 check
-assert_eq "ok" "$(result | cut -d'|' -f1)" "holder under the default 5m threshold"
-kill "$holder" 2>/dev/null || true
-end_session "$app"
-wait "$holder" 2>/dev/null || true
+assert_eq "ok" "$(result locks | cut -d'|' -f1)" "holder under the default 5m threshold"
+stop_session "$app"
 
 # Idle in transaction, holding a lock: a warning even when young.
 app="dc_${TEST_NAME}_idle"
@@ -69,7 +47,7 @@ for _ in $(seq 1 50); do
 done
 check
 [[ $rc -eq 0 ]] || fail "idle in transaction: exit $rc"
-r=$(result)
+r=$(result locks)
 [[ $r == "warning|"*"pid $pid (user postgres, application '$app') is idle in transaction for "*" holding locks on inventory_items"* ]] ||
     fail "idle in transaction: $r"
 pass "a session idle in transaction holding a lock warns, named by pid $pid"
@@ -77,37 +55,24 @@ echo "ROLLBACK;" >&3
 
 # Prisma's migration lock held by another runner.
 app="dc_${TEST_NAME}_prisma"
-PGAPPNAME=$app psql_admin "$db" -c "SELECT pg_advisory_lock(72707369)" -c "SELECT pg_sleep(60)" >/dev/null 2>&1 &
-runner=$!
-on_exit "kill $runner 2>/dev/null; end_session $app"
-for _ in $(seq 1 100); do
-    [[ $(psql_value "$db" "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 72707369") == 1 ]] && break
-    sleep 0.1
-done
-pid=$(psql_value postgres "SELECT pid FROM pg_stat_activity WHERE application_name = '$app'")
+start_session "$app" "SELECT pg_advisory_lock(72707369), pg_sleep(60)"
+pid=$(lock_pid "$app" granted "l.locktype = 'advisory' AND l.objid = 72707369")
 check
 assert_eq 4 "$rc" "Prisma lock held: exit"
-[[ $(result) == "failed|"*"pid $pid (user postgres, application '$app') holds Prisma's migration lock (advisory lock 72707369): another migration is running"* ]] ||
-    fail "Prisma lock: $(result)"
+[[ $(result locks) == "failed|"*"pid $pid (user postgres, application '$app') holds Prisma's migration lock (advisory lock 72707369): another migration is running"* ]] ||
+    fail "Prisma lock: $(result locks)"
 pass "Prisma's advisory migration lock held by pid $pid fails the check"
 
-kill "$runner" 2>/dev/null || true
-end_session "$app"
+stop_session "$app"
 
 # deployctl's own migration lock (DC_MIGRATE_LOCK_KEY, 0x64636d67) held by another runner.
 app="dc_${TEST_NAME}_deployctl"
-PGAPPNAME=$app psql_admin "$db" -c "SELECT pg_advisory_lock(1684237671)" -c "SELECT pg_sleep(60)" >/dev/null 2>&1 &
-runner=$!
-on_exit "kill $runner 2>/dev/null; end_session $app"
-for _ in $(seq 1 100); do
-    [[ $(psql_value "$db" "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 1684237671 AND granted") == 1 ]] && break
-    sleep 0.1
-done
-pid=$(psql_value postgres "SELECT pid FROM pg_stat_activity WHERE application_name = '$app'")
+start_session "$app" "SELECT pg_advisory_lock(1684237671), pg_sleep(60)"
+pid=$(lock_pid "$app" granted "l.locktype = 'advisory' AND l.objid = 1684237671")
 check
 assert_eq 4 "$rc" "deployctl lock held: exit"
-[[ $(result) == "failed|"*"pid $pid (user postgres, application '$app') holds deployctl's migration lock (advisory lock 1684237671): another migration is running"* ]] ||
-    fail "deployctl lock: $(result)"
+[[ $(result locks) == "failed|"*"pid $pid (user postgres, application '$app') holds deployctl's migration lock (advisory lock 1684237671): another migration is running"* ]] ||
+    fail "deployctl lock: $(result locks)"
 pass "deployctl's own advisory migration lock held by pid $pid fails the check"
 
 # Prepared transactions need max_prepared_transactions > 0, which the shared cluster does not

@@ -97,19 +97,38 @@ printf 'DROP INDEX CONCURRENTLY d2_id;\nDROP TABLE nope;\nDROP TABLE d2;\n' >"$d
 q2() { psql_value "$db2" "$1"; }
 run_deployctl migrate deploy --database "$url2" --migrations "$dir2"
 [[ $rc -eq 0 ]] || fail "deploy: $(cat "$WORK/err")"
-# Outside a transaction: the index is gone, the row still says applied: exit 3, and it says so.
+# Outside a transaction: the index is gone, the row is marked partly rolled back: exit 3, and it says so.
 run_deployctl migrate down --database "$url2" --migrations "$dir2"
 [[ $rc -eq 3 ]] || fail "a failing autocommit down.sql: rc $rc: $(cat "$WORK/err")"
-grep -q "down.sql of 20240102000000_d2 failed: statements 1-1 of 3 committed, statement 2 failed: .*down.sql line 2.*stay undone while 20240102000000_d2 is still recorded as applied" "$WORK/err" ||
+grep -q "down.sql of 20240102000000_d2 failed: statements 1-1 of 3 committed, statement 2 failed: .*down.sql line 2.*stay undone and 20240102000000_d2 is recorded as failed (partly rolled back)" "$WORK/err" ||
     fail "unclear partial undo: $(cat "$WORK/err")"
 assert_eq "|d2|" "$(q2 "SELECT to_regclass('d2_id')")|$(q2 "SELECT to_regclass('d2')")|$(q2 "SELECT rolled_back_at FROM _prisma_migrations WHERE migration_name = '20240102000000_d2'")" \
     "statement 1 undone, 3 not run, row applied"
 q2 "SELECT logs FROM _prisma_migrations WHERE migration_name = '20240102000000_d2'" | grep -q "statements 1-1 of 3 committed" ||
     fail "the row does not record how far the undo got"
+# Status tells the truth: d2 is failed (partly rolled back), not applied, and nothing is up to
+# date; deploy refuses until it is dealt with.
+run_deployctl migrate status --database "$url2" --migrations "$dir2" --json
+[[ $rc -eq 4 ]] || fail "status after a partial down: rc $rc: $(cat "$WORK/out")"
+jq -e '.up_to_date == false and .counts.failed == 1 and .counts.applied == 1 and
+       ([.migrations[] | select(.name == "20240102000000_d2")][0] | .status == "failed" and .partly_rolled_back == true)' "$WORK/out" >/dev/null ||
+    fail "status after a partial down: $(cat "$WORK/out")"
+run_deployctl migrate status --database "$url2" --migrations "$dir2"
+grep -qE '^20240102000000_d2 +failed \(down\) ' "$WORK/out" || fail "status table: $(cat "$WORK/out")"
+grep -q "migration 20240102000000_d2 is partly rolled back: its down.sql stopped partway (statements 1-1 of 3 committed" "$WORK/err" ||
+    fail "status does not say how far the undo got: $(cat "$WORK/err")"
+run_deployctl migrate deploy --database "$url2" --migrations "$dir2"
+[[ $rc -eq 4 ]] && grep -q "migration 20240102000000_d2 is partly rolled back .*so deploy was refused and nothing was changed" "$WORK/err" ||
+    fail "deploy after a partial down: rc $rc: $(cat "$WORK/err")"
+pass "after a partly undone down, status reports the migration failed (partly rolled back), exit 4, and deploy refuses"
+
 # Finish it by hand (here: fix the file), then down again; then the transactional one fails.
 printf 'DROP INDEX CONCURRENTLY IF EXISTS d2_id;\nDROP TABLE d2;\n' >"$dir2/20240102000000_d2/down.sql"
 run_deployctl migrate down --database "$url2" --migrations "$dir2"
 [[ $rc -eq 0 ]] || fail "down after the fix: $(cat "$WORK/err")"
+run_deployctl migrate status --database "$url2" --migrations "$dir2" --json
+jq -e '.counts.applied == 1 and .counts.pending == 1 and .counts.failed == 0' "$WORK/out" >/dev/null ||
+    fail "status after the down was finished: $(cat "$WORK/out")"
 run_deployctl migrate down --database "$url2" --migrations "$dir2"
 [[ $rc -eq 1 ]] || fail "a failing transactional down.sql: rc $rc: $(cat "$WORK/err")"
 grep -q "down.sql of 20240101000000_d1 failed: .*down.sql line 2.*nothing of it was undone and 20240101000000_d1 stays applied" "$WORK/err" ||
@@ -126,3 +145,34 @@ run_deployctl migrate down --database "$url2" --migrations "$dir2"
 grep -q "migration 20240101000000_d1 was edited after it was applied: its down.sql undoes the current migration.sql" "$WORK/err" ||
     fail "no warning for an edited migration: $(cat "$WORK/err")"
 pass "down warns when the migration was edited after it was applied"
+
+# A partly rolled back migration resolved either way: --applied once the undone part is redone
+# by hand (applied again, as recorded), --rolled-back once the undo is finished by hand (pending).
+db3=$(new_db resolve)
+url3=$(db_url "$db3")
+dir3=$WORK/resolve
+mkdir -p "$dir3/20240101000000_t3"
+cp "$src/migration_lock.toml" "$dir3/"
+printf 'CREATE TABLE t3 (id int);\nCREATE INDEX t3_id ON t3 (id);\n' >"$dir3/20240101000000_t3/migration.sql"
+printf 'DROP INDEX CONCURRENTLY t3_id;\nDROP TABLE nope;\nDROP TABLE t3;\n' >"$dir3/20240101000000_t3/down.sql"
+m3() { run_deployctl migrate "$@" --database "$url3" --migrations "$dir3"; }
+m3 deploy
+[[ $rc -eq 0 ]] || fail "deploy t3: $(cat "$WORK/err")"
+m3 down
+[[ $rc -eq 3 ]] || fail "partial down of t3: rc $rc: $(cat "$WORK/err")"
+psql_admin "$db3" -c "CREATE INDEX t3_id ON t3 (id)" >/dev/null
+m3 resolve --applied 20240101000000_t3
+[[ $rc -eq 0 ]] || fail "resolve --applied of a partly rolled back migration: rc $rc: $(cat "$WORK/err")"
+m3 status --json
+[[ $rc -eq 0 ]] && jq -e '.up_to_date and .counts.applied == 1' "$WORK/out" >/dev/null || fail "after resolve --applied: $(cat "$WORK/out")"
+assert_eq 1 "$(psql_value "$db3" "SELECT count(*) FROM _prisma_migrations")" "resolve --applied of a partly undone row adds no row"
+m3 down
+[[ $rc -eq 3 ]] || fail "second partial down of t3: rc $rc: $(cat "$WORK/err")"
+psql_admin "$db3" -c "DROP TABLE t3" >/dev/null
+m3 resolve --rolled-back 20240101000000_t3
+[[ $rc -eq 0 ]] || fail "resolve --rolled-back of a partly rolled back migration: rc $rc: $(cat "$WORK/err")"
+m3 status --json
+[[ $rc -eq 4 ]] && jq -e '.counts.pending == 1 and .counts.failed == 0' "$WORK/out" >/dev/null || fail "after resolve --rolled-back: $(cat "$WORK/out")"
+m3 deploy
+[[ $rc -eq 0 ]] || fail "deploy after resolve --rolled-back: $(cat "$WORK/err")"
+pass "a partly rolled back migration resolves --applied (redone by hand) or --rolled-back (undo finished by hand)"

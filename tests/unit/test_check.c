@@ -15,6 +15,9 @@
 
 #include "deployctl/check.h"
 #include "deployctl/log.h"
+#include "deployctl/util.h"
+
+#include "../../src/check/needs.h"
 
 static void test_verdict_is_the_worst(void **state)
 {
@@ -195,6 +198,102 @@ static void test_url_pooler_hint(void **state)
                "6432"));
 }
 
+/* The needs of migrations, one line each: "<kind> <what> <schema>.<name> <privilege>". */
+static char *needs_of(const char *const *sqls, size_t n)
+{
+    static const char *const kinds[] = {"owner", "privilege", "create", "extension", "database"};
+    dc_needs_t needs;
+    memset(&needs, 0, sizeof(needs));
+    dc_error_t err;
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(dc_needs_collect(&needs, "m", sqls[i], &err), 0);
+    char *out = dc_strdup("");
+    for (size_t i = 0; i < needs.count; i++) {
+        const dc_need_t *d = &needs.items[i];
+        char *next = dc_sprintf("%s%s %s %s.%s %s%s\n", out, kinds[d->kind], d->what,
+                                d->schema ? d->schema : "-", d->name, d->privilege,
+                                d->missing_ok ? " missing-ok" : "");
+        free(out);
+        out = next;
+    }
+    dc_needs_free(&needs);
+    return out;
+}
+
+static void expect_needs(const char *const *sqls, size_t n, const char *want)
+{
+    char *got = needs_of(sqls, n);
+    assert_string_equal(got, want);
+    free(got);
+}
+
+static void test_needs_of_ddl(void **state)
+{
+    (void)state;
+    const char *const sqls[] = {
+        "CREATE TABLE items (id int PRIMARY KEY, parent int REFERENCES items, c int REFERENCES "
+        "s.customers (id)); CREATE INDEX items_c ON items (c); ALTER INDEX items_c RENAME TO "
+        "items_c2; DROP INDEX items_c2;",
+        "ALTER TABLE items ADD COLUMN x int; ALTER TABLE IF EXISTS orders ADD CONSTRAINT f "
+        "FOREIGN KEY (x) REFERENCES products (id); CREATE UNIQUE INDEX ON public.orders (x); "
+        "COMMENT ON COLUMN s.t.c IS 'x'; TRUNCATE logs; DROP VIEW v; ALTER TABLE t SET SCHEMA "
+        "archive;",
+        "CREATE SCHEMA app; CREATE TABLE app.t (id int); CREATE TYPE mood AS ENUM ('a'); "
+        "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'select 1'; CREATE EXTENSION IF NOT "
+        "EXISTS citext; DROP FUNCTION g();",
+        "CREATE TABLE IF NOT EXISTS maybe (id int); ALTER TABLE maybe ADD COLUMN x int;",
+    };
+    expect_needs(sqls, 4,
+                 "create CREATE TABLE -.items \n"
+                 "privilege FOREIGN KEY s.customers REFERENCES\n"
+                 "owner ALTER TABLE -.orders  missing-ok\n"
+                 "privilege FOREIGN KEY -.products REFERENCES\n"
+                 "owner CREATE UNIQUE INDEX public.orders \n"
+                 "owner COMMENT ON s.t \n"
+                 "privilege TRUNCATE -.logs TRUNCATE\n"
+                 "owner DROP VIEW -.v \n"
+                 "owner ALTER TABLE ... SET SCHEMA -.t \n"
+                 "create ALTER TABLE ... SET SCHEMA archive.archive \n"
+                 "database CREATE SCHEMA -.app \n"
+                 "create CREATE TYPE -.mood \n"
+                 "create CREATE FUNCTION -.f \n"
+                 "extension CREATE EXTENSION -.citext  missing-ok\n"
+                 "create CREATE TABLE -.maybe \n"
+                 "owner ALTER TABLE -.maybe  missing-ok\n");
+}
+
+static void test_needs_of_data(void **state)
+{
+    (void)state;
+    const char *const sqls[] = {
+        "WITH recent AS (SELECT * FROM orders) INSERT INTO archive SELECT * FROM recent;"
+        "INSERT INTO archive VALUES (1); INSERT INTO archive VALUES (2) ON CONFLICT (id) DO "
+        "UPDATE SET id = 3;",
+        "UPDATE products SET price = 1; DELETE FROM carts USING users WHERE carts.u = users.id;"
+        "SELECT count(*) FROM (SELECT 1 FROM s.big) x;",
+    };
+    expect_needs(sqls, 2,
+                 "privilege INSERT -.archive INSERT\n"
+                 "privilege SELECT -.orders SELECT\n"
+                 "privilege INSERT -.archive UPDATE\n"
+                 "privilege UPDATE -.products UPDATE\n"
+                 "privilege DELETE -.carts DELETE\n"
+                 "privilege DELETE -.carts SELECT\n"
+                 "privilege SELECT -.users SELECT\n"
+                 "privilege SELECT s.big SELECT\n");
+}
+
+static void test_needs_syntax_error(void **state)
+{
+    (void)state;
+    dc_needs_t needs;
+    memset(&needs, 0, sizeof(needs));
+    dc_error_t err;
+    assert_int_equal(dc_needs_collect(&needs, "20240101_bad", "ALTER TABLEE x;", &err), -1);
+    assert_non_null(strstr(err.message, "20240101_bad is not valid SQL at line 1"));
+    dc_needs_free(&needs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -206,6 +305,9 @@ int main(void)
         cmocka_unit_test(test_details_are_redacted),
         cmocka_unit_test(test_unicode_wanted),
         cmocka_unit_test(test_url_pooler_hint),
+        cmocka_unit_test(test_needs_of_ddl),
+        cmocka_unit_test(test_needs_of_data),
+        cmocka_unit_test(test_needs_syntax_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -354,6 +354,34 @@ static void test_classify(void **state)
     dc_migrate_status_free(&st);
 }
 
+/* A finished row its down.sql left partly rolled back is failed (needs attention), not applied;
+ * once rolled back, or with any other logs, the mark does not count. */
+static void test_classify_partly_undone(void **state)
+{
+    (void)state;
+    dc_migration_t items[] = {local("1_undone", "SELECT 1;\n"), local("2_done", "SELECT 2;\n"),
+                              local("3_other_logs", "SELECT 3;\n")};
+    dc_migration_set_t set = {.dir = (char *)"d", .items = items, .count = 3};
+    dc_history_row_t rows[] = {
+        row("1_undone", items[0].checksum, true, false),
+        row("2_done", items[1].checksum, true, true),
+        row("3_other_logs", items[2].checksum, true, false),
+    };
+    rows[0].logs = (char *)DC_MIGRATE_UNDO_MARK "statements 1-1 of 3 committed";
+    rows[1].logs = rows[0].logs;
+    rows[2].logs = (char *)"deployctl: statements 1-1 of 3 committed";
+    dc_history_t h = {.exists = true, .rows = rows, .count = 3};
+    dc_migrate_status_t st;
+    dc_migrate_classify(&set, &h, &st);
+    assert_int_equal(st.entries[0].state, DC_MIG_FAILED);
+    assert_true(dc_migrate_row_partly_undone(st.entries[0].row));
+    assert_int_equal(st.entries[1].state, DC_MIG_PENDING);
+    assert_int_equal(st.entries[2].state, DC_MIG_APPLIED);
+    assert_int_equal(st.failed, 1);
+    assert_false(dc_migrate_up_to_date(&st));
+    dc_migrate_status_free(&st);
+}
+
 /* ---- command lines ---- */
 
 static void check_split(const char *command, const char *const *expected)
@@ -444,7 +472,8 @@ int main(void)
         cmocka_unit_test(test_read_dir_in_order), cmocka_unit_test(test_read_dir_errors),
         cmocka_unit_test(test_checksum),          cmocka_unit_test(test_no_transaction_statements),
         cmocka_unit_test(test_statement_details), cmocka_unit_test(test_large_script),
-        cmocka_unit_test(test_classify),          cmocka_unit_test(test_split_command),
+        cmocka_unit_test(test_classify),          cmocka_unit_test(test_classify_partly_undone),
+        cmocka_unit_test(test_split_command),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
