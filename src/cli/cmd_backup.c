@@ -77,6 +77,7 @@ static int verify_new_snapshot(dc_cli_t *cli, dc_store_t *store, const dc_manife
         .deep = true,
         .server_url = url,
         .scratch_url = dc_config_get(&cli->config, DC_OPT_VERIFY_DATABASE),
+        .key = m->key,
     };
     dc_verify_result_t result;
     if (dc_verify_run(&vopts, &result, err) != 0)
@@ -102,6 +103,8 @@ int dc_cmd_backup(dc_cli_t *cli, dc_error_t *err)
         return dc_error_set(err, "invalid tag '%s': use 1-32 of a-z, 0-9, '.', '_' and '-'",
                             opts.tag);
     if (dc_cli_database_url(cli, &url, err) != 0)
+        return -1;
+    if (dc_cli_backup_key(cli, &opts.key, err) != 0)
         return -1;
     dc_store_t *store;
     if (dc_cli_open_store(cli, &store, err) != 0)
