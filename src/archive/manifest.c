@@ -594,8 +594,9 @@ static int parse_encryption(parse_ctx_t *p, json_t *root, dc_manifest_t *m)
     if (!json_is_object(e) || !json_is_string(algorithm) ||
         strcmp(json_string_value(algorithm), ENCRYPTION_ALGORITHM) != 0)
         return bad(p, "encryption.algorithm", "is not " ENCRYPTION_ALGORITHM);
-    if (!json_is_string(key_id) || strlen(json_string_value(key_id)) != DC_KEY_ID_HEX - 1)
-        return bad(p, "encryption.key_id", "must be 16 hex digits");
+    if (!json_is_string(key_id) || strlen(json_string_value(key_id)) != DC_KEY_ID_HEX - 1 ||
+        strspn(json_string_value(key_id), "0123456789abcdef") != DC_KEY_ID_HEX - 1)
+        return bad(p, "encryption.key_id", "must be 16 lower-case hex digits");
     if (!json_is_integer(segment) || json_integer_value(segment) != DC_AEAD_SEGMENT)
         return bad(p, "encryption.segment_bytes", "is not 65536");
     if (get_hash(p, e, "manifest_mac", m->manifest_mac) != 0)
