@@ -115,9 +115,16 @@ pass "restored with --jobs 2 from the encrypted snapshot: content identical"
     jq -e '.ok == true and .members > 3' "$WORK/out" >/dev/null || fail "verify: $(cat "$WORK/out")"
     no_key_in_output "verify"
 )
+# ... or from the config file's [encryption] section.
+(
+    unset DEPLOYCTL_ENCRYPTION_KEY_FILE
+    printf '[encryption]\nkey_file = %s\n' "$WORK/key" >"$WORK/enc.conf"
+    run_deployctl verify "$id" --config "$WORK/enc.conf" --database "$url" --store "$store"
+    [[ $rc -eq 0 ]] || fail "verify with encryption.key_file failed: $(cat "$WORK/err")"
+)
 run_deployctl verify "$id" --database "$url" --store "$store" --deep
 [[ $rc -eq 0 ]] || fail "deep verify of the encrypted snapshot failed: $(cat "$WORK/err")"
-pass "verify (key from DEPLOYCTL_ENCRYPTION_KEY) and verify --deep (key file) pass"
+pass "verify (key from DEPLOYCTL_ENCRYPTION_KEY, and from encryption.key_file) and verify --deep pass"
 
 # ---- refusals, before anything is restored ----
 fingerprint "$src" >"$WORK/fp.src"
