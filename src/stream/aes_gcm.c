@@ -104,14 +104,13 @@ static int not_begun(dc_error_t *err)
     return dc_error_set(err, "internal error: encrypted stream used before it was begun");
 }
 
-static int seal_process(dc_filter_t *f, const uint8_t *data, size_t len, dc_error_t *err)
+/* Fills the segment buffer; a full one is processed (sealed or opened) only when more input
+ * follows, because the last segment is flagged as such and only the end says which it is. */
+static int take_input(aead_filter_t *a, const uint8_t *data, size_t len,
+                      int (*segment)(aead_filter_t *, bool, dc_error_t *), dc_error_t *err)
 {
-    aead_filter_t *a = (aead_filter_t *)f;
-    if (!a->begun)
-        return not_begun(err);
     while (len > 0) {
-        /* A full segment is sealed only when more follows: the last one carries the flag. */
-        if (a->in_len == a->in_cap && seal_segment(a, false, err) != 0)
+        if (a->in_len == a->in_cap && segment(a, false, err) != 0)
             return -1;
         size_t take = a->in_cap - a->in_len < len ? a->in_cap - a->in_len : len;
         memcpy(a->in + a->in_len, data, take);
@@ -120,6 +119,14 @@ static int seal_process(dc_filter_t *f, const uint8_t *data, size_t len, dc_erro
         len -= take;
     }
     return 0;
+}
+
+static int seal_process(dc_filter_t *f, const uint8_t *data, size_t len, dc_error_t *err)
+{
+    aead_filter_t *a = (aead_filter_t *)f;
+    if (!a->begun)
+        return not_begun(err);
+    return take_input(a, data, len, seal_segment, err);
 }
 
 static int seal_finish(dc_filter_t *f, dc_error_t *err)
@@ -157,16 +164,7 @@ static int open_process(dc_filter_t *f, const uint8_t *data, size_t len, dc_erro
         return not_begun(err);
     if (a->header_have < DC_AEAD_HEADER && take_header(a, &data, &len, err) != 0)
         return -1;
-    while (len > 0) {
-        if (a->in_len == a->in_cap && open_segment(a, false, err) != 0)
-            return -1;
-        size_t take = a->in_cap - a->in_len < len ? a->in_cap - a->in_len : len;
-        memcpy(a->in + a->in_len, data, take);
-        a->in_len += take;
-        data += take;
-        len -= take;
-    }
-    return 0;
+    return take_input(a, data, len, open_segment, err);
 }
 
 static int open_finish(dc_filter_t *f, dc_error_t *err)

@@ -20,22 +20,6 @@ openssl rand -base64 32 >"$WORK/other.key"
 key_hex=$(cat "$WORK/key")
 export DEPLOYCTL_ENCRYPTION_KEY_FILE=$WORK/key
 
-# expect_error WHAT PATTERN: exit 1, exactly one stderr line, an error matching PATTERN.
-expect_error() {
-    [[ $rc -eq 1 ]] || fail "$1: expected exit 1, got $rc (stderr: $(cat "$WORK/err"))"
-    [[ $(wc -l <"$WORK/err") -eq 1 ]] || fail "$1: expected one line on stderr, got: $(cat "$WORK/err")"
-    grep -q '^deployctl: error: ' "$WORK/err" || fail "$1: not an error line: $(cat "$WORK/err")"
-    grep -qiE -- "$2" "$WORK/err" || fail "$1: message does not match /$2/: $(cat "$WORK/err")"
-}
-db_exists() {
-    [[ $(psql_value postgres "SELECT count(*) FROM pg_database WHERE datname = '$1'") -eq 1 ]]
-}
-target_db() {
-    local name="t_${TEST_NAME}_$1"
-    psql_admin postgres -c "DROP DATABASE IF EXISTS \"$name\" WITH (FORCE)" >/dev/null
-    drop_at_exit "$name"
-    echo "$name"
-}
 no_key_in_output() { # what
     ! grep -qF -- "$key_hex" "$WORK/out" "$WORK/err" || fail "$1: the key shows in the output"
 }
@@ -133,24 +117,24 @@ unchanged() { fingerprint "$src" | diff -q "$WORK/fp.src" - >/dev/null || fail "
 wrong=$(target_db wrong)
 DEPLOYCTL_ENCRYPTION_KEY_FILE=$WORK/other.key run_deployctl --quiet restore "$id" --database "$url" \
     --target "$(db_url "$wrong")" --store "$store"
-expect_error "wrong key" "encrypted with key id $key_id, but the key given has id [0-9a-f]{16}"
+expect_error_line "wrong key" "encrypted with key id $key_id, but the key given has id [0-9a-f]{16}"
 db_exists "$wrong" && fail "wrong key: the target database was created"
 DEPLOYCTL_ENCRYPTION_KEY_FILE=$WORK/other.key run_deployctl --quiet restore "$id" --database "$url" \
     --store "$store" --yes
-expect_error "wrong key in place" "key id"
+expect_error_line "wrong key in place" "key id"
 unchanged "wrong key in place"
 DEPLOYCTL_ENCRYPTION_KEY_FILE=$WORK/other.key run_deployctl --quiet verify "$id" --database "$url" --store "$store"
-expect_error "verify with the wrong key" "key id"
+expect_error_line "verify with the wrong key" "key id"
 pass "wrong key: $(cat "$WORK/err")"
 
 (
     unset DEPLOYCTL_ENCRYPTION_KEY_FILE
     missing=$(target_db missing)
     run_deployctl --quiet restore "$id" --database "$url" --target "$(db_url "$missing")" --store "$store"
-    expect_error "missing key" "is encrypted \(key id $key_id\): give its key with --encryption-key-file FILE, DEPLOYCTL_ENCRYPTION_KEY_FILE"
+    expect_error_line "missing key" "is encrypted \(key id $key_id\): give its key with --encryption-key-file FILE, DEPLOYCTL_ENCRYPTION_KEY_FILE"
     db_exists "$missing" && fail "missing key: the target database was created"
     run_deployctl --quiet verify "$id" --database "$url" --store "$store"
-    expect_error "verify without the key" "encryption-key-file"
+    expect_error_line "verify without the key" "encryption-key-file"
 )
 pass "missing key: restore and verify say how to give it, nothing created"
 
@@ -173,14 +157,14 @@ PY
 [[ $(cmp -l "$snap/snapshot.tar" "$flip/$src/$id/snapshot.tar" | wc -l) -eq 1 ]] || fail "not exactly one byte flipped"
 flipped=$(target_db flipped)
 run_deployctl --quiet restore "$id" --database "$url" --target "$(db_url "$flipped")" --store "$flip"
-expect_error "flipped byte" "member $member: segment [0-9]+ .*does not authenticate"
+expect_error_line "flipped byte" "member $member: segment [0-9]+ .*does not authenticate"
 db_exists "$flipped" && fail "flipped byte: the database created for the restore is still there"
 run_deployctl --quiet restore "$id" --database "$url" --store "$flip" --yes --no-safety-snapshot
-expect_error "flipped byte in place" "$member.*does not authenticate"
+expect_error_line "flipped byte in place" "$member.*does not authenticate"
 unchanged "flipped byte in place"
 flipped_jobs=$(target_db flipped_jobs)
 run_deployctl --quiet restore "$id" --database "$url" --target "$(db_url "$flipped_jobs")" --store "$flip" --jobs 2
-expect_error "flipped byte, --jobs 2" "$member.*does not authenticate"
+expect_error_line "flipped byte, --jobs 2" "$member.*does not authenticate"
 db_exists "$flipped_jobs" && fail "flipped byte, --jobs 2: the created database is still there"
 run_deployctl --quiet verify "$id" --database "$url" --store "$flip"
 [[ $rc -ne 0 ]] || fail "verify accepted a flipped byte"
@@ -193,26 +177,26 @@ mkdir -p "$forged/$src" && cp -a "$snap" "$forged/$src/"
 jq '.tag = "nightly"' "$m" >"$forged/$src/$id/manifest.json"
 forged_db=$(target_db forged)
 run_deployctl --quiet restore "$id" --database "$url" --target "$(db_url "$forged_db")" --store "$forged"
-expect_error "edited manifest" "manifest does not authenticate"
+expect_error_line "edited manifest" "manifest does not authenticate"
 db_exists "$forged_db" && fail "edited manifest: the target database was created"
 pass "edited manifest: $(cat "$WORK/err")"
 
 # ---- how the key may (not) be given ----
 run_deployctl --quiet backup --database "$url" --store "$store" --encryption-key "$key_hex"
-expect_error "key on argv" "cannot be given on the command line"
+expect_error_line "key on argv" "cannot be given on the command line"
 run_deployctl --quiet backup --database "$url" --store "$store" --encryption-key="$key_hex"
-expect_error "key on argv (=)" "cannot be given on the command line"
+expect_error_line "key on argv (=)" "cannot be given on the command line"
 no_key_in_output "key on argv"
 cp "$WORK/key" "$WORK/open.key" && chmod 644 "$WORK/open.key"
 DEPLOYCTL_ENCRYPTION_KEY_FILE=$WORK/open.key run_deployctl --quiet backup --database "$url" --store "$store"
-expect_error "key file readable by others" "may be read by group or others .*chmod 600"
+expect_error_line "key file readable by others" "may be read by group or others .*chmod 600"
 echo "not a key" >"$WORK/bad.key"
 DEPLOYCTL_ENCRYPTION_KEY_FILE=$WORK/bad.key run_deployctl --quiet backup --database "$url" --store "$store"
-expect_error "malformed key file" "is not a 32-byte key"
+expect_error_line "malformed key file" "is not a 32-byte key"
 (
     unset DEPLOYCTL_ENCRYPTION_KEY_FILE
     run_deployctl --quiet backup --database "$url" --store "$store" --encryption on
-    expect_error "encryption on without a key" "encryption is on .* but no key is given"
+    expect_error_line "encryption on without a key" "encryption is on .* but no key is given"
 )
 run_deployctl backup --database "$url" --store "$store" --encryption off --quiet
 [[ $rc -eq 0 ]] || fail "backup with --encryption off failed: $(cat "$WORK/err")"
