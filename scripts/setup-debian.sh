@@ -11,6 +11,7 @@ packages=(
     libjansson-dev libinih-dev libpg-query-dev libcmocka-dev
     # run and test
     postgresql postgresql-client pgbouncer zstd jq tar time procps util-linux clang-format python3
+    openssl # the encryption tests make their keys with `openssl rand`
 )
 
 # The S3 tests: s3rver runs on node (installed by npm from the registry at fixture start) and

@@ -224,6 +224,14 @@ static int parse_long(dc_cli_t *cli, int argc, char **argv, int *i, parsed_flag_
     char origin[80];
     if (o == NULL)
         return dc_error_set(err, "unknown option '--%s'; run 'deployctl --help'", name);
+    if (o->no_flag && o->config_key == NULL)
+        return dc_error_set(err,
+                            "--%s cannot be given on the command line (other users see "
+                            "arguments); set %s instead%s",
+                            name, o->env[0],
+                            o->id == DC_OPT_ENCRYPTION_KEY
+                                ? ", or better give a key file (--encryption-key-file FILE)"
+                                : "");
     if (o->no_flag)
         return dc_error_set(err,
                             "--%s cannot be given on the command line (other users see "

@@ -59,7 +59,6 @@ static int check_member(dc_snapshot_reader_t *reader, const dc_manifest_t *m,
         rc = dc_snapshot_reader_read(reader, piece, PIECE, &got, err);
         if (rc != 0 || got == 0)
             break;
-        result->stored_bytes += got;
         if (head != NULL && (rc = dc_filter_write(head, piece, got, err)) != 0) {
             dc_error_prefix(err, "%s: ", member->name);
             break;
@@ -68,6 +67,8 @@ static int check_member(dc_snapshot_reader_t *reader, const dc_manifest_t *m,
     free(piece);
     if (rc == 0 && head != NULL && (rc = dc_filter_finish(head, err)) != 0)
         dc_error_prefix(err, "%s: ", member->name);
+    if (rc == 0)
+        result->stored_bytes += member->size; /* what was read may be decrypted: count the stored */
     if (rc == 0 && chunk) {
         char sha[DC_HASH_HEX];
         dc_filter_sha256_hex(raw_sha, sha);
