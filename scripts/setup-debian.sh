@@ -14,6 +14,7 @@ packages=(
     # packaging: the Debian package (cpack, dpkg-shlibdeps), its manual page, the systemd units
     # (systemd-analyze), the metrics parser and the CI examples' YAML
     dpkg-dev man-db groff-base systemd python3-prometheus-client python3-yaml
+    openssl # the encryption tests make their keys with `openssl rand`
 )
 
 # The S3 tests: s3rver runs on node (installed by npm from the registry at fixture start) and

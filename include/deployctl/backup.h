@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include "deployctl/crypto.h"
 #include "deployctl/error.h"
 #include "deployctl/snapshot.h"
 #include "deployctl/store.h"
@@ -23,6 +24,7 @@ typedef struct dc_backup_opts {
     /* A snapshot exported by the caller's open transaction (which keeps writers out): the
      * backup reads under it instead of taking its own. NULL: take one. */
     const char *external_snapshot;
+    const dc_key_t *key; /* encrypt the snapshot with this key (NULL: do not) */
 } dc_backup_opts_t;
 
 typedef struct dc_backup_result {

@@ -20,7 +20,6 @@ typedef struct dc_chunk {
     const void *ref; /* the user's description of it */
     uint64_t rows;
     uint64_t raw_bytes;
-    char sha256[65];
     char raw_sha256[65];
     struct dc_chunk *next;
 } dc_chunk_t;

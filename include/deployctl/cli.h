@@ -19,6 +19,8 @@ typedef struct dc_cli {
     bool json;
     char *database_url;  /* as libpq takes it (Prisma-only parameters removed) */
     char *prisma_schema; /* the URL's ?schema=, or NULL */
+    struct dc_key *key;  /* the snapshot key, once loaded */
+    bool key_loaded;
 } dc_cli_t;
 
 typedef struct dc_command {
@@ -54,6 +56,11 @@ int dc_cmd_prune(dc_cli_t *cli, dc_error_t *err);
 const char *dc_cli_maintenance_work_mem(dc_cli_t *cli, char *out, size_t size);
 /* The backup settings from the configuration (for backups, and pre-restore snapshots). */
 void dc_cli_backup_opts(dc_cli_t *cli, dc_backup_opts_t *opts);
+/* The snapshot key, if one is configured (*out = NULL when none); loaded once. */
+int dc_cli_key(dc_cli_t *cli, const struct dc_key **out, dc_error_t *err);
+/* The key new snapshots are encrypted with, by the encryption mode: NULL when off, or in auto
+ * mode without a key; an error in on mode without one. */
+int dc_cli_backup_key(dc_cli_t *cli, const struct dc_key **out, dc_error_t *err);
 /* The name of the database --database designates (without connecting), or NULL when none is
  * given; buf holds it. */
 const char *dc_cli_database_name(dc_cli_t *cli, char *buf, size_t size, dc_error_t *err, int *rc);

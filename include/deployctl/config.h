@@ -48,6 +48,10 @@ typedef enum {
     DC_OPT_LOCK_TIMEOUT,
     DC_OPT_VERIFY,
     DC_OPT_VERIFY_DATABASE,
+    /* encryption (backup, restore, verify) */
+    DC_OPT_ENCRYPTION,
+    DC_OPT_ENCRYPTION_KEY_FILE,
+    DC_OPT_ENCRYPTION_KEY,
     /* restore */
     DC_OPT_TARGET,
     DC_OPT_YES,

@@ -33,6 +33,7 @@ typedef struct dc_restore_opts {
     uint64_t lock_timeout_ms;
     const char *maintenance_work_mem; /* for the index builds ("262144kB"); NULL: the server's */
     const dc_backup_opts_t *backup;   /* settings for the pre-restore snapshot */
+    const dc_key_t *key;              /* for an encrypted snapshot (NULL: none given) */
 } dc_restore_opts_t;
 
 typedef struct dc_restore_result {

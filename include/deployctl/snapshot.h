@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "deployctl/crypto.h"
 #include "deployctl/error.h"
 #include "deployctl/store.h"
 
@@ -52,8 +53,10 @@ typedef struct dc_manifest_chunk {
     uint64_t rows;
     uint64_t raw_bytes;
     uint64_t stored_bytes;
-    char sha256[DC_HASH_HEX];     /* of the stored (compressed) bytes */
-    char raw_sha256[DC_HASH_HEX]; /* of the COPY text */
+    char sha256[DC_HASH_HEX]; /* of the stored (compressed, maybe encrypted) bytes */
+    /* Of the COPY text: its SHA-256, or in an encrypted snapshot its HMAC-SHA256 under the key's
+     * raw subkey ("raw_hmac_sha256"), which confirms no guess about the content. */
+    char raw_sha256[DC_HASH_HEX];
 } dc_manifest_chunk_t;
 
 typedef struct dc_manifest_table {
@@ -119,6 +122,13 @@ typedef struct dc_manifest {
     size_t table_count;
     dc_manifest_large_object_t *large_objects;
     size_t large_object_count;
+    /* Encryption ("encryption" in the manifest, null when off): */
+    bool encrypted;
+    char key_id[DC_KEY_ID_HEX];
+    char manifest_mac[DC_HASH_HEX]; /* read: as stored */
+    uint8_t mac_input[32];          /* read: SHA-256 of what manifest_mac covers */
+    /* The key (not owned): writing, seals with it; reading, set by dc_manifest_unlock. */
+    const dc_key_t *key;
 } dc_manifest_t;
 
 dc_manifest_t *dc_manifest_new(void);
@@ -139,8 +149,21 @@ uint64_t dc_manifest_total_raw_bytes(const dc_manifest_t *m);
 char *dc_manifest_to_json(const dc_manifest_t *m);
 /* The first string of the manifest that JSON cannot hold, or NULL. */
 const char *dc_manifest_invalid_string(const dc_manifest_t *m);
-/* Parses and validates (types, ids, member names, hashes); never trusts the input. */
+/* Parses and validates (types, ids, member names, hashes); never trusts the input. An encrypted
+ * manifest is parsed without its key (listing needs none): dc_manifest_unlock authenticates it. */
 int dc_manifest_from_json(const char *text, size_t len, dc_manifest_t **out, dc_error_t *err);
+/* Marks a manifest being written as encrypted with key (NULL: not encrypted). */
+void dc_manifest_set_key(dc_manifest_t *m, const dc_key_t *key);
+/* For an encrypted snapshot: checks that key is the one it was taken with and that the manifest
+ * is authentic (its MAC), then keeps key for reading the archive. Nothing to do (0) when the
+ * snapshot is not encrypted. A missing or wrong key, or a forged manifest, is an error that
+ * says what to do. */
+int dc_manifest_unlock(dc_manifest_t *m, const dc_key_t *key, dc_error_t *err);
+/* A filter computing a chunk's raw_sha256 as this manifest defines it (SHA-256, or HMAC-SHA256
+ * under the unlocked key); NULL when OpenSSL fails. */
+struct dc_filter *dc_manifest_raw_digest_new(const dc_manifest_t *m, struct dc_filter *next);
+/* 0 when the archive can be read: not encrypted, or unlocked; else the error of a missing key. */
+int dc_manifest_check_unlocked(const dc_manifest_t *m, dc_error_t *err);
 
 /* ---- writing a snapshot ---- */
 
@@ -148,17 +171,22 @@ typedef struct dc_snapshot_writer dc_snapshot_writer_t;
 
 /* Picks a new snapshot id (returned in id_out) and starts <database-dir>/<id>/snapshot.tar in
  * the store under a lease (so no cleaner touches it), with the archive's bytes counted and
- * hashed on their way to the store. */
+ * hashed on their way to the store. With a key (else NULL), every member is sealed with
+ * segmented AES-256-GCM (stream.h) bound to the snapshot id and its name. */
 int dc_snapshot_writer_open(dc_store_t *store, const char *database, time_t created,
-                            char id_out[DC_SNAPSHOT_ID_LEN + 1], dc_snapshot_writer_t **out,
-                            dc_error_t *err);
+                            const dc_key_t *key, char id_out[DC_SNAPSHOT_ID_LEN + 1],
+                            dc_snapshot_writer_t **out, dc_error_t *err);
+/* What a member became in the archive: the manifest's stored size and SHA-256. */
+typedef struct dc_stored {
+    uint64_t bytes;
+    char sha256[DC_HASH_HEX];
+} dc_stored_t;
 /* Adds a member whose bytes are in memory. */
 int dc_snapshot_writer_add(dc_snapshot_writer_t *w, const char *member, const void *data,
-                           size_t len, dc_error_t *err);
-/* Adds a member of known size streamed from a file descriptor (read from its offset 0), and
- * returns the SHA-256 of its bytes. */
+                           size_t len, dc_stored_t *stored, dc_error_t *err);
+/* Adds a member of known size streamed from a file descriptor (read from its offset 0). */
 int dc_snapshot_writer_add_fd(dc_snapshot_writer_t *w, const char *member, int fd, uint64_t size,
-                              char sha256_out[DC_HASH_HEX], dc_error_t *err);
+                              dc_stored_t *stored, dc_error_t *err);
 /* Closes the archive, commits it, fills m->archive_*, writes the manifest (the commit point)
  * and releases the lease. Frees w whatever happens. */
 int dc_snapshot_writer_commit(dc_snapshot_writer_t *w, dc_manifest_t *m, dc_error_t *err);
@@ -195,8 +223,9 @@ int dc_snapshot_reader_open(dc_store_t *store, const char *database_dir,
 /* The next member (*end at the end of the archive). Only members the manifest names are
  * accepted, once each, pre-data first and post-data last. */
 int dc_snapshot_reader_next(dc_snapshot_reader_t *r, dc_member_t *out, bool *end, dc_error_t *err);
-/* Reads the current member's bytes; *got == 0 at its end, when its size and SHA-256 have been
- * checked (an error if they differ from the manifest). */
+/* Reads the current member's bytes (decrypted, for an encrypted snapshot: each segment only once
+ * it authenticated); *got == 0 at its end, when its size and SHA-256 have been checked (an error
+ * if they differ from the manifest). */
 int dc_snapshot_reader_read(dc_snapshot_reader_t *r, void *buf, size_t len, size_t *got,
                             dc_error_t *err);
 /* After the end: every member was there, and the archive's size and SHA-256 match. */

@@ -48,6 +48,26 @@ uint64_t dc_filter_count_bytes(const dc_filter_t *f);
 dc_filter_t *dc_filter_zstd_compress_new(int level, dc_filter_t *next, dc_error_t *err);
 dc_filter_t *dc_filter_zstd_decompress_new(dc_filter_t *next, dc_error_t *err);
 
+/* Keyed digest: HMAC-SHA256 of the bytes passing through (unchanged), read with
+ * dc_filter_sha256_hex. With key NULL, plain SHA-256 (dc_filter_sha256_new). */
+dc_filter_t *dc_filter_digest_new(const uint8_t *hmac_key, dc_filter_t *next);
+
+/* Segmented AES-256-GCM (format in src/stream/aes_gcm.c): a stream is a 24-byte header (magic,
+ * version, random nonce base) then segments of DC_AEAD_SEGMENT plaintext bytes (the last may be
+ * shorter, or empty), each sealed with its own tag and bound to its position, to whether it is
+ * the last, and to a context (the snapshot id and member name). Opening releases a segment only
+ * once its tag checked, so no forged, truncated or reordered byte ever goes downstream. */
+#define DC_AEAD_SEGMENT (64 * 1024)
+#define DC_AEAD_HEADER  24
+#define DC_AEAD_TAG     16
+/* The sealed size of a stream of len bytes. */
+uint64_t dc_aead_sealed_size(uint64_t len);
+dc_filter_t *dc_filter_aead_seal_new(const uint8_t key[32], dc_filter_t *next, dc_error_t *err);
+dc_filter_t *dc_filter_aead_open_new(const uint8_t key[32], dc_filter_t *next, dc_error_t *err);
+/* Starts a stream (after a reset) bound to context; sealing draws a fresh nonce base and sends
+ * the header downstream. */
+int dc_filter_aead_begin(dc_filter_t *f, const char *context, dc_error_t *err);
+
 /* Sinks. */
 dc_filter_t *dc_filter_null_sink_new(void);
 /* Appends to a dc_buf_t, which the caller owns and may swap between streams. */

@@ -20,6 +20,7 @@ typedef struct dc_verify_opts {
     const char *server_url;           /* deep: the server to create the scratch database on */
     const char *scratch_url;          /* deep: another server for it (--verify-database) */
     const char *maintenance_work_mem; /* deep: for the restore's index builds */
+    const dc_key_t *key;              /* for an encrypted snapshot (NULL: none given) */
 } dc_verify_opts_t;
 
 typedef struct dc_verify_result {

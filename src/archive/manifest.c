@@ -1,12 +1,17 @@
 /* manifest.json: the in-memory manifest, its serialisation with the fixed keys of DESIGN.md,
  * and a parser that validates every field, since a manifest is input we do not trust. */
 #include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "deployctl/snapshot.h"
+#include "deployctl/stream.h"
 #include "deployctl/util.h"
+
+#define ENCRYPTION_ALGORITHM "aes-256-gcm"
 
 dc_manifest_t *dc_manifest_new(void)
 {
@@ -145,6 +150,12 @@ static json_t *str_or_null(const char *s)
     return s ? json_string(s) : json_null();
 }
 
+/* The COPY text digest's key: a plain SHA-256 would confirm guesses about encrypted content. */
+static const char *raw_key_name(const dc_manifest_t *m)
+{
+    return m->encrypted ? "raw_hmac_sha256" : "raw_sha256";
+}
+
 static json_t *tables_to_json(const dc_manifest_t *m)
 {
     json_t *tables = json_array();
@@ -160,7 +171,7 @@ static json_t *tables_to_json(const dc_manifest_t *m)
                 chunks, json_pack("{s:s, s:I, s:I, s:I, s:s, s:s}", "member", k->member, "rows",
                                   (json_int_t)k->rows, "raw_bytes", (json_int_t)k->raw_bytes,
                                   "stored_bytes", (json_int_t)k->stored_bytes, "sha256", k->sha256,
-                                  "raw_sha256", k->raw_sha256));
+                                  raw_key_name(m), k->raw_sha256));
         }
         json_t *table = json_pack("{s:s, s:s, s:o, s:I, s:I, s:o}", "schema", t->schema, "name",
                                   t->name, "columns", cols, "rows", (json_int_t)t->rows,
@@ -184,7 +195,7 @@ static json_t *large_objects_to_json(const dc_manifest_t *m)
                                   json_pack("{s:s, s:I, s:I, s:s, s:s}", "member", k->member,
                                             "raw_bytes", (json_int_t)k->raw_bytes, "stored_bytes",
                                             (json_int_t)k->stored_bytes, "sha256", k->sha256,
-                                            "raw_sha256", k->raw_sha256));
+                                            raw_key_name(m), k->raw_sha256));
         }
         json_array_append_new(list, json_pack("{s:I, s:I, s:o}", "oid", (json_int_t)lo->oid,
                                               "bytes", (json_int_t)lo->bytes, "chunks", chunks));
@@ -235,6 +246,78 @@ const char *dc_manifest_invalid_string(const dc_manifest_t *m)
     return NULL;
 }
 
+/* What the manifest MAC covers: the SHA-256 of the manifest serialised canonically (keys
+ * sorted, compact, ASCII) without encryption.manifest_mac. Readers rebuild the same bytes from
+ * what they parsed, so the MAC survives any reformatting but no change of a value. */
+static void mac_input(json_t *root, uint8_t out[32])
+{
+    char *canonical = json_dumps(root, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENSURE_ASCII);
+    unsigned int n = 0;
+    EVP_Digest(canonical ? canonical : "", canonical ? strlen(canonical) : 0, out, &n, EVP_sha256(),
+               NULL);
+    free(canonical);
+}
+
+static void mac_hex(const uint8_t input[32], const dc_key_t *key, char out[DC_HASH_HEX])
+{
+    uint8_t mac[32];
+    dc_hmac_sha256(key->manifest, input, 32, mac);
+    dc_hex_encode(mac, sizeof(mac), out);
+}
+
+static void manifest_mac(json_t *root, const dc_key_t *key, char out[DC_HASH_HEX])
+{
+    uint8_t input[32];
+    mac_input(root, input);
+    mac_hex(input, key, out);
+}
+
+void dc_manifest_set_key(dc_manifest_t *m, const dc_key_t *key)
+{
+    m->key = key;
+    m->encrypted = key != NULL;
+    snprintf(m->key_id, sizeof(m->key_id), "%s", key ? key->id : "");
+}
+
+static const char KEY_HOWTO[] =
+    "give its key with --encryption-key-file FILE, DEPLOYCTL_ENCRYPTION_KEY_FILE, "
+    "DEPLOYCTL_ENCRYPTION_KEY or encryption.key_file in the config file";
+
+int dc_manifest_check_unlocked(const dc_manifest_t *m, dc_error_t *err)
+{
+    if (m->encrypted && m->key == NULL)
+        return dc_error_set(err, "snapshot %s is encrypted (key id %s): %s", m->id, m->key_id,
+                            KEY_HOWTO);
+    return 0;
+}
+
+struct dc_filter *dc_manifest_raw_digest_new(const dc_manifest_t *m, struct dc_filter *next)
+{
+    return dc_filter_digest_new(m->key ? m->key->raw : NULL, next);
+}
+
+int dc_manifest_unlock(dc_manifest_t *m, const dc_key_t *key, dc_error_t *err)
+{
+    if (!m->encrypted || m->key != NULL)
+        return 0;
+    if (key == NULL)
+        return dc_manifest_check_unlocked(m, err);
+    if (strcmp(key->id, m->key_id) != 0)
+        return dc_error_set(err,
+                            "snapshot %s was encrypted with key id %s, but the key given has id "
+                            "%s: give the key the snapshot was taken with",
+                            m->id, m->key_id, key->id);
+    char mac[DC_HASH_HEX];
+    mac_hex(m->mac_input, key, mac);
+    if (CRYPTO_memcmp(mac, m->manifest_mac, sizeof(mac)) != 0)
+        return dc_error_set(err,
+                            "snapshot %s: its manifest does not authenticate with key %s: it "
+                            "was changed after the backup, do not trust it",
+                            m->id, key->id);
+    m->key = key;
+    return 0;
+}
+
 char *dc_manifest_to_json(const dc_manifest_t *m)
 {
     if (dc_manifest_invalid_string(m) != NULL)
@@ -275,7 +358,11 @@ char *dc_manifest_to_json(const dc_manifest_t *m)
     json_object_set_new(
         root, "compression",
         json_pack("{s:s, s:i}", "algorithm", "zstd", "level", m->compression_level));
-    json_object_set_new(root, "encryption", json_null());
+    json_object_set_new(root, "encryption",
+                        m->encrypted
+                            ? json_pack("{s:s, s:s, s:i}", "algorithm", ENCRYPTION_ALGORITHM,
+                                        "key_id", m->key_id, "segment_bytes", DC_AEAD_SEGMENT)
+                            : json_null());
     json_object_set_new(root, "archive",
                         json_pack("{s:I, s:s}", "bytes", (json_int_t)m->archive_bytes, "sha256",
                                   m->archive_sha256));
@@ -285,6 +372,14 @@ char *dc_manifest_to_json(const dc_manifest_t *m)
     json_object_set_new(root, "duration_seconds", json_real(m->duration_seconds));
     json_object_set_new(root, "tables", tables_to_json(m));
     json_object_set_new(root, "large_objects", large_objects_to_json(m));
+    if (m->encrypted) {
+        char mac[DC_HASH_HEX];
+        if (m->key != NULL)
+            manifest_mac(root, m->key, mac);
+        else
+            memcpy(mac, m->manifest_mac, sizeof(mac)); /* as read: show prints it */
+        json_object_set_new(json_object_get(root, "encryption"), "manifest_mac", json_string(mac));
+    }
     char *text = json_dumps(root, JSON_INDENT(2) | JSON_ENSURE_ASCII);
     json_decref(root);
     return text;
@@ -367,7 +462,7 @@ static int get_hash(parse_ctx_t *p, json_t *obj, const char *key, char out[DC_HA
     return 0;
 }
 
-static int parse_chunk(parse_ctx_t *p, json_t *c, dc_manifest_table_t *t)
+static int parse_chunk(parse_ctx_t *p, json_t *c, const dc_manifest_t *m, dc_manifest_table_t *t)
 {
     dc_manifest_chunk_t chunk = {0};
     json_t *member = json_object_get(c, "member");
@@ -378,7 +473,7 @@ static int parse_chunk(parse_ctx_t *p, json_t *c, dc_manifest_table_t *t)
     snprintf(chunk.member, sizeof(chunk.member), "%s", json_string_value(member));
     if (get_u64(p, c, "rows", &chunk.rows) || get_u64(p, c, "raw_bytes", &chunk.raw_bytes) ||
         get_u64(p, c, "stored_bytes", &chunk.stored_bytes) ||
-        get_hash(p, c, "sha256", chunk.sha256) || get_hash(p, c, "raw_sha256", chunk.raw_sha256))
+        get_hash(p, c, "sha256", chunk.sha256) || get_hash(p, c, raw_key_name(m), chunk.raw_sha256))
         return -1;
     dc_manifest_table_add_chunk(t, &chunk);
     return 0;
@@ -407,7 +502,7 @@ static int parse_large_object(parse_ctx_t *p, json_t *obj, dc_manifest_t *m)
         if (get_u64(p, c, "raw_bytes", &chunk.raw_bytes) ||
             get_u64(p, c, "stored_bytes", &chunk.stored_bytes) ||
             get_hash(p, c, "sha256", chunk.sha256) ||
-            get_hash(p, c, "raw_sha256", chunk.raw_sha256))
+            get_hash(p, c, raw_key_name(m), chunk.raw_sha256))
             return -1;
         dc_manifest_large_object_add_chunk(lo, &chunk);
     }
@@ -444,7 +539,7 @@ static int parse_table(parse_ctx_t *p, json_t *obj, dc_manifest_t *m)
     }
     json_array_foreach(chunks, i, v)
     {
-        if (parse_chunk(p, v, t) != 0)
+        if (parse_chunk(p, v, m, t) != 0)
             return -1;
     }
     uint64_t rows, raw;
@@ -483,6 +578,33 @@ static int parse_schema_entries(parse_ctx_t *p, json_t *arr, dc_manifest_t *m)
             return -1;
         m->schema_count++;
     }
+    return 0;
+}
+
+/* "encryption": null, or the algorithm, key id and MAC; the MAC's input is computed here (the
+ * key comes later, dc_manifest_unlock), with the MAC itself taken out of the document. */
+static int parse_encryption(parse_ctx_t *p, json_t *root, dc_manifest_t *m)
+{
+    json_t *e = json_object_get(root, "encryption");
+    if (e == NULL || json_is_null(e))
+        return 0;
+    json_t *algorithm = json_object_get(e, "algorithm");
+    json_t *key_id = json_object_get(e, "key_id");
+    json_t *segment = json_object_get(e, "segment_bytes");
+    if (!json_is_object(e) || !json_is_string(algorithm) ||
+        strcmp(json_string_value(algorithm), ENCRYPTION_ALGORITHM) != 0)
+        return bad(p, "encryption.algorithm", "is not " ENCRYPTION_ALGORITHM);
+    if (!json_is_string(key_id) || strlen(json_string_value(key_id)) != DC_KEY_ID_HEX - 1 ||
+        strspn(json_string_value(key_id), "0123456789abcdef") != DC_KEY_ID_HEX - 1)
+        return bad(p, "encryption.key_id", "must be 16 lower-case hex digits");
+    if (!json_is_integer(segment) || json_integer_value(segment) != DC_AEAD_SEGMENT)
+        return bad(p, "encryption.segment_bytes", "is not 65536");
+    if (get_hash(p, e, "manifest_mac", m->manifest_mac) != 0)
+        return -1;
+    memcpy(m->key_id, json_string_value(key_id), DC_KEY_ID_HEX);
+    m->encrypted = true;
+    json_object_del(e, "manifest_mac");
+    mac_input(root, m->mac_input);
     return 0;
 }
 
@@ -544,9 +666,8 @@ static int parse_root(parse_ctx_t *p, json_t *root, dc_manifest_t *m)
         return bad(p, "compression.algorithm", "is not zstd");
     v = json_object_get(compression, "level");
     m->compression_level = json_is_integer(v) ? (int)json_integer_value(v) : 0;
-    v = json_object_get(root, "encryption");
-    if (v != NULL && !json_is_null(v))
-        return bad(p, "encryption", "is not supported by this deployctl version");
+    if (parse_encryption(p, root, m) != 0)
+        return -1;
     json_t *archive = json_object_get(root, "archive");
     if (!json_is_object(archive) || get_u64(p, archive, "bytes", &m->archive_bytes) ||
         get_hash(p, archive, "sha256", m->archive_sha256))

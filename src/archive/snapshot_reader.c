@@ -3,9 +3,12 @@
  * of the announced size; each member's bytes are checked against its SHA-256 as they are
  * consumed, and the whole archive against the manifest's at the end.
  * Stores that read ranges also get random access: an index of where each member starts (its
- * headers read, its data skipped, with the same checks), then a reader per member. */
+ * headers read, its data skipped, with the same checks), then a reader per member.
+ * Members of an encrypted snapshot are opened segment by segment (stream.h): a reader hands out
+ * only plaintext whose tag checked, and needs the manifest unlocked with the key first. */
 #include <archive.h>
 #include <archive_entry.h>
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +18,7 @@
 
 #define READ_BLOCK  (1024 * 1024)
 #define INDEX_BLOCK (16 * 1024)
+#define CIPHER_READ (64 * 1024) /* encrypted members: ciphertext read at a time */
 
 typedef struct expected_member {
     const char *name;
@@ -46,6 +50,10 @@ struct dc_snapshot_reader {
     expected_member_t *wanted; /* READ_MEMBER: the one member to read */
     uint64_t header_offset;    /* READ_INDEX: where the current member's headers start */
     dc_filter_t *member_sha;
+    dc_filter_t *open; /* encrypted: AES-256-GCM open -> plain */
+    dc_buf_t plain;    /* authenticated plaintext not handed out yet, from plain_pos */
+    size_t plain_pos;
+    uint8_t *cipher; /* encrypted: ciphertext read from the archive */
     uint64_t member_read;
     bool member_checked;
     bool at_end;
@@ -159,6 +167,8 @@ static int open_reader(dc_store_t *store, const char *key, const dc_manifest_t *
                        read_mode_t mode, uint64_t pos, uint64_t end, dc_snapshot_reader_t **out,
                        dc_error_t *err)
 {
+    if (dc_manifest_check_unlocked(manifest, err) != 0)
+        return -1;
     dc_snapshot_reader_t *r = dc_calloc(1, sizeof(*r));
     r->store = store;
     r->manifest = manifest;
@@ -174,6 +184,15 @@ static int open_reader(dc_store_t *store, const char *key, const dc_manifest_t *
     r->archive_sha = dc_filter_sha256_new(NULL);
     r->archive_count = dc_filter_count_new(r->archive_sha);
     r->member_sha = dc_filter_sha256_new(NULL);
+    if (manifest->encrypted) {
+        r->open =
+            dc_filter_aead_open_new(manifest->key->data, dc_filter_memory_sink_new(&r->plain), err);
+        r->cipher = dc_malloc(CIPHER_READ);
+        if (r->open == NULL) {
+            dc_snapshot_reader_close(r);
+            return -1;
+        }
+    }
     build_expected(r);
     r->tar = archive_read_new();
     archive_read_support_format_tar(r->tar);
@@ -290,7 +309,15 @@ accepted:
     r->member_checked = false;
     dc_filter_reset_chain(r->member_sha);
     *out = found->info;
-    return 0;
+    if (r->open == NULL)
+        return 0;
+    r->plain.len = 0;
+    r->plain_pos = 0;
+    dc_filter_reset_chain(r->open);
+    char *context = dc_sprintf("%s/%s", id, found->name);
+    int rc = dc_filter_aead_begin(r->open, context, err);
+    free(context);
+    return rc;
 }
 
 int dc_snapshot_reader_next(dc_snapshot_reader_t *r, dc_member_t *out, bool *end, dc_error_t *err)
@@ -315,10 +342,62 @@ int dc_snapshot_reader_next(dc_snapshot_reader_t *r, dc_member_t *out, bool *end
     return accept_member(r, e, out, err);
 }
 
+/* Hands out authenticated plaintext; *got == 0 when there is none. */
+static void take_plain(dc_snapshot_reader_t *r, void *buf, size_t len, size_t *got)
+{
+    size_t left = r->plain.len - r->plain_pos;
+    *got = left < len ? left : len;
+    memcpy(buf, r->plain.data + r->plain_pos, *got);
+    r->plain_pos += *got;
+    if (r->plain_pos == r->plain.len)
+        r->plain.len = r->plain_pos = 0;
+}
+
+static int open_failed(dc_snapshot_reader_t *r, dc_error_t *err)
+{
+    r->plain.len = r->plain_pos = 0;
+    return dc_error_prefix(err, "snapshot %s: member %s: ", r->manifest->id, r->current->name);
+}
+
+static int read_encrypted(dc_snapshot_reader_t *r, void *buf, size_t len, size_t *got,
+                          dc_error_t *err)
+{
+    for (;;) {
+        if (r->plain_pos < r->plain.len) {
+            take_plain(r, buf, len, got);
+            return 0;
+        }
+        if (r->current == NULL || r->member_checked)
+            return 0;
+        la_ssize_t n = archive_read_data(r->tar, r->cipher, CIPHER_READ);
+        if (n < 0)
+            return archive_failed(r, "reading member data", err);
+        if (n == 0) {
+            /* The last segment authenticates here; the whole member is checked against the
+             * manifest before that segment is handed out. */
+            if (dc_filter_finish(r->open, err) != 0) {
+                r->member_checked = true;
+                return open_failed(r, err);
+            }
+            if (check_member(r, err) != 0) {
+                r->plain.len = r->plain_pos = 0;
+                return -1;
+            }
+            continue;
+        }
+        dc_filter_write(r->member_sha, r->cipher, (size_t)n, err);
+        r->member_read += (uint64_t)n;
+        if (dc_filter_write(r->open, r->cipher, (size_t)n, err) != 0)
+            return open_failed(r, err);
+    }
+}
+
 int dc_snapshot_reader_read(dc_snapshot_reader_t *r, void *buf, size_t len, size_t *got,
                             dc_error_t *err)
 {
     *got = 0;
+    if (r->open != NULL)
+        return read_encrypted(r, buf, len, got, err);
     if (r->current == NULL || r->member_checked)
         return 0;
     la_ssize_t n = archive_read_data(r->tar, buf, len);
@@ -407,6 +486,11 @@ void dc_snapshot_reader_close(dc_snapshot_reader_t *r)
     dc_store_reader_close(r->object);
     dc_filter_free_chain(r->archive_count);
     dc_filter_free_chain(r->member_sha);
+    dc_filter_free_chain(r->open);
+    if (r->plain.data != NULL)
+        OPENSSL_cleanse(r->plain.data, r->plain.cap);
+    dc_buf_free(&r->plain);
+    free(r->cipher);
     free(r->expected);
     free(r->block);
     free(r);

@@ -1,6 +1,8 @@
 /* Writes one snapshot into a store: snapshot.tar (POSIX pax via libarchive) whose bytes are
  * counted and hashed on their way to the store, then manifest.json as the commit point.
- * The whole time, a lease tells cleaners that this incomplete snapshot is alive. */
+ * The whole time, a lease tells cleaners that this incomplete snapshot is alive. Each member
+ * goes through [AES-256-GCM seal ->] SHA-256 -> count -> the archive, which gives the manifest
+ * its stored size and hash. */
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
@@ -25,6 +27,11 @@ struct dc_snapshot_writer {
     dc_filter_t *count;  /* archive bytes */
     dc_filter_t *sha256; /* archive hash */
     struct archive *tar;
+    dc_filter_t *member_head; /* [seal ->] member_sha -> member_count -> archive data */
+    dc_filter_t *seal;        /* NULL when not encrypting */
+    dc_filter_t *member_sha;
+    dc_filter_t *member_count;
+    const char *member;    /* the member being written, for messages */
     dc_error_t sink_error; /* what the store said when libarchive's write failed */
     bool sink_failed;
 };
@@ -33,6 +40,29 @@ static int store_sink(void *ctx, const uint8_t *data, size_t len, dc_error_t *er
 {
     dc_snapshot_writer_t *w = ctx;
     return dc_store_writer_write(w->tar_object, data, len, err);
+}
+
+static int write_data(dc_snapshot_writer_t *w, const char *member, const void *data, size_t len,
+                      dc_error_t *err);
+
+static int member_sink(void *ctx, const uint8_t *data, size_t len, dc_error_t *err)
+{
+    dc_snapshot_writer_t *w = ctx;
+    return write_data(w, w->member, data, len, err);
+}
+
+static int member_chain_new(dc_snapshot_writer_t *w, const dc_key_t *key, dc_error_t *err)
+{
+    w->member_count = dc_filter_count_new(dc_filter_callback_sink_new(member_sink, w));
+    w->member_sha = dc_filter_sha256_new(w->member_count);
+    w->member_head = w->member_sha;
+    if (key == NULL)
+        return 0;
+    w->seal = dc_filter_aead_seal_new(key->data, w->member_sha, err);
+    if (w->seal == NULL)
+        return -1;
+    w->member_head = w->seal;
+    return 0;
 }
 
 static la_ssize_t tar_write_cb(struct archive *a, void *ctx, const void *buf, size_t len)
@@ -139,22 +169,29 @@ static int claim_id(dc_snapshot_writer_t *w, dc_error_t *err)
 }
 
 int dc_snapshot_writer_open(dc_store_t *store, const char *database, time_t created,
-                            char id_out[DC_SNAPSHOT_ID_LEN + 1], dc_snapshot_writer_t **out,
-                            dc_error_t *err)
+                            const dc_key_t *key, char id_out[DC_SNAPSHOT_ID_LEN + 1],
+                            dc_snapshot_writer_t **out, dc_error_t *err)
 {
     dc_snapshot_writer_t *w = dc_calloc(1, sizeof(*w));
     w->store = store;
     w->created = created;
     dc_snapshot_database_dir(database, w->database_dir, sizeof(w->database_dir));
-    if (claim_id(w, err) != 0) {
+    if (member_chain_new(w, key, err) != 0) {
+        dc_filter_free_chain(w->member_sha);
         free(w);
         return -1;
     }
-    char *key = object_key(w, "snapshot.tar");
-    int rc = dc_store_writer_open(store, key, &w->tar_object, err);
-    free(key);
+    if (claim_id(w, err) != 0) {
+        dc_filter_free_chain(w->member_head);
+        free(w);
+        return -1;
+    }
+    char *tar_key = object_key(w, "snapshot.tar");
+    int rc = dc_store_writer_open(store, tar_key, &w->tar_object, err);
+    free(tar_key);
     if (rc != 0) {
         dc_store_lease_release(w->lease);
+        dc_filter_free_chain(w->member_head);
         free(w);
         return -1;
     }
@@ -173,8 +210,11 @@ int dc_snapshot_writer_open(dc_store_t *store, const char *database, time_t crea
     return 0;
 }
 
+/* Writes the member's header (with its stored size) and readies the member chain. */
 static int begin_member(dc_snapshot_writer_t *w, const char *member, uint64_t size, dc_error_t *err)
 {
+    if (w->seal != NULL)
+        size = dc_aead_sealed_size(size);
     struct archive_entry *e = archive_entry_new();
     archive_entry_set_pathname(e, member);
     archive_entry_set_filetype(e, AE_IFREG);
@@ -185,6 +225,22 @@ static int begin_member(dc_snapshot_writer_t *w, const char *member, uint64_t si
     archive_entry_free(e);
     if (rc != ARCHIVE_OK)
         return tar_failed(w, "the header of", member, err);
+    w->member = member;
+    dc_filter_reset_chain(w->member_head);
+    if (w->seal == NULL)
+        return 0;
+    char *context = dc_sprintf("%s/%s", w->id, member);
+    rc = dc_filter_aead_begin(w->seal, context, err);
+    free(context);
+    return rc;
+}
+
+static int end_member(dc_snapshot_writer_t *w, dc_stored_t *stored, dc_error_t *err)
+{
+    if (dc_filter_finish(w->member_head, err) != 0)
+        return -1;
+    stored->bytes = dc_filter_count_bytes(w->member_count);
+    dc_filter_sha256_hex(w->member_sha, stored->sha256);
     return 0;
 }
 
@@ -203,19 +259,19 @@ static int write_data(dc_snapshot_writer_t *w, const char *member, const void *d
 }
 
 int dc_snapshot_writer_add(dc_snapshot_writer_t *w, const char *member, const void *data,
-                           size_t len, dc_error_t *err)
+                           size_t len, dc_stored_t *stored, dc_error_t *err)
 {
-    if (begin_member(w, member, len, err) != 0)
+    if (begin_member(w, member, len, err) != 0 ||
+        dc_filter_write(w->member_head, data, len, err) != 0)
         return -1;
-    return write_data(w, member, data, len, err);
+    return end_member(w, stored, err);
 }
 
 int dc_snapshot_writer_add_fd(dc_snapshot_writer_t *w, const char *member, int fd, uint64_t size,
-                              char sha256_out[DC_HASH_HEX], dc_error_t *err)
+                              dc_stored_t *stored, dc_error_t *err)
 {
     uint8_t *buf = dc_malloc(COPY_BUFFER);
     uint64_t done = 0;
-    dc_filter_t *hash = dc_filter_sha256_new(NULL);
     int rc = begin_member(w, member, size, err);
     while (rc == 0 && done < size) {
         size_t want = size - done < COPY_BUFFER ? (size_t)(size - done) : COPY_BUFFER;
@@ -227,15 +283,11 @@ int dc_snapshot_writer_add_fd(dc_snapshot_writer_t *w, const char *member, int f
                               n < 0 ? strerror(errno) : "file is shorter than expected");
             break;
         }
-        rc = dc_filter_write(hash, buf, (size_t)n, err);
-        if (rc == 0)
-            rc = write_data(w, member, buf, (size_t)n, err);
+        rc = dc_filter_write(w->member_head, buf, (size_t)n, err);
         done += (uint64_t)n;
     }
     if (rc == 0)
-        rc = dc_filter_finish(hash, err);
-    dc_filter_sha256_hex(hash, sha256_out);
-    dc_filter_free_chain(hash);
+        rc = end_member(w, stored, err);
     free(buf);
     return rc;
 }
@@ -250,6 +302,7 @@ static void writer_free(dc_snapshot_writer_t *w)
     if (w->tar != NULL)
         archive_write_free(w->tar);
     dc_filter_free_chain(w->count);
+    dc_filter_free_chain(w->member_head);
     dc_store_lease_release(w->lease);
     free(w);
 }

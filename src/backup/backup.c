@@ -380,10 +380,11 @@ static int write_schema_member(backup_t *b, int section, dc_error_t *err)
     dc_manifest_schema_t *entry = &b->manifest->schema[b->manifest->schema_count];
     snprintf(entry->section, sizeof(entry->section), "%s", section == 0 ? "pre-data" : "post-data");
     snprintf(entry->member, sizeof(entry->member), "%s", member);
-    entry->bytes = (uint64_t)st.st_size;
-    if (dc_snapshot_writer_add_fd(b->writer, member, fd, (uint64_t)st.st_size, entry->sha256,
-                                  err) != 0)
+    dc_stored_t stored;
+    if (dc_snapshot_writer_add_fd(b->writer, member, fd, (uint64_t)st.st_size, &stored, err) != 0)
         return -1;
+    entry->bytes = stored.bytes;
+    memcpy(entry->sha256, stored.sha256, sizeof(entry->sha256));
     b->manifest->schema_count++;
     return 0;
 }
@@ -539,11 +540,13 @@ static int write_chunk(backup_t *b, dc_chunk_t *c, dc_error_t *err)
     }
     entry.rows = c->rows;
     entry.raw_bytes = c->raw_bytes;
-    entry.stored_bytes = c->data.len;
-    memcpy(entry.sha256, c->sha256, sizeof(entry.sha256));
     memcpy(entry.raw_sha256, c->raw_sha256, sizeof(entry.raw_sha256));
-    if (dc_snapshot_writer_add(b->writer, entry.member, c->data.data, c->data.len, err) != 0)
+    dc_stored_t stored;
+    if (dc_snapshot_writer_add(b->writer, entry.member, c->data.data, c->data.len, &stored, err) !=
+        0)
         return -1;
+    entry.stored_bytes = stored.bytes;
+    memcpy(entry.sha256, stored.sha256, sizeof(entry.sha256));
     if (t != NULL)
         dc_manifest_table_add_chunk(t, &entry);
     else
@@ -645,6 +648,7 @@ static void fill_manifest(backup_t *b)
     m->lsn = dc_strdup(b->lsn);
     m->restrict_key = b->restrict_key[0] ? dc_strdup(b->restrict_key) : NULL;
     m->compression_level = b->opts->compression_level;
+    dc_manifest_set_key(m, b->opts->key);
     for (size_t i = 0; i < b->tables.count; i++) {
         const dc_pg_table_t *t = &b->tables.items[i];
         dc_manifest_table_t *mt = dc_manifest_add_table(m, t->schema, t->name);
@@ -680,8 +684,8 @@ static int run(backup_t *b, dc_error_t *err)
     if (open_snapshot(b, err) != 0 || read_catalog(b, err) != 0)
         return -1;
     b->created = time(NULL);
-    if (dc_snapshot_writer_open(b->opts->store, b->database, b->created, b->id, &b->writer, err) !=
-        0)
+    if (dc_snapshot_writer_open(b->opts->store, b->database, b->created, b->opts->key, b->id,
+                                &b->writer, err) != 0)
         return -1;
     if (start_schema_dumps(b, err) != 0)
         return -1;
@@ -693,9 +697,11 @@ static int run(backup_t *b, dc_error_t *err)
     char est[32];
     dc_format_bytes((uint64_t)est_bytes, est, sizeof(est));
     dc_log_info("backup %s of database %s (PostgreSQL %s) to %s: %zu tables, %zu sequences, "
-                "%zu large objects, about %s on disk, %d jobs",
+                "%zu large objects, about %s on disk, %d jobs%s%s",
                 b->id, b->database, b->server_version, store_shown, b->tables.count,
-                b->sequence_count, b->large_object_count, est, b->opts->jobs);
+                b->sequence_count, b->large_object_count, est, b->opts->jobs,
+                b->opts->key ? ", encrypted with key id " : "",
+                b->opts->key ? b->opts->key->id : "");
     dc_progress_init(&b->progress, "backup", est_rows, est_bytes, (uint32_t)b->tables.count);
 
     if (start_workers(b, err) != 0 || write_schema_member(b, 0, err) != 0 ||

@@ -15,9 +15,9 @@
 #define LO_READ_BYTES (256 * 1024)
 
 typedef struct worker_stream {
-    dc_filter_t *head; /* raw SHA-256 -> zstd -> stored SHA-256 -> stored count -> sink */
+    /* raw digest -> zstd -> stored count -> sink; the archive writer hashes what it stores */
+    dc_filter_t *head;
     dc_filter_t *raw_sha;
-    dc_filter_t *stored_sha;
     dc_filter_t *stored_count;
     dc_filter_t *sink;
     uint8_t *staging;
@@ -119,18 +119,22 @@ static char *copy_statement(PGconn *conn, const dc_pg_table_t *t, const dc_backu
     return sql;
 }
 
-static int stream_init(worker_stream_t *s, int level, dc_error_t *err)
+/* An encrypted snapshot keys the COPY text digest (HMAC), so it confirms no guess. */
+static int stream_init(worker_stream_t *s, int level, const dc_key_t *key, dc_error_t *err)
 {
     memset(s, 0, sizeof(*s));
     s->sink = dc_filter_memory_sink_new(NULL);
     s->stored_count = dc_filter_count_new(s->sink);
-    s->stored_sha = dc_filter_sha256_new(s->stored_count);
-    dc_filter_t *zstd = dc_filter_zstd_compress_new(level, s->stored_sha, err);
+    dc_filter_t *zstd = dc_filter_zstd_compress_new(level, s->stored_count, err);
     if (zstd == NULL) {
-        dc_filter_free_chain(s->stored_sha);
+        dc_filter_free_chain(s->stored_count);
         return -1;
     }
-    s->raw_sha = dc_filter_sha256_new(zstd);
+    s->raw_sha = dc_filter_digest_new(key ? key->raw : NULL, zstd);
+    if (s->raw_sha == NULL) {
+        dc_filter_free_chain(zstd);
+        return dc_error_set(err, "cannot set up HMAC-SHA256 (OpenSSL)");
+    }
     s->head = s->raw_sha;
     s->staging = dc_malloc(STAGING_BYTES);
     return 0;
@@ -175,7 +179,6 @@ static int chunk_end(worker_stream_t *s, dc_backup_shared_t *shared, dc_error_t 
     if (stream_flush(s, shared, err) != 0 || dc_filter_finish(s->head, err) != 0)
         return -1;
     dc_filter_sha256_hex(s->raw_sha, s->chunk->raw_sha256);
-    dc_filter_sha256_hex(s->stored_sha, s->chunk->sha256);
     atomic_fetch_add(&shared->progress->stored, s->chunk->data.len);
     dc_chunk_queue_submit(shared->queue, s->chunk);
     s->chunk = NULL;
@@ -320,7 +323,7 @@ void *dc_backup_worker_main(void *arg)
     worker_stream_t stream;
     dc_error_t err;
 
-    if (stream_init(&stream, shared->opts->compression_level, &err) != 0) {
+    if (stream_init(&stream, shared->opts->compression_level, shared->opts->key, &err) != 0) {
         dc_backup_fail(shared, &err);
         dc_chunk_queue_producer_done(shared->queue);
         return NULL;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "deployctl/cli.h"
+#include "deployctl/crypto.h"
 #include "deployctl/log.h"
 #include "deployctl/pg.h"
 #include "deployctl/progress.h"
@@ -223,6 +224,14 @@ static int parse_long(dc_cli_t *cli, int argc, char **argv, int *i, parsed_flag_
     char origin[80];
     if (o == NULL)
         return dc_error_set(err, "unknown option '--%s'; run 'deployctl --help'", name);
+    if (o->no_flag && o->config_key == NULL)
+        return dc_error_set(err,
+                            "--%s cannot be given on the command line (other users see "
+                            "arguments); set %s instead%s",
+                            name, o->env[0],
+                            o->id == DC_OPT_ENCRYPTION_KEY
+                                ? ", or better give a key file (--encryption-key-file FILE)"
+                                : "");
     if (o->no_flag)
         return dc_error_set(err,
                             "--%s cannot be given on the command line (other users see "
@@ -400,6 +409,40 @@ int dc_cli_open_store(dc_cli_t *cli, dc_store_t **out, dc_error_t *err)
     return dc_store_open(dc_config_get(&cli->config, DC_OPT_STORE), out, err);
 }
 
+int dc_cli_key(dc_cli_t *cli, const dc_key_t **out, dc_error_t *err)
+{
+    const dc_config_t *c = &cli->config;
+    if (!cli->key_loaded) {
+        const char *value = dc_config_get(c, DC_OPT_ENCRYPTION_KEY);
+        if (value != NULL)
+            dc_secret_register(value);
+        if (dc_key_resolve(dc_config_get(c, DC_OPT_ENCRYPTION_KEY_FILE), value,
+                           c->settings[DC_OPT_ENCRYPTION_KEY].origin, &cli->key, err) != 0)
+            return -1;
+        cli->key_loaded = true;
+    }
+    *out = cli->key;
+    return 0;
+}
+
+int dc_cli_backup_key(dc_cli_t *cli, const dc_key_t **out, dc_error_t *err)
+{
+    const char *mode = dc_config_get(&cli->config, DC_OPT_ENCRYPTION);
+    *out = NULL;
+    if (strcmp(mode, "off") == 0)
+        return 0;
+    if (dc_cli_key(cli, out, err) != 0)
+        return -1;
+    if (*out == NULL && strcmp(mode, "on") == 0)
+        return dc_error_set(err,
+                            "encryption is on (%s) but no key is given: set "
+                            "--encryption-key-file FILE, DEPLOYCTL_ENCRYPTION_KEY_FILE, "
+                            "DEPLOYCTL_ENCRYPTION_KEY or encryption.key_file in the config "
+                            "file",
+                            cli->config.settings[DC_OPT_ENCRYPTION].origin);
+    return 0;
+}
+
 int dc_cli_database_url(dc_cli_t *cli, const char **out, dc_error_t *err)
 {
     const char *url = dc_config_get(&cli->config, DC_OPT_DATABASE);
@@ -492,6 +535,7 @@ int dc_cli_main(int argc, char **argv)
     free(cli.args);
     free(cli.database_url);
     free(cli.prisma_schema);
+    dc_key_free(cli.key);
     dc_config_free(&cli.config);
     dc_secrets_forget_all();
     return code;

@@ -77,6 +77,7 @@ static int verify_new_snapshot(dc_cli_t *cli, dc_store_t *store, const dc_manife
         .deep = true,
         .server_url = url,
         .scratch_url = dc_config_get(&cli->config, DC_OPT_VERIFY_DATABASE),
+        .key = m->key,
     };
     dc_verify_result_t result;
     if (dc_verify_run(&vopts, &result, err) != 0)
@@ -133,7 +134,7 @@ int dc_cmd_backup(dc_cli_t *cli, dc_error_t *err)
         return -1;
     double start = dc_metrics_now();
     dc_store_t *store;
-    if (dc_cli_open_store(cli, &store, err) != 0) {
+    if (dc_cli_backup_key(cli, &opts.key, err) != 0 || dc_cli_open_store(cli, &store, err) != 0) {
         write_metrics(metrics, database, start, dc_metrics_now(), NULL, false, false);
         return -1;
     }

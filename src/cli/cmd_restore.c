@@ -81,13 +81,18 @@ int dc_cmd_restore(dc_cli_t *cli, dc_error_t *err)
         return dc_error_set(err, "'latest' needs --database: the database whose newest snapshot "
                                  "to restore");
     }
+    dc_backup_opts_t backup;
+    dc_cli_backup_opts(cli, &backup);
+    const dc_key_t *key = NULL;
+    if (dc_cli_key(cli, &key, err) != 0 || dc_cli_backup_key(cli, &backup.key, err) != 0) {
+        free(target);
+        return -1;
+    }
     dc_store_t *store;
     if (dc_cli_open_store(cli, &store, err) != 0) {
         free(target);
         return -1;
     }
-    dc_backup_opts_t backup;
-    dc_cli_backup_opts(cli, &backup);
     char work_mem[32];
     const char *maintenance_work_mem = dc_cli_maintenance_work_mem(cli, work_mem, sizeof(work_mem));
     bool jobs_given = cfg->settings[DC_OPT_JOBS].source == DC_SRC_FLAG ||
@@ -106,6 +111,7 @@ int dc_cmd_restore(dc_cli_t *cli, dc_error_t *err)
         .lock_timeout_ms = dc_config_duration_ms(cfg, DC_OPT_LOCK_TIMEOUT),
         .maintenance_work_mem = maintenance_work_mem,
         .backup = &backup,
+        .key = key,
     };
     dc_restore_result_t result;
     rc = dc_restore_run(&opts, &result, err);

@@ -126,6 +126,11 @@ static void print_manifest_summary(const dc_manifest_t *m, const char *dir)
     printf("consistency  snapshot %s at LSN %s\n", m->snapshot ? m->snapshot : "?",
            m->lsn ? m->lsn : "?");
     printf("archive      %s, sha256 %s\n", size, m->archive_sha256);
+    if (m->encrypted)
+        printf("encryption   aes-256-gcm, key id %s (restore and verify need that key)\n",
+               m->key_id);
+    else
+        printf("encryption   none\n");
     printf("data         %zu tables, %s rows, %s of COPY text in %zu chunks (zstd level %d)\n",
            m->table_count, rows, raw, chunks, m->compression_level);
     if (m->migration_count > 0)

@@ -37,6 +37,9 @@ int dc_cmd_verify(dc_cli_t *cli, dc_error_t *err)
     const char *server = NULL;
     if (database != NULL && dc_cli_database_url(cli, &server, err) != 0)
         return -1;
+    const dc_key_t *key = NULL;
+    if (dc_cli_key(cli, &key, err) != 0)
+        return -1;
     dc_store_t *store;
     if (dc_cli_open_store(cli, &store, err) != 0)
         return -1;
@@ -50,6 +53,7 @@ int dc_cmd_verify(dc_cli_t *cli, dc_error_t *err)
         .deep = dc_config_flag(&cli->config, DC_OPT_DEEP),
         .server_url = server,
         .scratch_url = dc_config_get(&cli->config, DC_OPT_VERIFY_DATABASE),
+        .key = key,
     };
     dc_verify_result_t r;
     rc = dc_verify_run(&opts, &r, err);

@@ -81,11 +81,11 @@ dc_member_source_t dc_restore_reader_source(dc_snapshot_reader_t *reader)
 
 /* Streams the member through zstd into the sink and checks the COPY text against the
  * manifest. */
-static int stream_member(dc_member_source_t source, const dc_member_t *member, sink_ctx_t *s,
-                         dc_error_t *err)
+static int stream_member(dc_member_source_t source, const dc_manifest_t *m,
+                         const dc_member_t *member, sink_ctx_t *s, dc_error_t *err)
 {
     dc_filter_t *count = dc_filter_count_new(dc_filter_callback_sink_new(deliver, s));
-    dc_filter_t *raw_sha = dc_filter_sha256_new(count);
+    dc_filter_t *raw_sha = dc_manifest_raw_digest_new(m, count);
     dc_filter_t *head = dc_filter_zstd_decompress_new(raw_sha, err);
     if (head == NULL) {
         dc_filter_free_chain(raw_sha);
@@ -192,7 +192,7 @@ static int load_table_chunk(dc_restore_load_t *load, dc_member_source_t source,
     if (!load->copy_open && begin_copy(load, member->index, err) != 0)
         return -1;
     sink_ctx_t s = {load->conn, -1, 0, load->progress};
-    if (stream_member(source, member, &s, err) != 0) {
+    if (stream_member(source, load->manifest, member, &s, err) != 0) {
         dc_error_t ignored;
         end_copy(load, false, &ignored);
         return -1;
@@ -229,7 +229,7 @@ static int load_blob_chunk(dc_restore_load_t *load, dc_member_source_t source,
         rc = dc_pg_error(load->conn, NULL, what, err);
     if (rc == 0) {
         sink_ctx_t s = {load->conn, fd, 0, load->progress};
-        rc = stream_member(source, member, &s, err);
+        rc = stream_member(source, load->manifest, member, &s, err);
     }
     if (fd >= 0 && lo_close(load->conn, fd) != 0 && rc == 0)
         rc = dc_pg_error(load->conn, NULL, what, err);

@@ -257,6 +257,9 @@ int dc_restore_manifest(const dc_restore_opts_t *opts, const dc_manifest_t *mani
     double started = dc_now_seconds();
     memset(result, 0, sizeof(*result));
     snprintf(result->id, sizeof(result->id), "%s", manifest->id);
+    /* An encrypted snapshot without its key stops here, before the target is touched. */
+    if (dc_manifest_check_unlocked(manifest, err) != 0)
+        return -1;
     if (dc_pg_url_database(opts->target_url, r.target_name, sizeof(r.target_name), err) != 0)
         return -1;
     if (dc_restore_connect_target(opts, manifest, &r.conn, &result->created_target, err) != 0) {
@@ -307,6 +310,10 @@ int dc_restore_run(const dc_restore_opts_t *opts, dc_restore_result_t *result, d
     memset(result, 0, sizeof(*result));
     if (dc_catalog_load(opts->store, opts->database, opts->ref, &m, dir, err) != 0)
         return -1;
+    if (dc_manifest_unlock(m, opts->key, err) != 0) {
+        dc_manifest_free(m);
+        return -1;
+    }
     int rc = dc_restore_manifest(opts, m, dir, result, err);
     dc_manifest_free(m);
     return rc;

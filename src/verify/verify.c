@@ -40,13 +40,13 @@ static int count_rows(void *ctx, const uint8_t *data, size_t len, dc_error_t *er
 
 /* Reads one member to its end (the reader checks its stored hash) and, for chunks, checks the
  * decompressed text. */
-static int check_member(dc_snapshot_reader_t *reader, const dc_member_t *member,
-                        dc_verify_result_t *result, dc_error_t *err)
+static int check_member(dc_snapshot_reader_t *reader, const dc_manifest_t *m,
+                        const dc_member_t *member, dc_verify_result_t *result, dc_error_t *err)
 {
     bool chunk = member->kind == DC_MEMBER_TABLE_CHUNK || member->kind == DC_MEMBER_BLOB_CHUNK;
     row_counter_t rows = {0};
     dc_filter_t *count = dc_filter_count_new(dc_filter_callback_sink_new(count_rows, &rows));
-    dc_filter_t *raw_sha = dc_filter_sha256_new(count);
+    dc_filter_t *raw_sha = dc_manifest_raw_digest_new(m, count);
     dc_filter_t *head = chunk ? dc_filter_zstd_decompress_new(raw_sha, err) : NULL;
     if (chunk && head == NULL) {
         dc_filter_free_chain(raw_sha);
@@ -59,7 +59,6 @@ static int check_member(dc_snapshot_reader_t *reader, const dc_member_t *member,
         rc = dc_snapshot_reader_read(reader, piece, PIECE, &got, err);
         if (rc != 0 || got == 0)
             break;
-        result->stored_bytes += got;
         if (head != NULL && (rc = dc_filter_write(head, piece, got, err)) != 0) {
             dc_error_prefix(err, "%s: ", member->name);
             break;
@@ -68,6 +67,8 @@ static int check_member(dc_snapshot_reader_t *reader, const dc_member_t *member,
     free(piece);
     if (rc == 0 && head != NULL && (rc = dc_filter_finish(head, err)) != 0)
         dc_error_prefix(err, "%s: ", member->name);
+    if (rc == 0)
+        result->stored_bytes += member->size; /* what was read may be decrypted: count the stored */
     if (rc == 0 && chunk) {
         char sha[DC_HASH_HEX];
         dc_filter_sha256_hex(raw_sha, sha);
@@ -101,7 +102,7 @@ static int verify_archive(const dc_verify_opts_t *opts, const dc_manifest_t *m, 
         rc = dc_snapshot_reader_next(reader, &member, &end, err);
         if (rc != 0 || end)
             break;
-        rc = check_member(reader, &member, result, err);
+        rc = check_member(reader, m, &member, result, err);
         if (rc != 0)
             break;
         result->members++;
@@ -132,7 +133,8 @@ static int set_copy_settings(PGconn *conn, const dc_manifest_t *m, dc_error_t *e
 
 /* Reads a restored table back and checks it chunk by chunk: rows come back in the order they
  * were loaded, so the first chunk's rows are the first rows, and so on. */
-static int check_table(PGconn *conn, const dc_manifest_table_t *t, dc_error_t *err)
+static int check_table(PGconn *conn, const dc_manifest_t *m, const dc_manifest_table_t *t,
+                       dc_error_t *err)
 {
     char *schema = dc_pg_quote_ident(conn, t->schema);
     char *name = dc_pg_quote_ident(conn, t->name);
@@ -153,7 +155,7 @@ static int check_table(PGconn *conn, const dc_manifest_table_t *t, dc_error_t *e
     }
     PQclear(res);
 
-    dc_filter_t *sha = dc_filter_sha256_new(NULL);
+    dc_filter_t *sha = dc_manifest_raw_digest_new(m, NULL);
     size_t chunk = 0;
     uint64_t rows_in_chunk = 0, total = 0;
     int rc = 0;
@@ -205,7 +207,8 @@ static int check_table(PGconn *conn, const dc_manifest_table_t *t, dc_error_t *e
     return rc;
 }
 
-static int check_large_object(PGconn *conn, const dc_manifest_large_object_t *lo, dc_error_t *err)
+static int check_large_object(PGconn *conn, const dc_manifest_t *m,
+                              const dc_manifest_large_object_t *lo, dc_error_t *err)
 {
     char what[64];
     snprintf(what, sizeof(what), "reading large object %u back", (unsigned)lo->oid);
@@ -213,7 +216,7 @@ static int check_large_object(PGconn *conn, const dc_manifest_large_object_t *lo
     if (fd < 0)
         return dc_pg_error(conn, NULL, what, err);
     char *buf = dc_malloc(PIECE);
-    dc_filter_t *sha = dc_filter_sha256_new(NULL);
+    dc_filter_t *sha = dc_manifest_raw_digest_new(m, NULL);
     int rc = 0;
     for (size_t c = 0; c < lo->chunk_count && rc == 0; c++) {
         uint64_t left = lo->chunks[c].raw_bytes;
@@ -256,11 +259,11 @@ static int read_back(const char *url, const dc_manifest_t *m, dc_verify_result_t
     if (rc == 0)
         rc = dc_pg_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", err);
     for (size_t i = 0; rc == 0 && i < m->table_count; i++) {
-        rc = check_table(conn, &m->tables[i], err);
+        rc = check_table(conn, m, &m->tables[i], err);
         result->tables++;
     }
     for (size_t i = 0; rc == 0 && i < m->large_object_count; i++)
-        rc = check_large_object(conn, &m->large_objects[i], err);
+        rc = check_large_object(conn, m, &m->large_objects[i], err);
     PQfinish(conn);
     return rc;
 }
@@ -365,6 +368,12 @@ int dc_verify_run(const dc_verify_opts_t *opts, dc_verify_result_t *result, dc_e
     memset(result, 0, sizeof(*result));
     if (dc_catalog_load(opts->store, opts->database, opts->ref, &m, dir, err) != 0)
         return -1;
+    /* Without the key nothing can be checked but what anybody could (the stored hashes): that
+     * is not a verification, so it is refused rather than recorded. */
+    if (dc_manifest_unlock(m, opts->key, err) != 0) {
+        dc_manifest_free(m);
+        return -1;
+    }
     snprintf(result->id, sizeof(result->id), "%s", m->id);
     result->deep = opts->deep;
     double started = dc_now_seconds();

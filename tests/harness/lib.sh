@@ -64,6 +64,28 @@ new_db() { # suffix
     echo "$name"
 }
 
+# A name for a database deployctl is to create (none exists under it now), dropped when the test
+# ends; prints its name.
+target_db() { # suffix
+    local name="t_${TEST_NAME}_$1"
+    psql_admin postgres -c "DROP DATABASE IF EXISTS \"$name\" WITH (FORCE)" >/dev/null
+    drop_at_exit "$name"
+    echo "$name"
+}
+
+db_exists() { # name
+    [[ $(psql_value postgres "SELECT count(*) FROM pg_database WHERE datname = '$1'") -eq 1 ]]
+}
+
+# expect_error_line WHAT PATTERN: the last run_deployctl (with --quiet) exited 1 with exactly one
+# line on stderr, an error line matching PATTERN (extended regex, case-insensitive).
+expect_error_line() {
+    [[ $rc -eq 1 ]] || fail "$1: expected exit 1, got $rc (stderr: $(cat "$WORK/err"))"
+    [[ $(wc -l <"$WORK/err") -eq 1 ]] || fail "$1: expected one line on stderr, got: $(cat "$WORK/err")"
+    grep -q '^deployctl: error: ' "$WORK/err" || fail "$1: not an error line: $(cat "$WORK/err")"
+    grep -qiE -- "$2" "$WORK/err" || fail "$1: message does not match /$2/: $(cat "$WORK/err")"
+}
+
 # The URL deployctl uses: TCP with a password, as in production.
 db_url() { echo "$DC_PG_URL_BASE/$1"; }
 

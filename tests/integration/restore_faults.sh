@@ -65,33 +65,12 @@ expect_unchanged() {
     diff -u "$WORK/fp.modified" "$WORK/fp.now" >&2 || fail "$1: the database changed"
 }
 
-# expect_error WHAT PATTERN: the last run_deployctl (with --quiet) exited 1 with exactly one
-# line on stderr, an error line matching PATTERN (extended regex, case-insensitive).
-expect_error() {
-    [[ $rc -eq 1 ]] || fail "$1: expected exit 1, got $rc (stderr: $(cat "$WORK/err"))"
-    [[ $(wc -l <"$WORK/err") -eq 1 ]] || fail "$1: expected one line on stderr, got: $(cat "$WORK/err")"
-    grep -q '^deployctl: error: ' "$WORK/err" || fail "$1: not an error line: $(cat "$WORK/err")"
-    grep -qiE -- "$2" "$WORK/err" || fail "$1: message does not match /$2/: $(cat "$WORK/err")"
-}
-
 # copy_store NAME: a new store holding a copy of the good snapshot (which stays intact).
 copy_store() {
     local s=$WORK/$1
     mkdir -p "$s/$src"
     cp -a "$snap" "$s/$src/"
     echo "$s"
-}
-
-# target_db SUFFIX: the name of a database deployctl is to create (none exists yet); call
-# drop_at_exit on it.
-target_db() {
-    local name="t_${TEST_NAME}_$1"
-    psql_admin postgres -c "DROP DATABASE IF EXISTS \"$name\" WITH (FORCE)" >/dev/null
-    echo "$name"
-}
-
-db_exists() {
-    [[ $(psql_value postgres "SELECT count(*) FROM pg_database WHERE datname = '$1'") -eq 1 ]]
 }
 
 # ---- 1. One flipped byte in the middle of a data chunk inside snapshot.tar ----
@@ -118,7 +97,7 @@ cmp -s "$snap/snapshot.tar" "$flip_tar" && fail "the byte was not flipped"
 [[ $(cmp -l "$snap/snapshot.tar" "$flip_tar" | wc -l) -eq 1 ]] || fail "more than one byte differs"
 
 run_deployctl --quiet restore "$id" --database "$url" --store "$flip_store" --yes
-expect_error "flipped byte" "corrupt|SHA-256"
+expect_error_line "flipped byte" "corrupt|SHA-256"
 grep -qF -- "$member" "$WORK/err" || fail "flipped byte: the error does not name member $member: $(cat "$WORK/err")"
 expect_unchanged "flipped byte"
 pass "flipped byte in $member: $(cat "$WORK/err")"
@@ -131,7 +110,7 @@ pass "verify of the flipped snapshot fails: $(cat "$WORK/err")"
 flip_target=$(target_db flip)
 drop_at_exit "$flip_target"
 run_deployctl --quiet restore "$id" --database "$url" --store "$flip_store" --target "$(db_url "$flip_target")"
-expect_error "flipped byte into --target" "corrupt|SHA-256"
+expect_error_line "flipped byte into --target" "corrupt|SHA-256"
 db_exists "$flip_target" && fail "the database created for the failed --target restore was not dropped"
 pass "flipped byte into a new --target: failed, the created database was dropped"
 
@@ -139,7 +118,7 @@ pass "flipped byte into a new --target: failed, the created database was dropped
 flip_jobs=$(target_db flip_jobs)
 drop_at_exit "$flip_jobs"
 run_deployctl --quiet restore "$id" --database "$url" --store "$flip_store" --target "$(db_url "$flip_jobs")" --jobs 2
-expect_error "flipped byte, --jobs 2" "corrupt|SHA-256"
+expect_error_line "flipped byte, --jobs 2" "corrupt|SHA-256"
 grep -qF -- "$member" "$WORK/err" || fail "flipped byte, --jobs: the error does not name $member: $(cat "$WORK/err")"
 db_exists "$flip_jobs" && fail "the database created for the failed --jobs restore was not dropped"
 pass "flipped byte with --jobs 2: failed naming $member, the created database was dropped"
@@ -151,13 +130,13 @@ full=$(stat -c %s "$trunc_tar")
 truncate -s $((full * 6 / 10)) "$trunc_tar"
 assert_eq $((full * 6 / 10)) "$(stat -c %s "$trunc_tar")" "size of the truncated archive"
 run_deployctl --quiet restore "$id" --database "$url" --store "$trunc_store" --yes
-expect_error "truncated archive" "truncated|damaged"
+expect_error_line "truncated archive" "truncated|damaged"
 expect_unchanged "truncated archive"
 pass "truncated archive: $(cat "$WORK/err")"
 trunc_jobs=$(target_db trunc_jobs)
 drop_at_exit "$trunc_jobs"
 run_deployctl --quiet restore "$id" --database "$url" --store "$trunc_store" --target "$(db_url "$trunc_jobs")" --jobs 2
-expect_error "truncated archive, --jobs 2" "truncated|damaged|missing"
+expect_error_line "truncated archive, --jobs 2" "truncated|damaged|missing"
 db_exists "$trunc_jobs" && fail "the database created for the failed --jobs restore was not dropped"
 pass "truncated archive with --jobs 2: $(cat "$WORK/err")"
 
@@ -172,7 +151,7 @@ newer=$(tail -n 1 "$WORK/out")
 rm "$nomf_store/$src/$newer/manifest.json"
 [[ -f $nomf_store/$src/$newer/snapshot.tar ]] || fail "the archive of the second snapshot is missing"
 run_deployctl --quiet restore "$newer" --database "$url" --store "$nomf_store" --yes
-expect_error "missing manifest" "incomplete|no manifest"
+expect_error_line "missing manifest" "incomplete|no manifest"
 grep -qF -- "$newer" "$WORK/err" || fail "missing manifest: the error does not name $newer: $(cat "$WORK/err")"
 expect_unchanged "missing manifest"
 pass "missing manifest: $(cat "$WORK/err")"
@@ -247,7 +226,7 @@ rc=$?
 set -e
 restore_pid=
 cp "$WORK/bg.err" "$WORK/err"
-expect_error "terminated session" "terminat|lost the connection|server closed"
+expect_error_line "terminated session" "terminat|lost the connection|server closed"
 wait_backend_gone "pg_terminate_backend" "$backend"
 expect_unchanged "pg_terminate_backend mid-COPY"
 pass "restoring session terminated mid-COPY: $(cat "$WORK/err")"
@@ -268,7 +247,7 @@ done
 t0=$SECONDS
 run_deployctl --quiet restore "$id" --database "$url" --store "$store" --yes --lock-timeout 2s
 elapsed=$((SECONDS - t0))
-expect_error "blocking transaction" "fault_blocker|pid $blocker_backend"
+expect_error_line "blocking transaction" "fault_blocker|pid $blocker_backend"
 [[ $elapsed -le 20 ]] || fail "blocking transaction: the restore gave up only after ${elapsed}s"
 kill -0 "$blocker" 2>/dev/null || fail "the blocking session ended although --terminate-connections was not given"
 expect_unchanged "blocking transaction"

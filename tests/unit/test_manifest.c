@@ -638,6 +638,132 @@ static void test_refuses_encryption(void **state)
     check_refused("encryption false", root, "encryption");
 }
 
+static dc_key_t *test_key(const char *hex)
+{
+    dc_key_t *k = NULL;
+    dc_error_t err = {0};
+    assert_int_equal(dc_key_parse(hex, strlen(hex), 0, "test key", &k, &err), 0);
+    return k;
+}
+
+#define KEY_A "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+#define KEY_B "1f1e1d1c1b1a191817161514131211100f0e0d0c0b0a09080706050403020100"
+
+static dc_manifest_t *parse_ok(const char *text)
+{
+    dc_manifest_t *m = NULL;
+    dc_error_t err = {0};
+    if (dc_manifest_from_json(text, strlen(text), &m, &err) != 0)
+        fail_msg("encrypted manifest refused: %s", err.message);
+    return m;
+}
+
+static void test_encrypted_round_trip(void **state)
+{
+    (void)state;
+    dc_key_t *key = test_key(KEY_A);
+    dc_manifest_t *m = build_manifest();
+    dc_manifest_set_key(m, key);
+    char *text = dc_manifest_to_json(m);
+    json_t *root = json_loads(text, 0, NULL);
+    json_t *enc = json_object_get(root, "encryption");
+    assert_string_equal(json_string_value(json_object_get(enc, "algorithm")), "aes-256-gcm");
+    assert_string_equal(json_string_value(json_object_get(enc, "key_id")), key->id);
+    assert_int_equal(strlen(json_string_value(json_object_get(enc, "manifest_mac"))), 64);
+    /* the COPY text digest is keyed, under its own name: no plain raw_sha256 to test guesses */
+    json_t *chunk = json_array_get(
+        json_object_get(json_array_get(json_object_get(root, "tables"), 0), "chunks"), 0);
+    assert_null(json_object_get(chunk, "raw_sha256"));
+    assert_non_null(json_object_get(chunk, "raw_hmac_sha256"));
+
+    dc_manifest_t *back = parse_ok(text);
+    assert_true(back->encrypted);
+    assert_string_equal(back->key_id, key->id);
+    assert_null(back->key);
+    check_manifests_equal(m, back);
+    dc_error_t err = {0};
+    assert_int_equal(dc_manifest_unlock(back, key, &err), 0);
+    assert_ptr_equal(back->key, key);
+    /* reformatted (other indentation, keys reordered) it still authenticates */
+    char *other = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
+    dc_manifest_t *reformatted = parse_ok(other);
+    assert_int_equal(dc_manifest_unlock(reformatted, key, &err), 0);
+    /* a copy made without a key (show) carries the same MAC */
+    dc_manifest_t *listed = parse_ok(text);
+    char *shown = dc_manifest_to_json(listed);
+    assert_string_equal(shown, text);
+
+    free(shown);
+    free(other);
+    json_decref(root);
+    free(text);
+    dc_manifest_free(listed);
+    dc_manifest_free(reformatted);
+    dc_manifest_free(back);
+    dc_manifest_free(m);
+    dc_key_free(key);
+}
+
+static void test_encrypted_unlock_refusals(void **state)
+{
+    (void)state;
+    dc_key_t *key = test_key(KEY_A);
+    dc_key_t *other = test_key(KEY_B);
+    dc_manifest_t *m = build_manifest();
+    dc_manifest_set_key(m, key);
+    char *text = dc_manifest_to_json(m);
+    dc_error_t err = {0};
+
+    /* no key: says how to give one, and readers refuse too */
+    dc_manifest_t *back = parse_ok(text);
+    assert_int_equal(dc_manifest_unlock(back, NULL, &err), -1);
+    assert_non_null(strstr(err.message, "is encrypted"));
+    assert_non_null(strstr(err.message, "--encryption-key-file"));
+    assert_non_null(strstr(err.message, "DEPLOYCTL_ENCRYPTION_KEY"));
+    assert_int_equal(dc_manifest_check_unlocked(back, &err), -1);
+    /* the wrong key: both ids named */
+    assert_int_equal(dc_manifest_unlock(back, other, &err), -1);
+    assert_non_null(strstr(err.message, key->id));
+    assert_non_null(strstr(err.message, other->id));
+    assert_null(back->key);
+    dc_manifest_free(back);
+
+    /* any value changed, the manifest staying valid: a chunk's hash, the tag, the archive size */
+    char sha[DC_HASH_HEX], forged_sha[DC_HASH_HEX + 2], real_sha[DC_HASH_HEX + 2];
+    hash_of("stored 1.1", sha);
+    snprintf(real_sha, sizeof(real_sha), "\"%s\"", sha);
+    hash_of("something else", sha);
+    snprintf(forged_sha, sizeof(forged_sha), "\"%s\"", sha);
+    const char *edits[][2] = {
+        {real_sha, forged_sha},
+        {"\"tag\": \"release\"", "\"tag\": \"nightly\""},
+        {"\"bytes\": 123456789012", "\"bytes\": 123456789013"},
+    };
+    for (size_t i = 0; i < sizeof(edits) / sizeof(edits[0]); i++) {
+        char *at = strstr(text, edits[i][0]);
+        if (at == NULL)
+            fail_msg("no %s in the manifest", edits[i][0]);
+        dc_buf_t b = {0};
+        dc_buf_append(&b, text, (size_t)(at - text));
+        dc_buf_appendf(&b, "%s%s", edits[i][1], at + strlen(edits[i][0]));
+        dc_manifest_t *forged = parse_ok(b.data);
+        assert_int_equal(dc_manifest_unlock(forged, key, &err), -1);
+        assert_non_null(strstr(err.message, "does not authenticate"));
+        assert_null(forged->key);
+        dc_manifest_free(forged);
+        dc_buf_free(&b);
+    }
+    /* the encryption dropped altogether: a plain manifest whose raw digests are not SHA-256 */
+    json_t *root = json_loads(text, 0, NULL);
+    json_object_set_new(root, "encryption", json_null());
+    check_refused("encryption removed", root, "raw_sha256");
+
+    free(text);
+    dc_manifest_free(m);
+    dc_key_free(key);
+    dc_key_free(other);
+}
+
 static void test_refuses_other_shapes(void **state)
 {
     (void)state;
@@ -794,6 +920,8 @@ int main(void)
         cmocka_unit_test(test_refuses_bad_counts),
         cmocka_unit_test(test_refuses_duplicate_keys),
         cmocka_unit_test(test_refuses_encryption),
+        cmocka_unit_test(test_encrypted_round_trip),
+        cmocka_unit_test(test_encrypted_unlock_refusals),
         cmocka_unit_test(test_refuses_other_shapes),
         cmocka_unit_test(test_large_objects_round_trip),
         cmocka_unit_test(test_large_objects_refused),

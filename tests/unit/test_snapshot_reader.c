@@ -49,10 +49,12 @@ static char *member_bytes(int i)
 static void add_member(fixture_t *fx, dc_snapshot_writer_t *w, int i, const char *name)
 {
     dc_error_t err = {0};
+    dc_stored_t stored;
     fx->contents[i] = member_bytes(i);
     fx->names[i] = name;
     assert_int_equal(
-        dc_snapshot_writer_add(w, name, fx->contents[i], strlen(fx->contents[i]), &err), 0);
+        dc_snapshot_writer_add(w, name, fx->contents[i], strlen(fx->contents[i]), &stored, &err),
+        0);
 }
 
 static int setup(void **state)
@@ -69,7 +71,7 @@ static int setup(void **state)
     m->database = dc_strdup("app");
     dc_snapshot_database_dir("app", fx->db_dir, sizeof(fx->db_dir));
     dc_snapshot_writer_t *w;
-    if (dc_snapshot_writer_open(fx->store, "app", time(NULL), m->id, &w, &err) != 0)
+    if (dc_snapshot_writer_open(fx->store, "app", time(NULL), NULL, m->id, &w, &err) != 0)
         return -1;
     dc_manifest_table_t *t = dc_manifest_add_table(m, "public", "orders");
     add_member(fx, w, 0, DC_MEMBER_PRE_DATA);
