@@ -36,12 +36,17 @@ typedef struct dc_hook_env {
     const char *state_dir;   /* DEPLOYCTL_STATE_DIR: where hooks may keep what they record */
 } dc_hook_env_t;
 
+/* How much of a hook's output the result keeps (the log has all of it). */
+#define DC_HOOK_TAIL_LINES    20
+#define DC_HOOK_TAIL_LINE_MAX 512
+
 typedef struct dc_hook_result {
     bool ran;        /* false: no executable for this hook in the directory */
     int exit_status; /* the exit code, or 128+signal */
     bool timed_out;
     uint64_t duration_ms;
-    char *output_tail; /* the last lines of its stdout+stderr (for the report), or NULL */
+    char *output_tail; /* the last lines of its stdout+stderr (for the report), or NULL: at most
+                          DC_HOOK_TAIL_LINES lines of DC_HOOK_TAIL_LINE_MAX bytes, '\n'-joined */
 } dc_hook_result_t;
 
 /* Runs <dir>/<name> when it exists (dir NULL: none). Returns 0 when the hook was absent or
