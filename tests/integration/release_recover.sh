@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# One release at a time, and releases that die: a second release while one runs exits 75
+# naming the holder's id; a release SIGKILLed during its deploy hook leaves an unfinished
+# journal, the next release refuses (exit 4, pointing at recover), recover runs the rollback
+# hook and restores (fingerprint identical), and history shows it; killed before anything
+# changed -> aborted; killed after smoke passed -> recover finishes it (released).
+source "$(dirname "$0")/../harness/lib.sh"
+source "$HARNESS/release_lib.sh"
+
+all_hooks
+# A hook that says it started, then waits for $WORK/go (or 60 s).
+waiting_hook() { # name
+    hook "$1" 0 "echo \$\$ >'$WORK/$1.pid'; touch '$WORK/in_$1'; for _ in \$(seq 600); do [[ -e '$WORK/go' ]] && break; sleep 0.1; done"
+}
+wait_for() { # file
+    for _ in $(seq 300); do [[ -e $1 ]] && return 0; sleep 0.1; done
+    fail "timed out waiting for $1"
+}
+start_release() { # runs a release in the background; $bg is its pid
+    "$DEPLOYCTL" release --database "$url" --migrations "$dir" --store "$STORE" --hooks "$HOOKS" \
+        --smoke "$APP_URL" --smoke-window 2 --report "$WORK/bg.json" >"$WORK/bg.out" 2>"$WORK/bg.err" &
+    bg=$!
+}
+kill_release() { # hook: SIGKILL deployctl while that hook runs, then the hook
+    kill -9 "$bg"
+    wait "$bg" 2>/dev/null || true
+    kill "$(cat "$WORK/$1.pid")" 2>/dev/null || true
+    rm -f "$WORK/in_$1"
+}
+
+# ---- two releases at once ----
+add 20240201000000_a 'CREATE TABLE a (id int);'
+waiting_hook deploy
+start_release
+wait_for "$WORK/in_deploy"
+holder=$(sed -n 's/^deploy .*release=\([^ ]*\).*/\1/p' "$CALLS")
+release
+expect_rc 75 "second release"
+grep -q "$holder" "$WORK/err" || fail "the refusal does not name release $holder: $(cat "$WORK/err")"
+touch "$WORK/go"
+wait "$bg" || fail "the first release failed: $(tail -3 "$WORK/bg.err")"
+rm -f "$WORK/go" "$WORK/in_deploy"
+pass "a second release exits 75 naming the holder ($holder)"
+
+# ---- SIGKILL during the deploy hook ----
+: >"$CALLS"
+add 20240202000000_drop 'ALTER TABLE items DROP COLUMN name;'
+before=$(fingerprint "$db")
+waiting_hook deploy
+start_release
+wait_for "$WORK/in_deploy"
+killed=$(sed -n 's/^deploy .*release=\([^ ]*\).*/\1/p' "$CALLS")
+kill_release deploy
+[[ -z $(q "SELECT 1 FROM information_schema.columns WHERE table_name = 'items' AND column_name = 'name'") ]] ||
+    fail "the migration had not run before the kill"
+release
+expect_rc 4 "release after a killed one"
+grep -q "release $killed .*deployctl recover" "$WORK/err" || fail "refusal: $(cat "$WORK/err")"
+hook deploy 0
+: >"$CALLS"
+recover
+expect_rc 2 "recover"
+assert_eq "rollback notify" "$(called)" "recover ran the rollback hook"
+assert_eq "$before" "$(fingerprint "$db")" "database identical to before the killed release"
+assert_eq "$killed" "$(report .release)" "the report is the killed release's"
+[[ $(report .pre_restore_snapshot) == 2* ]] || fail "no pre-restore snapshot named"
+run_deployctl history --database "$url" --json
+assert_eq "rolled-back true" "$(jq -r ".[] | select(.id == \"$killed\") | \"\(.outcome) \(.recovered)\"" "$WORK/out")" "history"
+recover
+expect_rc 0 "a second recover"
+grep -q 'nothing to recover' "$WORK/out" || fail "second recover: $(cat "$WORK/out")"
+pass "SIGKILL during deploy: next release refuses, recover rolls back and restores, history shows it"
+rm -rf "${dir:?}/20240202000000_drop"
+
+# ---- SIGKILL before anything changed ----
+: >"$CALLS"
+add 20240203000000_b 'CREATE TABLE b (id int);'
+before=$(fingerprint "$db")
+waiting_hook pre-release
+start_release
+wait_for "$WORK/in_pre-release"
+kill_release pre-release
+hook pre-release 0
+: >"$CALLS"
+recover
+expect_rc 2 "recover of a release killed before any change"
+assert_eq aborted "$(report .outcome)" "outcome"
+assert_eq "notify" "$(called)" "no rollback hook"
+assert_eq "$before" "$(fingerprint "$db")" "nothing changed"
+pass "killed before anything changed: recover marks it aborted"
+
+# ---- SIGKILL after smoke passed (during post-release) ----
+: >"$CALLS"
+waiting_hook post-release
+start_release
+wait_for "$WORK/in_post-release"
+kill_release post-release
+hook post-release 0
+: >"$CALLS"
+recover
+expect_rc 0 "recover of a release killed after smoke"
+assert_eq released "$(report .outcome)" "outcome"
+assert_eq "post-release notify" "$(called)" "recover finished the hooks"
+assert_eq "t" "$(q "SELECT to_regclass('public.b') IS NOT NULL")" "the migration stays"
+release
+expect_rc 0 "a release after recovery"
+pass "killed after smoke passed: recover finishes it; releases run again"
