@@ -151,13 +151,12 @@ static int undo_restore(rel_t *r, undo_t *u, dc_error_t *err)
     return rc;
 }
 
-static json_t *comp_step(rel_t *r, const char *step, const char *status, const char *detail)
+static void comp_step(rel_t *r, const char *step, const char *status, const char *detail)
 {
     json_t *o = json_pack("{s:s, s:s}", "step", step, "status", status);
     if (detail != NULL)
         json_object_set_new(o, "detail", json_string(detail));
-    json_array_append(json_object_get(r->report, "compensation"), o);
-    return o;
+    json_array_append_new(json_object_get(r->report, "compensation"), o);
 }
 
 static int journal_step(rel_t *r, const char *step, const char *status, const char *method)
@@ -293,7 +292,9 @@ int rel_compensate(rel_t *r)
         json_t *manual = json_array();
         json_array_append_new(manual, json_string("roll the application back on the hosting "
                                                   "platform (the rollback hook failed)"));
-        json_array_extend(manual, manual_db_steps(r, NULL));
+        json_t *db_steps = manual_db_steps(r, NULL);
+        json_array_extend(manual, db_steps);
+        json_decref(db_steps);
         set_state(r,
                   r->st.migrate_started ? "migrated (left so that the new application keeps "
                                           "working)"

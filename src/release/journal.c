@@ -303,7 +303,8 @@ bool rel_find_unfinished(const char *dir, char *path, size_t path_size, char *id
         }
     }
     closedir(d);
-    qsort(names, count, sizeof(char *), cmp_names);
+    if (count > 1)
+        qsort(names, count, sizeof(char *), cmp_names);
     bool found = false;
     for (size_t i = count; i-- > 0 && !found;) {
         snprintf(path, path_size, "%s/%s", dir, names[i]);

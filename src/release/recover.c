@@ -205,7 +205,8 @@ static json_t *list_releases(const char *dir)
         }
     }
     closedir(d);
-    qsort(names, count, sizeof(char *), cmp_names);
+    if (count > 1)
+        qsort(names, count, sizeof(char *), cmp_names);
     for (size_t i = 0; i < count; i++) {
         char path[PATH_MAX];
         snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
