@@ -218,10 +218,6 @@ static void check_history(rel_t *r, dc_buf_t *problems)
 /* The user's verification queries: each passes with no rows, or one row of one true. */
 static void run_verify_queries(rel_t *r, PGconn *conn, dc_buf_t *problems, int *count)
 {
-#ifndef DC_HAVE_SMOKE /* TEMPORARY until branch smoke is merged */
-    (void)r, (void)conn, (void)problems, (void)count;
-    return;
-#else
     dc_smoke_check_t *checks = NULL;
     size_t n = 0;
     dc_error_t e;
@@ -245,7 +241,6 @@ static void run_verify_queries(rel_t *r, PGconn *conn, dc_buf_t *problems, int *
     }
     *count = (int)n;
     dc_smoke_checks_free(checks, n);
-#endif
 }
 
 /* Tables a destructive statement of the applied migrations names (lower case, one per line):
@@ -358,7 +353,6 @@ static int phase_hook(rel_t *r, const char *name, dc_hook_t hook, dc_error_t *er
     return rel_phase_end(r, phase, rc == 0, detail, err) != 0 ? -1 : (rc == 0 ? 0 : 1);
 }
 
-#ifdef DC_HAVE_SMOKE
 static json_t *smoke_json(const dc_smoke_check_t *checks, const dc_smoke_result_t *s)
 {
     json_t *attempts = json_array();
@@ -420,15 +414,6 @@ static int run_smoke(rel_t *r, char *detail, size_t size)
     dc_smoke_checks_free(sql, nsql);
     return rc;
 }
-
-#else
-static int run_smoke(rel_t *r, char *detail, size_t size)
-{
-    (void)r;
-    snprintf(detail, size, "smoke checks not built yet");
-    return 0;
-}
-#endif
 
 static int phase_smoke(rel_t *r, dc_error_t *err)
 {

@@ -31,6 +31,46 @@ grep -q "^rollback phase=rollback .* outcome=rolling-back" "$CALLS" || fail "rol
 pass "deploy failure: rollback hook, restore, identical fingerprint, pre-restore $pre named"
 rm -rf "${dir:?}/20240201000000_drop_name"
 
+# ---- smoke fails (the app answers 500) -> rollback hook + restore; writes kept in pre-restore ----
+: >"$CALLS"
+hook deploy 0 "$psql_cmd -c \"INSERT INTO items (name) VALUES ('by the new version')\""
+add 20240201500000_type 'ALTER TABLE items ALTER COLUMN name TYPE varchar(100);'
+before=$(fingerprint "$db")
+app_status 500
+release
+app_status 200
+expect_rc 2 "smoke failure"
+assert_eq "pre-release deploy rollback notify" "$(called)" "hooks"
+assert_eq "$before" "$(fingerprint "$db")" "database identical to before the release"
+assert_eq smoke "$(report .failed_phase)" "failed phase"
+assert_eq false "$(report .smoke.passed)" "smoke result"
+[[ $(report '.smoke.attempts | length') -ge 2 ]] || fail "smoke attempts not all reported"
+assert_eq 500 "$(report '.smoke.attempts[0].status')" "attempt status"
+pre=$(report .pre_restore_snapshot)
+run_deployctl restore "$pre" --database "$url" --store "$STORE" --target "$(db_url "${db}_pre")"
+[[ $rc -eq 0 ]] || fail "restore of the pre-restore snapshot: $(cat "$WORK/err")"
+drop_at_exit "${db}_pre"
+assert_eq 1 "$(psql_value "${db}_pre" "SELECT count(*) FROM items WHERE name = 'by the new version'")" \
+    "the new version's write is in the pre-restore snapshot"
+pass "smoke failure: rollback hook, restore, identical fingerprint; the new version's write kept in $pre"
+rm -rf "${dir:?}/20240201500000_type"
+hook deploy 1
+
+# ---- a verification query fails -> restore ----
+: >"$CALLS"
+mkdir -p "$WORK/verify"
+echo "SELECT count(*) = 0 FROM items" >"$WORK/verify/no_items.sql"
+add 20240201600000_idx 'CREATE TABLE idx (id int);'
+before=$(fingerprint "$db")
+release --verify-queries "$WORK/verify"
+expect_rc 2 "verification query"
+assert_eq verify "$(report .failed_phase)" "failed phase"
+report .failure | grep -q 'no_items' || fail "failure does not name the query: $(report .failure)"
+assert_eq "$before" "$(fingerprint "$db")" "database identical to before"
+assert_eq "pre-release notify" "$(called)" "no deploy, no rollback hook"
+pass "a failing verification query: restored before any deploy"
+rm -rf "${dir:?}/20240201600000_idx"
+
 # ---- additive with down.sql, on_failure auto -> down, rows written meanwhile kept ----
 : >"$CALLS"
 add 20240202000000_notes 'CREATE TABLE notes (id int PRIMARY KEY, body text);'

@@ -92,6 +92,7 @@ cell() { # phase fault
         arrange_failure "$phase" "$dir/$m"
         release
         [[ $phase == backup ]] && store_on
+        [[ $rc -eq 2 ]] || fail "$phase x fails: exit $rc, expected 2"
         check_cell "$phase" "$fault" "$rc"
     else
         "$DEPLOYCTL" release --database "$url" --migrations "$dir" --store "$STORE" --hooks "$HOOKS" \
