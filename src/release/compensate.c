@@ -275,7 +275,7 @@ static int undo_application(rel_t *r, char *why, size_t size)
         comp_step(r, "rollback-hook", "failed", why);
         return -1;
     }
-    comp_step(r, "rollback-hook", "ok", NULL);
+    comp_step(r, "rollback-hook", "ok", "the rollback hook exited 0");
     return 0;
 }
 

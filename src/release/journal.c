@@ -266,10 +266,36 @@ int rel_journal_load(const char *path, json_t **events, dc_error_t *err)
     return 0;
 }
 
-/* Journal files, newest (highest id) last. */
 static int cmp_names(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+char **rel_list_journals(const char *dir, size_t *count)
+{
+    *count = 0;
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return NULL;
+    char **names = NULL;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (dc_str_ends_with(e->d_name, ".jsonl")) {
+            names = dc_realloc(names, (*count + 1) * sizeof(char *));
+            names[(*count)++] = dc_strdup(e->d_name);
+        }
+    }
+    closedir(d);
+    if (*count > 1)
+        qsort(names, *count, sizeof(char *), cmp_names);
+    return names;
+}
+
+void rel_free_names(char **names, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        free(names[i]);
+    free(names);
 }
 
 static bool journal_unfinished(const char *path)
@@ -290,21 +316,8 @@ static bool journal_unfinished(const char *path)
 
 bool rel_find_unfinished(const char *dir, char *path, size_t path_size, char *id, size_t id_size)
 {
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return false;
-    char **names = NULL;
-    size_t count = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (dc_str_ends_with(e->d_name, ".jsonl")) {
-            names = dc_realloc(names, (count + 1) * sizeof(char *));
-            names[count++] = dc_strdup(e->d_name);
-        }
-    }
-    closedir(d);
-    if (count > 1)
-        qsort(names, count, sizeof(char *), cmp_names);
+    size_t count;
+    char **names = rel_list_journals(dir, &count);
     bool found = false;
     for (size_t i = count; i-- > 0 && !found;) {
         snprintf(path, path_size, "%s/%s", dir, names[i]);
@@ -313,9 +326,7 @@ bool rel_find_unfinished(const char *dir, char *path, size_t path_size, char *id
             found = true;
         }
     }
-    for (size_t i = 0; i < count; i++)
-        free(names[i]);
-    free(names);
+    rel_free_names(names, count);
     return found;
 }
 

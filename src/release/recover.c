@@ -4,7 +4,6 @@
  * state it describes and follows the release's own decision tree: smoke had passed -> finish
  * (maintenance-off, post-release); compensation had begun or the rollback failed -> carry it
  * on; otherwise compensate what was done (nothing changed: aborted). */
-#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,38 +183,19 @@ static json_t *summarize(const char *path)
     return o;
 }
 
-static int cmp_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static json_t *list_releases(const char *dir)
 {
     json_t *list = json_array();
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return list;
-    char **names = NULL;
-    size_t count = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (dc_str_ends_with(e->d_name, ".jsonl")) {
-            names = dc_realloc(names, (count + 1) * sizeof(char *));
-            names[count++] = dc_strdup(e->d_name);
-        }
-    }
-    closedir(d);
-    if (count > 1)
-        qsort(names, count, sizeof(char *), cmp_names);
+    size_t count;
+    char **names = rel_list_journals(dir, &count);
     for (size_t i = 0; i < count; i++) {
         char path[PATH_MAX];
         snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
         json_t *s = summarize(path);
         if (s != NULL)
             json_array_append_new(list, s);
-        free(names[i]);
     }
-    free(names);
+    rel_free_names(names, count);
     return list;
 }
 

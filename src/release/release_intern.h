@@ -75,6 +75,10 @@ void rel_state_apply(rel_state_t *st, const json_t *ev);
 void rel_state_free(rel_state_t *st);
 /* Creates the deployctl schema's tables when missing (best effort). */
 void rel_mirror_setup(rel_t *r);
+/* The journal files (<id>.jsonl) in dir, oldest first (ids sort by time); free with
+ * rel_free_names. */
+char **rel_list_journals(const char *dir, size_t *count);
+void rel_free_names(char **names, size_t count);
 /* The newest journal in dir that is unfinished (no end event, or its rollback failed): its
  * path and id; false when none. */
 bool rel_find_unfinished(const char *dir, char *path, size_t path_size, char *id, size_t id_size);
