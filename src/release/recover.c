@@ -61,7 +61,8 @@ static void load_report(rel_t *r)
 {
     rel_report_init(r);
     json_t *old = json_load_file(r->report_path, 0, NULL);
-    if (json_is_object(old)) {
+    const char *of = json_string_value(json_object_get(old, "release"));
+    if (of != NULL && strcmp(of, r->id) == 0) { /* --report may name another release's */
         json_decref(r->report);
         r->report = old;
     } else {
@@ -90,8 +91,53 @@ static int find_release(rel_t *r, bool *found, dc_error_t *err)
     return 0;
 }
 
+/* The outcome the database's copy gives a release that another runner already closed, or
+ * NULL (caller frees). */
+static char *closed_elsewhere(rel_t *r, int *code)
+{
+    if (r->conn == NULL)
+        return NULL;
+    const char *p[1] = {r->id};
+    PGresult *res = PQexecParams(r->conn,
+                                 "SELECT status, coalesce(exit_code, 0) FROM deployctl.releases "
+                                 "WHERE id = $1 AND status NOT IN ('running', 'rollback-failed')",
+                                 1, NULL, p, NULL, NULL, 0);
+    char *outcome = NULL;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        outcome = dc_strdup(PQgetvalue(res, 0, 0));
+        *code = atoi(PQgetvalue(res, 0, 1));
+    }
+    PQclear(res);
+    return outcome;
+}
+
+/* Another runner recovered it from the database's copy: only this journal is left to close
+ * (running the rollback hook again would roll the platform back twice). */
+static int close_only(rel_t *r, const char *outcome, int code, dc_release_result_t *res,
+                      dc_error_t *err)
+{
+    json_t *ev = json_pack("{s:s, s:s, s:i, s:s}", "event", "end", "outcome", outcome, "exit_code",
+                           code, "note", "closed by another runner");
+    if (rel_event(r, ev, err) != 0)
+        return -1;
+    snprintf(res->id, sizeof(res->id), "%s", r->id);
+    snprintf(res->outcome, sizeof(res->outcome), "%s", outcome);
+    snprintf(res->summary, sizeof(res->summary),
+             "release %s of %s was already closed by another runner (%s); its journal here is "
+             "closed too",
+             r->id, r->o->database, outcome);
+    return 0;
+}
+
 static int recover_body(rel_t *r, dc_release_result_t *res, dc_error_t *err)
 {
+    int closed_code = 0;
+    char *closed = closed_elsewhere(r, &closed_code);
+    if (closed != NULL) {
+        int rc = close_only(r, closed, closed_code, res, err);
+        free(closed);
+        return rc;
+    }
     load_report(r);
     dc_log_info("recovering release %s of %s (last phase: %s%s)", r->id, r->o->database,
                 r->st.last_phase[0] ? r->st.last_phase : "none",

@@ -72,6 +72,37 @@ grep -q 'nothing to recover' "$WORK/out" || fail "second recover: $(cat "$WORK/o
 pass "SIGKILL during deploy: next release refuses, recover rolls back and restores, history shows it"
 rm -rf "${dir:?}/20240202000000_drop"
 
+# ---- the runner lost: another machine (another state directory) recovers from the database ----
+: >"$CALLS"
+add 20240202500000_type 'ALTER TABLE items ALTER COLUMN name TYPE varchar(80);'
+before=$(fingerprint "$db")
+waiting_hook deploy
+start_release
+wait_for "$WORK/in_deploy"
+lost=$(sed -n 's/^deploy .*release=\([^ ]*\).*/\1/p' "$CALLS")
+kill_release deploy
+hook deploy 0
+: >"$CALLS"
+DEPLOYCTL_STATE_DIR=$WORK/other-runner release
+expect_rc 4 "a release on another runner"
+grep -q "release $lost .*another runner" "$WORK/err" || fail "refusal on the other runner: $(cat "$WORK/err")"
+DEPLOYCTL_STATE_DIR=$WORK/other-runner recover
+expect_rc 2 "recover on another runner"
+assert_eq "$lost" "$(report .release)" "recovered the lost release"
+assert_eq "$before" "$(fingerprint "$db")" "database identical to before the lost release"
+assert_eq "rollback notify" "$(called)" "rollback hook on the other runner"
+[[ -s $WORK/other-runner/releases/$db/$lost.jsonl ]] || fail "journal not copied from the database"
+assert_eq rolled-back "$(psql_value "$db" "SELECT status FROM deployctl.releases WHERE id = '$lost'")" "mirror closed"
+pass "a lost runner's release is found and undone from the database's copy of its journal"
+rm -rf "${dir:?}/20240202500000_type"
+# the first runner's own journal still says unfinished: its recover only closes it
+: >"$CALLS"
+recover
+expect_rc 0 "the first runner's recover"
+grep -q 'already closed by another runner' "$WORK/out" || fail "first runner's recover: $(cat "$WORK/out")"
+assert_eq "" "$(called)" "no hook runs twice"
+pass "the first runner's recover closes its journal without rolling back twice"
+
 # ---- SIGKILL before anything changed ----
 : >"$CALLS"
 add 20240203000000_b 'CREATE TABLE b (id int);'
