@@ -12,5 +12,8 @@ void dc_signals_install(void);
 bool dc_signal_received(int *signo);
 /* -1 with "interrupted by signal N" in err once a stop was asked for, else 0. */
 int dc_signal_check(dc_error_t *err);
+/* Forgets a stop asked for: for work that must still be done once the stop was honoured (a
+ * release that was interrupted undoes what it did; a second signal stops that too). */
+void dc_signal_clear(void);
 
 #endif

@@ -13,6 +13,7 @@
 #include "deployctl/lint.h"
 #include "deployctl/log.h"
 #include "deployctl/restore.h"
+#include "deployctl/signals.h"
 #include "deployctl/util.h"
 #include "release_intern.h"
 
@@ -281,6 +282,15 @@ static int undo_application(rel_t *r, char *why, size_t size)
 
 int rel_compensate(rel_t *r)
 {
+    int signo = 0;
+    if (dc_signal_received(&signo)) {
+        /* Stopped (a CI job cancelled): undo what was done; a second signal stops the undo
+         * too, and `recover` carries it on. */
+        dc_log_warn("release %s: interrupted by signal %d: undoing what was done (signal again "
+                    "to stop; then run 'deployctl recover')",
+                    r->id, signo);
+        dc_signal_clear();
+    }
     if (json_object_get(r->report, "compensation") == NULL)
         json_object_set_new(r->report, "compensation", json_array());
     journal_step(r, "begin", "start", NULL);

@@ -103,6 +103,26 @@ grep -q 'already closed by another runner' "$WORK/out" || fail "first runner's r
 assert_eq "" "$(called)" "no hook runs twice"
 pass "the first runner's recover closes its journal without rolling back twice"
 
+# ---- SIGTERM (a cancelled CI job) during the deploy hook: undone at once ----
+: >"$CALLS"
+add 20240202700000_type2 'ALTER TABLE items ALTER COLUMN name TYPE varchar(90);'
+before=$(fingerprint "$db")
+waiting_hook deploy
+start_release
+wait_for "$WORK/in_deploy"
+kill -TERM "$bg"
+set +e
+wait "$bg"
+rc=$?
+set -e
+rm -f "$WORK/in_deploy"
+hook deploy 0
+expect_rc 2 "a release stopped by SIGTERM"
+assert_eq "$before" "$(fingerprint "$db")" "database identical after SIGTERM"
+grep -q '^rollback' "$CALLS" || fail "no rollback hook after SIGTERM during deploy"
+pass "SIGTERM during the deploy hook: the hook stopped, rolled back and restored at once (exit 2)"
+rm -rf "${dir:?}/20240202700000_type2"
+
 # ---- SIGKILL before anything changed ----
 : >"$CALLS"
 add 20240203000000_b 'CREATE TABLE b (id int);'
