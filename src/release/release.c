@@ -243,26 +243,28 @@ static void run_verify_queries(rel_t *r, PGconn *conn, dc_buf_t *problems, int *
     dc_smoke_checks_free(checks, n);
 }
 
-/* Tables a destructive statement of the applied migrations names (lower case, one per line):
- * their row counts may change on purpose. */
+/* The text (lower case) of the applied migrations that lint classes destructive: a table it
+ * names may lose rows on purpose, so its row count is not held to the snapshot's. */
 static char *destructive_statements(rel_t *r, const json_t *applied)
 {
     dc_buf_t text = {0};
-    dc_lint_result_t lr;
-    dc_lint_result_init(&lr);
     size_t i;
     json_t *name;
     json_array_foreach(applied, i, name)
     {
+        dc_lint_result_t lr;
+        dc_lint_result_init(&lr);
         dc_error_t e;
-        if (dc_lint_migration(r->o->migrate.dir, json_string_value(name), &lr, &e) != 0)
-            dc_log_warn("release %s: lint of %s: %s", r->id, json_string_value(name), e.message);
+        const char *n = json_string_value(name);
+        bool destructive = dc_lint_migration(r->o->migrate.dir, n, &lr, &e) != 0 ||
+                           lr.migration_count != 1 || lr.migrations[0].cls == DC_LINT_DESTRUCTIVE;
+        dc_lint_result_free(&lr);
+        dc_migration_t m;
+        if (destructive && dc_migrate_read_one(r->o->migrate.dir, n, NULL, &m, &e) == 0) {
+            dc_buf_appendf(&text, "%s\n", m.sql);
+            dc_migration_free(&m);
+        }
     }
-    for (size_t k = 0; k < lr.count; k++) {
-        if (lr.findings[k].cls == DC_LINT_DESTRUCTIVE && lr.findings[k].statement)
-            dc_buf_appendf(&text, "%s\n", lr.findings[k].statement);
-    }
-    dc_lint_result_free(&lr);
     for (size_t k = 0; k < text.len; k++)
         text.data[k] = (char)tolower((unsigned char)text.data[k]);
     return text.data ? text.data : dc_strdup("");

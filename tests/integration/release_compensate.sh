@@ -71,6 +71,17 @@ assert_eq "pre-release notify" "$(called)" "no deploy, no rollback hook"
 pass "a failing verification query: restored before any deploy"
 rm -rf "${dir:?}/20240201600000_idx"
 
+# ---- a destructive migration deleting rows on purpose passes verify's row counts ----
+: >"$CALLS"
+hook deploy 0
+q "INSERT INTO items (name) SELECT 'old ' || g FROM generate_series(1, 300) g" >/dev/null
+add 20240201700000_purge "DELETE FROM items WHERE name LIKE 'old %';"
+release
+expect_rc 0 "a destructive migration deleting rows"
+assert_eq 0 "$(q "SELECT count(*) FROM items WHERE name LIKE 'old %'")" "rows deleted"
+pass "verify does not hold a table a destructive migration names to the snapshot's row count"
+hook deploy 1
+
 # ---- additive with down.sql, on_failure auto -> down, rows written meanwhile kept ----
 : >"$CALLS"
 add 20240202000000_notes 'CREATE TABLE notes (id int PRIMARY KEY, body text);'
