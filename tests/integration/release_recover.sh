@@ -28,6 +28,14 @@ kill_release() { # hook: SIGKILL deployctl while that hook runs, then the hook
     rm -f "$WORK/in_$1"
 }
 
+kill_during() { # hook: a release SIGKILLed while that hook runs; $victim is its id
+    waiting_hook "$1"
+    start_release
+    wait_for "$WORK/in_$1"
+    victim=$(sed -n "s/^$1 .*release=\([^ ]*\).*/\1/p" "$CALLS" | tail -1)
+    kill_release "$1"
+}
+
 # ---- two releases at once ----
 add 20240201000000_a 'CREATE TABLE a (id int);'
 waiting_hook deploy
@@ -46,11 +54,8 @@ pass "a second release exits 75 naming the holder ($holder)"
 : >"$CALLS"
 add 20240202000000_drop 'ALTER TABLE items DROP COLUMN name;'
 before=$(fingerprint "$db")
-waiting_hook deploy
-start_release
-wait_for "$WORK/in_deploy"
-killed=$(sed -n 's/^deploy .*release=\([^ ]*\).*/\1/p' "$CALLS")
-kill_release deploy
+kill_during deploy
+killed=$victim
 [[ -z $(q "SELECT 1 FROM information_schema.columns WHERE table_name = 'items' AND column_name = 'name'") ]] ||
     fail "the migration had not run before the kill"
 release
@@ -76,11 +81,8 @@ rm -rf "${dir:?}/20240202000000_drop"
 : >"$CALLS"
 add 20240202500000_type 'ALTER TABLE items ALTER COLUMN name TYPE varchar(80);'
 before=$(fingerprint "$db")
-waiting_hook deploy
-start_release
-wait_for "$WORK/in_deploy"
-lost=$(sed -n 's/^deploy .*release=\([^ ]*\).*/\1/p' "$CALLS")
-kill_release deploy
+kill_during deploy
+lost=$victim
 hook deploy 0
 : >"$CALLS"
 DEPLOYCTL_STATE_DIR=$WORK/other-runner release
@@ -127,10 +129,7 @@ rm -rf "${dir:?}/20240202700000_type2"
 : >"$CALLS"
 add 20240203000000_b 'CREATE TABLE b (id int);'
 before=$(fingerprint "$db")
-waiting_hook pre-release
-start_release
-wait_for "$WORK/in_pre-release"
-kill_release pre-release
+kill_during pre-release
 hook pre-release 0
 : >"$CALLS"
 recover
@@ -142,10 +141,7 @@ pass "killed before anything changed: recover marks it aborted"
 
 # ---- SIGKILL after smoke passed (during post-release) ----
 : >"$CALLS"
-waiting_hook post-release
-start_release
-wait_for "$WORK/in_post-release"
-kill_release post-release
+kill_during post-release
 hook post-release 0
 : >"$CALLS"
 recover
