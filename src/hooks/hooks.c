@@ -40,8 +40,9 @@ typedef struct tail {
 static void on_output_line(const char *line, void *ctx)
 {
     tail_t *t = ctx;
-    dc_log_info("hook %s: %s", t->hook, line);
-    snprintf(t->lines[t->next], DC_HOOK_TAIL_LINE_MAX, "%s", line);
+    dc_log_info("hook %s: %s", t->hook, line); /* the log masks secrets itself */
+    /* The tail goes into reports and error messages: masked too. */
+    dc_redact(line, t->lines[t->next], DC_HOOK_TAIL_LINE_MAX);
     t->next = (t->next + 1) % DC_HOOK_TAIL_LINES;
     if (t->count < DC_HOOK_TAIL_LINES)
         t->count++;

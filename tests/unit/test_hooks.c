@@ -217,6 +217,27 @@ static void test_timeout_kills_group(void **state)
     free(pidfile);
 }
 
+/* A process the hook leaves running still holds the output pipe: the run ends with the hook. */
+static void test_left_running(void **state)
+{
+    fixture_t *fx = *state;
+    write_hook(fx, "post-release", 0755,
+               "sleep 20 &\necho $! > \"$DEPLOYCTL_STATE_DIR/left.pid\"\necho started\n");
+    dc_hook_result_t res;
+    dc_error_t err = {0};
+    assert_int_equal(run_hook(fx, DC_HOOK_POST_RELEASE, NULL, 10000, &res, &err), 0);
+    char *pidfile = dc_sprintf("%s/left.pid", fx->dir);
+    char *text = read_file(pidfile);
+    assert_non_null(text);
+    kill((pid_t)atoi(text), SIGKILL);
+    assert_true(res.duration_ms < 5000);
+    assert_false(res.timed_out);
+    assert_string_equal(res.output_tail, "started");
+    dc_hook_result_free(&res);
+    free(text);
+    free(pidfile);
+}
+
 static void test_environment(void **state)
 {
     fixture_t *fx = *state;
@@ -310,6 +331,32 @@ static void test_long_line_is_bounded(void **state)
     dc_hook_result_free(&res);
 }
 
+static void test_secrets_masked(void **state)
+{
+    fixture_t *fx = *state;
+    dc_secret_register("hunter2-store-token");
+    write_hook(fx, "deploy", 0755,
+               "echo 'using hunter2-store-token'\n"
+               "echo 'url postgres://app:pw-in-url@db/app'\nexit 1\n");
+    dc_hook_result_t res;
+    dc_error_t err = {0};
+    int rc = run_hook(fx, DC_HOOK_DEPLOY, NULL, 5000, &res, &err);
+    dc_secrets_forget_all();
+    assert_int_equal(rc, -1);
+    assert_non_null(res.output_tail);
+    assert_non_null(strstr(res.output_tail, "using ***"));
+    assert_null(strstr(res.output_tail, "hunter2-store-token"));
+    assert_null(strstr(res.output_tail, "pw-in-url"));
+    assert_null(strstr(err.message, "pw-in-url"));
+    assert_non_null(strstr(err.message, "postgres://app:"));
+    dc_hook_result_free(&res);
+    char *log = read_file(fx->log);
+    assert_null(strstr(log, "hunter2-store-token"));
+    assert_null(strstr(log, "pw-in-url"));
+    assert_non_null(strstr(log, "hook deploy: using ***"));
+    free(log);
+}
+
 static void test_not_executable(void **state)
 {
     fixture_t *fx = *state;
@@ -370,10 +417,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_success, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exit_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_kills_group, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_left_running, setup, teardown),
         cmocka_unit_test_setup_teardown(test_environment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_phase_and_outcome, setup, teardown),
         cmocka_unit_test_setup_teardown(test_output_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_line_is_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secrets_masked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_executable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_absent, setup, teardown),
         cmocka_unit_test(test_names),
