@@ -83,7 +83,7 @@ DEPLOYCTL_FAULT=restore-before-commit:sleep=6 "$DEPLOYCTL" restore "$id" --datab
 bg=$!
 on_exit "kill $bg 2>/dev/null"
 paused=0
-for _ in $(seq 1 50); do
+for _ in $(seq 1 300); do # the restore itself first: up to 30 s on a busy machine
     paused=$(psql_value "$db" "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE '%restore%'
         AND state = 'idle in transaction' AND now() - state_change > interval '1 second'")
     [[ $paused -eq 1 ]] && break
