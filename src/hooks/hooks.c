@@ -139,6 +139,8 @@ static int hook_exec(const char *path, const dc_env_t *env, uint64_t timeout_ms,
     dc_process_t proc;
     int rc = dc_process_spawn(&opts, &proc, err);
     close(fds[1]); /* the child's copy is the only writer left */
+    if (rc != 0)   /* executable, yet exec failed: a script's interpreter most of the time */
+        dc_error_append(err, " (a script: is the interpreter on its #! line installed?)");
     if (rc == 0) {
         res->ran = true;
         rc = dc_process_wait_output(&proc, fds[0], timeout_ms, on_output_line, tail,

@@ -369,6 +369,19 @@ static void test_not_executable(void **state)
     assert_string_equal(err.message, want);
     free(want);
 
+    char *path = dc_sprintf("%s/deploy", fx->dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("#!/nonexistent/interpreter\nexit 0\n", f);
+    fclose(f);
+    assert_int_equal(chmod(path, 0755), 0);
+    dc_error_clear(&err);
+    assert_int_equal(run_hook(fx, DC_HOOK_DEPLOY, NULL, 5000, &res, &err), -1);
+    assert_false(res.ran);
+    assert_non_null(strstr(err.message, "hook deploy: cannot run"));
+    assert_non_null(strstr(err.message, "#! line"));
+    free(path);
+
     char *sub = dc_sprintf("%s/smoke-dir", fx->dir);
     assert_int_equal(mkdir(sub, 0755), 0);
     char *dir_hook = dc_sprintf("%s/notify", sub);
