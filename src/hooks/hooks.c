@@ -40,8 +40,9 @@ typedef struct tail {
 static void on_output_line(const char *line, void *ctx)
 {
     tail_t *t = ctx;
-    dc_log_info("hook %s: %s", t->hook, line);
-    snprintf(t->lines[t->next], DC_HOOK_TAIL_LINE_MAX, "%s", line);
+    dc_log_info("hook %s: %s", t->hook, line); /* the log masks secrets itself */
+    /* The tail goes into reports and error messages: masked too. */
+    dc_redact(line, t->lines[t->next], DC_HOOK_TAIL_LINE_MAX);
     t->next = (t->next + 1) % DC_HOOK_TAIL_LINES;
     if (t->count < DC_HOOK_TAIL_LINES)
         t->count++;
@@ -138,6 +139,8 @@ static int hook_exec(const char *path, const dc_env_t *env, uint64_t timeout_ms,
     dc_process_t proc;
     int rc = dc_process_spawn(&opts, &proc, err);
     close(fds[1]); /* the child's copy is the only writer left */
+    if (rc != 0)   /* executable, yet exec failed: a script's interpreter most of the time */
+        dc_error_append(err, " (a script: is the interpreter on its #! line installed?)");
     if (rc == 0) {
         res->ran = true;
         rc = dc_process_wait_output(&proc, fds[0], timeout_ms, on_output_line, tail,

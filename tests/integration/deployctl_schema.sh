@@ -74,6 +74,35 @@ assert_eq 1 "$(psql_value "$db" "SELECT count(*) FROM pg_indexes WHERE schemanam
 grep -q "schema deployctl" "$WORK/err" && fail "the restore talked about dropping deployctl's schema: $(grep "schema deployctl" "$WORK/err")"
 pass "restored in place: the app's tables are the snapshot's, every journal row (5, 2 of them written after the snapshot) and the journal's sequence are kept"
 
+# The release writes its journal while the restore runs: deployctl's tables are not locked by
+# the restore's transaction. The restore pauses before its COMMIT (a fault point); meanwhile
+# another session writes and reads the journal within a short lock_timeout.
+psql_admin "$db" -c "CREATE TABLE marker_after (x int)"
+DEPLOYCTL_FAULT=restore-before-commit:sleep=6 "$DEPLOYCTL" restore "$id" --database "$url" \
+    --store "$store" --yes --no-safety-snapshot >"$WORK/bg.out" 2>"$WORK/bg.err" &
+bg=$!
+on_exit "kill $bg 2>/dev/null"
+paused=0
+for _ in $(seq 1 300); do # the restore itself first: up to 30 s on a busy machine
+    paused=$(psql_value "$db" "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE '%restore%'
+        AND state = 'idle in transaction' AND now() - state_change > interval '1 second'")
+    [[ $paused -eq 1 ]] && break
+    sleep 0.1
+done
+[[ $paused -eq 1 ]] || fail "the restore never paused before its commit: $(cat "$WORK/bg.err")"
+assert_eq 1 "$(psql_value "$db" "SELECT count(*) FROM pg_class WHERE relname = 'marker_after'")" "the restore not yet committed"
+PGOPTIONS="-c lock_timeout=2s -c statement_timeout=3s" psql_admin "$db" \
+    -c "INSERT INTO deployctl.journal (release_id, phase) VALUES ('r1', 'during-restore')" \
+    -c "UPDATE deployctl.releases SET outcome = 'restoring'" >/dev/null ||
+    fail "the journal could not be written while the restore ran"
+wait "$bg" || fail "the restore with a pause failed: $(cat "$WORK/bg.err")"
+assert_eq 0 "$(psql_value "$db" "SELECT count(*) FROM pg_class WHERE relname = 'marker_after'")" "a table made before the 2nd restore"
+assert_eq "$before_journal,6:r1:restored,7:r1:during-restore" "$(psql_value "$db" "$journal")" "the journal written during the restore"
+assert_eq "restoring" "$(psql_value "$db" "SELECT outcome FROM deployctl.releases")" "a journal row updated during the restore"
+diff -u "$WORK/snapshot.fp" <(fingerprint "$db") >"$WORK/fp3.diff" ||
+    fail "the app's tables are not the snapshot's after the second restore: $(head -20 "$WORK/fp3.diff")"
+pass "the journal is written and read while an in-place restore holds its transaction open, and kept by its commit"
+
 m2=$(snapshot_dir "$store" "$db" "$safety")/manifest.json
 assert_eq "public.customers,public.loyalty,public.orders" "$(jq -r '[.tables[] | .schema + "." + .name] | sort | join(",")' "$m2")" \
     "the pre-restore snapshot's tables"

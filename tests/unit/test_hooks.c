@@ -112,19 +112,26 @@ static dc_hook_env_t env_in(const fixture_t *fx)
     return e;
 }
 
+/* Runs the hook from fx->dir with env_in's variables (or *env), the log captured in fx->log. */
+static int run_hook(fixture_t *fx, dc_hook_t hook, const dc_hook_env_t *env, uint64_t timeout_ms,
+                    dc_hook_result_t *res, dc_error_t *err)
+{
+    dc_hook_env_t e = env != NULL ? *env : env_in(fx);
+    log_capture_start(fx);
+    int rc = dc_hook_run(fx->dir, hook, &e, timeout_ms, res, err);
+    log_capture_stop(fx);
+    return rc;
+}
+
 static void test_success(void **state)
 {
     fixture_t *fx = *state;
     /* argv is the path alone; stdin is /dev/null (cat ends at once). */
     write_hook(fx, "deploy", 0755,
                "echo \"args:$#\"\ncat\necho to-stderr >&2\necho deployed\nexit 0\n");
-    dc_hook_env_t e = env_in(fx);
     dc_hook_result_t res;
     dc_error_t err = {0};
-    log_capture_start(fx);
-    int rc = dc_hook_run(fx->dir, DC_HOOK_DEPLOY, &e, 5000, &res, &err);
-    log_capture_stop(fx);
-    assert_int_equal(rc, 0);
+    assert_int_equal(run_hook(fx, DC_HOOK_DEPLOY, NULL, 5000, &res, &err), 0);
     assert_true(res.ran);
     assert_int_equal(res.exit_status, 0);
     assert_false(res.timed_out);
@@ -142,10 +149,9 @@ static void test_exit_status(void **state)
 {
     fixture_t *fx = *state;
     write_hook(fx, "rollback", 0700, "echo first\necho 'platform said no'\nexit 3\n");
-    dc_hook_env_t e = env_in(fx);
     dc_hook_result_t res;
     dc_error_t err = {0};
-    assert_int_equal(dc_hook_run(fx->dir, DC_HOOK_ROLLBACK, &e, 5000, &res, &err), -1);
+    assert_int_equal(run_hook(fx, DC_HOOK_ROLLBACK, NULL, 5000, &res, &err), -1);
     assert_true(res.ran);
     assert_int_equal(res.exit_status, 3);
     assert_false(res.timed_out);
@@ -179,10 +185,9 @@ static void test_timeout_kills_group(void **state)
                "echo $! > \"$DEPLOYCTL_STATE_DIR/grandchild.pid\"\n"
                "echo waiting\n"
                "sleep 30\n");
-    dc_hook_env_t e = env_in(fx);
     dc_hook_result_t res;
     dc_error_t err = {0};
-    assert_int_equal(dc_hook_run(fx->dir, DC_HOOK_MAINTENANCE_ON, &e, 300, &res, &err), -1);
+    assert_int_equal(run_hook(fx, DC_HOOK_MAINTENANCE_ON, NULL, 300, &res, &err), -1);
     assert_true(res.ran);
     assert_true(res.timed_out);
     assert_true(res.duration_ms >= 300);
@@ -212,6 +217,27 @@ static void test_timeout_kills_group(void **state)
     free(pidfile);
 }
 
+/* A process the hook leaves running still holds the output pipe: the run ends with the hook. */
+static void test_left_running(void **state)
+{
+    fixture_t *fx = *state;
+    write_hook(fx, "post-release", 0755,
+               "sleep 20 &\necho $! > \"$DEPLOYCTL_STATE_DIR/left.pid\"\necho started\n");
+    dc_hook_result_t res;
+    dc_error_t err = {0};
+    assert_int_equal(run_hook(fx, DC_HOOK_POST_RELEASE, NULL, 10000, &res, &err), 0);
+    char *pidfile = dc_sprintf("%s/left.pid", fx->dir);
+    char *text = read_file(pidfile);
+    assert_non_null(text);
+    kill((pid_t)atoi(text), SIGKILL);
+    assert_true(res.duration_ms < 5000);
+    assert_false(res.timed_out);
+    assert_string_equal(res.output_tail, "started");
+    dc_hook_result_free(&res);
+    free(text);
+    free(pidfile);
+}
+
 static void test_environment(void **state)
 {
     fixture_t *fx = *state;
@@ -220,10 +246,9 @@ static void test_environment(void **state)
     setenv("AWS_SECRET_ACCESS_KEY", "aws-s3cr3t", 1);
     setenv("DEPLOYCTL_OUTCOME", "stale-from-parent", 1); /* not set for this hook: absent */
     write_hook(fx, "pre-release", 0755, "env > \"$DEPLOYCTL_STATE_DIR/env.txt\"\n");
-    dc_hook_env_t e = env_in(fx);
     dc_hook_result_t res;
     dc_error_t err = {0};
-    int rc = dc_hook_run(fx->dir, DC_HOOK_PRE_RELEASE, &e, 5000, &res, &err);
+    int rc = run_hook(fx, DC_HOOK_PRE_RELEASE, NULL, 5000, &res, &err);
     unsetenv("DATABASE_URL");
     unsetenv("PGPASSWORD");
     unsetenv("AWS_SECRET_ACCESS_KEY");
@@ -262,7 +287,7 @@ static void test_phase_and_outcome(void **state)
     e.outcome = "rolled-back";
     dc_hook_result_t res;
     dc_error_t err = {0};
-    assert_int_equal(dc_hook_run(fx->dir, DC_HOOK_NOTIFY, &e, 5000, &res, &err), 0);
+    assert_int_equal(run_hook(fx, DC_HOOK_NOTIFY, &e, 5000, &res, &err), 0);
     assert_string_equal(res.output_tail, "rollback/rolled-back");
     dc_hook_result_free(&res);
 }
@@ -275,13 +300,9 @@ static void test_output_tail(void **state)
                "seq 1 50000 >/dev/stdout\n"
                "i=1; while [ $i -le 30 ]; do echo \"line $i\"; i=$((i+1)); done\n"
                "echo 'last on stderr' >&2\n");
-    dc_hook_env_t e = env_in(fx);
     dc_hook_result_t res;
     dc_error_t err = {0};
-    log_capture_start(fx);
-    int rc = dc_hook_run(fx->dir, DC_HOOK_POST_RELEASE, &e, 20000, &res, &err);
-    log_capture_stop(fx);
-    assert_int_equal(rc, 0);
+    assert_int_equal(run_hook(fx, DC_HOOK_POST_RELEASE, NULL, 20000, &res, &err), 0);
     assert_non_null(res.output_tail);
     size_t lines = 1;
     for (const char *p = res.output_tail; *p; p++)
@@ -301,38 +322,72 @@ static void test_long_line_is_bounded(void **state)
 {
     fixture_t *fx = *state;
     write_hook(fx, "deploy", 0755, "head -c 20000 /dev/zero | tr '\\0' x; echo\n");
-    dc_hook_env_t e = env_in(fx);
     dc_hook_result_t res;
     dc_error_t err = {0};
-    log_capture_start(fx);
-    int rc = dc_hook_run(fx->dir, DC_HOOK_DEPLOY, &e, 5000, &res, &err);
-    log_capture_stop(fx);
-    assert_int_equal(rc, 0);
+    assert_int_equal(run_hook(fx, DC_HOOK_DEPLOY, NULL, 5000, &res, &err), 0);
     assert_non_null(res.output_tail);
     assert_true(strlen(res.output_tail) <= DC_HOOK_TAIL_LINES * DC_HOOK_TAIL_LINE_MAX);
     assert_int_equal(res.output_tail[0], 'x');
     dc_hook_result_free(&res);
 }
 
+static void test_secrets_masked(void **state)
+{
+    fixture_t *fx = *state;
+    dc_secret_register("hunter2-store-token");
+    write_hook(fx, "deploy", 0755,
+               "echo 'using hunter2-store-token'\n"
+               "echo 'url postgres://app:pw-in-url@db/app'\nexit 1\n");
+    dc_hook_result_t res;
+    dc_error_t err = {0};
+    int rc = run_hook(fx, DC_HOOK_DEPLOY, NULL, 5000, &res, &err);
+    dc_secrets_forget_all();
+    assert_int_equal(rc, -1);
+    assert_non_null(res.output_tail);
+    assert_non_null(strstr(res.output_tail, "using ***"));
+    assert_null(strstr(res.output_tail, "hunter2-store-token"));
+    assert_null(strstr(res.output_tail, "pw-in-url"));
+    assert_null(strstr(err.message, "pw-in-url"));
+    assert_non_null(strstr(err.message, "postgres://app:"));
+    dc_hook_result_free(&res);
+    char *log = read_file(fx->log);
+    assert_null(strstr(log, "hunter2-store-token"));
+    assert_null(strstr(log, "pw-in-url"));
+    assert_non_null(strstr(log, "hook deploy: using ***"));
+    free(log);
+}
+
 static void test_not_executable(void **state)
 {
     fixture_t *fx = *state;
     write_hook(fx, "deploy", 0644, "exit 0\n");
-    dc_hook_env_t e = env_in(fx);
     dc_hook_result_t res;
     dc_error_t err = {0};
-    assert_int_equal(dc_hook_run(fx->dir, DC_HOOK_DEPLOY, &e, 5000, &res, &err), -1);
+    assert_int_equal(run_hook(fx, DC_HOOK_DEPLOY, NULL, 5000, &res, &err), -1);
     assert_false(res.ran);
     char *want = dc_sprintf("hook %s/deploy is not executable: chmod +x it", fx->dir);
     assert_string_equal(err.message, want);
     free(want);
+
+    char *path = dc_sprintf("%s/deploy", fx->dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("#!/nonexistent/interpreter\nexit 0\n", f);
+    fclose(f);
+    assert_int_equal(chmod(path, 0755), 0);
+    dc_error_clear(&err);
+    assert_int_equal(run_hook(fx, DC_HOOK_DEPLOY, NULL, 5000, &res, &err), -1);
+    assert_false(res.ran);
+    assert_non_null(strstr(err.message, "hook deploy: cannot run"));
+    assert_non_null(strstr(err.message, "#! line"));
+    free(path);
 
     char *sub = dc_sprintf("%s/smoke-dir", fx->dir);
     assert_int_equal(mkdir(sub, 0755), 0);
     char *dir_hook = dc_sprintf("%s/notify", sub);
     assert_int_equal(mkdir(dir_hook, 0755), 0);
     dc_error_clear(&err);
-    assert_int_equal(dc_hook_run(sub, DC_HOOK_NOTIFY, &e, 5000, &res, &err), -1);
+    assert_int_equal(dc_hook_run(sub, DC_HOOK_NOTIFY, NULL, 5000, &res, &err), -1);
     assert_false(res.ran);
     assert_non_null(strstr(err.message, "is not executable"));
     assert_non_null(strstr(err.message, dir_hook));
@@ -343,16 +398,15 @@ static void test_not_executable(void **state)
 static void test_absent(void **state)
 {
     fixture_t *fx = *state;
-    dc_hook_env_t e = env_in(fx);
     dc_hook_result_t res;
     dc_error_t err = {0};
-    assert_int_equal(dc_hook_run(fx->dir, DC_HOOK_MAINTENANCE_OFF, &e, 5000, &res, &err), 0);
+    assert_int_equal(run_hook(fx, DC_HOOK_MAINTENANCE_OFF, NULL, 5000, &res, &err), 0);
     assert_false(res.ran);
     assert_null(res.output_tail);
-    assert_int_equal(dc_hook_run(NULL, DC_HOOK_DEPLOY, &e, 5000, &res, &err), 0);
+    assert_int_equal(dc_hook_run(NULL, DC_HOOK_DEPLOY, NULL, 5000, &res, &err), 0);
     assert_false(res.ran);
     char *missing = dc_sprintf("%s/no-such-dir", fx->dir);
-    assert_int_equal(dc_hook_run(missing, DC_HOOK_DEPLOY, &e, 5000, &res, &err), 0);
+    assert_int_equal(dc_hook_run(missing, DC_HOOK_DEPLOY, NULL, 5000, &res, &err), 0);
     assert_false(res.ran);
     free(missing);
 }
@@ -376,10 +430,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_success, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exit_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_kills_group, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_left_running, setup, teardown),
         cmocka_unit_test_setup_teardown(test_environment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_phase_and_outcome, setup, teardown),
         cmocka_unit_test_setup_teardown(test_output_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_line_is_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secrets_masked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_executable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_absent, setup, teardown),
         cmocka_unit_test(test_names),
