@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
+# fixture: none -- no PostgreSQL needed.
 # The example hooks in hooks/ (Vercel, Kubernetes, Heroku, Fly.io, Slack) run as deployctl runs
 # them (exec, DEPLOYCTL_* in the environment) against fake platform CLIs first in PATH: each fake
 # records its argv, its standard input and the secrets it got from the environment, and answers
 # like the real one. Asserts the exact calls, that rollbacks use what deploy recorded, that a
 # failing CLI fails the hook, and that no secret ever reaches a command line.
-# fixture: none -- no PostgreSQL needed.
 set -euo pipefail
 
 : "${DC_SOURCE_DIR:?run the tests through ctest (DC_SOURCE_DIR unset)}"
