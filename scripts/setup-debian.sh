@@ -10,7 +10,7 @@ packages=(
     libpq-dev libzstd-dev libarchive-dev libcurl4-openssl-dev libssl-dev
     libjansson-dev libinih-dev libpg-query-dev libcmocka-dev
     # run and test
-    postgresql postgresql-client pgbouncer zstd jq tar time procps util-linux clang-format python3
+    postgresql postgresql-client pgbouncer zstd jq tar time procps util-linux clang-format python3 openssl
 )
 
 # The S3 tests: s3rver runs on node (installed by npm from the registry at fixture start) and

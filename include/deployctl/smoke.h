@@ -2,7 +2,12 @@
  * each retried until it passes or the window closes (a new deployment may need a while to come
  * up), and SQL checks against the database. An attempt is either a failure (an answer that is
  * not the one expected: status, body, latency) or an error (no answer: refused, reset, timed
- * out); the two are counted apart, and every attempt is kept for the report. No printing. */
+ * out); the two are counted apart, and every attempt is kept for the report. No printing.
+ * HTTP: a fresh connection per attempt, TLS always verified (ca_file adds a CA), redirects not
+ * followed (a 3xx fails unless expected: a redirect to a login or maintenance page answering 200
+ * must not pass), the body read up to 1 MiB (the substring is looked for there). SQL: each query
+ * runs in a READ ONLY transaction with statement_timeout = the request timeout; an error the
+ * server answers (a DO block that raises) is a failure, no connection or a timeout an error. */
 #ifndef DEPLOYCTL_SMOKE_H
 #define DEPLOYCTL_SMOKE_H
 

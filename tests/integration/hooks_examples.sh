@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
+# fixture: none -- no PostgreSQL needed.
 # The example hooks in hooks/ (Vercel, Kubernetes, Heroku, Fly.io, Slack) run as deployctl runs
 # them (exec, DEPLOYCTL_* in the environment) against fake platform CLIs first in PATH: each fake
 # records its argv, its standard input and the secrets it got from the environment, and answers
 # like the real one. Asserts the exact calls, that rollbacks use what deploy recorded, that a
 # failing CLI fails the hook, and that no secret ever reaches a command line.
-# fixture: none -- no PostgreSQL needed.
 set -euo pipefail
 
 : "${DC_SOURCE_DIR:?run the tests through ctest (DC_SOURCE_DIR unset)}"
@@ -126,6 +126,12 @@ expect_rc() { # expected what
     [[ $rc -eq $1 ]] || fail "$2: exit $rc, expected $1; output: $(cat "$FAKE_LOG/out")"
 }
 
+# The hook exits 1 when the CLI call named "tool:subcommand" fails.
+expect_failure() { # platform hook tool:subcommand vars...
+    FAKE_FAIL=$3 run_hook "$1" "$2" "${@:4}"
+    expect_rc 1 "$1 $2 when $3 fails"
+}
+
 # ---- Vercel ----
 V=("VERCEL_TOKEN=$VERCEL_SECRET")
 setup_case vercel-deploy
@@ -144,8 +150,7 @@ grep -q "to undo this rollback: vercel promote https://shop-new456-acme.vercel.a
 pass "vercel: deploy records the production deployment, rollback goes back to it"
 
 setup_case vercel-deploy-fails
-FAKE_FAIL="vercel:deploy" run_hook vercel deploy "${V[@]}"
-expect_rc 1 "vercel deploy with a failing CLI"
+expect_failure vercel deploy vercel:deploy "${V[@]}"
 run_hook vercel rollback "${V[@]}"
 expect_rc 0 "vercel rollback after a failed deploy"
 [[ $(tail -n 1 "$FAKE_LOG/calls") == "vercel rollback https://shop-old123-acme.vercel.app" ]] ||
@@ -153,8 +158,7 @@ expect_rc 0 "vercel rollback after a failed deploy"
 pass "vercel: a failing deploy fails the hook, and can still be rolled back"
 
 setup_case vercel-ls-fails
-FAKE_FAIL="vercel:ls" run_hook vercel deploy "${V[@]}"
-expect_rc 1 "vercel deploy when listing fails"
+expect_failure vercel deploy vercel:ls "${V[@]}"
 expect_calls "vercel ls --prod"
 grep -q "not deploying" "$FAKE_LOG/out" || fail "no reason given: $(cat "$FAKE_LOG/out")"
 pass "vercel: no deploy when the current deployment cannot be recorded"
@@ -201,10 +205,8 @@ expect_calls \
 pass "kubernetes: apply -f a manifest, default timeout"
 
 setup_case kubernetes-fails
-FAKE_FAIL="kubectl:rollout" run_hook kubernetes deploy "${K[@]}"
-expect_rc 1 "kubernetes deploy whose rollout fails"
-FAKE_FAIL="kubectl:rollout" run_hook kubernetes rollback "${K[@]}"
-expect_rc 1 "kubernetes rollback whose undo fails"
+expect_failure kubernetes deploy kubectl:rollout "${K[@]}"
+expect_failure kubernetes rollback kubectl:rollout "${K[@]}"
 pass "kubernetes: a failed rollout fails the hook"
 
 # ---- Heroku ----
@@ -224,10 +226,8 @@ grep -qx "git helper password=$HEROKU_SECRET" "$FAKE_LOG/env" ||
 pass "heroku: git push with the key from a credential helper, rollback to the recorded release"
 
 setup_case heroku-fails
-FAKE_FAIL="git:push" run_hook heroku deploy "${H[@]}"
-expect_rc 1 "heroku deploy whose push fails"
-FAKE_FAIL="heroku:rollback" run_hook heroku rollback "${H[@]}"
-expect_rc 1 "heroku rollback that fails"
+expect_failure heroku deploy git:push "${H[@]}"
+expect_failure heroku rollback heroku:rollback "${H[@]}"
 pass "heroku: a failed push or rollback fails the hook"
 
 # ---- Fly.io ----
@@ -244,8 +244,7 @@ grep -qx "fly FLY_API_TOKEN=$FLY_SECRET" "$FAKE_LOG/env" || fail "flyctl did not
 pass "fly: deploy an image, rollback deploys the recorded previous image"
 
 setup_case fly-fails
-FAKE_FAIL="fly:deploy" run_hook fly deploy FLY_APP=shop FLY_API_TOKEN=$FLY_SECRET
-expect_rc 1 "fly deploy that fails"
+expect_failure fly deploy fly:deploy FLY_APP=shop FLY_API_TOKEN=$FLY_SECRET
 expect_calls "fly releases --app shop --image --json" "fly deploy --app shop --remote-only"
 pass "fly: a failed deploy fails the hook (remote build without FLY_IMAGE)"
 
@@ -269,8 +268,7 @@ expect_rc 0 "slack notify with quotes in a value"
 pass "slack: values are escaped into valid JSON"
 
 setup_case slack-fails
-FAKE_FAIL="curl:--fail" run_hook slack notify SLACK_WEBHOOK_URL=$SLACK_SECRET DEPLOYCTL_OUTCOME=released
-expect_rc 1 "slack notify when the post fails"
+expect_failure slack notify curl:--fail SLACK_WEBHOOK_URL=$SLACK_SECRET DEPLOYCTL_OUTCOME=released
 run_hook slack notify
 [[ $rc -ne 0 ]] || fail "slack notify without a webhook URL succeeded"
 grep -q "set SLACK_WEBHOOK_URL" "$FAKE_LOG/out" || fail "no hint: $(cat "$FAKE_LOG/out")"
