@@ -54,3 +54,45 @@ echo "== deployctl verify --deep $id"
 echo
 echo "== deployctl restore $id --target .../inventory_copy --jobs 2"
 "$deployctl" restore "$id" --target "$DC_PG_URL_BASE/inventory_copy" --jobs 2
+
+echo
+echo "== deployctl release: the deploy as a transaction (hooks, a local HTTP app for the smoke test)"
+# The release's inputs: the app's migrations plus a new one, hooks that stand in for the hosting
+# platform, and a small local HTTP app whose health answer the demo flips.
+rel=$root/build/demo-release
+rm -rf "$rel"
+mkdir -p "$rel/hooks"
+cp -r "$app/prisma/migrations" "$rel/migrations"
+mkdir "$rel/migrations/20240501000000_add_supplier_notes"
+echo 'ALTER TABLE "inventory_items" ADD COLUMN "supplier_notes" TEXT;' \
+    >"$rel/migrations/20240501000000_add_supplier_notes/migration.sql"
+echo 'ALTER TABLE "inventory_items" DROP COLUMN "supplier_notes";' \
+    >"$rel/migrations/20240501000000_add_supplier_notes/down.sql"
+for hook in deploy rollback notify; do
+    printf '#!/bin/sh\necho "%s hook: release $DEPLOYCTL_RELEASE_ID ${DEPLOYCTL_OUTCOME:-}"\n' "$hook" \
+        >"$rel/hooks/$hook"
+    chmod +x "$rel/hooks/$hook"
+done
+python3 "$root/tests/harness/release_app.py" "$rel/app_status" >"$rel/app_port" &
+app_pid=$!
+trap 'kill $app_pid; "$root/tests/harness/pg_cluster.sh" stop "$state"' EXIT
+for _ in $(seq 50); do [[ -s $rel/app_port ]] && break; sleep 0.1; done
+smoke=http://127.0.0.1:$(cat "$rel/app_port")/api/health
+release() {
+    "$deployctl" release --migrations "$rel/migrations" --hooks "$rel/hooks" --smoke "$smoke" \
+        --smoke-window 3 --report "$rel/$1.json" || echo "(release exited $?)"
+}
+echo "-- a release that succeeds"
+release first
+cat "$rel/first.md"
+echo
+echo "-- a release whose smoke test fails (the app answers 500): rolled back"
+mkdir "$rel/migrations/20240601000000_widen_item_name"
+echo 'ALTER TABLE "inventory_items" ALTER COLUMN "item_name" TYPE VARCHAR(300);' \
+    >"$rel/migrations/20240601000000_widen_item_name/migration.sql"
+echo 500 >"$rel/app_status"
+release second
+cat "$rel/second.md"
+echo
+echo "== deployctl history"
+"$deployctl" history

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 
 #include "deployctl/backup.h"
+#include "deployctl/check.h"
+#include "deployctl/migrate.h"
 #include "deployctl/config.h"
 #include "deployctl/error.h"
 #include "deployctl/metrics.h"
@@ -50,6 +52,14 @@ int dc_cmd_check(dc_cli_t *cli, dc_error_t *err);
 int dc_cmd_lint(dc_cli_t *cli, dc_error_t *err);
 int dc_cmd_migrate(dc_cli_t *cli, dc_error_t *err);
 int dc_cmd_prune(dc_cli_t *cli, dc_error_t *err);
+int dc_cmd_release(dc_cli_t *cli, dc_error_t *err);
+int dc_cmd_recover(dc_cli_t *cli, dc_error_t *err);
+int dc_cmd_history(dc_cli_t *cli, dc_error_t *err);
+
+/* The migration runner's settings (the database URL resolved). */
+int dc_cli_migrate_opts(dc_cli_t *cli, dc_migrate_opts_t *opts, dc_error_t *err);
+/* The precheck's settings. */
+void dc_cli_check_opts(dc_cli_t *cli, dc_check_opts_t *opts);
 
 /* maintenance_work_mem for restores, in PostgreSQL's units ("262144kB"), in out; NULL when not
  * configured (the server's own setting applies). */

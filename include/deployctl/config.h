@@ -21,6 +21,9 @@ typedef enum {
     DC_CMD_MIGRATE = 1u << 6,
     DC_CMD_CHECK = 1u << 7,
     DC_CMD_PRUNE = 1u << 8,
+    DC_CMD_RELEASE = 1u << 9,
+    DC_CMD_RECOVER = 1u << 10,
+    DC_CMD_HISTORY = 1u << 11,
     DC_CMD_ALL = 0xffffu,
 } dc_command_mask_t;
 
@@ -86,6 +89,17 @@ typedef enum {
     DC_OPT_DRY_RUN,
     /* metrics for Prometheus (backup, verify, prune) */
     DC_OPT_METRICS_FILE,
+    /* release, recover */
+    DC_OPT_HOOKS,
+    DC_OPT_HOOK_TIMEOUT,
+    DC_OPT_SMOKE,
+    DC_OPT_SMOKE_WINDOW,
+    DC_OPT_SMOKE_QUERIES,
+    DC_OPT_VERIFY_QUERIES,
+    DC_OPT_ROW_TOLERANCE,
+    DC_OPT_ON_FAILURE,
+    DC_OPT_REPORT,
+    DC_OPT_REPORT_MD,
     /* the s3:// store ([s3] section; AWS_* environment) */
     DC_OPT_S3_ENDPOINT,
     DC_OPT_S3_REGION,
@@ -123,7 +137,8 @@ typedef struct dc_option {
     unsigned commands;         /* DC_CMD_ALL: global */
     const char *metavar;
     const char *help;
-    bool no_flag; /* secrets: only from the environment or the config file, never argv */
+    bool no_flag;    /* secrets: only from the environment or the config file, never argv */
+    bool repeatable; /* a flag given again adds a line to the value instead of replacing it */
 } dc_option_t;
 
 extern const dc_option_t dc_options[DC_OPT_COUNT];

@@ -7,7 +7,8 @@
 
 /* Points: "before-manifest" (archive committed, manifest not yet written), "before-lock"
  * (tables listed, not yet locked), "after-export" (snapshot exported, newcomers not yet
- * locked), "clean-after-scan" (the cleaner listed the store, has not removed anything). */
+ * locked), "clean-after-scan" (the cleaner listed the store, has not removed anything),
+ * "restore-before-commit" (an in-place restore has replaced everything, not yet committed). */
 void dc_fault_point(const char *name);
 
 #endif

@@ -36,17 +36,27 @@ typedef struct dc_hook_env {
     const char *state_dir;   /* DEPLOYCTL_STATE_DIR: where hooks may keep what they record */
 } dc_hook_env_t;
 
+/* How much of a hook's output the result keeps (the log has all of it). */
+#define DC_HOOK_TAIL_LINES    20
+#define DC_HOOK_TAIL_LINE_MAX 512
+
 typedef struct dc_hook_result {
     bool ran;        /* false: no executable for this hook in the directory */
     int exit_status; /* the exit code, or 128+signal */
     bool timed_out;
     uint64_t duration_ms;
-    char *output_tail; /* the last lines of its stdout+stderr (for the report), or NULL */
+    char *output_tail; /* the last lines of its stdout+stderr (for the report), or NULL: at most
+                          DC_HOOK_TAIL_LINES lines of DC_HOOK_TAIL_LINE_MAX bytes, '\n'-joined */
 } dc_hook_result_t;
 
 /* Runs <dir>/<name> when it exists (dir NULL: none). Returns 0 when the hook was absent or
  * exited 0; -1 with a message naming the hook, its exit status or timeout and its last output
- * line, when it failed or could not start (not executable). res is filled either way. */
+ * line, when it failed or could not start (not executable). res is filled either way (free it
+ * with dc_hook_result_free).
+ * env NULL: only DEPLOYCTL_PHASE. timeout_ms 0: no limit; past it the hook's process group gets
+ * SIGTERM, then SIGKILL 10 s later, and whatever the hook left in its group is killed once it
+ * has exited. The hook's stdin is /dev/null; stdout and stderr are one pipe we read until the
+ * hook exits: a process it leaves running (a daemon) must send its output elsewhere. */
 int dc_hook_run(const char *dir, dc_hook_t hook, const dc_hook_env_t *env, uint64_t timeout_ms,
                 dc_hook_result_t *res, dc_error_t *err);
 void dc_hook_result_free(dc_hook_result_t *res);

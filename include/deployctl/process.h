@@ -37,6 +37,8 @@ typedef struct dc_spawn_opts {
     int keep_fd;             /* a descriptor the child must inherit (a passfile), or -1 */
     bool capture_stderr;     /* else stderr is inherited */
     bool new_group;          /* the child leads a process group of its own (see below) */
+    bool stderr_to_stdout;   /* stderr goes where stdout goes (one stream, in order); overrides
+                                capture_stderr */
 } dc_spawn_opts_t;
 
 int dc_process_spawn(const dc_spawn_opts_t *opts, dc_process_t *proc, dc_error_t *err);
@@ -51,6 +53,19 @@ void dc_process_kill(dc_process_t *proc);
  * is 128+signal. */
 int dc_process_wait_timeout(dc_process_t *proc, uint64_t timeout_ms, int *exit_status,
                             bool *timed_out, dc_error_t *err);
+
+/* One line of a child's output, without its newline; lines longer than DC_OUTPUT_LINE_MAX
+ * bytes arrive in pieces. */
+#define DC_OUTPUT_LINE_MAX 4096
+typedef void (*dc_output_line_fn)(const char *line, void *ctx);
+
+/* dc_process_wait_timeout that also reads the child's output as it comes: out_fd is the read end
+ * of the pipe whose write end was the child's stdout (made non-blocking here; the caller closes
+ * it), each line goes to on_line. Once the child has exited, what is already in the pipe is read
+ * and the wait ends, even if a process it left behind still holds the pipe open. */
+int dc_process_wait_output(dc_process_t *proc, int out_fd, uint64_t timeout_ms,
+                           dc_output_line_fn on_line, void *ctx, int *exit_status, bool *timed_out,
+                           dc_error_t *err);
 void dc_process_release(dc_process_t *proc);
 
 /* Runs argv to completion (env NULL: ours), capturing stdout (up to max bytes) into *out. */

@@ -18,5 +18,8 @@ int dc_signal_check(dc_error_t *err);
  * the query ends. NULL unsets it; unset it before closing conn. For commands that query from one
  * thread: the signals are blocked in the calling thread while the target changes. */
 void dc_signals_cancel_conn(PGconn *conn);
+/* Forgets a stop asked for: for work that must still be done once the stop was honoured (a
+ * release that was interrupted undoes what it did; a second signal stops that too). */
+void dc_signal_clear(void);
 
 #endif

@@ -2,7 +2,12 @@
  * each retried until it passes or the window closes (a new deployment may need a while to come
  * up), and SQL checks against the database. An attempt is either a failure (an answer that is
  * not the one expected: status, body, latency) or an error (no answer: refused, reset, timed
- * out); the two are counted apart, and every attempt is kept for the report. No printing. */
+ * out); the two are counted apart, and every attempt is kept for the report. No printing.
+ * HTTP: a fresh connection per attempt, TLS always verified (ca_file adds a CA), redirects not
+ * followed (a 3xx fails unless expected: a redirect to a login or maintenance page answering 200
+ * must not pass), the body read up to 1 MiB (the substring is looked for there). SQL: each query
+ * runs in a READ ONLY transaction with statement_timeout = the request timeout; an error the
+ * server answers (a DO block that raises) is a failure, no connection or a timeout an error. */
 #ifndef DEPLOYCTL_SMOKE_H
 #define DEPLOYCTL_SMOKE_H
 
@@ -29,8 +34,8 @@ typedef struct dc_smoke_check {
 
 typedef struct dc_smoke_opts {
     uint64_t window_ms;          /* keep retrying a check until it passes or this has passed */
-    uint64_t interval_ms;        /* pause between attempts of one check (default 1000) */
-    uint64_t request_timeout_ms; /* one HTTP attempt (default 10000) */
+    uint64_t interval_ms;        /* pause between attempts of one check (default 1000; 0 too) */
+    uint64_t request_timeout_ms; /* one attempt, HTTP or SQL (default 10000; 0 too) */
     const char *database_url;    /* for SQL checks (libpq form); secrets never in results */
     const char *ca_file;         /* extra CA bundle for https, or NULL */
 } dc_smoke_opts_t;
@@ -69,6 +74,10 @@ typedef struct dc_smoke_result {
 int dc_smoke_run(const dc_smoke_check_t *checks, size_t count, const dc_smoke_opts_t *opts,
                  dc_smoke_result_t *out, dc_error_t *err);
 void dc_smoke_result_free(dc_smoke_result_t *result);
+
+/* A check's name for reports and messages: its name, else its URL with any password masked,
+ * else "sql <n>" (n = index + 1). */
+void dc_smoke_check_name(const dc_smoke_check_t *check, size_t index, char *out, size_t size);
 
 /* Reads a directory of *.sql files (name order) as SQL checks: each file is one query. The
  * strings in *checks (name, sql) are owned by the array; free with dc_smoke_checks_free. */

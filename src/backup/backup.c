@@ -16,6 +16,7 @@
 #include "deployctl/fault.h"
 #include "deployctl/log.h"
 #include "deployctl/migrate.h"
+#include "deployctl/release_schema.h"
 #include "deployctl/signals.h"
 #include "deployctl/snapshot.h"
 
@@ -25,7 +26,7 @@
 #define MIN_SPLIT_BYTES  (8u * 1024 * 1024)
 
 /* Schemas that are never part of a snapshot: deployctl's own release journal. */
-static const char *const excluded_schemas[] = {"deployctl", NULL};
+static const char *const excluded_schemas[] = {DC_RELEASE_SCHEMA, NULL};
 
 typedef struct backup {
     const dc_backup_opts_t *opts;

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "check_intern.h"
+#include "deployctl/release_schema.h"
 #include "deployctl/snapshot.h"
 #include "deployctl/store.h"
 #include "deployctl/util.h"
@@ -124,7 +125,7 @@ static const char SIZES_SQL[] =
     " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
     " LEFT JOIN pg_catalog.pg_class t ON t.oid = c.reltoastrelid"
     " WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema',"
-    " 'deployctl') AND n.nspname !~ '^pg_toast'";
+    " " DC_RELEASE_SCHEMA_SQL ") AND n.nspname !~ '^pg_toast'";
 
 static int database_sizes(dc_check_ctx_t *ctx, uint64_t *tables, uint64_t *database,
                           dc_error_t *err)

@@ -105,6 +105,36 @@ static const dc_command_t commands[] = {
      "With no rule it refuses. Prints every snapshot with keep or delete and why;\n"
      "--dry-run changes nothing. Run it with --dry-run first.",
      0, 0, dc_cmd_prune},
+    {"release", DC_CMD_RELEASE,
+     "[--hooks DIR] [--smoke URL]... [--smoke-window SECONDS] [--report FILE] [--dry-run]",
+     "the deploy as a transaction: backup, migrate, verify, deploy, smoke, or roll back",
+     "Runs the production deploy as one transaction: precheck (as 'check'; refused: exit 4,\n"
+     "nothing changed), pre-release and maintenance-on hooks, a verified snapshot (tag release),\n"
+     "the migrations (native runner, or --migrate-command), verify (history clean, no INVALID\n"
+     "index, --verify-queries, row counts within --row-tolerance of the snapshot), the deploy\n"
+     "hook, smoke checks (--smoke URL, --smoke-queries DIR, retried for --smoke-window), then\n"
+     "maintenance-off and post-release hooks. On a failure after something changed it undoes it\n"
+     "in reverse order: the rollback hook if the deploy hook ran, then the migrations by their\n"
+     "down.sql or by restoring the snapshot (--on-failure auto|restore|down|none; a restore\n"
+     "takes a pre-restore snapshot first). Every step is journaled first in the state directory\n"
+     "(and in the database's deployctl schema). Reports: --report FILE (JSON, and Markdown\n"
+     "beside it), appended to $GITHUB_STEP_SUMMARY when set. Exit 0 released, 2 failed and\n"
+     "rolled back, 3 rollback failed (the report says what state things are in and what to run),\n"
+     "4 refused (also while an earlier release is unfinished: run 'deployctl recover'), 75\n"
+     "another release runs. --dry-run prints the plan and changes nothing.",
+     0, 0, dc_cmd_release},
+    {"recover", DC_CMD_RECOVER, "", "finish or undo a release that was interrupted",
+     "Finds the newest release of the database that did not finish (killed, runner lost) or\n"
+     "whose rollback failed, and follows its journal: smoke had passed -> finish it (the\n"
+     "maintenance-off and post-release hooks); otherwise undo what it did, as the release\n"
+     "would have (rollback hook if the deploy hook started, then down.sql or restore).\n"
+     "Exit 0 finished or nothing to recover, 2 undone, 3 the undo failed (operator needed).",
+     0, 0, dc_cmd_recover},
+    {"history", DC_CMD_HISTORY, "[--json]", "past releases: phases, timings, outcome",
+     "Lists the releases of the database recorded in the state directory, oldest first, with\n"
+     "each phase's duration and the outcome (released, rolled-back, rollback-failed, refused,\n"
+     "aborted, unfinished).",
+     0, 0, dc_cmd_history},
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))

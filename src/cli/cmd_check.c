@@ -6,7 +6,7 @@
 #include "deployctl/check.h"
 #include "deployctl/cli.h"
 
-int dc_cmd_check(dc_cli_t *cli, dc_error_t *err)
+void dc_cli_check_opts(dc_cli_t *cli, dc_check_opts_t *opts_out)
 {
     const dc_config_t *cfg = &cli->config;
     dc_check_opts_t opts;
@@ -20,7 +20,14 @@ int dc_cmd_check(dc_cli_t *cli, dc_error_t *err)
     opts.max_transaction_age_ms = dc_config_duration_ms(cfg, DC_OPT_MAX_TRANSACTION_AGE);
     /* A release's backup: its workers, the coordinator and pg_dump. */
     opts.connections_needed = (int)dc_config_int(cfg, DC_OPT_JOBS) + 2;
+    *opts_out = opts;
+}
 
+int dc_cmd_check(dc_cli_t *cli, dc_error_t *err)
+{
+    const dc_config_t *cfg = &cli->config;
+    dc_check_opts_t opts;
+    dc_cli_check_opts(cli, &opts);
     dc_check_report_t report;
     if (dc_check_run(&opts, &report, err) != 0)
         return -1;

@@ -193,7 +193,7 @@ static uint64_t lock_timeout_ms(const dc_config_t *cfg)
     return dc_config_duration_ms(cfg, DC_OPT_LOCK_TIMEOUT);
 }
 
-static int fill_opts(dc_cli_t *cli, dc_migrate_opts_t *opts, dc_error_t *err)
+int dc_cli_migrate_opts(dc_cli_t *cli, dc_migrate_opts_t *opts, dc_error_t *err)
 {
     const char *url;
     if (dc_cli_database_url(cli, &url, err) != 0)
@@ -227,7 +227,7 @@ int dc_cmd_migrate(dc_cli_t *cli, dc_error_t *err)
                             "down (deployctl migrate --help)",
                             sub);
     dc_migrate_opts_t opts;
-    if (check_subcommand_options(cli, sub, err) != 0 || fill_opts(cli, &opts, err) != 0)
+    if (check_subcommand_options(cli, sub, err) != 0 || dc_cli_migrate_opts(cli, &opts, err) != 0)
         return -1;
     if (strcmp(sub, "status") == 0)
         return run_status(cli, &opts, err);

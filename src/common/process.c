@@ -2,6 +2,7 @@
  * Between fork and exec the child only calls async-signal-safe functions. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,7 +127,9 @@ int dc_process_spawn(const dc_spawn_opts_t *opts, dc_process_t *proc, dc_error_t
     if (pid == 0) {
         dup2(devnull, STDIN_FILENO);
         dup2(opts->stdout_fd >= 0 ? opts->stdout_fd : devnull, STDOUT_FILENO);
-        if (err_fd >= 0)
+        if (opts->stderr_to_stdout)
+            dup2(STDOUT_FILENO, STDERR_FILENO);
+        else if (err_fd >= 0)
             dup2(err_fd, STDERR_FILENO);
         if (opts->keep_fd >= 0) {
             int flags = fcntl(opts->keep_fd, F_GETFD);
@@ -193,12 +196,71 @@ static void exit_status_of(int status, int *exit_status)
         *exit_status = 255;
 }
 
-int dc_process_wait_timeout(dc_process_t *proc, uint64_t timeout_ms, int *exit_status,
-                            bool *timed_out, dc_error_t *err)
+/* A child's output cut into lines as it arrives (wait_output below). */
+typedef struct line_reader {
+    int fd;
+    bool eof;
+    dc_output_line_fn on_line;
+    void *ctx;
+    char line[DC_OUTPUT_LINE_MAX + 1];
+    size_t len;
+} line_reader_t;
+
+static void line_emit(line_reader_t *lr)
+{
+    if (lr->len > 0 && lr->line[lr->len - 1] == '\r')
+        lr->len--;
+    lr->line[lr->len] = '\0';
+    lr->on_line(lr->line, lr->ctx);
+    lr->len = 0;
+}
+
+/* Reads what the pipe holds now, at most about max bytes (a child that never stops writing
+ * must not keep us here); stops when it would block or at end of file. */
+static void line_read(line_reader_t *lr, size_t max)
+{
+    char chunk[4096];
+    size_t total = 0;
+    while (!lr->eof && total < max) {
+        ssize_t n = read(lr->fd, chunk, sizeof(chunk));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            lr->eof = n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+            return;
+        }
+        total += (size_t)n;
+        for (ssize_t i = 0; i < n; i++) {
+            if (chunk[i] == '\n') {
+                line_emit(lr);
+                continue;
+            }
+            if (lr->len == DC_OUTPUT_LINE_MAX)
+                line_emit(lr);
+            lr->line[lr->len++] = chunk[i];
+        }
+    }
+}
+
+/* Waits up to 100 ms: for output when there is a pipe to read, else simply sleeps. */
+static void wait_a_little(line_reader_t *lr)
+{
+    if (lr == NULL || lr->eof) {
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+        return;
+    }
+    struct pollfd pfd = {.fd = lr->fd, .events = POLLIN};
+    if (poll(&pfd, 1, 100) > 0)
+        line_read(lr, 1 << 16);
+}
+
+/* The loop behind dc_process_wait_timeout and dc_process_wait_output (lr NULL: no output to
+ * read; timeout_ms 0: no limit). */
+static int wait_group(dc_process_t *proc, uint64_t timeout_ms, line_reader_t *lr, int *exit_status,
+                      bool *timed_out, dc_error_t *err)
 {
     *timed_out = false;
-    if (timeout_ms == 0)
-        return dc_process_wait(proc, exit_status, err);
     if (proc->pid <= 0)
         return dc_error_set(err, "%s was not started", proc->name);
     double deadline = dc_now_seconds() + (double)timeout_ms / 1000.0;
@@ -212,6 +274,11 @@ int dc_process_wait_timeout(dc_process_t *proc, uint64_t timeout_ms, int *exit_s
                 kill(-proc->pid, SIGKILL); /* what it started and left behind */
             proc->pid = 0;
             exit_status_of(status, exit_status);
+            if (lr != NULL) {
+                line_read(lr, 1 << 20); /* its last words, already in the pipe */
+                if (lr->len > 0)
+                    line_emit(lr);
+            }
             return 0;
         }
         if (got < 0 && errno != EINTR)
@@ -221,15 +288,39 @@ int dc_process_wait_timeout(dc_process_t *proc, uint64_t timeout_ms, int *exit_s
             forwarded = true;
         }
         double now = dc_now_seconds();
-        if (now >= deadline && sig != SIGKILL) {
+        if (timeout_ms > 0 && now >= deadline && sig != SIGKILL) {
             sig = sig == 0 ? SIGTERM : SIGKILL;
             *timed_out = true;
             kill(-proc->pid, sig); /* the group: npx, node and whatever they started */
             deadline = now + 10.0;
         }
-        struct timespec ts = {0, 100 * 1000000L};
-        nanosleep(&ts, NULL);
+        wait_a_little(lr);
     }
+}
+
+int dc_process_wait_timeout(dc_process_t *proc, uint64_t timeout_ms, int *exit_status,
+                            bool *timed_out, dc_error_t *err)
+{
+    *timed_out = false;
+    if (timeout_ms == 0)
+        return dc_process_wait(proc, exit_status, err);
+    return wait_group(proc, timeout_ms, NULL, exit_status, timed_out, err);
+}
+
+int dc_process_wait_output(dc_process_t *proc, int out_fd, uint64_t timeout_ms,
+                           dc_output_line_fn on_line, void *ctx, int *exit_status, bool *timed_out,
+                           dc_error_t *err)
+{
+    int flags = fcntl(out_fd, F_GETFL);
+    if (flags < 0 || fcntl(out_fd, F_SETFL, flags | O_NONBLOCK) != 0)
+        return dc_error_set(err, "cannot read the output of %s: %s", proc->name, strerror(errno));
+    line_reader_t *lr = dc_calloc(1, sizeof(*lr));
+    lr->fd = out_fd;
+    lr->on_line = on_line;
+    lr->ctx = ctx;
+    int rc = wait_group(proc, timeout_ms, lr, exit_status, timed_out, err);
+    free(lr);
+    return rc;
 }
 
 char *dc_process_stderr_head(dc_process_t *proc, size_t max)

@@ -65,3 +65,8 @@ int dc_signal_check(dc_error_t *err)
         return dc_error_set(err, "interrupted by signal %d", signo);
     return 0;
 }
+
+void dc_signal_clear(void)
+{
+    received_signal = 0;
+}

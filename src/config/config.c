@@ -38,6 +38,12 @@ void dc_config_offer(dc_config_t *cfg, dc_opt_id_t id, const char *value, dc_sou
     dc_setting_t *s = &cfg->settings[id];
     if (s->source > source)
         return;
+    if (source == DC_SRC_FLAG && s->source == DC_SRC_FLAG && dc_options[id].repeatable) {
+        char *joined = dc_sprintf("%s\n%s", s->value, value);
+        free(s->value);
+        s->value = joined;
+        return;
+    }
     free(s->value);
     free(s->origin);
     s->value = dc_strdup(value);

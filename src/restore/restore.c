@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "deployctl/fault.h"
 #include "deployctl/log.h"
 #include "deployctl/pg.h"
 #include "deployctl/signals.h"
@@ -208,6 +209,7 @@ static int restore_atomic(restore_t *r, dc_error_t *err)
                 r->manifest->id, r->manifest->created_at, r->manifest->table_count, r->target_name);
     if (replace_contents(r, err) != 0)
         return -1;
+    dc_fault_point("restore-before-commit");
     return dc_pg_commit(r->conn, err);
 }
 

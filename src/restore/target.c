@@ -7,14 +7,15 @@
 
 #include "deployctl/log.h"
 #include "deployctl/pg.h"
+#include "deployctl/release_schema.h"
 #include "deployctl/util.h"
 #include "restore_intern.h"
 
-static const char *const own_schemas[] = {"deployctl", NULL};
+static const char *const own_schemas[] = {DC_RELEASE_SCHEMA, NULL};
 
 /* n is a schema of the user's (not the system's or deployctl's). */
 #define USER_SCHEMA                                                                                \
-    " n.nspname NOT IN ('pg_catalog', 'information_schema', 'deployctl')"                          \
+    " n.nspname NOT IN ('pg_catalog', 'information_schema', " DC_RELEASE_SCHEMA_SQL ")"            \
     " AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'"
 /* ... and the object is not an extension's (CREATE EXTENSION made it). */
 #define NOT_EXTENSION_MEMBER(catalog, oid)                                                         \

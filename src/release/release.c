@@ -1,0 +1,578 @@
+/* `deployctl release`: precheck -> pre-release, maintenance-on hooks -> backup (tag release,
+ * verified) -> migrate -> verify -> deploy hook -> smoke -> maintenance-off, post-release hooks
+ * -> done, or, on a failure after something changed, compensation (compensate.c). Every phase
+ * is journaled before it takes effect (journal.c). */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "deployctl/lint.h"
+#include "deployctl/log.h"
+#include "deployctl/pg.h"
+#include "deployctl/signals.h"
+#include "deployctl/smoke.h"
+#include "deployctl/util.h"
+#include "deployctl/verify.h"
+#include "release_intern.h"
+
+int dc_on_failure_parse(const char *text, dc_on_failure_t *out)
+{
+    static const char *const names[] = {"auto", "restore", "down", "none"};
+    for (int i = 0; i < 4; i++) {
+        if (text != NULL && strcmp(text, names[i]) == 0) {
+            *out = (dc_on_failure_t)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+const char *dc_on_failure_name(dc_on_failure_t p)
+{
+    static const char *const names[] = {"auto", "restore", "down", "none"};
+    return names[p];
+}
+
+/* ---- precheck ---- */
+
+static int phase_precheck(rel_t *r, dc_error_t *err)
+{
+    json_t *phase = rel_phase_begin(r, "precheck", err);
+    if (phase == NULL)
+        return -1;
+    dc_check_report_t report;
+    dc_error_t cerr;
+    if (dc_check_run(&r->o->check, &report, &cerr) != 0)
+        return rel_phase_end(r, phase, false, cerr.message, err) == 0 ? 1 : -1;
+    char *text = dc_check_report_to_json(&report);
+    json_object_set_new(r->report, "precheck", text ? json_loads(text, 0, NULL) : json_null());
+    free(text);
+    dc_buf_t failed = {0};
+    for (size_t i = 0; i < report.count; i++) {
+        const dc_check_result_t *c = &report.results[i];
+        if (c->status == DC_CHECK_FAILED)
+            dc_buf_appendf(&failed, "%s%s: %s", failed.len ? "; " : "", c->name, c->detail);
+    }
+    dc_check_report_free(&report);
+    int rc = rel_phase_end(r, phase, failed.len == 0,
+                           failed.len ? failed.data : "all checks passed", err);
+    dc_buf_free(&failed);
+    return rc != 0 ? -1 : (r->failed_phase[0] ? 1 : 0);
+}
+
+/* ---- backup ---- */
+
+static json_t *manifest_migrations(const dc_manifest_t *m)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < m->migration_count; i++)
+        json_array_append_new(a, json_string(m->migrations[i].name));
+    return a;
+}
+
+static int backup_and_verify(rel_t *r, dc_manifest_t **manifest, char *detail, size_t size)
+{
+    dc_backup_opts_t b = r->o->backup;
+    b.database_url = r->o->database_url;
+    b.store = r->o->store;
+    b.tag = "release";
+    dc_backup_result_t res;
+    dc_error_t e;
+    if (dc_backup_run(&b, &res, &e) != 0) {
+        snprintf(detail, size, "backup failed: %s", e.message);
+        return -1;
+    }
+    dc_verify_opts_t v = {
+        .store = r->o->store, .database = res.manifest->database, .ref = res.manifest->id};
+    dc_verify_result_t vr;
+    if (dc_verify_run(&v, &vr, &e) != 0 || !vr.ok) {
+        snprintf(detail, size, "snapshot %s did not verify: %s", res.manifest->id,
+                 vr.ok ? e.message : vr.failure);
+        dc_manifest_free(res.manifest);
+        return -1;
+    }
+    snprintf(detail, size, "snapshot %s: %zu tables, %llu rows, hashes verified", res.manifest->id,
+             res.manifest->table_count, (unsigned long long)dc_manifest_total_rows(res.manifest));
+    *manifest = res.manifest;
+    return 0;
+}
+
+static void pin_owner(const rel_t *r, char *out, size_t size)
+{
+    snprintf(out, size, "release-%s", r->id);
+    for (char *p = out; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+}
+
+static void pin(rel_t *r, const dc_manifest_t *m, bool on)
+{
+    char owner[48], dbdir[256];
+    dc_error_t e;
+    pin_owner(r, owner, sizeof(owner));
+    dc_snapshot_database_dir(m ? m->database : r->o->database, dbdir, sizeof(dbdir));
+    const char *id = m ? m->id : r->st.snapshot;
+    int rc = on ? dc_snapshot_pin(r->o->store, dbdir, id, owner, "the release may restore it", &e)
+                : dc_snapshot_unpin(r->o->store, dbdir, id, owner, &e);
+    if (rc != 0)
+        dc_log_warn("release %s: cannot %s snapshot %s: %s", r->id, on ? "pin" : "unpin", id,
+                    e.message);
+}
+
+static int phase_backup(rel_t *r, dc_manifest_t **manifest, dc_error_t *err)
+{
+    json_t *phase = rel_phase_begin(r, "backup", err);
+    if (phase == NULL)
+        return -1;
+    char detail[DC_ERROR_MAX + 64];
+    bool ok = backup_and_verify(r, manifest, detail, sizeof(detail)) == 0;
+    if (ok) {
+        json_object_set_new(r->report, "snapshot", json_string((*manifest)->id));
+        if (rel_event(r,
+                      json_pack("{s:s, s:s, s:o}", "event", "snapshot", "id", (*manifest)->id,
+                                "migrations", manifest_migrations(*manifest)),
+                      err) != 0)
+            return -1;
+        pin(r, *manifest, true);
+    }
+    return rel_phase_end(r, phase, ok, detail, err) != 0 ? -1 : (ok ? 0 : 1);
+}
+
+/* ---- migrate ---- */
+
+static json_t *names_json(char **names, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, json_string(names[i]));
+    return a;
+}
+
+static int phase_migrate(rel_t *r, json_t **applied, dc_error_t *err)
+{
+    json_t *phase = rel_phase_begin(r, "migrate", err);
+    if (phase == NULL)
+        return -1;
+    dc_migrate_report_t rep;
+    dc_error_t e;
+    dc_error_clear(&e);
+    int rc = dc_migrate_deploy(&r->o->migrate, &rep, &e);
+    *applied = names_json(rep.applied, rep.applied_count);
+    json_object_set_new(r->report, "migrations_applied", json_incref(*applied));
+    if (rep.failed != NULL)
+        json_object_set_new(r->report, "migration_failed", json_string(rep.failed));
+    char detail[DC_ERROR_MAX + 64];
+    if (rc == 0)
+        snprintf(detail, sizeof(detail), "%zu migration(s) applied in %.1f s", rep.applied_count,
+                 rep.seconds);
+    else
+        snprintf(detail, sizeof(detail), "%s", e.message);
+    if (rel_event(r, json_pack("{s:s, s:O}", "event", "migrations", "applied", *applied), err) != 0)
+        rc = -2;
+    dc_migrate_report_free(&rep);
+    if (rc == -2)
+        return -1;
+    return rel_phase_end(r, phase, rc == 0, detail, err) != 0 ? -1 : (rc == 0 ? 0 : 1);
+}
+
+/* ---- verify ---- */
+
+static int count_invalid_indexes(PGconn *conn, dc_buf_t *problems)
+{
+    dc_error_t e;
+    PGresult *res = dc_pg_query(conn,
+                                "SELECT string_agg(i.indexrelid::regclass::text, ', ') FROM "
+                                "pg_catalog.pg_index i WHERE NOT i.indisvalid",
+                                &e);
+    if (res == NULL) {
+        dc_buf_appendf(problems, "%sINVALID index query: %s", problems->len ? "; " : "", e.message);
+        return -1;
+    }
+    if (!PQgetisnull(res, 0, 0))
+        dc_buf_appendf(problems, "%sINVALID indexes: %s", problems->len ? "; " : "",
+                       PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return 0;
+}
+
+static void check_history(rel_t *r, dc_buf_t *problems)
+{
+    dc_migration_set_t set;
+    dc_history_t hist;
+    dc_migrate_status_t st;
+    dc_error_t e;
+    if (dc_migrate_status(&r->o->migrate, &set, &hist, &st, &e) != 0) {
+        dc_buf_appendf(problems, "%smigration status: %s", problems->len ? "; " : "", e.message);
+        return;
+    }
+    if (st.pending || st.failed)
+        dc_buf_appendf(problems, "%smigration history: %zu pending, %zu failed",
+                       problems->len ? "; " : "", st.pending, st.failed);
+    dc_migrate_status_free(&st);
+    dc_history_free(&hist);
+    dc_migrate_set_free(&set);
+}
+
+/* The user's verification queries: each passes with no rows, or one row of one true. */
+static void run_verify_queries(rel_t *r, PGconn *conn, dc_buf_t *problems, int *count)
+{
+    dc_smoke_check_t *checks = NULL;
+    size_t n = 0;
+    dc_error_t e;
+    if (dc_smoke_read_sql_dir(r->o->verify_queries_dir, &checks, &n, &e) != 0) {
+        dc_buf_appendf(problems, "%sverification queries: %s", problems->len ? "; " : "",
+                       e.message);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        PGresult *res = PQexec(conn, checks[i].sql);
+        bool ok = PQresultStatus(res) == PGRES_TUPLES_OK &&
+                  (PQntuples(res) == 0 || (PQntuples(res) == 1 && PQnfields(res) == 1 &&
+                                           strcmp(PQgetvalue(res, 0, 0), "t") == 0));
+        if (!ok)
+            dc_buf_appendf(problems, "%squery %s failed%s%s", problems->len ? "; " : "",
+                           checks[i].name, PQresultStatus(res) == PGRES_TUPLES_OK ? "" : ": ",
+                           PQresultStatus(res) == PGRES_TUPLES_OK
+                               ? ""
+                               : PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
+        PQclear(res);
+    }
+    *count = (int)n;
+    dc_smoke_checks_free(checks, n);
+}
+
+/* The text (lower case) of the applied migrations that lint classes destructive: a table it
+ * names may lose rows on purpose, so its row count is not held to the snapshot's. */
+static char *destructive_statements(rel_t *r, const json_t *applied)
+{
+    dc_buf_t text = {0};
+    size_t i;
+    json_t *name;
+    json_array_foreach(applied, i, name)
+    {
+        dc_lint_result_t lr;
+        dc_lint_result_init(&lr);
+        dc_error_t e;
+        const char *n = json_string_value(name);
+        bool destructive = dc_lint_migration(r->o->migrate.dir, n, &lr, &e) != 0 ||
+                           lr.migration_count != 1 || lr.migrations[0].cls == DC_LINT_DESTRUCTIVE;
+        dc_lint_result_free(&lr);
+        dc_migration_t m;
+        if (destructive && dc_migrate_read_one(r->o->migrate.dir, n, NULL, &m, &e) == 0) {
+            dc_buf_appendf(&text, "%s\n", m.sql);
+            dc_migration_free(&m);
+        }
+    }
+    for (size_t k = 0; k < text.len; k++)
+        text.data[k] = (char)tolower((unsigned char)text.data[k]);
+    return text.data ? text.data : dc_strdup("");
+}
+
+static bool row_count_ok(uint64_t then, uint64_t now, double pct)
+{
+    uint64_t diff = now > then ? now - then : then - now;
+    double allowed = (double)then * pct / 100.0;
+    return diff <= 10 || (double)diff <= allowed;
+}
+
+static void check_row_counts(rel_t *r, PGconn *conn, const dc_manifest_t *m, const json_t *applied,
+                             dc_buf_t *problems, int *checked)
+{
+    char *destructive = destructive_statements(r, applied);
+    for (size_t i = 0; i < m->table_count; i++) {
+        const dc_manifest_table_t *t = &m->tables[i];
+        char lname[256];
+        snprintf(lname, sizeof(lname), "%s", t->name);
+        for (char *p = lname; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+        if (strstr(destructive, lname) != NULL || strcmp(t->name, "_prisma_migrations") == 0)
+            continue;
+        char *qs = dc_pg_quote_ident(conn, t->schema), *qt = dc_pg_quote_ident(conn, t->name);
+        char *sql = dc_sprintf("SELECT count(*) FROM %s.%s", qs, qt);
+        PGresult *res = PQexec(conn, sql);
+        if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+            uint64_t now = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+            (*checked)++;
+            if (!row_count_ok(t->rows, now, r->o->row_tolerance_pct))
+                dc_buf_appendf(
+                    problems, "%s%s.%s has %llu rows, the snapshot %llu (tolerance %g%%)",
+                    problems->len ? "; " : "", t->schema, t->name, (unsigned long long)now,
+                    (unsigned long long)t->rows, r->o->row_tolerance_pct);
+        }
+        PQclear(res);
+        free(sql);
+        free(qs);
+        free(qt);
+    }
+    free(destructive);
+}
+
+static int phase_verify(rel_t *r, const dc_manifest_t *m, const json_t *applied, dc_error_t *err)
+{
+    json_t *phase = rel_phase_begin(r, "verify", err);
+    if (phase == NULL)
+        return -1;
+    dc_buf_t problems = {0};
+    PGconn *conn = NULL;
+    dc_error_t e;
+    int queries = 0, tables = 0;
+    if (dc_pg_connect(r->o->database_url, "deployctl release verify", &conn, &e) != 0) {
+        dc_buf_appendf(&problems, "%s", e.message);
+    } else {
+        check_history(r, &problems);
+        count_invalid_indexes(conn, &problems);
+        if (r->o->verify_queries_dir != NULL)
+            run_verify_queries(r, conn, &problems, &queries);
+        check_row_counts(r, conn, m, applied, &problems, &tables);
+    }
+    PQfinish(conn);
+    char detail[512];
+    snprintf(detail, sizeof(detail),
+             "history clean, no INVALID index, %d verification quer%s passed, %d table row "
+             "counts within tolerance",
+             queries, queries == 1 ? "y" : "ies", tables);
+    bool ok = problems.len == 0;
+    int rc = rel_phase_end(r, phase, ok, ok ? detail : problems.data, err);
+    dc_buf_free(&problems);
+    return rc != 0 ? -1 : (ok ? 0 : 1);
+}
+
+/* ---- deploy, smoke ---- */
+
+static int phase_hook(rel_t *r, const char *name, dc_hook_t hook, dc_error_t *err)
+{
+    json_t *phase = rel_phase_begin(r, name, err);
+    if (phase == NULL)
+        return -1;
+    dc_error_t e;
+    dc_error_clear(&e);
+    bool ran = false;
+    int rc = rel_hook(r, hook, NULL, &ran, &e);
+    char detail[DC_ERROR_MAX];
+    snprintf(detail, sizeof(detail), "%s", rc == 0 ? (ran ? "hook ran" : "no hook") : e.message);
+    return rel_phase_end(r, phase, rc == 0, detail, err) != 0 ? -1 : (rc == 0 ? 0 : 1);
+}
+
+static json_t *smoke_json(const dc_smoke_check_t *checks, const dc_smoke_result_t *s)
+{
+    json_t *attempts = json_array();
+    for (size_t i = 0; i < s->attempt_count; i++) {
+        const dc_smoke_attempt_t *a = &s->attempts[i];
+        const dc_smoke_check_t *c = &checks[a->check];
+        json_array_append_new(attempts,
+                              json_pack("{s:s, s:I, s:I, s:i, s:b, s:b, s:s}", "check",
+                                        c->name ? c->name : (c->url ? c->url : "sql"), "started_ms",
+                                        (json_int_t)a->started_ms, "latency_ms",
+                                        (json_int_t)a->latency_ms, "status", a->status, "passed",
+                                        a->passed, "error", a->error, "detail", a->detail));
+    }
+    return json_pack("{s:b, s:I, s:I, s:I, s:I, s:o}", "passed", s->passed, "checks",
+                     (json_int_t)s->check_count, "failures", (json_int_t)s->failures, "errors",
+                     (json_int_t)s->errors, "duration_ms", (json_int_t)s->duration_ms, "attempts",
+                     attempts);
+}
+
+static int run_smoke(rel_t *r, char *detail, size_t size)
+{
+    const dc_release_opts_t *o = r->o;
+    dc_smoke_check_t *sql = NULL;
+    size_t nsql = 0;
+    dc_error_t e;
+    if (o->smoke_queries_dir != NULL &&
+        dc_smoke_read_sql_dir(o->smoke_queries_dir, &sql, &nsql, &e) != 0) {
+        snprintf(detail, size, "%s", e.message);
+        return -1;
+    }
+    size_t n = o->smoke_url_count + nsql;
+    if (n == 0) {
+        dc_smoke_checks_free(sql, nsql);
+        snprintf(detail, size, "no smoke checks configured");
+        return 0;
+    }
+    dc_smoke_check_t *checks = dc_calloc(n, sizeof(*checks));
+    for (size_t i = 0; i < o->smoke_url_count; i++)
+        checks[i] = (dc_smoke_check_t){.kind = DC_SMOKE_HTTP, .url = o->smoke_urls[i]};
+    for (size_t i = 0; i < nsql; i++)
+        checks[o->smoke_url_count + i] = sql[i];
+    dc_smoke_opts_t so;
+    dc_smoke_opts_init(&so);
+    so.window_ms = o->smoke_window_ms;
+    so.database_url = o->database_url;
+    dc_smoke_result_t res;
+    int rc = dc_smoke_run(checks, n, &so, &res, &e);
+    if (rc == 0) {
+        json_object_set_new(r->report, "smoke", smoke_json(checks, &res));
+        snprintf(detail, size, "%zu check(s) %s; %zu attempt(s), %zu failure(s), %zu error(s)", n,
+                 res.passed ? "passed" : "did not pass", res.attempt_count, res.failures,
+                 res.errors);
+        rc = res.passed ? 0 : -1;
+        dc_smoke_result_free(&res);
+    } else {
+        snprintf(detail, size, "%s", e.message);
+    }
+    free(checks);
+    dc_smoke_checks_free(sql, nsql);
+    return rc;
+}
+
+static int phase_smoke(rel_t *r, dc_error_t *err)
+{
+    json_t *phase = rel_phase_begin(r, "smoke", err);
+    if (phase == NULL)
+        return -1;
+    char detail[DC_ERROR_MAX + 128];
+    bool ok = run_smoke(r, detail, sizeof(detail)) == 0;
+    return rel_phase_end(r, phase, ok, detail, err) != 0 ? -1 : (ok ? 0 : 1);
+}
+
+/* ---- the whole ---- */
+
+static int begin(rel_t *r, dc_error_t *err)
+{
+    char host[256] = "";
+    gethostname(host, sizeof(host) - 1);
+    json_t *ev =
+        json_pack("{s:s, s:s, s:s, s:s, s:s}", "event", "begin", "database", r->o->database, "host",
+                  host, "on_failure", dc_on_failure_name(r->o->on_failure), "migrations",
+                  r->o->migrate.dir ? r->o->migrate.dir : "");
+    if (r->o->hooks_dir)
+        json_object_set_new(ev, "hooks", json_string(r->o->hooks_dir));
+    return rel_event(r, ev, err);
+}
+
+/* Refuses while an earlier release is unfinished (exit 4: nothing changed). */
+static int refuse_unfinished(rel_t *r, dc_error_t *err)
+{
+    char path[PATH_MAX], id[64];
+    if (rel_find_unfinished(r->dir, path, sizeof(path), id, sizeof(id)))
+        return dc_error_set_code(err, DC_EXIT_PRECHECK,
+                                 "release %s of %s did not finish (journal %s); run 'deployctl "
+                                 "recover' to finish or undo it first",
+                                 id, r->o->database, path);
+    if (r->conn != NULL && rel_mirror_unfinished(r->conn, id, sizeof(id))) {
+        snprintf(path, sizeof(path), "%s/%s.jsonl", r->dir, id);
+        if (access(path, F_OK) != 0)
+            return dc_error_set_code(err, DC_EXIT_PRECHECK,
+                                     "release %s of %s did not finish (on another runner: "
+                                     "deployctl.releases says so); run 'deployctl recover' first",
+                                     id, r->o->database);
+    }
+    return 0;
+}
+
+/* The phases up to the database change; 1 when one failed (r->failed_phase). */
+static int run_phases(rel_t *r, dc_error_t *err)
+{
+    dc_manifest_t *manifest = NULL;
+    json_t *applied = NULL;
+    int rc = phase_hook(r, "pre-release", DC_HOOK_PRE_RELEASE, err);
+    if (rc == 0 && rel_hook_exists(r, DC_HOOK_MAINTENANCE_ON))
+        rc = phase_hook(r, "maintenance-on", DC_HOOK_MAINTENANCE_ON, err);
+    if (rc == 0 && (rc = dc_signal_check(err)) == 0)
+        rc = phase_backup(r, &manifest, err);
+    if (rc == 0 && (rc = dc_signal_check(err)) == 0)
+        rc = phase_migrate(r, &applied, err);
+    if (rc == 0 && (rc = dc_signal_check(err)) == 0)
+        rc = phase_verify(r, manifest, applied, err);
+    if (rc == 0 && (rc = dc_signal_check(err)) == 0)
+        rc = phase_hook(r, "deploy", DC_HOOK_DEPLOY, err);
+    if (rc == 0 && (rc = dc_signal_check(err)) == 0)
+        rc = phase_smoke(r, err);
+    if (rc == -1 && r->failed_phase[0] == '\0' && err->message[0]) {
+        /* an interruption between phases: compensate like a failure */
+        snprintf(r->failed_phase, sizeof(r->failed_phase), "%s", r->st.last_phase);
+        snprintf(r->failure, sizeof(r->failure), "%s", err->message);
+        rc = 1;
+    }
+    json_decref(applied);
+    dc_manifest_free(manifest);
+    return rc;
+}
+
+static void set_result(rel_t *r, dc_release_result_t *res, const char *outcome, int code)
+{
+    snprintf(res->id, sizeof(res->id), "%s", r->id);
+    snprintf(res->outcome, sizeof(res->outcome), "%s", outcome);
+    res->exit_code = code;
+    snprintf(res->report_path, sizeof(res->report_path), "%s", r->report_path);
+    snprintf(res->report_md_path, sizeof(res->report_md_path), "%s", r->report_md_path);
+    const char *state = json_string_value(json_object_get(r->report, "state_summary"));
+    if (code == DC_EXIT_OK)
+        snprintf(res->summary, sizeof(res->summary), "release %s of %s: %s", r->id, r->o->database,
+                 outcome);
+    else
+        snprintf(res->summary, sizeof(res->summary), "release %s of %s: %s at %s (%s)%s%s", r->id,
+                 r->o->database, outcome, r->failed_phase, r->failure, state ? "; " : "",
+                 state ? state : "");
+}
+
+/* The end: journal, notify hook, reports, unpin. */
+int rel_finish(rel_t *r, const char *outcome, int code, dc_release_result_t *res, dc_error_t *err)
+{
+    if (rel_end(r, outcome, code, err) != 0)
+        return -1;
+    rel_report_write(r);
+    dc_error_t e;
+    if (rel_hook(r, DC_HOOK_NOTIFY, outcome, NULL, &e) != 0)
+        dc_log_warn("release %s: notify hook: %s", r->id, e.message);
+    if (r->st.snapshot[0] && code != DC_EXIT_ROLLBACK_FAILED)
+        pin(r, NULL, false);
+    rel_report_write(r);
+    rel_report_step_summary(r);
+    set_result(r, res, outcome, code);
+    return 0;
+}
+
+static int release_body(rel_t *r, dc_release_result_t *res, dc_error_t *err)
+{
+    if (begin(r, err) != 0)
+        return -1;
+    int rc = phase_precheck(r, err);
+    if (rc < 0)
+        return -1;
+    if (rc > 0)
+        return rel_finish(r, "refused", DC_EXIT_PRECHECK, res, err);
+    rc = run_phases(r, err);
+    if (rc < 0)
+        return -1;
+    if (rc > 0) {
+        int code = rel_compensate(r);
+        return rel_finish(r, code == DC_EXIT_ROLLED_BACK ? "rolled-back" : "rollback-failed", code,
+                          res, err);
+    }
+    if (rel_finish_hooks(r, err) != 0)
+        return -1;
+    return rel_finish(r, "released", DC_EXIT_OK, res, err);
+}
+
+int rel_init(rel_t *r, const dc_release_opts_t *o, dc_error_t *err)
+{
+    memset(r, 0, sizeof(*r));
+    r->o = o;
+    r->journal_fd = -1;
+    r->lock_fd = -1;
+    r->t0 = dc_now_seconds();
+    char id[DC_SNAPSHOT_ID_LEN + 1];
+    dc_snapshot_id_new(time(NULL), id);
+    snprintf(r->id, sizeof(r->id), "%s", id);
+    return rel_dir(o, r->dir, sizeof(r->dir), err);
+}
+
+int dc_release_run(const dc_release_opts_t *o, dc_release_result_t *res, dc_error_t *err)
+{
+    memset(res, 0, sizeof(*res));
+    rel_t r;
+    if (rel_init(&r, o, err) != 0)
+        return -1;
+    int rc = -1;
+    if (rel_lock(&r, err) == 0 && refuse_unfinished(&r, err) == 0 &&
+        rel_journal_create(&r, err) == 0) {
+        rel_mirror_setup(&r);
+        rel_report_init(&r);
+        rc = release_body(&r, res, err);
+    }
+    rel_free(&r);
+    return rc;
+}

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# The fault matrix: phases {backup, migrate, verify, deploy, smoke} x faults {the step fails,
+# SIGKILL then recover, the database connections cut (pg_terminate_backend), the store
+# unreachable}. Every cell must end either released (exit 0, migration applied) or with the
+# database identical to before (exit 2, fingerprint), the rollback hook called whenever the
+# deploy hook had started, and a report saying so.
+source "$(dirname "$0")/../harness/lib.sh"
+source "$HARNESS/release_lib.sh"
+
+all_hooks
+JDIR=$DEPLOYCTL_STATE_DIR/releases/$db
+psql_cmd="'$DC_PG_BIN/psql' -X -q -h '$DC_PG_SOCKET' -p $DC_PG_PORT -U postgres -d '$db'"
+n=0
+# The data, and the migrations applied: a failed migration resolved as rolled back stays in
+# _prisma_migrations as Prisma keeps it (rolled_back_at set), so the history is compared by
+# what is applied.
+state() {
+    fingerprint "$db" | grep -v '^public._prisma_migrations|'
+    q "SELECT string_agg(migration_name, ',' ORDER BY migration_name) FROM _prisma_migrations
+       WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL"
+}
+
+phase_starts() { # phase: how many times the journals show it starting
+    cat "$JDIR"/*.jsonl 2>/dev/null | grep -c "\"event\":\"phase\",\"phase\":\"$1\",\"status\":\"start\"" || true
+}
+wait_phase() { # phase count-before
+    for _ in $(seq 1500); do
+        [[ $(phase_starts "$1") -gt $2 ]] && return 0
+        kill -0 "$bg" 2>/dev/null || return 0
+        sleep 0.02
+    done
+    fail "phase $1 never started"
+}
+# The store unreachable: its directory replaced by a file (it may not exist yet), and back.
+store_off() {
+    [[ -d $WORK/store ]] && mv "$WORK/store" "$WORK/store.away"
+    touch "$WORK/store"
+}
+store_on() {
+    rm -f "$WORK/store"
+    if [[ -d $WORK/store.away ]]; then mv "$WORK/store.away" "$WORK/store"; fi
+}
+cut_connections() {
+    psql_value postgres "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+        WHERE datname = '$db' AND application_name LIKE 'deployctl%'" >/dev/null
+}
+
+# Makes the phase fail on its own (the "fails" fault), for the next release only.
+arrange_failure() { # phase migration-dir
+    case $1 in
+    backup) # the store gone between the precheck and the backup
+        hook pre-release 0 "WORK='$WORK'; $(declare -f store_off); store_off" ;;
+    migrate) printf 'SELECT 1/0;\n' >>"$2/migration.sql" ;;
+    verify) printf "INSERT INTO items (name) SELECT 'bulk' FROM generate_series(1, 1000);\n" >>"$2/migration.sql" ;;
+    deploy) hook deploy 1 ;;
+    smoke) hook deploy 0 "echo 500 >'$APP_STATE'" ;;
+    esac
+}
+
+check_cell() { # phase fault code
+    local what="$1 x $2" outcome
+    outcome=$(report .outcome)
+    case $3 in
+    0)
+        assert_eq released "$outcome" "$what: outcome"
+        assert_eq t "$(q "SELECT to_regclass('public.m$n') IS NOT NULL")" "$what: migration applied"
+        ;;
+    2)
+        [[ $outcome == rolled-back || $outcome == aborted ]] || fail "$what: outcome $outcome"
+        assert_eq "$before" "$(state)" "$what: database identical to before"
+        if grep -q '^deploy' "$CALLS"; then
+            grep -q '^rollback' "$CALLS" || fail "$what: deployed but the rollback hook was not called"
+        fi
+        ;;
+    *) fail "$what: exit $3; $(tail -3 "$WORK/err")" ;;
+    esac
+    pass "$what: exit $3 ($outcome)"
+}
+
+cell() { # phase fault
+    local phase=$1 fault=$2 m
+    n=$((n + 1))
+    m=2024060100$(printf '%04d' $n)_m$n
+    add "$m" "CREATE TABLE m$n (id int); ALTER TABLE items ADD COLUMN c$n int DEFAULT 1;"
+    all_hooks
+    app_status 200
+    : >"$CALLS"
+    before=$(state)
+    local starts
+    starts=$(phase_starts "$phase")
+    if [[ $fault == fails ]]; then
+        arrange_failure "$phase" "$dir/$m"
+        release
+        [[ $phase == backup ]] && store_on
+        [[ $rc -eq 2 ]] || fail "$phase x fails: exit $rc, expected 2"
+        check_cell "$phase" "$fault" "$rc"
+    else
+        "$DEPLOYCTL" release --database "$url" --migrations "$dir" --store "$STORE" --hooks "$HOOKS" \
+            --smoke "$APP_URL" --smoke-window 2 --report "$REPORT" >"$WORK/out" 2>"$WORK/err" &
+        bg=$!
+        wait_phase "$phase" "$starts"
+        case $fault in
+        sigkill) kill -9 "$bg" 2>/dev/null || true ;;
+        cut) cut_connections ;;
+        store) store_off ;;
+        esac
+        set +e
+        wait "$bg"
+        rc=$?
+        set -e
+        [[ $fault == store ]] && store_on
+        if [[ $fault == sigkill ]]; then
+            recover
+        fi
+        check_cell "$phase" "$fault" "$rc"
+    fi
+    [[ $(report .outcome) == released ]] || rm -rf "${dir:?}/$m"
+}
+
+phases=${RELEASE_FAULT_PHASES:-backup migrate verify deploy smoke}
+faults=${RELEASE_FAULTS:-fails sigkill cut store}
+for phase in $phases; do
+    for fault in $faults; do
+        cell "$phase" "$fault"
+    done
+done

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# A release that succeeds: exit 0, the migration applied, every hook called once in order with
+# the release's environment (and no credentials), smoke passed against a live HTTP app, JSON and
+# Markdown reports written, the journal closed, history listing it; then --dry-run changes
+# nothing.
+source "$(dirname "$0")/../harness/lib.sh"
+source "$HARNESS/release_lib.sh"
+
+all_hooks
+add 20240201000000_tags 'CREATE TABLE tags (id serial PRIMARY KEY, label text);'
+export GITHUB_STEP_SUMMARY=$WORK/summary.md
+release
+expect_rc 0 "release"
+assert_eq "t" "$(q "SELECT to_regclass('public.tags') IS NOT NULL")" "migration applied"
+assert_eq "pre-release deploy post-release notify" "$(called)" "hooks called in order"
+id=$(report .release)
+grep -q "^deploy phase=deploy release=$id snapshot=2" "$CALLS" || fail "deploy env: $(cat "$CALLS")"
+grep -q "^notify phase=notify release=$id .* outcome=released report=$REPORT" "$CALLS" ||
+    fail "notify env: $(grep notify "$CALLS")"
+grep -q 'db=none' "$CALLS" || fail "a hook saw DATABASE_URL"
+pass "hooks called in order with the release's environment, no credentials"
+
+assert_eq released "$(report .outcome)" "report outcome"
+assert_eq 0 "$(report .exit_code)" "report exit code"
+snap=$(report .snapshot)
+[[ $snap == 2* ]] || fail "no snapshot in the report"
+assert_eq "20240201000000_tags" "$(report '.migrations_applied[0]')" "applied in the report"
+assert_eq true "$(report '.smoke.passed')" "smoke in the report"
+for p in precheck backup migrate verify deploy smoke; do
+    assert_eq ok "$(report ".phases[] | select(.name == \"$p\") | .status")" "phase $p"
+done
+grep -q '### Pre-Migration' "$WORK/report.md" || fail "no Markdown report"
+grep -q '\[x\] Smoke tests passed' "$WORK/report.md" || fail "Markdown: smoke item"
+grep -q "Release $id" "$GITHUB_STEP_SUMMARY" || fail "GITHUB_STEP_SUMMARY not appended"
+assert_eq released "$(psql_value "$db" "SELECT status FROM deployctl.releases WHERE id = '$id'")" \
+    "journal mirrored in the database"
+pass "reports (JSON, Markdown, step summary) and the database's journal"
+
+run_deployctl snapshots --database "$url" --store "$STORE" --json
+assert_eq release "$(jq -r ".[] | select(.id == \"$snap\") | .tag" "$WORK/out")" "snapshot tag"
+[[ -z $(ls "$WORK/store"/*/"$snap"/pin-* 2>/dev/null) ]] || fail "snapshot still pinned"
+
+run_deployctl history --database "$url" --json
+assert_eq "$id released" "$(jq -r '.[-1] | "\(.id) \(.outcome)"' "$WORK/out")" "history"
+run_deployctl history --database "$url"
+grep -q "$id .*released .*backup" "$WORK/out" || fail "history text: $(cat "$WORK/out")"
+pass "history lists the release with its phases"
+
+# --dry-run: the plan, nothing changed.
+add 20240301000000_drop 'ALTER TABLE items DROP COLUMN name;'
+: >"$CALLS"
+before=$(fingerprint "$db")
+release --dry-run
+expect_rc 0 "dry run"
+grep -q '20240301000000_drop: destructive' "$WORK/out" || fail "plan: $(cat "$WORK/out")"
+grep -q 'restore the pre-release snapshot' "$WORK/out" || fail "plan: compensation"
+assert_eq "$before" "$(fingerprint "$db")" "dry run changed nothing"
+assert_eq "" "$(called)" "dry run called no hook"
+pass "--dry-run prints the plan and changes nothing"
