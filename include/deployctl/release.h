@@ -35,6 +35,7 @@ typedef struct dc_release_opts {
     const char *state_dir;
     dc_store_t *store;
     dc_backup_opts_t backup;   /* database_url and store are filled in by the release */
+    const dc_key_t *key;       /* reads encrypted snapshots (verify, restore); NULL: none */
     dc_migrate_opts_t migrate; /* the runner's settings (dir, timeouts, external command) */
     dc_check_opts_t check;     /* the precheck */
     const char *hooks_dir;     /* NULL: no hooks */

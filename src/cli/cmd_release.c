@@ -18,6 +18,7 @@ typedef struct release_setup {
     size_t smoke_count;
     char work_mem[32];
     char database[256];
+    const char *metrics; /* --metrics-file, or NULL */
 } release_setup_t;
 
 /* --smoke URL (repeated: one per line) or release.smoke (separated by spaces). */
@@ -60,6 +61,9 @@ static int setup(dc_cli_t *cli, release_setup_t *s, dc_error_t *err)
     o->state_dir = dc_config_get(cfg, DC_OPT_STATE_DIR);
     o->store = s->store;
     dc_cli_backup_opts(cli, &o->backup);
+    if (dc_cli_key(cli, &o->key, err) != 0 || dc_cli_backup_key(cli, &o->backup.key, err) != 0 ||
+        dc_cli_metrics_path(cli, &s->metrics, err) != 0)
+        return -1;
     dc_cli_check_opts(cli, &o->check);
     o->hooks_dir = dc_config_get(cfg, DC_OPT_HOOKS);
     o->hook_timeout_ms = dc_config_duration_ms(cfg, DC_OPT_HOOK_TIMEOUT);
@@ -75,6 +79,17 @@ static int setup(dc_cli_t *cli, release_setup_t *s, dc_error_t *err)
     o->lock_timeout_ms = dc_config_duration_ms(cfg, DC_OPT_LOCK_TIMEOUT);
     o->maintenance_work_mem = dc_cli_maintenance_work_mem(cli, s->work_mem, sizeof(s->work_mem));
     return 0;
+}
+
+/* The outcome into --metrics-file; a failed write is a warning (the release's outcome stands). */
+static void write_metrics(const release_setup_t *s, const dc_release_result_t *r, double start)
+{
+    dc_error_t e;
+    if (s->metrics == NULL)
+        return;
+    dc_error_clear(&e);
+    if (dc_metrics_release(s->metrics, s->database, r->exit_code, start, dc_metrics_now(), &e) != 0)
+        dc_log_warn("metrics not updated: %s", e.message);
 }
 
 /* Prints the outcome and turns it into the exit code. */
@@ -121,9 +136,12 @@ int dc_cmd_release(dc_cli_t *cli, dc_error_t *err)
         free(plan);
     } else {
         dc_release_result_t result;
+        double start = dc_metrics_now();
         rc = dc_release_run(&s.opts, &result, err);
-        if (rc == 0)
+        if (rc == 0) {
+            write_metrics(&s, &result, start);
             rc = conclude(cli, &result, err);
+        }
     }
     setup_free(&s);
     return rc;
@@ -137,9 +155,12 @@ int dc_cmd_recover(dc_cli_t *cli, dc_error_t *err)
         return -1;
     }
     dc_release_result_t result;
+    double start = dc_metrics_now();
     int rc = dc_release_recover(&s.opts, &result, err);
-    if (rc == 0)
+    if (rc == 0) {
+        write_metrics(&s, &result, start);
         rc = conclude(cli, &result, err);
+    }
     setup_free(&s);
     return rc;
 }

@@ -136,6 +136,7 @@ static int undo_restore(rel_t *r, undo_t *u, dc_error_t *err)
         .lock_timeout_ms = r->o->lock_timeout_ms,
         .maintenance_work_mem = r->o->maintenance_work_mem,
         .backup = &b,
+        .key = r->o->key,
     };
     dc_restore_result_t res;
     memset(&res, 0, sizeof(res));

@@ -86,7 +86,11 @@ static int backup_and_verify(rel_t *r, dc_manifest_t **manifest, char *detail, s
         return -1;
     }
     dc_verify_opts_t v = {
-        .store = r->o->store, .database = res.manifest->database, .ref = res.manifest->id};
+        .store = r->o->store,
+        .database = res.manifest->database,
+        .ref = res.manifest->id,
+        .key = r->o->key,
+    };
     dc_verify_result_t vr;
     if (dc_verify_run(&v, &vr, &e) != 0 || !vr.ok) {
         snprintf(detail, size, "snapshot %s did not verify: %s", res.manifest->id,
