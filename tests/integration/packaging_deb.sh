@@ -104,9 +104,13 @@ pass "dpkg -i: deployctl --version, man -w deployctl, the conffile, the deployct
 
 out=$(bash -c 'source /usr/share/bash-completion/completions/deployctl && complete -p deployctl &&
     COMP_WORDS=(deployctl ba) COMP_CWORD=1 && _deployctl && echo "${COMPREPLY[*]}" &&
-    COMP_WORDS=(deployctl backup --metrics) COMP_CWORD=2 && _deployctl && echo "${COMPREPLY[*]}"') ||
+    COMP_WORDS=(deployctl backup --metrics) COMP_CWORD=2 && _deployctl && echo "${COMPREPLY[*]}" &&
+    COMP_WORDS=(deployctl rec) COMP_CWORD=1 && _deployctl && echo "${COMPREPLY[*]}" &&
+    COMP_WORDS=(deployctl release --smoke-w) COMP_CWORD=2 && _deployctl && echo "${COMPREPLY[*]}" &&
+    COMP_WORDS=(deployctl release --on-failure r) COMP_CWORD=3 && _deployctl && echo "${COMPREPLY[*]}"') ||
     fail "the completion does not load: $out"
-[[ $out == $'complete -F _deployctl deployctl\nbackup\n--metrics-file' ]] || fail "completion: $out"
+[[ $out == $'complete -F _deployctl deployctl\nbackup\n--metrics-file\nrecover\n--smoke-window\nrestore' ]] ||
+    fail "completion: $out"
 pass "bash completion: complete -p deployctl, commands and options from the installed binary"
 
 if command -v systemd-analyze >/dev/null; then
