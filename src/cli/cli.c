@@ -71,8 +71,9 @@ static const dc_command_t commands[] = {
      "Checks, reading only, that a migration can run now: a direct connection (not through a\n"
      "pooler such as PgBouncer), no failed or edited migrations, a recent snapshot and room\n"
      "for the next one, no long transaction or lock holder in the way of DDL, a compatible\n"
-     "pg_dump, the role's privileges, no INVALID index, connection slots, no forgotten\n"
-     "prepared transaction. One line per check (ok, warning or failed), then a verdict;\n"
+     "pg_dump, the privileges each pending statement needs, no INVALID index, connection\n"
+     "slots, no forgotten prepared transaction, no table close to an anti-wraparound\n"
+     "autovacuum. One line per check (ok, warning or failed), then a verdict;\n"
      "--json prints them as an object. Exits 4 when a check failed (--strict: or warned).",
      0, 0, dc_cmd_check},
     {"lint", DC_CMD_LINT, "[DIR|FILE.sql] [--json]",

@@ -165,7 +165,8 @@ const dc_option_t dc_options[DC_OPT_COUNT] = {
         NULL, 0, 0, PRUNE, "DURATION",
         "keep pre-restore snapshots this long (the keep-* rules do not count them)"},
     [DC_OPT_DRY_RUN] = {DC_OPT_DRY_RUN, "dry-run", 'n', DC_TYPE_BOOL, {NULL}, NULL, NULL, NULL, 0,
-        0, PRUNE | RELEASE, NULL, "list what would be deleted and kept, and why; change nothing"},
+        0, PRUNE | RELEASE, NULL, "show what would be done and why (prune: what goes and stays; release: the plan "
+        "after the precheck); change nothing"},
     [DC_OPT_METRICS_FILE] = {DC_OPT_METRICS_FILE, "metrics-file", 0, DC_TYPE_STRING,
         {"DEPLOYCTL_METRICS_FILE"}, "metrics.file", NULL, NULL, 0, 0,
         BACKUP | VERIFY | PRUNE | RELEASE | RECOVER,
