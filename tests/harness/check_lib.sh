@@ -66,15 +66,24 @@ session_pid() { # application_name
 }
 
 # The server pid of a session once it holds (granted) or awaits (waiting) a lock matching the
-# pg_locks condition (alias l).
+# pg_locks condition (alias l). The server polls every 10 ms for up to 30 s, in one call: a
+# check waits 2 s for a lock, a window that polling through one psql process per probe can miss
+# on a loaded machine.
 lock_pid() { # application_name granted|waiting [condition]
     local pid="" granted=true
     [[ $2 == granted ]] || granted=false
-    for _ in $(seq 1 100); do
-        pid=$(psql_value "$db" "SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE a.application_name = '$1' AND l.granted = $granted AND (${3:-true}) LIMIT 1")
-        [[ -n $pid ]] && break
-        sleep 0.1
-    done
+    pid=$(psql_value "$db" "CREATE FUNCTION pg_temp.lock_pid() RETURNS int LANGUAGE plpgsql AS \$f\$
+        DECLARE found int;
+        BEGIN
+            FOR i IN 1..3000 LOOP
+                PERFORM pg_catalog.pg_stat_clear_snapshot();
+                SELECT l.pid INTO found FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+                 WHERE a.application_name = '$1' AND l.granted = $granted AND (${3:-true}) LIMIT 1;
+                IF found IS NOT NULL THEN RETURN found; END IF;
+                PERFORM pg_catalog.pg_sleep(0.01);
+            END LOOP;
+            RETURN NULL;
+        END \$f\$; SELECT pg_temp.lock_pid()")
     [[ -n $pid ]] || fail "session $1 did not get to a $2 lock"
     echo "$pid"
 }
