@@ -3,7 +3,8 @@
 # A short fuzzing run: builds the libFuzzer targets of tests/fuzz/ with clang (ASan + UBSan) in
 # <build>/fuzz (kept, so later runs rebuild only what changed), replays every input kept in
 # tests/fuzz/regressions/<target>/ (each once crashed a reader: it must not any more), then
-# fuzzes each target for FUZZ_SECONDS (5) seconds from its seed corpus tests/fuzz/corpus/<target>/.
+# fuzzes each target for FUZZ_SECONDS (5) seconds from its seed corpus tests/fuzz/corpus/<target>/
+# (fuzz_migrations also from the example app's migrations).
 # A crash, a leak, undefined behaviour or a timeout fails the test; the input that did it is
 # kept in <build>/fuzz-artifacts/ (move it into regressions/ with the fix).
 set -euo pipefail
@@ -45,10 +46,13 @@ for t in "${targets[@]}"; do
             fail "$t crashes again on a regression input: $(grep -m3 -E 'ERROR|SUMMARY|runtime error' "$WORK/$t.replay.log")"
     fi
     # ---- a short run from the seed corpus (new inputs go to a scratch copy) ----
-    seeds=$(find "$fuzz_src/corpus/$t" -type f | wc -l)
+    seed_dirs=("$fuzz_src/corpus/$t")
+    # The example app's migrations seed the migrations target where they are (no copies).
+    [[ $t != fuzz_migrations ]] || seed_dirs+=("$DC_SOURCE_DIR/examples/inventory-app/prisma/migrations")
+    seeds=$(find "${seed_dirs[@]}" -type f | wc -l)
     [[ $seeds -gt 0 ]] || fail "$t has no seed corpus in $fuzz_src/corpus/$t"
     if ! "$bin" "${fuzz_opts[@]}" -max_total_time="$seconds" -artifact_prefix="$artifacts/$t-" \
-        "$WORK/$t" "$fuzz_src/corpus/$t" >"$WORK/$t.log" 2>&1; then
+        "$WORK/$t" "${seed_dirs[@]}" >"$WORK/$t.log" 2>&1; then
         cp "$WORK/$t.log" "$artifacts/$t.log"
         fail "$t found a crash: $(grep -m3 -E 'ERROR|SUMMARY|runtime error|Test unit written' "$WORK/$t.log") (log: $artifacts/$t.log)"
     fi
