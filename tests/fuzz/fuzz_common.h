@@ -5,7 +5,6 @@
 #define DEPLOYCTL_FUZZ_COMMON_H
 
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../unit/unit_tmpdir.h"
 #include "deployctl/log.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -20,28 +20,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char fuzz_dir[64];
 
-static inline int fuzz_remove_entry(const char *path, const struct stat *st, int flag,
-                                    struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static inline void fuzz_remove_dir(void)
 {
     if (fuzz_dir[0] != '\0')
-        nftw(fuzz_dir, fuzz_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        unit_tmpdir_remove(fuzz_dir);
 }
 
-/* Makes /tmp/dc-fuzz-<name>-XXXXXX (one per process, so parallel jobs do not collide) and
- * silences the log. Aborts when it cannot: a fuzzer without its directory finds nothing. */
+/* Makes /tmp/dc-test-fuzz-<name>-XXXXXX (one per process, so parallel jobs do not collide)
+ * and silences the log. Aborts when it cannot: a fuzzer without its directory finds nothing. */
 static inline void fuzz_setup(const char *name)
 {
     dc_log_configure(DC_LOG_ERROR, DC_LOG_TEXT);
-    snprintf(fuzz_dir, sizeof(fuzz_dir), "/tmp/dc-fuzz-%s-XXXXXX", name);
-    if (mkdtemp(fuzz_dir) == NULL) {
+    char tag[32];
+    snprintf(tag, sizeof(tag), "fuzz-%s", name);
+    if (unit_tmpdir_new(fuzz_dir, sizeof(fuzz_dir), tag) != 0) {
         perror("mkdtemp");
         abort();
     }
