@@ -11,6 +11,8 @@ packages=(
     libjansson-dev libinih-dev libpg-query-dev libcmocka-dev
     # run and test
     postgresql postgresql-client pgbouncer zstd jq tar time procps util-linux clang-format python3
+    # the fuzz targets (tests/fuzz, the fuzz_smoke test): clang with libFuzzer and the sanitizers
+    clang libclang-rt-dev
     # packaging: the Debian package (cpack, dpkg-shlibdeps), its manual page, the systemd units
     # (systemd-analyze), the metrics parser and the CI examples' YAML
     dpkg-dev man-db groff-base systemd python3-prometheus-client python3-yaml

@@ -669,7 +669,9 @@ static int parse_root(parse_ctx_t *p, json_t *root, dc_manifest_t *m)
     if (parse_encryption(p, root, m) != 0)
         return -1;
     json_t *archive = json_object_get(root, "archive");
-    if (!json_is_object(archive) || get_u64(p, archive, "bytes", &m->archive_bytes) ||
+    if (!json_is_object(archive))
+        return bad(p, "archive", "must be an object with 'bytes' and 'sha256'");
+    if (get_u64(p, archive, "bytes", &m->archive_bytes) ||
         get_hash(p, archive, "sha256", m->archive_sha256))
         return -1;
     v = json_object_get(root, "duration_seconds");

@@ -323,9 +323,14 @@ int dc_s3_parse_url(const char *url, char **bucket, char **prefix, const char **
     size_t pn = strlen(pre);
     while (pn > 0 && pre[pn - 1] == '/')
         pre[--pn] = '\0';
-    if (strstr(pre, "//") != NULL || strchr(pre, '?') != NULL || strchr(pre, '#') != NULL) {
+    /* "." and ".." segments too: an HTTP client may resolve them in the object's URL path
+     * (path-style: out of the bucket) while the request is signed for the literal key. */
+    char *dotted = dc_sprintf("/%s/", pre);
+    bool dots = strstr(dotted, "/./") != NULL || strstr(dotted, "/../") != NULL;
+    free(dotted);
+    if (strstr(pre, "//") != NULL || strchr(pre, '?') != NULL || strchr(pre, '#') != NULL || dots) {
         free(pre);
-        *why = "the prefix must be '/'-separated names without '?' or '#'";
+        *why = "the prefix must be '/'-separated names without '?', '#', '.' or '..'";
         return -1;
     }
     *bucket = dc_strndup(b, bn);

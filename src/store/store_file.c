@@ -556,6 +556,12 @@ int dc_store_file_open(const char *url, dc_store_t **out, dc_error_t *err)
                                 "store URL '%s' must name an absolute directory: "
                                 "file:///path/to/dir",
                                 url);
+        /* A query or fragment would silently become part of the directory's name. */
+        if (strpbrk(path, "?#") != NULL)
+            return dc_error_set(err,
+                                "store URL '%s' has a query or fragment ('?', '#'): a file:// "
+                                "store URL is file:///path/to/dir",
+                                url);
     }
     char *root;
     if (*path == '/') {
