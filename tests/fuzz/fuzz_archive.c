@@ -34,12 +34,13 @@ static void add(dc_snapshot_writer_t *w, const char *name, int i, uint64_t *byte
     dc_buf_t b = {0};
     dc_error_t err = {0};
     member_bytes(i, &b);
-    if (dc_snapshot_writer_add(w, name, b.len ? b.data : "", b.len, &err) != 0) {
+    dc_stored_t stored;
+    if (dc_snapshot_writer_add(w, name, b.len ? b.data : "", b.len, &stored, &err) != 0) {
         fprintf(stderr, "fuzz_archive: %s\n", err.message);
         abort();
     }
-    *bytes = b.len;
-    dc_sha256_hex(b.len ? b.data : "", b.len, sha);
+    *bytes = stored.bytes;
+    memcpy(sha, stored.sha256, sizeof(stored.sha256));
     dc_buf_free(&b);
 }
 
@@ -65,7 +66,7 @@ static void write_snapshot(void)
     manifest = dc_manifest_new();
     manifest->database = dc_strdup("app");
     dc_snapshot_database_dir("app", db_dir, sizeof(db_dir));
-    if (dc_snapshot_writer_open(store, "app", 1764000000, manifest->id, &w, &err) != 0)
+    if (dc_snapshot_writer_open(store, "app", 1764000000, NULL, manifest->id, &w, &err) != 0)
         goto fail;
     add_schema(w, "pre-data", DC_MEMBER_PRE_DATA, 0);
     dc_manifest_table_t *t = dc_manifest_add_table(manifest, "public", "orders");
