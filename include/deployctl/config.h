@@ -24,6 +24,7 @@ typedef enum {
     DC_CMD_RELEASE = 1u << 9,
     DC_CMD_RECOVER = 1u << 10,
     DC_CMD_HISTORY = 1u << 11,
+    DC_CMD_REHEARSE = 1u << 12,
     DC_CMD_ALL = 0xffffu,
 } dc_command_mask_t;
 
@@ -100,6 +101,11 @@ typedef enum {
     DC_OPT_ON_FAILURE,
     DC_OPT_REPORT,
     DC_OPT_REPORT_MD,
+    /* rehearse (and release --rehearse) */
+    DC_OPT_SNAPSHOT,
+    DC_OPT_SCRATCH,
+    DC_OPT_MAX_LOCK,
+    DC_OPT_REHEARSE,
     /* the s3:// store ([s3] section; AWS_* environment) */
     DC_OPT_S3_ENDPOINT,
     DC_OPT_S3_REGION,

@@ -172,6 +172,18 @@ void dc_migrate_status_free(dc_migrate_status_t *st);
 
 /* ---- against a database ---- */
 
+/* Watches the runner apply each migration statement (rehearse measures them): before is called
+ * just before the statement is sent, after once its result is in (res NULL when the connection
+ * failed), both on the runner's thread with the runner's own connection, inside the migration's
+ * transaction when it runs in one. An observer may read (catalog, pg_locks, WAL position) but
+ * must change nothing and must not leave the connection in another state. */
+typedef struct dc_migrate_observer {
+    void (*before)(void *ctx, PGconn *conn, const char *file, const dc_migrate_stmt_t *st);
+    void (*after)(void *ctx, PGconn *conn, const char *file, const dc_migrate_stmt_t *st,
+                  const PGresult *res);
+    void *ctx;
+} dc_migrate_observer_t;
+
 typedef struct dc_migrate_opts {
     const char *url;          /* as libpq takes it (dc_pg_url_for_libpq) */
     const char *prisma_url;   /* as the user gave it (with ?schema=): external commands get this */
@@ -183,6 +195,7 @@ typedef struct dc_migrate_opts {
     uint64_t retry_backoff_ms;     /* first pause between attempts, doubled each time */
     const char *external_command;  /* migrate.command: run it instead of the native runner */
     uint64_t external_timeout_ms;  /* then stopped (its process group); 0: no limit */
+    const dc_migrate_observer_t *observer; /* NULL: none (the native runner only) */
 } dc_migrate_opts_t;
 
 typedef struct dc_migrate_report {

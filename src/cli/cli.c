@@ -135,6 +135,19 @@ static const dc_command_t commands[] = {
      "each phase's duration and the outcome (released, rolled-back, rollback-failed, refused,\n"
      "aborted, unfinished).",
      0, 0, dc_cmd_history},
+    {"rehearse", DC_CMD_REHEARSE,
+     "[--snapshot ID|latest] [--scratch URL] [--max-lock DURATION] [--report-md FILE]",
+     "run the pending migrations on a restored snapshot and measure their locks",
+     "Restores the snapshot (default: the newest complete one of --database) into a scratch\n"
+     "database (--scratch URL, which must not exist, or a new one on --database's server; always\n"
+     "dropped afterwards, also after a failure or a stop signal) and applies the pending\n"
+     "migrations there with the real runner. For each statement it measures the wall time, the\n"
+     "locks held on which tables and for how long (pg_locks sampled every 20 ms by a second\n"
+     "connection), tables rewritten (relfilenode changed), rows touched and WAL written, and\n"
+     "gives a verdict with lint's findings beside it. Exit 4 when a statement holds a\n"
+     "write-blocking lock (SHARE or stronger) on an existing table longer than --max-lock\n"
+     "(rehearse.max_lock, default 5s) or a migration fails; --json, --report-md FILE.",
+     0, 0, dc_cmd_rehearse},
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
