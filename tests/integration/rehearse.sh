@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `deployctl rehearse` on a sample database: a migration that rewrites a 300k-row table is seen
+# `deployctl rehearse` on a sample database: a migration that rewrites a 200k-row table is seen
 # holding ACCESS EXCLUSIVE for as long as the rewrite takes and reported rewritten, one that adds
 # a nullable column holds it for next to nothing; --max-lock turns the first into exit 4; the
 # scratch database is gone after success, a failing migration and SIGINT; production untouched.
@@ -16,7 +16,7 @@ CREATE TABLE inventory_items (id serial PRIMARY KEY, name text NOT NULL, quantit
 SQL
 run_deployctl migrate deploy --database "$url" --migrations "$dir"
 [[ $rc -eq 0 ]] || fail "init: $(cat "$WORK/err")"
-psql_admin "$db" -c "INSERT INTO inventory_items (name, quantity) SELECT 'item ' || g, g % 1000 FROM generate_series(1, 300000) g"
+psql_admin "$db" -c "INSERT INTO inventory_items (name, quantity) SELECT 'item ' || g, g % 1000 FROM generate_series(1, 200000) g"
 run_deployctl backup --database "$url" --store "$store" --quiet
 [[ $rc -eq 0 ]] || fail "backup: $(cat "$WORK/err")"
 before=$(fingerprint "$db")
@@ -100,3 +100,21 @@ expect_error_line "--scratch production" "production database"
 assert_eq "$before" "$(fingerprint "$db")" "production untouched"
 assert_eq 1 "$(psql_value "$db" "SELECT count(*) FROM _prisma_migrations")" "production's history untouched"
 pass "production untouched"
+
+# release --rehearse: refused before anything changes when the rewrite holds its lock too long,
+# released when it does not.
+rm -r "$dir/20240203000000_broken"
+snapshots() { "$DEPLOYCTL" snapshots --database "$url" --store "$store" --json | jq length; }
+count=$(snapshots)
+run_deployctl release --database "$url" --store "$store" --migrations "$dir" --rehearse --max-lock 50ms
+[[ $rc -eq 4 ]] || fail "release --rehearse --max-lock 50ms: expected exit 4, got $rc: $(cat "$WORK/err")"
+grep -q 'release refused, nothing was changed: rehearse: 1 statement' "$WORK/err" || fail "refusal: $(cat "$WORK/err")"
+grep -q 'FAIL line 1: ALTER TABLE inventory_items ALTER COLUMN quantity TYPE numeric' "$WORK/err" ||
+    fail "the verdict is not shown: $(cat "$WORK/err")"
+assert_eq "$before" "$(fingerprint "$db")" "refused release changed nothing"
+assert_eq "$count" "$(snapshots)" "refused release took no snapshot"
+assert_eq 0 "$(scratch_left)" "scratch database dropped after release --rehearse"
+run_deployctl release --database "$url" --store "$store" --migrations "$dir" --rehearse --max-lock 1h
+[[ $rc -eq 0 ]] || fail "release --rehearse --max-lock 1h: $rc $(cat "$WORK/err")"
+assert_eq numeric "$(psql_value "$db" "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'inventory_items'::regclass AND attname = 'quantity'")" "released"
+pass "release --rehearse refuses over --max-lock (exit 4, nothing changed) and releases under it"
