@@ -56,6 +56,7 @@ int dc_cmd_release(dc_cli_t *cli, dc_error_t *err);
 int dc_cmd_recover(dc_cli_t *cli, dc_error_t *err);
 int dc_cmd_history(dc_cli_t *cli, dc_error_t *err);
 int dc_cmd_rehearse(dc_cli_t *cli, dc_error_t *err);
+int dc_cmd_promote_check(dc_cli_t *cli, dc_error_t *err);
 
 /* Rehearses the pending migrations on snapshot ref (rehearse, release --rehearse); free r with
  * dc_rehearse_result_free whatever it returns. */

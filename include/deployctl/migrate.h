@@ -240,6 +240,36 @@ int dc_migrate_resolve(const dc_migrate_opts_t *opts, const char *name, dc_migra
 int dc_migrate_external(const dc_migrate_opts_t *opts, dc_migrate_report_t *report,
                         dc_error_t *err);
 
+/* ---- promotion (staging -> production) ---- */
+
+typedef enum {
+    DC_PROMOTE_MISSING_ON_SOURCE, /* production would get it, staging never applied it */
+    DC_PROMOTE_FAILED_ON_SOURCE,  /* ... staging has it failed */
+    DC_PROMOTE_CHECKSUM_DIFFERS,  /* both have it, with different migration.sql */
+    DC_PROMOTE_NOT_IN_TARGET,     /* applied on staging, production would not get it */
+    DC_PROMOTE_FAILED_ON_TARGET,  /* failed on production: deploy refuses until resolved */
+} dc_promote_diff_kind_t;
+
+typedef struct dc_promote_diff {
+    char *name;
+    dc_promote_diff_kind_t kind;
+    char source_checksum[65]; /* "" when none */
+    char target_checksum[65];
+} dc_promote_diff_t;
+
+typedef struct dc_promote_result {
+    dc_promote_diff_t *diffs;
+    size_t count;
+    size_t same; /* migrations production would have exactly as staging has them */
+} dc_promote_result_t;
+
+/* What production would have after a deploy (its applied migrations and the directory's pending
+ * ones) against what staging has applied, migration by migration (name and checksum). */
+int dc_migrate_promote_check(const dc_migrate_opts_t *source, const dc_migrate_opts_t *target,
+                             dc_promote_result_t *out, dc_error_t *err);
+void dc_promote_result_free(dc_promote_result_t *r);
+const char *dc_promote_diff_name(dc_promote_diff_kind_t kind); /* "missing on staging", ... */
+
 /* Reads the history table (out->exists false when there is none). */
 int dc_history_read(PGconn *conn, const char *schema, dc_history_t *out, dc_error_t *err);
 

@@ -148,6 +148,15 @@ static const dc_command_t commands[] = {
      "write-blocking lock (SHARE or stronger) on an existing table longer than --max-lock\n"
      "(rehearse.max_lock, default 5s) or a migration fails; --json, --report-md FILE.",
      0, 0, dc_cmd_rehearse},
+    {"promote-check", DC_CMD_PROMOTE_CHECK, "SOURCE TARGET",
+     "whether TARGET would get exactly the migrations SOURCE has",
+     "Compares what was released on environment SOURCE (say staging: the migration names and\n"
+     "checksums applied in its database's _prisma_migrations) with what TARGET (production) is\n"
+     "about to get: its applied migrations plus the pending ones of --migrations. Both are\n"
+     "[env \"NAME\"] sections of the config file with their database.url. Exit 0 when they\n"
+     "are the same, 4 with the differences (missing on SOURCE, failed there, checksum differs,\n"
+     "applied on SOURCE but not going to TARGET, failed on TARGET).",
+     2, 2, dc_cmd_promote_check},
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
@@ -375,7 +384,7 @@ static int load_configuration(dc_cli_t *cli, dc_error_t *err)
         if (dc_config_load_file(&cli->config, DC_DEFAULT_CONFIG_PATH, err) != 0)
             return -1;
     }
-    if (dc_config_finish(&cli->config, err) != 0)
+    if (dc_config_check_env(&cli->config, err) != 0 || dc_config_finish(&cli->config, err) != 0)
         return -1;
 
     /* Defaults that depend on the machine. */

@@ -47,7 +47,7 @@ static void ingest(rh_observer_t *o, PGresult *res, double t)
         for (int r = 0; s->open && r < n && !still; r++)
             still = (unsigned)strtoul(PQgetvalue(res, r, 0), NULL, 10) == s->oid &&
                     strcmp(PQgetvalue(res, r, 1), s->mode) == 0;
-        if (still)
+        if (still && t > s->last) /* the two samplers' clocks were read before their queries */
             s->last = t;
         else
             s->open = false;
@@ -364,7 +364,7 @@ static void add_lock(dc_rehearse_stmt_t *s, const char *relation, const rh_lock_
 {
     char mode[32];
     mode_name(seen->mode, mode, sizeof(mode));
-    double secs = seen->last - seen->first;
+    double secs = seen->last > seen->first ? seen->last - seen->first : 0;
     for (size_t i = 0; i < s->lock_count; i++) {
         if (strcmp(s->locks[i].relation, relation) == 0 && strcmp(s->locks[i].mode, mode) == 0) {
             s->locks[i].seconds += secs; /* seen, gone, seen again */

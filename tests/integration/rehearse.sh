@@ -55,7 +55,7 @@ awk -v l="$nlock" 'BEGIN { exit !(l < 0.05) }' || fail "ADD COLUMN held ACCESS E
 grep -q 'deployctl rehearse: FAILED' "$WORK/report.md" || fail "markdown: $(cat "$WORK/report.md")"
 grep -q 'expand/contract' "$WORK/report.md" || fail "markdown verdict: $(cat "$WORK/report.md")"
 assert_eq 0 "$(scratch_left)" "scratch database dropped after the rehearsal"
-echo "rewrite of 300k rows: statement $took s, ACCESS EXCLUSIVE $lock s; add column lock $nlock s"
+echo "rewrite of 200k rows: statement $took s, ACCESS EXCLUSIVE $lock s; add column lock $nlock s"
 pass "rewrite reported with its ACCESS EXCLUSIVE lock; --max-lock 50ms exits 4"
 
 # A large limit passes, human text names the verdicts.
