@@ -62,6 +62,7 @@ pass "rewrite reported with its ACCESS EXCLUSIVE lock; --max-lock 50ms exits 4"
 run_deployctl rehearse --database "$url" --store "$store" --migrations "$dir" --max-lock 1h
 [[ $rc -eq 0 ]] || fail "rehearse with --max-lock 1h: $rc $(cat "$WORK/err")"
 grep -q 'rewritten' "$WORK/out" || fail "text report: $(cat "$WORK/out")"
+cat "$WORK/out" # the numbers, in the test's log
 assert_eq 0 "$(scratch_left)" "scratch database dropped after success"
 pass "a large --max-lock passes"
 
