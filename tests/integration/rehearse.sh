@@ -94,6 +94,21 @@ grep -qi 'interrupted' "$WORK/err" || fail "no interruption message: $(cat "$WOR
 assert_eq 0 "$(scratch_left)" "scratch database dropped after SIGINT"
 pass "SIGINT during a slow statement drops the scratch database"
 
+# --scratch URL: created, rehearsed in, dropped; one that exists is refused and left alone.
+scratch=$(target_db scratch)
+echo 'SELECT 1;' >"$dir/20240203000000_broken/migration.sql"
+run_deployctl rehearse --database "$url" --store "$store" --migrations "$dir" --max-lock 1h \
+    --scratch "$(db_url "$scratch")" --json
+[[ $rc -eq 0 ]] || fail "--scratch: expected exit 0, got $rc: $(cat "$WORK/err")"
+jq -e --arg s "$scratch" '.scratch_database == $s and .scratch_dropped' "$WORK/out" >/dev/null ||
+    fail "--scratch: $(cat "$WORK/out")"
+db_exists "$scratch" && fail "--scratch database left behind"
+kept=$(new_db kept)
+run_deployctl rehearse --database "$url" --store "$store" --migrations "$dir" --scratch "$(db_url "$kept")" --quiet
+[[ $rc -eq 1 ]] || fail "--scratch naming an existing database: expected exit 1, got $rc"
+db_exists "$kept" || fail "--scratch naming an existing database dropped it"
+pass "--scratch URL is created and dropped; an existing database is refused and kept"
+
 # --scratch naming production is refused before anything is restored.
 run_deployctl rehearse --database "$url" --store "$store" --migrations "$dir" --scratch "$url" --quiet
 expect_error_line "--scratch production" "production database"
