@@ -55,6 +55,15 @@ int dc_cmd_prune(dc_cli_t *cli, dc_error_t *err);
 int dc_cmd_release(dc_cli_t *cli, dc_error_t *err);
 int dc_cmd_recover(dc_cli_t *cli, dc_error_t *err);
 int dc_cmd_history(dc_cli_t *cli, dc_error_t *err);
+int dc_cmd_rehearse(dc_cli_t *cli, dc_error_t *err);
+int dc_cmd_promote_check(dc_cli_t *cli, dc_error_t *err);
+
+/* Rehearses the pending migrations on snapshot ref (rehearse, release --rehearse); free r with
+ * dc_rehearse_result_free whatever it returns. */
+struct dc_rehearse_result;
+int dc_cli_rehearse(dc_cli_t *cli, const char *ref, struct dc_rehearse_result *r, dc_error_t *err);
+/* Exit 4 with what was crossed when the rehearsal failed a threshold or a migration, else 0. */
+int dc_cli_rehearse_outcome(const struct dc_rehearse_result *r, dc_error_t *err);
 
 /* The migration runner's settings (the database URL resolved). */
 int dc_cli_migrate_opts(dc_cli_t *cli, dc_migrate_opts_t *opts, dc_error_t *err);

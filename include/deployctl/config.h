@@ -24,12 +24,15 @@ typedef enum {
     DC_CMD_RELEASE = 1u << 9,
     DC_CMD_RECOVER = 1u << 10,
     DC_CMD_HISTORY = 1u << 11,
+    DC_CMD_REHEARSE = 1u << 12,
+    DC_CMD_PROMOTE_CHECK = 1u << 13,
     DC_CMD_ALL = 0xffffu,
 } dc_command_mask_t;
 
 typedef enum {
     /* global */
     DC_OPT_CONFIG,
+    DC_OPT_ENV,
     DC_OPT_DATABASE,
     DC_OPT_STORE,
     DC_OPT_JSON,
@@ -100,6 +103,11 @@ typedef enum {
     DC_OPT_ON_FAILURE,
     DC_OPT_REPORT,
     DC_OPT_REPORT_MD,
+    /* rehearse (and release --rehearse) */
+    DC_OPT_SNAPSHOT,
+    DC_OPT_SCRATCH,
+    DC_OPT_MAX_LOCK,
+    DC_OPT_REHEARSE,
     /* the s3:// store ([s3] section; AWS_* environment) */
     DC_OPT_S3_ENDPOINT,
     DC_OPT_S3_REGION,
@@ -145,7 +153,16 @@ extern const dc_option_t dc_options[DC_OPT_COUNT];
 const dc_option_t *dc_option_by_name(const char *name);
 const dc_option_t *dc_option_by_short(char c);
 
-typedef enum { DC_SRC_NONE, DC_SRC_DEFAULT, DC_SRC_FILE, DC_SRC_ENV, DC_SRC_FLAG } dc_source_t;
+/* In rising precedence: the config file's top level, then its [env "NAME"] section for the
+ * environment chosen (--env, DEPLOYCTL_ENV), then environment variables, then flags. */
+typedef enum {
+    DC_SRC_NONE,
+    DC_SRC_DEFAULT,
+    DC_SRC_FILE,
+    DC_SRC_FILE_ENV,
+    DC_SRC_ENV,
+    DC_SRC_FLAG
+} dc_source_t;
 
 typedef struct dc_setting {
     char *value;
@@ -156,6 +173,8 @@ typedef struct dc_setting {
 typedef struct dc_config {
     dc_setting_t settings[DC_OPT_COUNT];
     char *config_path; /* the file that was read, if any */
+    char *env_names;   /* the [env "NAME"] sections the file has, ", "-separated ("" none) */
+    bool env_found;    /* the file has the section of the environment chosen */
 } dc_config_t;
 
 void dc_config_init(dc_config_t *cfg);
@@ -163,8 +182,18 @@ void dc_config_free(dc_config_t *cfg);
 /* Records a value from a source, unless one from a higher-precedence source is there. */
 void dc_config_offer(dc_config_t *cfg, dc_opt_id_t id, const char *value, dc_source_t source,
                      const char *origin);
-/* Reads an INI file; unknown sections or keys are errors (they are typos). */
+/* Reads an INI file; unknown sections or keys are errors (they are typos). Sections
+ * [env "NAME"] hold the same "section.key" settings for one environment: those of the
+ * environment chosen (DC_OPT_ENV as offered so far, else DEPLOYCTL_ENV) override the top level. */
 int dc_config_load_file(dc_config_t *cfg, const char *path, dc_error_t *err);
+/* The environment chosen (--env or DEPLOYCTL_ENV), or NULL. */
+const char *dc_config_env_name(const dc_config_t *cfg);
+/* Refuses an environment the file does not define, naming those it does. */
+int dc_config_check_env(const dc_config_t *cfg, dc_error_t *err);
+/* The value of one setting for environment `env` as the config file gives it (its section, else
+ * the top level; NULL when neither does): for commands that compare environments. */
+int dc_config_env_value(const char *path, const char *env, dc_opt_id_t id, char **out,
+                        dc_error_t *err);
 /* Applies the environment and the defaults, then checks every value's type and range. */
 int dc_config_finish(dc_config_t *cfg, dc_error_t *err);
 

@@ -172,6 +172,18 @@ void dc_migrate_status_free(dc_migrate_status_t *st);
 
 /* ---- against a database ---- */
 
+/* Watches the runner apply each migration statement (rehearse measures them): before is called
+ * just before the statement is sent, after once its result is in (res NULL when the connection
+ * failed), both on the runner's thread with the runner's own connection, inside the migration's
+ * transaction when it runs in one. An observer may read (catalog, pg_locks, WAL position) but
+ * must change nothing and must not leave the connection in another state. */
+typedef struct dc_migrate_observer {
+    void (*before)(void *ctx, PGconn *conn, const char *file, const dc_migrate_stmt_t *st);
+    void (*after)(void *ctx, PGconn *conn, const char *file, const dc_migrate_stmt_t *st,
+                  const PGresult *res);
+    void *ctx;
+} dc_migrate_observer_t;
+
 typedef struct dc_migrate_opts {
     const char *url;          /* as libpq takes it (dc_pg_url_for_libpq) */
     const char *prisma_url;   /* as the user gave it (with ?schema=): external commands get this */
@@ -183,6 +195,7 @@ typedef struct dc_migrate_opts {
     uint64_t retry_backoff_ms;     /* first pause between attempts, doubled each time */
     const char *external_command;  /* migrate.command: run it instead of the native runner */
     uint64_t external_timeout_ms;  /* then stopped (its process group); 0: no limit */
+    const dc_migrate_observer_t *observer; /* NULL: none (the native runner only) */
 } dc_migrate_opts_t;
 
 typedef struct dc_migrate_report {
@@ -226,6 +239,36 @@ int dc_migrate_resolve(const dc_migrate_opts_t *opts, const char *name, dc_migra
  * applied (report->applied) or left failed (report->failed). */
 int dc_migrate_external(const dc_migrate_opts_t *opts, dc_migrate_report_t *report,
                         dc_error_t *err);
+
+/* ---- promotion (staging -> production) ---- */
+
+typedef enum {
+    DC_PROMOTE_MISSING_ON_SOURCE, /* production would get it, staging never applied it */
+    DC_PROMOTE_FAILED_ON_SOURCE,  /* ... staging has it failed */
+    DC_PROMOTE_CHECKSUM_DIFFERS,  /* both have it, with different migration.sql */
+    DC_PROMOTE_NOT_IN_TARGET,     /* applied on staging, production would not get it */
+    DC_PROMOTE_FAILED_ON_TARGET,  /* failed on production: deploy refuses until resolved */
+} dc_promote_diff_kind_t;
+
+typedef struct dc_promote_diff {
+    char *name;
+    dc_promote_diff_kind_t kind;
+    char source_checksum[65]; /* "" when none */
+    char target_checksum[65];
+} dc_promote_diff_t;
+
+typedef struct dc_promote_result {
+    dc_promote_diff_t *diffs;
+    size_t count;
+    size_t same; /* migrations production would have exactly as staging has them */
+} dc_promote_result_t;
+
+/* What production would have after a deploy (its applied migrations and the directory's pending
+ * ones) against what staging has applied, migration by migration (name and checksum). */
+int dc_migrate_promote_check(const dc_migrate_opts_t *source, const dc_migrate_opts_t *target,
+                             dc_promote_result_t *out, dc_error_t *err);
+void dc_promote_result_free(dc_promote_result_t *r);
+const char *dc_promote_diff_name(dc_promote_diff_kind_t kind); /* "missing on staging", ... */
 
 /* Reads the history table (out->exists false when there is none). */
 int dc_history_read(PGconn *conn, const char *schema, dc_history_t *out, dc_error_t *err);

@@ -136,6 +136,28 @@ static const dc_command_t commands[] = {
      "each phase's duration and the outcome (released, rolled-back, rollback-failed, refused,\n"
      "aborted, unfinished).",
      0, 0, dc_cmd_history},
+    {"rehearse", DC_CMD_REHEARSE,
+     "[--snapshot ID|latest] [--scratch URL] [--max-lock DURATION] [--report-md FILE]",
+     "run the pending migrations on a restored snapshot and measure their locks",
+     "Restores the snapshot (default: the newest complete one of --database) into a scratch\n"
+     "database (--scratch URL, which must not exist, or a new one on --database's server; always\n"
+     "dropped afterwards, also after a failure or a stop signal) and applies the pending\n"
+     "migrations there with the real runner. For each statement it measures the wall time, the\n"
+     "locks held on which tables and for how long (pg_locks sampled every 20 ms by a second\n"
+     "connection), tables rewritten (relfilenode changed), rows touched and WAL written, and\n"
+     "gives a verdict with lint's findings beside it. Exit 4 when a statement holds a\n"
+     "write-blocking lock (SHARE or stronger) on an existing table longer than --max-lock\n"
+     "(rehearse.max_lock, default 5s) or a migration fails; --json, --report-md FILE.",
+     0, 0, dc_cmd_rehearse},
+    {"promote-check", DC_CMD_PROMOTE_CHECK, "SOURCE TARGET",
+     "whether TARGET would get exactly the migrations SOURCE has",
+     "Compares what was released on environment SOURCE (say staging: the migration names and\n"
+     "checksums applied in its database's _prisma_migrations) with what TARGET (production) is\n"
+     "about to get: its applied migrations plus the pending ones of --migrations. Both are\n"
+     "[env \"NAME\"] sections of the config file with their database.url. Exit 0 when they\n"
+     "are the same, 4 with the differences (missing on SOURCE, failed there, checksum differs,\n"
+     "applied on SOURCE but not going to TARGET, failed on TARGET).",
+     2, 2, dc_cmd_promote_check},
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
@@ -363,7 +385,7 @@ static int load_configuration(dc_cli_t *cli, dc_error_t *err)
         if (dc_config_load_file(&cli->config, DC_DEFAULT_CONFIG_PATH, err) != 0)
             return -1;
     }
-    if (dc_config_finish(&cli->config, err) != 0)
+    if (dc_config_check_env(&cli->config, err) != 0 || dc_config_finish(&cli->config, err) != 0)
         return -1;
 
     /* Defaults that depend on the machine. */

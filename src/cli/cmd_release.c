@@ -8,6 +8,7 @@
 #include "deployctl/cli.h"
 #include "deployctl/log.h"
 #include "deployctl/pg.h"
+#include "deployctl/rehearse.h"
 #include "deployctl/release.h"
 #include "deployctl/util.h"
 
@@ -115,6 +116,29 @@ static int conclude(dc_cli_t *cli, const dc_release_result_t *r, dc_error_t *err
     return -1;
 }
 
+/* release --rehearse: before anything is changed (no hook, no backup), the pending migrations
+ * are rehearsed on the newest complete snapshot; a threshold crossed or a migration that fails
+ * there refuses the release (exit 4). The rehearsal's report goes to stderr: stdout is the
+ * release's. */
+static int rehearse_first(dc_cli_t *cli, dc_error_t *err)
+{
+    dc_log_info("release: rehearsing the pending migrations on the newest complete snapshot");
+    dc_rehearse_result_t r;
+    int rc = dc_cli_rehearse(cli, "latest", &r, err);
+    if (rc != 0)
+        dc_error_prefix(err, "release refused: --rehearse could not run: ");
+    else {
+        dc_log_status_clear();
+        dc_rehearse_print_text(&r, stderr);
+        if ((rc = dc_cli_rehearse_outcome(&r, err)) != 0)
+            dc_error_prefix(err, "release refused, nothing was changed: ");
+    }
+    dc_rehearse_result_free(&r);
+    if (rc != 0)
+        err->exit_code = DC_EXIT_PRECHECK;
+    return rc;
+}
+
 int dc_cmd_release(dc_cli_t *cli, dc_error_t *err)
 {
     release_setup_t s;
@@ -134,6 +158,9 @@ int dc_cmd_release(dc_cli_t *cli, dc_error_t *err)
                                        "dry run: the precheck refuses this release");
         }
         free(plan);
+    } else if (dc_config_flag(&cli->config, DC_OPT_REHEARSE) &&
+               (rc = rehearse_first(cli, err)) != 0) {
+        /* refused before anything changed */
     } else {
         dc_release_result_t result;
         double start = dc_metrics_now();

@@ -29,6 +29,7 @@ void dc_config_free(dc_config_t *cfg)
         free(cfg->settings[i].origin);
     }
     free(cfg->config_path);
+    free(cfg->env_names);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -119,21 +120,73 @@ static char *read_line(char *str, int num, void *stream)
     return str;
 }
 
+/* [env "staging"] (or [env staging]): the environment's name in out; false for other sections. */
+static bool env_section(const char *section, char *out, size_t size)
+{
+    if (strncasecmp(section, "env", 3) != 0 || !isspace((unsigned char)section[3]))
+        return false;
+    const char *name = section + 4 + strspn(section + 4, " \t");
+    size_t len = strlen(name);
+    if (len >= 2 && name[0] == '"' && name[len - 1] == '"') {
+        name++;
+        len -= 2;
+    }
+    snprintf(out, size, "%.*s", (int)len, name);
+    return len > 0;
+}
+
+/* Remembers an environment's name (for the error that lists them). */
+static void note_env(dc_config_t *cfg, const char *name)
+{
+    const char *names = cfg->env_names ? cfg->env_names : "";
+    size_t len = strlen(name);
+    for (const char *p = names; (p = strstr(p, name)) != NULL; p += len) {
+        if ((p == names || p[-1] == ' ') && (p[len] == '\0' || p[len] == ','))
+            return;
+    }
+    char *joined = dc_sprintf("%s%s%s", names, *names ? ", " : "", name);
+    free(cfg->env_names);
+    cfg->env_names = joined;
+}
+
+const char *dc_config_env_name(const dc_config_t *cfg)
+{
+    const char *v = cfg->settings[DC_OPT_ENV].value;
+    if (v == NULL || !*v)
+        v = getenv("DEPLOYCTL_ENV");
+    return v != NULL && *v ? v : NULL;
+}
+
 static int on_ini_value(void *user, const char *section, const char *name, const char *value)
 {
     ini_ctx_t *ctx = user;
     char key[256];
     char origin[600];
+    char env[128];
     int index;
     if (strncmp(value, LONG_MARKER, 1) == 0 && sscanf(value + 1, "%d", &index) == 1 && index >= 0 &&
         index < ctx->long_count)
         value = ctx->long_values[index];
-    snprintf(key, sizeof(key), "%s.%s", section, name);
-    snprintf(origin, sizeof(origin), "%s line %d", ctx->path, ctx->line);
+    dc_source_t source = DC_SRC_FILE;
+    bool offer = true;
+    if (env_section(section, env, sizeof(env))) {
+        /* Inside an environment's section keys are written whole: database.url = ... */
+        snprintf(key, sizeof(key), "%s", name);
+        note_env(ctx->cfg, env);
+        const char *chosen = dc_config_env_name(ctx->cfg);
+        offer = chosen != NULL && strcmp(chosen, env) == 0;
+        ctx->cfg->env_found = ctx->cfg->env_found || offer;
+        source = DC_SRC_FILE_ENV;
+        snprintf(origin, sizeof(origin), "%s line %d [env \"%s\"]", ctx->path, ctx->line, env);
+    } else {
+        snprintf(key, sizeof(key), "%s.%s", section, name);
+        snprintf(origin, sizeof(origin), "%s line %d", ctx->path, ctx->line);
+    }
     for (int i = 0; i < DC_OPT_COUNT; i++) {
         const dc_option_t *o = &dc_options[i];
         if (o->config_key != NULL && strcasecmp(o->config_key, key) == 0) {
-            dc_config_offer(ctx->cfg, o->id, value, DC_SRC_FILE, origin);
+            if (offer)
+                dc_config_offer(ctx->cfg, o->id, value, source, origin);
             return 1;
         }
     }
@@ -167,8 +220,9 @@ static void warn_if_exposed(const char *path, const dc_config_t *cfg)
 {
     struct stat st;
     const char *db = cfg->settings[DC_OPT_DATABASE].value;
-    bool has_password =
-        db != NULL && cfg->settings[DC_OPT_DATABASE].source == DC_SRC_FILE && url_has_password(db);
+    bool has_password = db != NULL && cfg->settings[DC_OPT_DATABASE].source >= DC_SRC_FILE &&
+                        cfg->settings[DC_OPT_DATABASE].source <= DC_SRC_FILE_ENV &&
+                        url_has_password(db);
     if (has_password && stat(path, &st) == 0 && (st.st_mode & 077) != 0)
         dc_log_warn("config file %s holds a password and is readable by others; "
                     "chmod 600 it",
@@ -176,8 +230,8 @@ static void warn_if_exposed(const char *path, const dc_config_t *cfg)
     static const dc_opt_id_t secrets[] = {DC_OPT_S3_SECRET_ACCESS_KEY, DC_OPT_S3_SESSION_TOKEN};
     for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++) {
         const dc_setting_t *s = &cfg->settings[secrets[i]];
-        if (s->value != NULL && s->source == DC_SRC_FILE && stat(path, &st) == 0 &&
-            (st.st_mode & 077) != 0)
+        if (s->value != NULL && (s->source == DC_SRC_FILE || s->source == DC_SRC_FILE_ENV) &&
+            stat(path, &st) == 0 && (st.st_mode & 077) != 0)
             dc_log_warn("config file %s holds [s3] %s and is readable by others; chmod 600 "
                         "it, or use secret_access_key_file",
                         path, dc_options[secrets[i]].config_key + 3);
@@ -211,6 +265,39 @@ int dc_config_load_file(dc_config_t *cfg, const char *path, dc_error_t *err)
     cfg->config_path = dc_strdup(path);
     warn_if_exposed(path, cfg);
     return 0;
+}
+
+int dc_config_check_env(const dc_config_t *cfg, dc_error_t *err)
+{
+    const char *env = dc_config_env_name(cfg);
+    if (env == NULL || cfg->env_found)
+        return 0;
+    if (cfg->config_path == NULL)
+        return dc_error_set(err,
+                            "environment '%s' was asked for (--env or DEPLOYCTL_ENV) but no config "
+                            "file was read: give --config FILE with an [env \"%s\"] section",
+                            env, env);
+    return dc_error_set(err,
+                        "unknown environment '%s' (--env or DEPLOYCTL_ENV): config file %s defines "
+                        "%s; add an [env \"%s\"] section or pick one of those",
+                        env, cfg->config_path,
+                        cfg->env_names && *cfg->env_names ? cfg->env_names : "none", env);
+}
+
+int dc_config_env_value(const char *path, const char *env, dc_opt_id_t id, char **out,
+                        dc_error_t *err)
+{
+    dc_config_t cfg;
+    dc_config_init(&cfg);
+    dc_config_offer(&cfg, DC_OPT_ENV, env, DC_SRC_FLAG, "environment");
+    *out = NULL;
+    int rc = dc_config_load_file(&cfg, path, err);
+    if (rc == 0)
+        rc = dc_config_check_env(&cfg, err);
+    if (rc == 0 && cfg.settings[id].value != NULL)
+        *out = dc_strdup(cfg.settings[id].value);
+    dc_config_free(&cfg);
+    return rc;
 }
 
 static void apply_environment(dc_config_t *cfg)

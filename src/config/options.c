@@ -4,15 +4,16 @@
 
 #include "deployctl/config.h"
 
-#define BACKUP  DC_CMD_BACKUP
-#define RESTORE DC_CMD_RESTORE
-#define VERIFY  DC_CMD_VERIFY
-#define CHECK   DC_CMD_CHECK
-#define MIGRATE DC_CMD_MIGRATE
-#define PRUNE   DC_CMD_PRUNE
-#define RELEASE DC_CMD_RELEASE
-#define RECOVER DC_CMD_RECOVER
-#define GLOBAL  DC_CMD_ALL
+#define BACKUP   DC_CMD_BACKUP
+#define RESTORE  DC_CMD_RESTORE
+#define VERIFY   DC_CMD_VERIFY
+#define CHECK    DC_CMD_CHECK
+#define MIGRATE  DC_CMD_MIGRATE
+#define PRUNE    DC_CMD_PRUNE
+#define RELEASE  DC_CMD_RELEASE
+#define RECOVER  DC_CMD_RECOVER
+#define GLOBAL   DC_CMD_ALL
+#define REHEARSE DC_CMD_REHEARSE
 
 /* clang-format off */
 const dc_option_t dc_options[DC_OPT_COUNT] = {
@@ -21,6 +22,9 @@ const dc_option_t dc_options[DC_OPT_COUNT] = {
     [DC_OPT_CONFIG] = {DC_OPT_CONFIG, "config", 'c', DC_TYPE_STRING, {"DEPLOYCTL_CONFIG"}, NULL,
         NULL, NULL, 0, 0, GLOBAL, "FILE",
         "configuration file (default /etc/deployctl/deployctl.conf if present)"},
+    [DC_OPT_ENV] = {DC_OPT_ENV, "env", 'e', DC_TYPE_STRING, {"DEPLOYCTL_ENV"}, NULL, NULL, NULL,
+        0, 0, GLOBAL, "NAME",
+        "the environment whose [env \"NAME\"] section of the config file applies"},
     [DC_OPT_DATABASE] = {DC_OPT_DATABASE, "database", 'd', DC_TYPE_STRING,
         {"DATABASE_URL_DIRECT", "DATABASE_URL"}, "database.url", NULL, NULL, 0, 0, GLOBAL, "URL",
         "PostgreSQL URL of the direct (non-pooled) connection"},
@@ -69,7 +73,7 @@ const dc_option_t dc_options[DC_OPT_COUNT] = {
         "SIZE", "tables larger than this are read by several workers in ranges this big"},
     [DC_OPT_LOCK_TIMEOUT] = {DC_OPT_LOCK_TIMEOUT, "lock-timeout", 0, DC_TYPE_DURATION,
         {"DEPLOYCTL_LOCK_TIMEOUT"}, "backup.lock_timeout", "30s", NULL, 0, 0,
-        BACKUP | RESTORE | MIGRATE | RELEASE | RECOVER, "DURATION",
+        BACKUP | RESTORE | MIGRATE | REHEARSE | RELEASE | RECOVER, "DURATION",
         "how long to wait for a lock before giving up (default 30s; migrate: 5s)"},
     [DC_OPT_VERIFY] = {DC_OPT_VERIFY, "verify", 0, DC_TYPE_BOOL, {NULL}, NULL, NULL, NULL, 0, 0,
         BACKUP, NULL, "then verify it deeply (restore into a scratch database and compare)"},
@@ -83,11 +87,11 @@ const dc_option_t dc_options[DC_OPT_COUNT] = {
         "up without one, off = never"},
     [DC_OPT_ENCRYPTION_KEY_FILE] = {DC_OPT_ENCRYPTION_KEY_FILE, "encryption-key-file", 0,
         DC_TYPE_STRING, {"DEPLOYCTL_ENCRYPTION_KEY_FILE"}, "encryption.key_file", NULL, NULL, 0,
-        0, BACKUP | RESTORE | VERIFY | RELEASE | RECOVER, "FILE",
+        0, BACKUP | RESTORE | VERIFY | REHEARSE | RELEASE | RECOVER, "FILE",
         "file (mode 0600) holding the 32-byte snapshot key: 64 hex digits, base64 or raw"},
     [DC_OPT_ENCRYPTION_KEY] = {DC_OPT_ENCRYPTION_KEY, "encryption-key", 0, DC_TYPE_STRING,
         {"DEPLOYCTL_ENCRYPTION_KEY"}, NULL, NULL, NULL, 0, 0,
-        BACKUP | RESTORE | VERIFY | RELEASE | RECOVER, "KEY",
+        BACKUP | RESTORE | VERIFY | REHEARSE | RELEASE | RECOVER, "KEY",
         "the snapshot key itself (64 hex digits or base64); the key file wins", true},
     [DC_OPT_TARGET] = {DC_OPT_TARGET, "target", 0, DC_TYPE_STRING, {NULL}, NULL, NULL, NULL, 0,
         0, RESTORE, "URL", "restore into this database instead (created when missing)"},
@@ -101,14 +105,14 @@ const dc_option_t dc_options[DC_OPT_COUNT] = {
         "end the other sessions connected to the target first"},
     [DC_OPT_MAINTENANCE_WORK_MEM] = {DC_OPT_MAINTENANCE_WORK_MEM, "maintenance-work-mem", 0,
         DC_TYPE_SIZE, {"DEPLOYCTL_MAINTENANCE_WORK_MEM"}, "restore.maintenance_work_mem", NULL, NULL,
-        1024 * 1024, 1L << 40, RESTORE | VERIFY | BACKUP | RELEASE | RECOVER, "SIZE",
+        1024 * 1024, 1L << 40, RESTORE | VERIFY | REHEARSE | BACKUP | RELEASE | RECOVER, "SIZE",
         "server memory for each index build during a restore (default: the server's)"},
     [DC_OPT_DEEP] = {DC_OPT_DEEP, "deep", 0, DC_TYPE_BOOL, {NULL}, NULL, NULL, NULL, 0, 0, VERIFY,
         NULL, "restore into a scratch database and compare every row"},
     [DC_OPT_ALL] = {DC_OPT_ALL, "all", 'a', DC_TYPE_BOOL, {NULL}, NULL, NULL, NULL, 0, 0,
         DC_CMD_SNAPSHOTS, NULL, "also list incomplete snapshots"},
     [DC_OPT_MIGRATIONS] = {DC_OPT_MIGRATIONS, "migrations", 0, DC_TYPE_STRING,
-        {"DEPLOYCTL_MIGRATIONS"}, "migrations.dir", "prisma/migrations", NULL, 0, 0, CHECK | DC_CMD_LINT | MIGRATE | RELEASE | RECOVER,
+        {"DEPLOYCTL_MIGRATIONS"}, "migrations.dir", "prisma/migrations", NULL, 0, 0, CHECK | DC_CMD_LINT | REHEARSE | DC_CMD_PROMOTE_CHECK | MIGRATE | RELEASE | RECOVER,
         "DIR",
         "the Prisma migrations directory (<timestamp>_<name>/migration.sql)"},
     [DC_OPT_MAX_SNAPSHOT_AGE] = {DC_OPT_MAX_SNAPSHOT_AGE, "max-snapshot-age", 0,
@@ -129,14 +133,14 @@ const dc_option_t dc_options[DC_OPT_COUNT] = {
         "longest migrate.command may run before it is stopped (0: no limit)"},
     [DC_OPT_STATEMENT_TIMEOUT] = {DC_OPT_STATEMENT_TIMEOUT, "statement-timeout", 0,
         DC_TYPE_DURATION, {"DEPLOYCTL_STATEMENT_TIMEOUT"}, "migrate.statement_timeout", "0", NULL,
-        0, 0, MIGRATE | RELEASE | RECOVER, "DURATION",
+        0, 0, MIGRATE | REHEARSE | RELEASE | RECOVER, "DURATION",
         "longest a migration statement may run (0: the role's or database's own setting)"},
     [DC_OPT_LOCK_RETRIES] = {DC_OPT_LOCK_RETRIES, "lock-retries", 0, DC_TYPE_INT,
-        {"DEPLOYCTL_LOCK_RETRIES"}, "migrate.lock_retries", "3", NULL, 0, 100, MIGRATE | RELEASE | RECOVER, "N",
+        {"DEPLOYCTL_LOCK_RETRIES"}, "migrate.lock_retries", "3", NULL, 0, 100, MIGRATE | REHEARSE | RELEASE | RECOVER, "N",
         "attempts after a lock timeout, with growing pauses"},
     [DC_OPT_LOCK_RETRY_DELAY] = {DC_OPT_LOCK_RETRY_DELAY, "lock-retry-delay", 0,
         DC_TYPE_DURATION, {"DEPLOYCTL_LOCK_RETRY_DELAY"}, "migrate.lock_retry_delay", "1s",
-        NULL, 0, 0, MIGRATE | RELEASE | RECOVER, "DURATION", "first pause before a retry, doubled each time"},
+        NULL, 0, 0, MIGRATE | REHEARSE | RELEASE | RECOVER, "DURATION", "first pause before a retry, doubled each time"},
     [DC_OPT_APPLIED] = {DC_OPT_APPLIED, "applied", 0, DC_TYPE_STRING, {NULL}, NULL, NULL, NULL,
         0, 0, MIGRATE, "NAME", "resolve: mark this failed (or unapplied) migration applied"},
     [DC_OPT_ROLLED_BACK] = {DC_OPT_ROLLED_BACK, "rolled-back", 0, DC_TYPE_STRING, {NULL}, NULL,
@@ -204,7 +208,22 @@ const dc_option_t dc_options[DC_OPT_COUNT] = {
         NULL, NULL, NULL, 0, 0, RELEASE | RECOVER, "FILE",
         "write the JSON report here (and the Markdown one beside it, .md)"},
     [DC_OPT_REPORT_MD] = {DC_OPT_REPORT_MD, "report-md", 0, DC_TYPE_STRING, {NULL}, NULL, NULL,
-        NULL, 0, 0, RELEASE | RECOVER, "FILE", "write the Markdown report here"},
+        NULL, 0, 0, RELEASE | RECOVER | REHEARSE, "FILE", "write the Markdown report here"},
+    [DC_OPT_SNAPSHOT] = {DC_OPT_SNAPSHOT, "snapshot", 0, DC_TYPE_STRING, {NULL}, NULL, "latest",
+        NULL, 0, 0, REHEARSE, "ID", "the snapshot to rehearse on (default: the newest complete one)"},
+    [DC_OPT_SCRATCH] = {DC_OPT_SCRATCH, "scratch", 0, DC_TYPE_STRING,
+        {"DEPLOYCTL_REHEARSE_SCRATCH"}, "rehearse.scratch", NULL, NULL, 0, 0, REHEARSE, "URL",
+        "the scratch database to create, rehearse in and drop (must not exist; default: a new "
+        "one on --database's server)"},
+    [DC_OPT_MAX_LOCK] = {DC_OPT_MAX_LOCK, "max-lock", 0, DC_TYPE_DURATION,
+        {"DEPLOYCTL_REHEARSE_MAX_LOCK"}, "rehearse.max_lock", "5s", NULL, 0, 0,
+        REHEARSE | RELEASE, "DURATION",
+        "longest a statement may hold a write-blocking lock (SHARE or stronger) on an existing "
+        "table in the rehearsal (exit 4 beyond)"},
+    [DC_OPT_REHEARSE] = {DC_OPT_REHEARSE, "rehearse", 0, DC_TYPE_BOOL, {NULL}, NULL, NULL,
+        NULL, 0, 0, RELEASE, NULL,
+        "rehearse the migrations on the newest complete snapshot first; refuse (exit 4) when "
+        "one holds a write-blocking lock longer than --max-lock"},
     [DC_OPT_S3_ENDPOINT] = {DC_OPT_S3_ENDPOINT, "s3-endpoint", 0, DC_TYPE_STRING,
         {"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"}, "s3.endpoint", NULL, NULL, 0, 0, GLOBAL,
         "URL", "S3 endpoint, https://host[:port] (default: AWS S3 in the region)"},

@@ -17,6 +17,18 @@
 
 typedef enum { ROW_FINISH, ROW_ROLL_BACK } row_action_t;
 
+/* The statement through the runner's session, with the observer (if any) told before and after. */
+static PGresult *exec_statement(dc_session_t *s, const char *file, const dc_migrate_stmt_t *st)
+{
+    const dc_migrate_observer_t *o = s->opts->observer;
+    if (o != NULL && o->before != NULL)
+        o->before(o->ctx, s->conn, file, st);
+    PGresult *res = dc_session_exec(s, st->text);
+    if (o != NULL && o->after != NULL)
+        o->after(o->ctx, s->conn, file, st, res);
+    return res;
+}
+
 static void report_add(char ***list, size_t *count, const char *name)
 {
     *list = dc_realloc(*list, (*count + 1) * sizeof(char *));
@@ -79,7 +91,7 @@ static int run_in_transaction(dc_session_t *s, const dc_migrate_script_t *sc, co
         return -1;
     int rc = dc_session_set_timeouts(s, true, err);
     for (size_t i = 0; rc == 0 && i < sc->count; i++) {
-        PGresult *res = dc_session_exec(s, sc->stmts[i].text);
+        PGresult *res = exec_statement(s, file, &sc->stmts[i]);
         if (!dc_session_ok(res))
             rc = statement_failed(s, res, file, &sc->stmts[i], err);
         PQclear(res);
@@ -209,7 +221,7 @@ static int run_autocommit(dc_session_t *s, const dc_migrate_script_t *sc, const 
         }
         if (PQtransactionStatus(s->conn) == PQTRANS_IDLE)
             tx_start = i;
-        PGresult *res = dc_session_exec(s, st->text);
+        PGresult *res = exec_statement(s, file, st);
         if (!dc_session_ok(res)) {
             rc = statement_failed(s, res, file, st, err);
             if (before != NULL)

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# `deployctl rehearse` on a sample database: a migration that rewrites a 200k-row table is seen
+# holding ACCESS EXCLUSIVE for as long as the rewrite takes and reported rewritten, one that adds
+# a nullable column holds it for next to nothing; --max-lock turns the first into exit 4; the
+# scratch database is gone after success, a failing migration and SIGINT; production untouched.
+source "$DC_SOURCE_DIR/tests/harness/lib.sh"
+
+db=$(new_db app)
+url=$(db_url "$db")
+store=file://$WORK/store
+dir=$WORK/migrations
+mkdir -p "$dir/20240101000000_init"
+printf 'provider = "postgresql"\n' >"$dir/migration_lock.toml"
+cat >"$dir/20240101000000_init/migration.sql" <<'SQL'
+CREATE TABLE inventory_items (id serial PRIMARY KEY, name text NOT NULL, quantity integer NOT NULL);
+SQL
+run_deployctl migrate deploy --database "$url" --migrations "$dir"
+[[ $rc -eq 0 ]] || fail "init: $(cat "$WORK/err")"
+psql_admin "$db" -c "INSERT INTO inventory_items (name, quantity) SELECT 'item ' || g, g % 1000 FROM generate_series(1, 200000) g"
+run_deployctl backup --database "$url" --store "$store" --quiet
+[[ $rc -eq 0 ]] || fail "backup: $(cat "$WORK/err")"
+before=$(fingerprint "$db")
+
+mkdir -p "$dir/20240201000000_quantity_numeric" "$dir/20240202000000_add_note"
+echo 'ALTER TABLE inventory_items ALTER COLUMN quantity TYPE numeric;' \
+    >"$dir/20240201000000_quantity_numeric/migration.sql"
+echo 'ALTER TABLE inventory_items ADD COLUMN note text;' >"$dir/20240202000000_add_note/migration.sql"
+
+scratch_left() {
+    psql_value postgres "SELECT count(*) FROM pg_database WHERE datname LIKE 'deployctl_rehearse_%'"
+}
+
+# A lock limit the rewrite exceeds: exit 4, the verdict says why.
+run_deployctl rehearse --database "$url" --store "$store" --migrations "$dir" --max-lock 50ms \
+    --json --report-md "$WORK/report.md"
+[[ $rc -eq 4 ]] || fail "rehearse with --max-lock 50ms: expected exit 4, got $rc: $(cat "$WORK/err")"
+out=$WORK/out
+jq -e '.ok == false and .over_threshold == 1 and .scratch_dropped' "$out" >/dev/null ||
+    fail "summary: $(cat "$out")"
+rewrite=$(jq -c '.statements[] | select(.migration == "20240201000000_quantity_numeric")' "$out")
+[[ $(jq -r '.rewrites[0].relation' <<<"$rewrite") == public.inventory_items ]] ||
+    fail "the rewrite is not reported: $rewrite"
+lock=$(jq -r '[.locks[] | select(.relation == "public.inventory_items" and .mode == "ACCESS EXCLUSIVE")][0].seconds' <<<"$rewrite")
+took=$(jq -r '.seconds' <<<"$rewrite")
+awk -v l="$lock" -v t="$took" 'BEGIN { exit !(l >= 0.05 && l >= t * 0.5) }' ||
+    fail "ACCESS EXCLUSIVE should be held about as long as the rewrite ($took s): $lock s"
+jq -e '.over_threshold and (.verdict | test("ACCESS EXCLUSIVE on public.inventory_items for .*rewritten .*expand/contract"))' \
+    <<<"$rewrite" >/dev/null || fail "verdict: $rewrite"
+jq -e '.wal_bytes > 1000000' <<<"$rewrite" >/dev/null || fail "WAL of the rewrite: $rewrite"
+jq -e '.lint | length > 0' <<<"$rewrite" >/dev/null || fail "lint's findings beside it: $rewrite"
+note=$(jq -c '.statements[] | select(.migration == "20240202000000_add_note")' "$out")
+jq -e '(.rewrites | length) == 0 and (.over_threshold | not)' <<<"$note" >/dev/null || fail "add column: $note"
+nlock=$(jq -r '[.locks[] | select(.mode == "ACCESS EXCLUSIVE")][0].seconds // 0' <<<"$note")
+awk -v l="$nlock" 'BEGIN { exit !(l < 0.05) }' || fail "ADD COLUMN held ACCESS EXCLUSIVE for $nlock s"
+grep -q 'deployctl rehearse: FAILED' "$WORK/report.md" || fail "markdown: $(cat "$WORK/report.md")"
+grep -q 'expand/contract' "$WORK/report.md" || fail "markdown verdict: $(cat "$WORK/report.md")"
+assert_eq 0 "$(scratch_left)" "scratch database dropped after the rehearsal"
+echo "rewrite of 200k rows: statement $took s, ACCESS EXCLUSIVE $lock s; add column lock $nlock s"
+pass "rewrite reported with its ACCESS EXCLUSIVE lock; --max-lock 50ms exits 4"
+
+# A large limit passes, human text names the verdicts.
+run_deployctl rehearse --database "$url" --store "$store" --migrations "$dir" --max-lock 1h
+[[ $rc -eq 0 ]] || fail "rehearse with --max-lock 1h: $rc $(cat "$WORK/err")"
+grep -q 'rewritten' "$WORK/out" || fail "text report: $(cat "$WORK/out")"
+cat "$WORK/out" # the numbers, in the test's log
+assert_eq 0 "$(scratch_left)" "scratch database dropped after success"
+pass "a large --max-lock passes"
+
+# A failing migration: exit 4, scratch dropped.
+mkdir -p "$dir/20240203000000_broken"
+echo 'ALTER TABLE no_such_table ADD COLUMN x int;' >"$dir/20240203000000_broken/migration.sql"
+run_deployctl rehearse --database "$url" --store "$store" --migrations "$dir" --max-lock 1h --json
+[[ $rc -eq 4 ]] || fail "failing migration: expected exit 4, got $rc: $(cat "$WORK/err")"
+jq -e '.failed == "20240203000000_broken"' "$WORK/out" >/dev/null || fail "failed: $(cat "$WORK/out")"
+assert_eq 0 "$(scratch_left)" "scratch database dropped after a failing migration"
+pass "a failing migration is reported and the scratch database dropped"
+
+# SIGINT during a slow statement.
+echo 'SELECT pg_sleep(5);' >"$dir/20240203000000_broken/migration.sql"
+set +e
+"$DEPLOYCTL" rehearse --database "$url" --store "$store" --migrations "$dir" --max-lock 1h \
+    >"$WORK/out" 2>"$WORK/err" &
+pid=$!
+for _ in $(seq 100); do
+    [[ $(psql_value postgres "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(5)%'") -eq 1 ]] && break
+    sleep 0.1
+done
+kill -INT "$pid"
+wait "$pid"
+rc=$?
+set -e
+[[ $rc -ne 0 ]] || fail "interrupted rehearsal exited 0"
+grep -qi 'interrupted' "$WORK/err" || fail "no interruption message: $(cat "$WORK/err")"
+assert_eq 0 "$(scratch_left)" "scratch database dropped after SIGINT"
+pass "SIGINT during a slow statement drops the scratch database"
+
+# --scratch URL: created, rehearsed in, dropped; one that exists is refused and left alone.
+scratch=$(target_db scratch)
+echo 'SELECT 1;' >"$dir/20240203000000_broken/migration.sql"
+run_deployctl rehearse --database "$url" --store "$store" --migrations "$dir" --max-lock 1h \
+    --scratch "$(db_url "$scratch")" --json
+[[ $rc -eq 0 ]] || fail "--scratch: expected exit 0, got $rc: $(cat "$WORK/err")"
+jq -e --arg s "$scratch" '.scratch_database == $s and .scratch_dropped' "$WORK/out" >/dev/null ||
+    fail "--scratch: $(cat "$WORK/out")"
+db_exists "$scratch" && fail "--scratch database left behind"
+kept=$(new_db kept)
+run_deployctl rehearse --database "$url" --store "$store" --migrations "$dir" --scratch "$(db_url "$kept")" --quiet
+[[ $rc -eq 1 ]] || fail "--scratch naming an existing database: expected exit 1, got $rc"
+db_exists "$kept" || fail "--scratch naming an existing database dropped it"
+pass "--scratch URL is created and dropped; an existing database is refused and kept"
+
+# --scratch naming production is refused before anything is restored.
+run_deployctl rehearse --database "$url" --store "$store" --migrations "$dir" --scratch "$url" --quiet
+expect_error_line "--scratch production" "production database"
+
+assert_eq "$before" "$(fingerprint "$db")" "production untouched"
+assert_eq 1 "$(psql_value "$db" "SELECT count(*) FROM _prisma_migrations")" "production's history untouched"
+pass "production untouched"
+
+# release --rehearse: refused before anything changes when the rewrite holds its lock too long,
+# released when it does not.
+rm -r "$dir/20240203000000_broken"
+snapshots() { "$DEPLOYCTL" snapshots --database "$url" --store "$store" --json | jq length; }
+count=$(snapshots)
+run_deployctl release --database "$url" --store "$store" --migrations "$dir" --rehearse --max-lock 50ms
+[[ $rc -eq 4 ]] || fail "release --rehearse --max-lock 50ms: expected exit 4, got $rc: $(cat "$WORK/err")"
+grep -q 'release refused, nothing was changed: rehearse: 1 statement' "$WORK/err" || fail "refusal: $(cat "$WORK/err")"
+grep -q 'FAIL line 1: ALTER TABLE inventory_items ALTER COLUMN quantity TYPE numeric' "$WORK/err" ||
+    fail "the verdict is not shown: $(cat "$WORK/err")"
+assert_eq "$before" "$(fingerprint "$db")" "refused release changed nothing"
+assert_eq "$count" "$(snapshots)" "refused release took no snapshot"
+assert_eq 0 "$(scratch_left)" "scratch database dropped after release --rehearse"
+run_deployctl release --database "$url" --store "$store" --migrations "$dir" --rehearse --max-lock 1h
+[[ $rc -eq 0 ]] || fail "release --rehearse --max-lock 1h: $rc $(cat "$WORK/err")"
+assert_eq numeric "$(psql_value "$db" "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'inventory_items'::regclass AND attname = 'quantity'")" "released"
+pass "release --rehearse refuses over --max-lock (exit 4, nothing changed) and releases under it"
