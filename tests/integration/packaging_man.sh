@@ -22,7 +22,7 @@ done
 pass "groff -ww and man -l render it without a warning; the usual sections are there"
 
 # The words that open each .TP entry (commands are described in such entries).
-entries=$(awk '/^\.TP/ { getline; print }' "$page" | sed -E 's/\\f[BIRP]//g; s/^\.[A-Z]+ +"?//' | awk '{ print $1 }')
+entries=$(awk '/^\.TP/ { getline; print }' "$page" | sed -E 's/\\-/-/g; s/\\f[BIRP]//g; s/^\.[A-Z]+ +"?//' | awk '{ print $1 }')
 commands=$("$DEPLOYCTL" --help | sed -n '/^Commands:/,/^$/s/^  \([a-z][a-z-]*\) .*/\1/p')
 [[ $(wc -w <<<"$commands") -ge 9 ]] || fail "too few commands in deployctl --help: $commands"
 text=$(sed 's/\\-/-/g' "$WORK/rendered" "$page")
