@@ -195,8 +195,12 @@ static void print_tool_help(FILE *out)
     fprintf(out, "deployctl %s - transactional deploys for PostgreSQL-backed applications\n\n",
             DEPLOYCTL_VERSION);
     fprintf(out, "Usage: deployctl <command> [options]\n\nCommands:\n");
+    int width = 0;
     for (size_t i = 0; i < COMMAND_COUNT; i++)
-        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+        if ((int)strlen(commands[i].name) > width)
+            width = (int)strlen(commands[i].name);
+    for (size_t i = 0; i < COMMAND_COUNT; i++)
+        fprintf(out, "  %-*s  %s\n", width, commands[i].name, commands[i].summary);
     fprintf(out, "\nOptions for every command:\n");
     for (int i = 0; i < DC_OPT_COUNT; i++) {
         if (dc_options[i].commands == DC_CMD_ALL)
