@@ -403,6 +403,11 @@ bool dc_s3_retryable(int curl_code, long status, const char *s3_code)
     default:
         return false;
     }
+    /* 501 Not Implemented (and 505) say what the server will never do: trying again only
+     * waits (s3rver answers ListMultipartUploads so, and every backup paid ~2 s for it). */
+    if (status == 501 || status == 505 ||
+        (s3_code != NULL && strcmp(s3_code, "NotImplemented") == 0))
+        return false;
     if (status == 429 || status >= 500)
         return true;
     if (s3_code != NULL &&

@@ -29,6 +29,8 @@ source "$s3_state/env"
 export AWS_ACCESS_KEY_ID=$DC_S3_KEY AWS_SECRET_ACCESS_KEY=$DC_S3_SECRET AWS_ENDPOINT_URL_S3=$DC_S3_ENDPOINT \
     AWS_REGION=us-east-1 DEPLOYCTL_S3_PATH_STYLE=true
 part_size=$((16 * 1024 * 1024))
+# S3_BENCH_ARGS: extra backup options for the s3:// runs (e.g. "--s3-part-size 8MiB --verbose").
+s3_args=${S3_BENCH_ARGS:-}
 
 for size in "${size_list[@]}"; do
     generate_and_describe "$size"
@@ -41,7 +43,7 @@ for size in "${size_list[@]}"; do
         ((M_RSS > file_rss)) && file_rss=$M_RSS
         rm -rf "$runs/store-$round"
         measure "$runs/s3-$round" "$deployctl" backup --config "$work/empty.conf" --database "$db_url" \
-            --store "s3://$DC_S3_BUCKET/bench-$round" --jobs "$jobs" --state-dir "$work/state"
+            --store "s3://$DC_S3_BUCKET/bench-$round" --jobs "$jobs" --state-dir "$work/state" $s3_args
         [[ $M_RC -eq 0 ]] || { tail "$runs/s3-$round/err" >&2; die "s3:// backup failed"; }
         s3_walls+="$M_WALL "
         ((M_RSS > s3_rss)) && s3_rss=$M_RSS

@@ -191,6 +191,10 @@ static void test_retry_policy(void **state)
     assert_false(dc_s3_retryable(CURLE_OK, 400, "InvalidArgument"));
     assert_false(dc_s3_retryable(CURLE_PEER_FAILED_VERIFICATION, 0, NULL));
     assert_false(dc_s3_retryable(CURLE_URL_MALFORMAT, 0, NULL));
+    /* What the server will never do is not retried (s3rver: ListMultipartUploads). */
+    assert_false(dc_s3_retryable(CURLE_OK, 501, "NotImplemented"));
+    assert_false(dc_s3_retryable(CURLE_OK, 501, NULL));
+    assert_true(dc_s3_retryable(CURLE_OK, 502, NULL));
 
     /* Exponential, capped, with half of each delay random. */
     assert_int_equal(dc_s3_backoff_ms(1, 200, 20000, 0), 100);
