@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "deployctl/fault.h"
 #include "deployctl/log.h"
 #include "deployctl/util.h"
 #include "release_intern.h"
@@ -21,6 +22,10 @@ json_t *rel_phase_begin(rel_t *r, const char *name, dc_error_t *err)
                               "started_at", at, "_t0", dc_now_seconds());
     json_array_append_new(json_object_get(r->report, "phases"), phase);
     dc_log_info("release %s: %s", r->id, name);
+    /* the fault matrix's barrier: its fault lands in this phase, after its start line */
+    char point[64];
+    snprintf(point, sizeof(point), "release-phase-%s", name);
+    dc_fault_point(point);
     return phase;
 }
 
