@@ -92,6 +92,8 @@ static void apply_hook(rel_state_t *st, const json_t *ev)
         st->maint_off_done = true;
     if (ok && strcmp(hook, "rollback") == 0)
         st->rollback_hook_done = true;
+    if (start && strcmp(hook, "rollback") == 0)
+        st->rollback_hook_starts++;
 }
 
 void rel_state_apply(rel_state_t *st, const json_t *ev)

@@ -99,6 +99,9 @@ int rel_hook(rel_t *r, dc_hook_t hook, const char *outcome, bool *ran, dc_error_
         .report_path = r->report_path,
         .database = r->o->database,
         .state_dir = r->o->state_dir,
+        /* the journal's count, this start included: > 1 tells the hook it may have rolled
+         * back already (killed before its "ok" line), so it must not undo twice */
+        .attempt = hook == DC_HOOK_ROLLBACK ? r->st.rollback_hook_starts : 0,
     };
     dc_hook_result_t res;
     memset(&res, 0, sizeof(res));

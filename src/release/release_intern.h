@@ -26,6 +26,7 @@ typedef struct rel_state {
     bool smoke_passed;
     bool compensating;
     bool rollback_hook_done;
+    int rollback_hook_starts; /* a start without its "ok": the hook may have acted */
     bool db_undone;
     bool ended;
     char outcome[32]; /* of the last end event */

@@ -18,12 +18,12 @@ run_deployctl migrate deploy --database "$url" --migrations "$dir"
 q "INSERT INTO items (name) SELECT 'item ' || g FROM generate_series(1, 200) g" >/dev/null
 
 # hook NAME [EXIT] [SHELL-CODE]: a hook that records "NAME phase=... release=... snapshot=...
-# outcome=... report=..." and then runs the code and exits.
+# outcome=... report=... attempt=... db=..." and then runs the code and exits.
 hook() {
     local name=$1 code=${2:-0} extra=${3:-}
     cat >"$HOOKS/$name" <<HOOK
 #!/usr/bin/env bash
-echo "$name phase=\$DEPLOYCTL_PHASE release=\$DEPLOYCTL_RELEASE_ID snapshot=\${DEPLOYCTL_SNAPSHOT:-} outcome=\${DEPLOYCTL_OUTCOME:-} report=\${DEPLOYCTL_REPORT:-} db=\${DATABASE_URL:-none}" >>"$CALLS"
+echo "$name phase=\$DEPLOYCTL_PHASE release=\$DEPLOYCTL_RELEASE_ID snapshot=\${DEPLOYCTL_SNAPSHOT:-} outcome=\${DEPLOYCTL_OUTCOME:-} report=\${DEPLOYCTL_REPORT:-} attempt=\${DEPLOYCTL_ATTEMPT:-} db=\${DATABASE_URL:-none}" >>"$CALLS"
 $extra
 exit $code
 HOOK

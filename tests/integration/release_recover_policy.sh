@@ -4,7 +4,8 @@
 # (the override is logged and reported); migrations this release applied that the recovering
 # checkout lacks still count as this release's (no down.sql: restore); a database copy of the
 # journal with a hole is refused unless the operator decides explicitly; one that ends at the
-# deploy phase's start (its hook's start may be the lost copy) runs the rollback hook.
+# deploy phase's start (its hook's start may be the lost copy) runs the rollback hook; a
+# rollback hook killed before its "ok" line is re-run by recover with DEPLOYCTL_ATTEMPT=2.
 source "$(dirname "$0")/../harness/lib.sh"
 source "$HARNESS/release_lib.sh"
 all_hooks
@@ -79,3 +80,23 @@ expect_rc 2 "recover from a copy that ends at the deploy phase's start"
 grep -q '^rollback' "$CALLS" || fail "the rollback hook did not run: $(called)"
 assert_eq f "$(has_table d)" "undone"
 pass "a copy ending at the deploy phase's start: the deploy hook may have started, rolled back"
+rm -rf "${dir:?}/20240204000000_d"
+recover
+expect_rc 0 "closing the journal here"
+
+# ---- killed while the rollback hook runs: recover tells the hook it is a second attempt ----
+add 20240205000000_e 'CREATE TABLE e (id int);'
+: >"$CALLS"
+hook deploy 1
+waiting_hook rollback
+start_release
+wait_for "$WORK/in_rollback"
+kill_release rollback
+hook rollback 0
+hook deploy 0
+grep -q '^rollback .* attempt=1 ' "$CALLS" || fail "first rollback attempt: $(cat "$CALLS")"
+recover
+expect_rc 2 "recover after a kill in the rollback hook"
+grep -q '^rollback .* attempt=2 ' "$CALLS" || fail "the re-run is not attempt 2: $(cat "$CALLS")"
+assert_eq f "$(has_table e)" "undone"
+pass "a rollback hook killed before its ok line is re-run with DEPLOYCTL_ATTEMPT=2"
