@@ -150,4 +150,6 @@ void rel_free(rel_t *r)
     rel_state_free(&r->st);
     json_decref(r->report);
     r->report = NULL;
+    json_decref(r->invalid_before);
+    r->invalid_before = NULL;
 }

@@ -183,21 +183,56 @@ static int phase_migrate(rel_t *r, json_t **applied, dc_error_t *err)
 
 /* ---- verify ---- */
 
-static int count_invalid_indexes(PGconn *conn, dc_buf_t *problems)
+/* The INVALID indexes of the database (names), or NULL when the query failed. */
+static json_t *invalid_indexes(PGconn *conn, dc_error_t *err)
+{
+    PGresult *res = dc_pg_query(conn,
+                                "SELECT i.indexrelid::regclass::text FROM pg_catalog.pg_index i "
+                                "WHERE NOT i.indisvalid ORDER BY 1",
+                                err);
+    if (res == NULL)
+        return NULL;
+    json_t *names = json_array();
+    for (int i = 0; i < PQntuples(res); i++)
+        json_array_append_new(names, json_string(PQgetvalue(res, i, 0)));
+    PQclear(res);
+    return names;
+}
+
+static bool json_has_string(const json_t *list, const char *s)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v)
+    {
+        if (strcmp(json_string_value(v), s) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* INVALID indexes this release left (a failed CREATE INDEX CONCURRENTLY); one an earlier,
+ * unrelated failure left before the release (r->invalid_before) is not this release's. */
+static int count_invalid_indexes(rel_t *r, PGconn *conn, dc_buf_t *problems)
 {
     dc_error_t e;
-    PGresult *res = dc_pg_query(conn,
-                                "SELECT string_agg(i.indexrelid::regclass::text, ', ') FROM "
-                                "pg_catalog.pg_index i WHERE NOT i.indisvalid",
-                                &e);
-    if (res == NULL) {
+    json_t *now = invalid_indexes(conn, &e);
+    if (now == NULL) {
         dc_buf_appendf(problems, "%sINVALID index query: %s", problems->len ? "; " : "", e.message);
         return -1;
     }
-    if (!PQgetisnull(res, 0, 0))
-        dc_buf_appendf(problems, "%sINVALID indexes: %s", problems->len ? "; " : "",
-                       PQgetvalue(res, 0, 0));
-    PQclear(res);
+    dc_buf_t names = {0};
+    size_t i;
+    json_t *v;
+    json_array_foreach(now, i, v)
+    {
+        if (!json_has_string(r->invalid_before, json_string_value(v)))
+            dc_buf_appendf(&names, "%s%s", names.len ? ", " : "", json_string_value(v));
+    }
+    if (names.len)
+        dc_buf_appendf(problems, "%sINVALID indexes: %s", problems->len ? "; " : "", names.data);
+    dc_buf_free(&names);
+    json_decref(now);
     return 0;
 }
 
@@ -326,7 +361,7 @@ static int phase_verify(rel_t *r, const dc_manifest_t *m, const json_t *applied,
         dc_buf_appendf(&problems, "%s", e.message);
     } else {
         check_history(r, &problems);
-        count_invalid_indexes(conn, &problems);
+        count_invalid_indexes(r, conn, &problems);
         if (r->o->verify_queries_dir != NULL)
             run_verify_queries(r, conn, &problems, &queries);
         check_row_counts(r, conn, m, applied, &problems, &tables);
@@ -479,6 +514,10 @@ static int run_phases(rel_t *r, dc_error_t *err)
         rc = phase_hook(r, "maintenance-on", DC_HOOK_MAINTENANCE_ON, err);
     if (rc == 0 && (rc = dc_signal_check(err)) == 0)
         rc = phase_backup(r, &manifest, err);
+    if (rc == 0) {
+        dc_error_t e;
+        r->invalid_before = r->conn ? invalid_indexes(r->conn, &e) : NULL;
+    }
     if (rc == 0 && (rc = dc_signal_check(err)) == 0 && (rc = rel_lock_check(r, err)) == 0)
         rc = phase_migrate(r, &applied, err);
     if (rc == 0 && (rc = dc_signal_check(err)) == 0)

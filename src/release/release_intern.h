@@ -53,7 +53,8 @@ typedef struct rel {
     bool journal_failed; /* an event could not be written: stop, change nothing more */
     int seq;
     rel_state_t st;
-    json_t *report; /* phases, hooks, smoke, compensation, state... */
+    json_t *report;         /* phases, hooks, smoke, compensation, state... */
+    json_t *invalid_before; /* INVALID indexes before the migrations (not this release's) */
     double t0;
     char failed_phase[32];
     char failure[DC_ERROR_MAX];
