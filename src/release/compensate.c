@@ -125,6 +125,47 @@ static int undo_down(rel_t *r, undo_t *u, dc_error_t *err)
     return rc;
 }
 
+static const dc_manifest_table_t *find_table(const dc_manifest_t *m, const dc_manifest_table_t *t)
+{
+    for (size_t i = 0; i < m->table_count; i++) {
+        if (strcmp(m->tables[i].schema, t->schema) == 0 && strcmp(m->tables[i].name, t->name) == 0)
+            return &m->tables[i];
+    }
+    return NULL;
+}
+
+/* What the restore took out of the live database: per table, the rows the pre-restore snapshot
+ * holds beyond the pre-release one (written during the release; a lower bound, as updates do not
+ * show in a count). Into the report ("rows_only_in_pre_restore") and *text. */
+static void rows_removed(rel_t *r, const char *pre_restore, dc_buf_t *text)
+{
+    dc_manifest_t *before = NULL, *after = NULL;
+    char dbdir[256];
+    dc_error_t e;
+    if (dc_catalog_load(r->o->store, r->o->database, r->st.snapshot, &before, dbdir, &e) != 0 ||
+        dc_catalog_load(r->o->store, r->o->database, pre_restore, &after, dbdir, &e) != 0) {
+        dc_log_warn("release %s: cannot compare the snapshots' row counts: %s", r->id, e.message);
+        dc_manifest_free(before);
+        return;
+    }
+    json_t *removed = json_object();
+    for (size_t i = 0; i < after->table_count; i++) {
+        const dc_manifest_table_t *t = &after->tables[i];
+        const dc_manifest_table_t *was = find_table(before, t);
+        uint64_t then = was ? was->rows : 0;
+        if (t->rows <= then)
+            continue;
+        char *name = dc_sprintf("%s.%s", t->schema, t->name);
+        json_object_set_new(removed, name, json_integer((json_int_t)(t->rows - then)));
+        dc_buf_appendf(text, "%s%s %llu", text->len ? ", " : "", name,
+                       (unsigned long long)(t->rows - then));
+        free(name);
+    }
+    json_object_set_new(r->report, "rows_only_in_pre_restore", removed);
+    dc_manifest_free(before);
+    dc_manifest_free(after);
+}
+
 static int undo_restore(rel_t *r, undo_t *u, dc_error_t *err)
 {
     if (r->st.snapshot[0] == '\0')
@@ -152,11 +193,17 @@ static int undo_restore(rel_t *r, undo_t *u, dc_error_t *err)
         json_object_set_new(r->report, "pre_restore_snapshot", json_string(res.safety_id));
         snprintf(r->st.pre_restore, sizeof(r->st.pre_restore), "%s", res.safety_id);
     }
+    dc_buf_t removed = {0};
+    if (rc == 0 && res.safety_id[0])
+        rows_removed(r, res.safety_id, &removed);
     if (rc == 0)
         snprintf(u->db_state, sizeof(u->db_state),
                  "as before the release: snapshot %s restored; what the database held just "
-                 "before is in pre-restore snapshot %s",
-                 r->st.snapshot, res.safety_id[0] ? res.safety_id : "(none: it was empty)");
+                 "before is in pre-restore snapshot %s%s%s%s",
+                 r->st.snapshot, res.safety_id[0] ? res.safety_id : "(none: it was empty)",
+                 removed.len ? " (rows written during the release, now only there: " : "",
+                 removed.len ? removed.data : "", removed.len ? ")" : "");
+    dc_buf_free(&removed);
     return rc;
 }
 
