@@ -15,7 +15,8 @@
 void dc_fault_point(const char *name);
 
 /* "NAME:fail" in DEPLOYCTL_FAULT: the caller fails there as if the disk were full. Points:
- * "release-journal-after-migrate" (every release journal write once the migrate phase began). */
+ * "release-journal-after-migrate" (every release journal write once the migrate phase began),
+ * "release-journal-in-compensation" (every one after compensation's first line). */
 bool dc_fault_fails(const char *name);
 
 #endif

@@ -243,7 +243,8 @@ int rel_event(rel_t *r, json_t *ev, dc_error_t *err)
     ssize_t n = write(r->journal_fd, line, len + 1);
     line[len] = '\0';
     int rc = 0;
-    if (r->st.migrate_started && dc_fault_fails("release-journal-after-migrate")) {
+    if ((r->st.migrate_started && dc_fault_fails("release-journal-after-migrate")) ||
+        (r->st.compensating && dc_fault_fails("release-journal-in-compensation"))) {
         n = -1;
         errno = ENOSPC;
     }
