@@ -5,10 +5,18 @@
 #ifndef DEPLOYCTL_FAULT_H
 #define DEPLOYCTL_FAULT_H
 
+#include <stdbool.h>
+
 /* Points: "before-manifest" (archive committed, manifest not yet written), "before-lock"
  * (tables listed, not yet locked), "after-export" (snapshot exported, newcomers not yet
  * locked), "clean-after-scan" (the cleaner listed the store, has not removed anything),
- * "restore-before-commit" (an in-place restore has replaced everything, not yet committed). */
+ * "restore-before-commit" (an in-place restore has replaced everything, not yet committed),
+ * "release-phase-PHASE" (a release phase journaled its start, has done nothing yet). */
 void dc_fault_point(const char *name);
+
+/* "NAME:fail" in DEPLOYCTL_FAULT: the caller fails there as if the disk were full. Points:
+ * "release-journal-after-migrate" (every release journal write once the migrate phase began),
+ * "release-journal-in-compensation" (every one after compensation's first line). */
+bool dc_fault_fails(const char *name);
 
 #endif

@@ -34,6 +34,8 @@ typedef struct dc_hook_env {
     const char *report_path; /* DEPLOYCTL_REPORT: the JSON report, or NULL */
     const char *database;    /* DEPLOYCTL_DATABASE: the database's name (never its URL) */
     const char *state_dir;   /* DEPLOYCTL_STATE_DIR: where hooks may keep what they record */
+    int attempt; /* DEPLOYCTL_ATTEMPT: 1 the first run for this release, 2... when it started
+                    before and did not finish (a rollback re-run by recover); 0: unset */
 } dc_hook_env_t;
 
 /* How much of a hook's output the result keeps (the log has all of it). */

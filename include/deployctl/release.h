@@ -47,6 +47,9 @@ typedef struct dc_release_opts {
     const char *verify_queries_dir; /* verification queries, or NULL */
     double row_tolerance_pct;       /* row counts may move this much (and 10 rows) */
     dc_on_failure_t on_failure;
+    /* --on-failure was on the command line: recover uses it instead of the policy the
+     * release recorded in its journal (otherwise the release's own policy decides). */
+    bool on_failure_explicit;
     bool dry_run;
     const char *report_path;    /* JSON report (NULL: in the state directory) */
     const char *report_md_path; /* Markdown (NULL: report_path with .md) */

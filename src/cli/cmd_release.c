@@ -54,6 +54,7 @@ static int setup(dc_cli_t *cli, release_setup_t *s, dc_error_t *err)
         return -1;
     if (dc_on_failure_parse(dc_config_get(cfg, DC_OPT_ON_FAILURE), &o->on_failure) != 0)
         return dc_error_set(err, "--on-failure must be auto, restore, down or none");
+    o->on_failure_explicit = cfg->settings[DC_OPT_ON_FAILURE].source == DC_SRC_FLAG;
     if (dc_cli_open_store(cli, &s->store, err) != 0)
         return -1;
     split_urls(dc_config_get(cfg, DC_OPT_SMOKE), s);

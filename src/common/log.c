@@ -198,6 +198,52 @@ static void mask_sql_passwords(dc_buf_t *b)
     }
 }
 
+/* Whether a URL query parameter's name says its value is a credential (token=, api_key=,
+ * X-Amz-Signature=, sig=, client_secret=...). */
+static bool secret_param(const char *name, size_t len)
+{
+    static const char *const words[] = {"token", "key",  "secret",     "pass",    "pwd",
+                                        "sig",   "auth", "credential", "session", NULL};
+    char lower[64];
+    if (len == 0 || len >= sizeof(lower))
+        return len > 0;
+    for (size_t i = 0; i < len; i++)
+        lower[i] = (char)tolower((unsigned char)name[i]);
+    lower[len] = '\0';
+    for (int i = 0; words[i] != NULL; i++) {
+        if (strstr(lower, words[i]) != NULL)
+            return true;
+    }
+    return false;
+}
+
+/* Masks the values of URL query parameters that look like credentials (?token=..., &sig=...):
+ * a smoke URL or a presigned link must not leak them into logs and reports. */
+static void mask_query_secrets(dc_buf_t *b)
+{
+    for (size_t pos = 0; pos < b->len; pos++) {
+        if (b->data[pos] != '?' && b->data[pos] != '&')
+            continue;
+        size_t name = pos + 1, p = name;
+        while (p < b->len && (isalnum((unsigned char)b->data[p]) || strchr("_-.", b->data[p])))
+            p++;
+        if (p >= b->len || b->data[p] != '=' || !secret_param(b->data + name, p - name))
+            continue;
+        size_t value_start = p + 1, end = value_start;
+        while (end < b->len && !isspace((unsigned char)b->data[end]) &&
+               strchr("&#\"'<>", b->data[end]) == NULL)
+            end++;
+        if (end == value_start ||
+            (end - value_start == 3 && memcmp(b->data + value_start, "***", 3) == 0))
+            continue;
+        size_t tail = b->len - end;
+        memmove(b->data + value_start + 3, b->data + end, tail + 1);
+        memcpy(b->data + value_start, "***", 3);
+        b->len = value_start + 3 + tail;
+        pos = value_start + 2;
+    }
+}
+
 static void mask_registered_secrets(dc_buf_t *b)
 {
     for (int i = 0; i < secret_count; i++) {
@@ -228,6 +274,7 @@ static void redact_locked(const char *in, char *out, size_t out_size)
     mask_url_passwords(&b);
     mask_keyword_passwords(&b);
     mask_sql_passwords(&b);
+    mask_query_secrets(&b);
     snprintf(out, out_size, "%s", b.data);
     free(b.data);
 }

@@ -120,6 +120,9 @@ static void hook_env(dc_hook_t hook, const dc_hook_env_t *e, dc_env_t *env)
     env_put(env, "DEPLOYCTL_REPORT", e->report_path);
     env_put(env, "DEPLOYCTL_DATABASE", e->database);
     env_put(env, "DEPLOYCTL_STATE_DIR", e->state_dir);
+    char attempt[16];
+    snprintf(attempt, sizeof(attempt), "%d", e->attempt);
+    env_put(env, "DEPLOYCTL_ATTEMPT", e->attempt > 0 ? attempt : NULL);
 }
 
 /* Starts the hook with stdout and stderr into one pipe and waits for it, reading as it goes. */

@@ -21,6 +21,7 @@ typedef struct undo {
     json_t *applied;   /* migrations committed since the snapshot, oldest first */
     json_t *resolved;  /* failed in their transaction: resolved as rolled back */
     bool need_restore; /* a failed migration ran outside a transaction */
+    json_t *missing;   /* committed by this release, not in the migrations directory */
     char db_state[1024];
     char method[16]; /* "down", "restore", "" */
 } undo_t;
@@ -68,6 +69,12 @@ static int survey(rel_t *r, undo_t *u, dc_error_t *err)
             json_array_append_new(u->resolved, json_string(e->name));
         } else if (e->state == DC_MIG_FAILED) {
             u->need_restore = true; /* it ran statement by statement: some may have stayed */
+        } else if (e->state == DC_MIG_MISSING_LOCALLY) {
+            /* recover from another checkout: the history says this release applied it (it
+             * is not in the snapshot's list); without its files there is no down.sql */
+            json_array_append_new(u->applied, json_string(e->name));
+            json_array_append_new(u->missing, json_string(e->name));
+            u->need_restore = true;
         }
     }
     dc_migrate_status_free(&st);
@@ -118,6 +125,47 @@ static int undo_down(rel_t *r, undo_t *u, dc_error_t *err)
     return rc;
 }
 
+static const dc_manifest_table_t *find_table(const dc_manifest_t *m, const dc_manifest_table_t *t)
+{
+    for (size_t i = 0; i < m->table_count; i++) {
+        if (strcmp(m->tables[i].schema, t->schema) == 0 && strcmp(m->tables[i].name, t->name) == 0)
+            return &m->tables[i];
+    }
+    return NULL;
+}
+
+/* What the restore took out of the live database: per table, the rows the pre-restore snapshot
+ * holds beyond the pre-release one (written during the release; a lower bound, as updates do not
+ * show in a count). Into the report ("rows_only_in_pre_restore") and *text. */
+static void rows_removed(rel_t *r, const char *pre_restore, dc_buf_t *text)
+{
+    dc_manifest_t *before = NULL, *after = NULL;
+    char dbdir[256];
+    dc_error_t e;
+    if (dc_catalog_load(r->o->store, r->o->database, r->st.snapshot, &before, dbdir, &e) != 0 ||
+        dc_catalog_load(r->o->store, r->o->database, pre_restore, &after, dbdir, &e) != 0) {
+        dc_log_warn("release %s: cannot compare the snapshots' row counts: %s", r->id, e.message);
+        dc_manifest_free(before);
+        return;
+    }
+    json_t *removed = json_object();
+    for (size_t i = 0; i < after->table_count; i++) {
+        const dc_manifest_table_t *t = &after->tables[i];
+        const dc_manifest_table_t *was = find_table(before, t);
+        uint64_t then = was ? was->rows : 0;
+        if (t->rows <= then)
+            continue;
+        char *name = dc_sprintf("%s.%s", t->schema, t->name);
+        json_object_set_new(removed, name, json_integer((json_int_t)(t->rows - then)));
+        dc_buf_appendf(text, "%s%s %llu", text->len ? ", " : "", name,
+                       (unsigned long long)(t->rows - then));
+        free(name);
+    }
+    json_object_set_new(r->report, "rows_only_in_pre_restore", removed);
+    dc_manifest_free(before);
+    dc_manifest_free(after);
+}
+
 static int undo_restore(rel_t *r, undo_t *u, dc_error_t *err)
 {
     if (r->st.snapshot[0] == '\0')
@@ -145,11 +193,17 @@ static int undo_restore(rel_t *r, undo_t *u, dc_error_t *err)
         json_object_set_new(r->report, "pre_restore_snapshot", json_string(res.safety_id));
         snprintf(r->st.pre_restore, sizeof(r->st.pre_restore), "%s", res.safety_id);
     }
+    dc_buf_t removed = {0};
+    if (rc == 0 && res.safety_id[0])
+        rows_removed(r, res.safety_id, &removed);
     if (rc == 0)
         snprintf(u->db_state, sizeof(u->db_state),
                  "as before the release: snapshot %s restored; what the database held just "
-                 "before is in pre-restore snapshot %s",
-                 r->st.snapshot, res.safety_id[0] ? res.safety_id : "(none: it was empty)");
+                 "before is in pre-restore snapshot %s%s%s%s",
+                 r->st.snapshot, res.safety_id[0] ? res.safety_id : "(none: it was empty)",
+                 removed.len ? " (rows written during the release, now only there: " : "",
+                 removed.len ? removed.data : "", removed.len ? ")" : "");
+    dc_buf_free(&removed);
     return rc;
 }
 
@@ -161,7 +215,9 @@ static void comp_step(rel_t *r, const char *step, const char *status, const char
     json_array_append_new(json_object_get(r->report, "compensation"), o);
 }
 
-static int journal_step(rel_t *r, const char *step, const char *status, const char *method)
+/* A compensation step's journal line; when it cannot be written the step must not run. */
+static int journal_step(rel_t *r, const char *step, const char *status, const char *method,
+                        dc_error_t *err)
 {
     dc_error_t e;
     json_t *ev =
@@ -172,9 +228,32 @@ static int journal_step(rel_t *r, const char *step, const char *status, const ch
         json_object_set_new(ev, "pre_restore", json_string(r->st.pre_restore));
     if (rel_event(r, ev, &e) != 0) {
         dc_log_error("%s", e.message);
+        if (err != NULL)
+            *err = e;
         return -1;
     }
     return 0;
+}
+
+dc_on_failure_t rel_policy(rel_t *r)
+{
+    dc_on_failure_t recorded;
+    if (r->o->on_failure_explicit || dc_on_failure_parse(r->st.on_failure, &recorded) != 0)
+        return r->o->on_failure;
+    return recorded;
+}
+
+/* recover --on-failure X for a release that recorded Y: the operator's decision, said aloud. */
+static void note_override(rel_t *r, dc_on_failure_t policy)
+{
+    dc_on_failure_t recorded;
+    if (dc_on_failure_parse(r->st.on_failure, &recorded) != 0 || recorded == policy)
+        return;
+    dc_log_warn("release %s: on_failure %s given explicitly overrides the release's own %s", r->id,
+                dc_on_failure_name(policy), r->st.on_failure);
+    json_object_set_new(
+        r->report, "on_failure_override",
+        json_pack("{s:s, s:s}", "recorded", r->st.on_failure, "used", dc_on_failure_name(policy)));
 }
 
 /* Undoes the database; fills u->db_state either way. */
@@ -195,7 +274,8 @@ static int undo_database(rel_t *r, undo_t *u, dc_error_t *err)
                                               : "");
         return 0;
     }
-    dc_on_failure_t policy = r->o->on_failure;
+    dc_on_failure_t policy = rel_policy(r);
+    note_override(r, policy);
     if (policy == DC_ON_FAILURE_NONE)
         return dc_error_set(err,
                             "%zu migration(s) committed and release.on_failure is none: "
@@ -204,11 +284,19 @@ static int undo_database(rel_t *r, undo_t *u, dc_error_t *err)
     bool down =
         !u->need_restore && ((policy == DC_ON_FAILURE_DOWN) ||
                              (policy == DC_ON_FAILURE_AUTO && down_possible(r, u->applied, true)));
+    if (policy == DC_ON_FAILURE_DOWN && !down && json_array_size(u->missing) > 0)
+        return dc_error_set(err,
+                            "migration %s is not in %s, so it has no down.sql (release.on_failure "
+                            "is down): recover from the release's checkout, or with "
+                            "--on-failure restore",
+                            json_string_value(json_array_get(u->missing, 0)),
+                            r->o->migrate.dir ? r->o->migrate.dir : "the migrations directory");
     if (policy == DC_ON_FAILURE_DOWN && !down)
         return dc_error_set(err, "a migration ran outside a transaction and failed: down.sql "
                                  "cannot undo it (release.on_failure is down)");
     snprintf(u->method, sizeof(u->method), "%s", down ? "down" : "restore");
-    journal_step(r, "database", "start", u->method);
+    if (rel_lock_check(r, err) != 0 || journal_step(r, "database", "start", u->method, err) != 0)
+        return -1;
     int rc = down ? undo_down(r, u, err) : undo_restore(r, u, err);
     if (rc != 0 && down && policy == DC_ON_FAILURE_AUTO) {
         dc_log_warn("release %s: down migration failed (%s); restoring the snapshot instead", r->id,
@@ -219,7 +307,7 @@ static int undo_database(rel_t *r, undo_t *u, dc_error_t *err)
     return rc;
 }
 
-static void set_state(rel_t *r, const char *database, const char *application, json_t *manual)
+void rel_set_state(rel_t *r, const char *database, const char *application, json_t *manual)
 {
     json_object_set_new(r->report, "state",
                         json_pack("{s:s, s:s, s:o}", "database", database, "application",
@@ -260,8 +348,9 @@ static const char *app_state(const rel_t *r)
 }
 
 /* The rollback hook, when the application may have changed. */
-static int undo_application(rel_t *r, char *why, size_t size)
+static int undo_application(rel_t *r, char *why, size_t size, dc_error_t *err)
 {
+    why[0] = '\0';
     if (!r->st.deploy_started || r->st.rollback_hook_done)
         return 0;
     if (!rel_hook_exists(r, DC_HOOK_ROLLBACK)) {
@@ -272,8 +361,11 @@ static int undo_application(rel_t *r, char *why, size_t size)
     }
     dc_error_t e;
     dc_error_clear(&e);
+    if (rel_lock_check(r, err) != 0)
+        return -1;
     if (rel_hook(r, DC_HOOK_ROLLBACK, "rolling-back", NULL, &e) != 0) {
         snprintf(why, size, "%s", e.message);
+        *err = e;
         comp_step(r, "rollback-hook", "failed", why);
         return -1;
     }
@@ -281,7 +373,16 @@ static int undo_application(rel_t *r, char *why, size_t size)
     return 0;
 }
 
-int rel_compensate(rel_t *r)
+/* The state when compensation cannot go on (lock or journal lost): nothing more is done. */
+static int comp_stopped(rel_t *r)
+{
+    rel_set_state(r, r->st.migrate_started ? "UNKNOWN: migrations may have committed" : "unchanged",
+                  r->st.deploy_started ? "UNKNOWN: the deploy hook ran" : "not deployed",
+                  manual_db_steps(r, NULL));
+    return DC_EXIT_ROLLBACK_FAILED;
+}
+
+int rel_compensate(rel_t *r, dc_error_t *err)
 {
     int signo = 0;
     if (dc_signal_received(&signo)) {
@@ -294,9 +395,12 @@ int rel_compensate(rel_t *r)
     }
     if (json_object_get(r->report, "compensation") == NULL)
         json_object_set_new(r->report, "compensation", json_array());
-    journal_step(r, "begin", "start", NULL);
+    if (journal_step(r, "begin", "start", NULL, err) != 0 || rel_lock_check(r, err) != 0)
+        return comp_stopped(r);
     char why[DC_ERROR_MAX];
-    if (undo_application(r, why, sizeof(why)) != 0) {
+    if (undo_application(r, why, sizeof(why), err) != 0 && (r->lock_lost || r->journal_failed))
+        return comp_stopped(r);
+    if (why[0] != '\0') {
         /* The database is left as the new version expects it: undoing it under a new
          * application that could not be rolled back would break that application too. */
         char *app = dc_sprintf("UNKNOWN, possibly the new version: the rollback failed (%s)", why);
@@ -306,34 +410,42 @@ int rel_compensate(rel_t *r)
         json_t *db_steps = manual_db_steps(r, NULL);
         json_array_extend(manual, db_steps);
         json_decref(db_steps);
-        set_state(r,
-                  r->st.migrate_started ? "migrated (left so that the new application keeps "
-                                          "working)"
-                                        : "unchanged",
-                  app, manual);
+        rel_set_state(r,
+                      r->st.migrate_started ? "migrated (left so that the new application keeps "
+                                              "working)"
+                                            : "unchanged",
+                      app, manual);
         free(app);
-        journal_step(r, "application", "failed", NULL);
+        journal_step(r, "application", "failed", NULL, NULL);
         return DC_EXIT_ROLLBACK_FAILED;
     }
-    undo_t u = {.applied = json_array(), .resolved = json_array()};
+    undo_t u = {.applied = json_array(), .resolved = json_array(), .missing = json_array()};
     dc_error_t e;
     dc_error_clear(&e);
     int rc = undo_database(r, &u, &e);
     json_object_set_new(r->report, "migrations_resolved", json_incref(u.resolved));
+    if (rc != 0 && (r->lock_lost || r->journal_failed)) {
+        *err = e;
+        json_decref(u.applied);
+        json_decref(u.resolved);
+        json_decref(u.missing);
+        return comp_stopped(r);
+    }
     if (rc != 0) {
         comp_step(r, "database", "failed", e.message);
-        journal_step(r, "database", "failed", u.method[0] ? u.method : NULL);
+        journal_step(r, "database", "failed", u.method[0] ? u.method : NULL, NULL);
         char *db = dc_sprintf("NOT restored: %s (migrations committed by this release: %zu)",
                               e.message, json_array_size(u.applied));
-        set_state(r, db, app_state(r), manual_db_steps(r, &u));
+        rel_set_state(r, db, app_state(r), manual_db_steps(r, &u));
         free(db);
     } else {
         comp_step(r, u.method[0] ? u.method : "database", "ok", u.db_state);
-        journal_step(r, "database", "ok", u.method[0] ? u.method : NULL);
-        set_state(r, u.db_state, app_state(r), NULL);
+        journal_step(r, "database", "ok", u.method[0] ? u.method : NULL, NULL);
+        rel_set_state(r, u.db_state, app_state(r), NULL);
     }
     json_decref(u.applied);
     json_decref(u.resolved);
+    json_decref(u.missing);
     if (r->st.maint_on && !r->st.maint_off_done &&
         rel_hook(r, DC_HOOK_MAINTENANCE_OFF, "rolled-back", NULL, &e) != 0)
         dc_log_warn("release %s: maintenance-off hook: %s", r->id, e.message);
@@ -363,6 +475,6 @@ int rel_finish_hooks(rel_t *r, dc_error_t *err)
         if (rc != 0)
             return -1;
     }
-    set_state(r, "migrated to this release", "the new version is live", NULL);
+    rel_set_state(r, "migrated to this release", "the new version is live", NULL);
     return 0;
 }

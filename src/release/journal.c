@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "deployctl/fault.h"
 #include "deployctl/log.h"
 #include "deployctl/pg.h"
 #include "deployctl/util.h"
@@ -91,6 +92,8 @@ static void apply_hook(rel_state_t *st, const json_t *ev)
         st->maint_off_done = true;
     if (ok && strcmp(hook, "rollback") == 0)
         st->rollback_hook_done = true;
+    if (start && strcmp(hook, "rollback") == 0)
+        st->rollback_hook_starts++;
 }
 
 void rel_state_apply(rel_state_t *st, const json_t *ev)
@@ -114,6 +117,12 @@ void rel_state_apply(rel_state_t *st, const json_t *ev)
         if (str_is(ev, "step", "database") && str_is(ev, "status", "ok"))
             st->db_undone = true;
         copy_str(ev, "pre_restore", st->pre_restore, sizeof(st->pre_restore));
+    } else if (strcmp(type, "assume") == 0) {
+        /* recover from a database copy with a hole, decided by the operator: the worst */
+        st->deploy_started =
+            st->deploy_started || json_is_true(json_object_get(ev, "deploy_started"));
+        st->migrate_started =
+            st->migrate_started || json_is_true(json_object_get(ev, "migrate_started"));
     } else if (strcmp(type, "end") == 0) {
         st->ended = true;
         copy_str(ev, "outcome", st->outcome, sizeof(st->outcome));
@@ -186,28 +195,27 @@ static bool mirror_once(rel_t *r, const json_t *ev, const char *line)
 }
 
 /* A lost connection (a restart, pg_terminate_backend) is reopened once, and the advisory lock
- * taken again: the local lock file kept other runners of this machine out meanwhile. */
+ * taken again; rel_lock_check decides before the next step whether the release may go on. */
 static void reconnect(rel_t *r)
 {
     dc_error_t err;
     PQfinish(r->conn);
     r->conn = NULL;
+    r->reconnected = true;
     if (dc_pg_connect(r->o->database_url, "deployctl release lock", &r->conn, &err) != 0) {
         dc_log_warn("release journal: the database copy stops here (%s)", err.message);
         return;
     }
-    char sql[128];
-    snprintf(sql, sizeof(sql), "SELECT pg_catalog.pg_try_advisory_lock(%lld)", REL_LOCK_KEY);
-    PGresult *res = PQexec(r->conn, sql);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || strcmp(PQgetvalue(res, 0, 0), "t") != 0)
+    if (rel_try_advisory(r->conn) != 1) {
         dc_log_warn("release lock: the advisory lock could not be taken again after a lost "
                     "connection");
-    PQclear(res);
+        r->lock_lost = true;
+    }
 }
 
 static void mirror(rel_t *r, const json_t *ev, const char *line)
 {
-    if (r->conn == NULL || !r->mirror_ok)
+    if (r->conn == NULL || !r->mirror_ok || r->lock_lost)
         return;
     if (mirror_once(r, ev, line))
         return;
@@ -216,7 +224,9 @@ static void mirror(rel_t *r, const json_t *ev, const char *line)
         if (r->conn != NULL && mirror_once(r, ev, line))
             return;
     }
-    dc_log_debug("release journal: event %d not copied into the database", r->seq);
+    /* recover from the database notices the gap in the sequence numbers */
+    dc_log_warn("release journal: event %d not copied into the database (%s)", r->seq,
+                r->conn ? PQerrorMessage(r->conn) : "no connection");
 }
 
 int rel_event(rel_t *r, json_t *ev, dc_error_t *err)
@@ -233,9 +243,16 @@ int rel_event(rel_t *r, json_t *ev, dc_error_t *err)
     ssize_t n = write(r->journal_fd, line, len + 1);
     line[len] = '\0';
     int rc = 0;
-    if (n != (ssize_t)(len + 1) || fsync(r->journal_fd) != 0)
+    if ((r->st.migrate_started && dc_fault_fails("release-journal-after-migrate")) ||
+        (r->st.compensating && dc_fault_fails("release-journal-in-compensation"))) {
+        n = -1;
+        errno = ENOSPC;
+    }
+    if (n != (ssize_t)(len + 1) || fsync(r->journal_fd) != 0) {
         rc = dc_error_set(err, "cannot write the release journal %s: %s", r->journal,
                           strerror(errno));
+        r->journal_failed = true;
+    }
     if (rc == 0) {
         rel_state_apply(&r->st, ev);
         mirror(r, ev, line);
@@ -263,6 +280,15 @@ int rel_journal_load(const char *path, json_t **events, dc_error_t *err)
     }
     free(text);
     *events = list;
+    return 0;
+}
+
+int rel_seq_gap(const int *seqs, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (seqs[i] != (int)i + 1)
+            return (int)i + 1;
+    }
     return 0;
 }
 

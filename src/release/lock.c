@@ -69,18 +69,27 @@ static void db_holder(PGconn *conn, char *id, size_t size)
     PQclear(res);
 }
 
+int rel_try_advisory(PGconn *conn)
+{
+    char sql[128];
+    snprintf(sql, sizeof(sql), "SELECT pg_catalog.pg_try_advisory_lock(%lld)", REL_LOCK_KEY);
+    PGresult *res = PQexec(conn, sql);
+    int rc = PQresultStatus(res) != PGRES_TUPLES_OK    ? -1
+             : strcmp(PQgetvalue(res, 0, 0), "t") == 0 ? 1
+                                                       : 0;
+    PQclear(res);
+    return rc;
+}
+
 static int lock_database(rel_t *r, dc_error_t *err)
 {
     if (dc_pg_connect(r->o->database_url, "deployctl release lock", &r->conn, err) != 0)
         return -1;
-    char sql[128];
-    snprintf(sql, sizeof(sql), "SELECT pg_catalog.pg_try_advisory_lock(%lld)", REL_LOCK_KEY);
-    PGresult *res = dc_pg_query(r->conn, sql, err);
-    if (res == NULL)
-        return -1;
-    bool got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    PQclear(res);
-    if (!got) {
+    int got = rel_try_advisory(r->conn);
+    if (got < 0)
+        return dc_error_set(err, "cannot take the release's advisory lock on %s: %s",
+                            r->o->database, PQerrorMessage(r->conn));
+    if (got == 0) {
         char holder[64];
         db_holder(r->conn, holder, sizeof(holder));
         return dc_error_set_code(err, DC_EXIT_LOCKED,
@@ -89,6 +98,96 @@ static int lock_database(rel_t *r, dc_error_t *err)
                                  r->o->database, holder, REL_LOCK_KEY);
     }
     return 0;
+}
+
+/* Whether this session still holds the lock (a bigint key shows as classid = high 32 bits,
+ * objid = low 32 bits, objsubid = 1). False when the session is gone. */
+static bool lock_held(rel_t *r)
+{
+    if (r->conn == NULL || PQstatus(r->conn) != CONNECTION_OK)
+        return false;
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND granted AND "
+             "pid = pg_catalog.pg_backend_pid() AND classid = %lld AND objid = %lld AND "
+             "objsubid = 1",
+             (long long)(REL_LOCK_KEY >> 32), (long long)(REL_LOCK_KEY & 0xffffffffLL));
+    PGresult *res = PQexec(r->conn, sql);
+    bool held = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+    PQclear(res);
+    return held;
+}
+
+/* A new session, and the lock taken once more; false when another session holds it. */
+static bool retake(rel_t *r, char *why, size_t size)
+{
+    dc_error_t e;
+    PQfinish(r->conn);
+    r->conn = NULL;
+    r->reconnected = true;
+    if (dc_pg_connect(r->o->database_url, "deployctl release lock", &r->conn, &e) != 0) {
+        snprintf(why, size, "cannot reconnect: %s", e.message);
+        return false;
+    }
+    if (rel_try_advisory(r->conn) != 1) {
+        snprintf(why, size, "another session holds it now");
+        return false;
+    }
+    return true;
+}
+
+/* While the lock was lost, did another runner act on this release? The database copy of the
+ * journal says so when it has events after ours or closed the release. Without that copy
+ * nothing proves that nobody did. */
+static bool taken_over(rel_t *r, char *why, size_t size)
+{
+    if (!r->mirror_ok) {
+        snprintf(why, size,
+                 "there is no database copy of the journal to prove that no other "
+                 "runner acted meanwhile");
+        return true;
+    }
+    char seq[16];
+    snprintf(seq, sizeof(seq), "%d", r->seq);
+    const char *p[2] = {r->id, seq};
+    PGresult *res = PQexecParams(
+        r->conn,
+        "SELECT (SELECT count(*) FROM deployctl.release_events WHERE release_id = $1 AND seq > "
+        "$2::int), coalesce((SELECT status FROM deployctl.releases WHERE id = $1), '')",
+        2, NULL, p, NULL, NULL, 0);
+    bool over = true;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        snprintf(why, size, "cannot read the database copy of the journal");
+    else if (atoi(PQgetvalue(res, 0, 0)) > 0 || strcmp(PQgetvalue(res, 0, 1), "running") != 0)
+        snprintf(why, size,
+                 "another runner wrote to this release's journal (%s event(s) after "
+                 "ours, status '%s')",
+                 PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+    else
+        over = false;
+    PQclear(res);
+    return over;
+}
+
+int rel_lock_check(rel_t *r, dc_error_t *err)
+{
+    char why[256] = "";
+    if (!r->lock_lost && !r->reconnected && lock_held(r))
+        return 0;
+    if (!r->lock_lost && !lock_held(r) && !retake(r, why, sizeof(why)))
+        r->lock_lost = true;
+    if (!r->lock_lost && taken_over(r, why, sizeof(why)))
+        r->lock_lost = true;
+    if (!r->lock_lost) {
+        r->reconnected = false; /* held again, and nobody acted meanwhile */
+        dc_log_warn("release %s: the advisory lock's session was lost and is back", r->id);
+        return 0;
+    }
+    r->mirror_ok = false; /* the database copy may be another runner's now */
+    return dc_error_set_code(err, DC_EXIT_ROLLBACK_FAILED,
+                             "the release lock on %s was lost (%s); another runner may have "
+                             "taken release %s over: stopped without changing anything more",
+                             r->o->database, why[0] ? why : "its session ended", r->id);
 }
 
 int rel_lock(rel_t *r, dc_error_t *err)

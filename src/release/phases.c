@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "deployctl/fault.h"
 #include "deployctl/log.h"
 #include "deployctl/util.h"
 #include "release_intern.h"
@@ -21,6 +22,10 @@ json_t *rel_phase_begin(rel_t *r, const char *name, dc_error_t *err)
                               "started_at", at, "_t0", dc_now_seconds());
     json_array_append_new(json_object_get(r->report, "phases"), phase);
     dc_log_info("release %s: %s", r->id, name);
+    /* the fault matrix's barrier: its fault lands in this phase, after its start line */
+    char point[64];
+    snprintf(point, sizeof(point), "release-phase-%s", name);
+    dc_fault_point(point);
     return phase;
 }
 
@@ -94,6 +99,9 @@ int rel_hook(rel_t *r, dc_hook_t hook, const char *outcome, bool *ran, dc_error_
         .report_path = r->report_path,
         .database = r->o->database,
         .state_dir = r->o->state_dir,
+        /* the journal's count, this start included: > 1 tells the hook it may have rolled
+         * back already (killed before its "ok" line), so it must not undo twice */
+        .attempt = hook == DC_HOOK_ROLLBACK ? r->st.rollback_hook_starts : 0,
     };
     dc_hook_result_t res;
     memset(&res, 0, sizeof(res));
@@ -142,4 +150,6 @@ void rel_free(rel_t *r)
     rel_state_free(&r->st);
     json_decref(r->report);
     r->report = NULL;
+    json_decref(r->invalid_before);
+    r->invalid_before = NULL;
 }

@@ -15,24 +15,78 @@
 #include "deployctl/util.h"
 #include "release_intern.h"
 
+/* Refuses a database copy with a hole: an event whose copy failed (a lost connection, a
+ * revoked right) may be the one that says the deploy hook started, and guessing from the rest
+ * could skip the rollback hook. An explicit --on-failure lets the operator go on; the worst
+ * is then assumed (rel_assume_worst). */
+static int check_mirror_seq(rel_t *r, PGresult *res, const char *id, bool *gap, dc_error_t *err)
+{
+    int n = PQntuples(res);
+    int *seqs = dc_calloc((size_t)(n > 0 ? n : 1), sizeof(int));
+    for (int i = 0; i < n; i++)
+        seqs[i] = atoi(PQgetvalue(res, i, 0));
+    int missing = n == 0 ? 1 : rel_seq_gap(seqs, (size_t)n);
+    free(seqs);
+    *gap = missing > 0;
+    if (!*gap)
+        return 0;
+    if (r->o->on_failure_explicit) {
+        dc_log_warn("release %s: the database copy of its journal lacks event %d; going on as "
+                    "--on-failure %s says, assuming the deploy hook and the migrations ran",
+                    id, missing, dc_on_failure_name(r->o->on_failure));
+        return 0;
+    }
+    return dc_error_set_code(err, DC_EXIT_PRECHECK,
+                             "release %s of %s: the database copy of its journal is incomplete "
+                             "(event %d is missing), so what it did cannot be told for sure; run "
+                             "'deployctl recover' on the runner that ran it (its state directory "
+                             "has the whole journal), or decide explicitly with --on-failure "
+                             "restore|down|none",
+                             id, r->o->database, missing);
+}
+
+/* Whether an event (JSON text) is the deploy phase's start. */
+static bool ends_in_deploy_phase(const char *text)
+{
+    json_t *ev = json_loads(text, 0, NULL);
+    const char *type = json_string_value(json_object_get(ev, "event"));
+    const char *phase = json_string_value(json_object_get(ev, "phase"));
+    const char *status = json_string_value(json_object_get(ev, "status"));
+    bool yes = type && phase && status && strcmp(type, "phase") == 0 &&
+               strcmp(phase, "deploy") == 0 && strcmp(status, "start") == 0;
+    json_decref(ev);
+    return yes;
+}
+
 /* Copies a journal that only the database holds into the state directory. */
 static int fetch_mirror(rel_t *r, const char *id, dc_error_t *err)
 {
     const char *p[1] = {id};
     PGresult *res = dc_pg_query_params(r->conn,
-                                       "SELECT event::text FROM deployctl.release_events WHERE "
-                                       "release_id = $1 ORDER BY seq",
+                                       "SELECT seq, event::text FROM deployctl.release_events "
+                                       "WHERE release_id = $1 ORDER BY seq",
                                        1, p, err);
     if (res == NULL)
         return -1;
+    bool gap = false;
+    if (check_mirror_seq(r, res, id, &gap, err) != 0) {
+        PQclear(res);
+        return -1;
+    }
     snprintf(r->journal, sizeof(r->journal), "%s/%s.jsonl", r->dir, id);
     FILE *f = fopen(r->journal, "wx");
     if (f == NULL) {
         PQclear(res);
         return dc_error_set(err, "cannot create %s", r->journal);
     }
-    for (int i = 0; i < PQntuples(res); i++)
-        fprintf(f, "%s\n", PQgetvalue(res, i, 0));
+    int n = PQntuples(res);
+    for (int i = 0; i < n; i++)
+        fprintf(f, "%s\n", PQgetvalue(res, i, 1));
+    if (gap) /* the operator's explicit decision, on the record */
+        fprintf(f, "{\"event\":\"assume\",\"deploy_started\":true,\"migrate_started\":true}\n");
+    else if (n > 0 && ends_in_deploy_phase(PQgetvalue(res, n - 1, 1)))
+        /* a hole at the end cannot be seen: the deploy hook's start may be the lost copy */
+        fprintf(f, "{\"event\":\"assume\",\"deploy_started\":true}\n");
     bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
     ok = fclose(f) == 0 && ok;
     PQclear(res);
@@ -152,12 +206,15 @@ static int recover_body(rel_t *r, dc_release_result_t *res, dc_error_t *err)
                              : "the release process ended without finishing (killed or lost)");
     }
     if (r->st.smoke_passed && !r->st.compensating && !r->st.ended) {
-        if (rel_finish_hooks(r, err) != 0)
-            return -1;
-        return rel_finish(r, "released", DC_EXIT_OK, res, err);
+        if (rel_lock_check(r, err) != 0 || rel_finish_hooks(r, err) != 0 ||
+            rel_finish(r, "released", DC_EXIT_OK, res, err) != 0)
+            return rel_stop(r, res, err);
+        return 0;
     }
     bool nothing = !r->st.migrate_started && !r->st.deploy_started;
-    int code = rel_compensate(r);
+    int code = rel_compensate(r, err);
+    if (r->lock_lost || r->journal_failed)
+        return rel_stop(r, res, err);
     const char *outcome = code != DC_EXIT_ROLLED_BACK ? "rollback-failed"
                           : nothing                   ? "aborted"
                                                       : "rolled-back";

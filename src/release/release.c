@@ -183,21 +183,56 @@ static int phase_migrate(rel_t *r, json_t **applied, dc_error_t *err)
 
 /* ---- verify ---- */
 
-static int count_invalid_indexes(PGconn *conn, dc_buf_t *problems)
+/* The INVALID indexes of the database (names), or NULL when the query failed. */
+static json_t *invalid_indexes(PGconn *conn, dc_error_t *err)
+{
+    PGresult *res = dc_pg_query(conn,
+                                "SELECT i.indexrelid::regclass::text FROM pg_catalog.pg_index i "
+                                "WHERE NOT i.indisvalid ORDER BY 1",
+                                err);
+    if (res == NULL)
+        return NULL;
+    json_t *names = json_array();
+    for (int i = 0; i < PQntuples(res); i++)
+        json_array_append_new(names, json_string(PQgetvalue(res, i, 0)));
+    PQclear(res);
+    return names;
+}
+
+static bool json_has_string(const json_t *list, const char *s)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v)
+    {
+        if (strcmp(json_string_value(v), s) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* INVALID indexes this release left (a failed CREATE INDEX CONCURRENTLY); one an earlier,
+ * unrelated failure left before the release (r->invalid_before) is not this release's. */
+static int count_invalid_indexes(rel_t *r, PGconn *conn, dc_buf_t *problems)
 {
     dc_error_t e;
-    PGresult *res = dc_pg_query(conn,
-                                "SELECT string_agg(i.indexrelid::regclass::text, ', ') FROM "
-                                "pg_catalog.pg_index i WHERE NOT i.indisvalid",
-                                &e);
-    if (res == NULL) {
+    json_t *now = invalid_indexes(conn, &e);
+    if (now == NULL) {
         dc_buf_appendf(problems, "%sINVALID index query: %s", problems->len ? "; " : "", e.message);
         return -1;
     }
-    if (!PQgetisnull(res, 0, 0))
-        dc_buf_appendf(problems, "%sINVALID indexes: %s", problems->len ? "; " : "",
-                       PQgetvalue(res, 0, 0));
-    PQclear(res);
+    dc_buf_t names = {0};
+    size_t i;
+    json_t *v;
+    json_array_foreach(now, i, v)
+    {
+        if (!json_has_string(r->invalid_before, json_string_value(v)))
+            dc_buf_appendf(&names, "%s%s", names.len ? ", " : "", json_string_value(v));
+    }
+    if (names.len)
+        dc_buf_appendf(problems, "%sINVALID indexes: %s", problems->len ? "; " : "", names.data);
+    dc_buf_free(&names);
+    json_decref(now);
     return 0;
 }
 
@@ -326,7 +361,7 @@ static int phase_verify(rel_t *r, const dc_manifest_t *m, const json_t *applied,
         dc_buf_appendf(&problems, "%s", e.message);
     } else {
         check_history(r, &problems);
-        count_invalid_indexes(conn, &problems);
+        count_invalid_indexes(r, conn, &problems);
         if (r->o->verify_queries_dir != NULL)
             run_verify_queries(r, conn, &problems, &queries);
         check_row_counts(r, conn, m, applied, &problems, &tables);
@@ -364,13 +399,16 @@ static json_t *smoke_json(const dc_smoke_check_t *checks, const dc_smoke_result_
     json_t *attempts = json_array();
     for (size_t i = 0; i < s->attempt_count; i++) {
         const dc_smoke_attempt_t *a = &s->attempts[i];
-        const dc_smoke_check_t *c = &checks[a->check];
+        /* the name with the URL's password and credential-like query values masked: the
+         * report goes to the CI job summary */
+        char name[512], detail[1024];
+        dc_smoke_check_name(&checks[a->check], a->check, name, sizeof(name));
+        dc_redact(a->detail, detail, sizeof(detail));
         json_array_append_new(attempts,
-                              json_pack("{s:s, s:I, s:I, s:i, s:b, s:b, s:s}", "check",
-                                        c->name ? c->name : (c->url ? c->url : "sql"), "started_ms",
-                                        (json_int_t)a->started_ms, "latency_ms",
+                              json_pack("{s:s, s:I, s:I, s:i, s:b, s:b, s:s}", "check", name,
+                                        "started_ms", (json_int_t)a->started_ms, "latency_ms",
                                         (json_int_t)a->latency_ms, "status", a->status, "passed",
-                                        a->passed, "error", a->error, "detail", a->detail));
+                                        a->passed, "error", a->error, "detail", detail));
     }
     return json_pack("{s:b, s:I, s:I, s:I, s:I, s:o}", "passed", s->passed, "checks",
                      (json_int_t)s->check_count, "failures", (json_int_t)s->failures, "errors",
@@ -476,15 +514,20 @@ static int run_phases(rel_t *r, dc_error_t *err)
         rc = phase_hook(r, "maintenance-on", DC_HOOK_MAINTENANCE_ON, err);
     if (rc == 0 && (rc = dc_signal_check(err)) == 0)
         rc = phase_backup(r, &manifest, err);
-    if (rc == 0 && (rc = dc_signal_check(err)) == 0)
+    if (rc == 0) {
+        dc_error_t e;
+        r->invalid_before = r->conn ? invalid_indexes(r->conn, &e) : NULL;
+    }
+    if (rc == 0 && (rc = dc_signal_check(err)) == 0 && (rc = rel_lock_check(r, err)) == 0)
         rc = phase_migrate(r, &applied, err);
     if (rc == 0 && (rc = dc_signal_check(err)) == 0)
         rc = phase_verify(r, manifest, applied, err);
-    if (rc == 0 && (rc = dc_signal_check(err)) == 0)
+    if (rc == 0 && (rc = dc_signal_check(err)) == 0 && (rc = rel_lock_check(r, err)) == 0)
         rc = phase_hook(r, "deploy", DC_HOOK_DEPLOY, err);
-    if (rc == 0 && (rc = dc_signal_check(err)) == 0)
+    if (rc == 0 && (rc = dc_signal_check(err)) == 0 && (rc = rel_lock_check(r, err)) == 0)
         rc = phase_smoke(r, err);
-    if (rc == -1 && r->failed_phase[0] == '\0' && err->message[0]) {
+    if (rc == -1 && r->failed_phase[0] == '\0' && err->message[0] && !r->lock_lost &&
+        !r->journal_failed) {
         /* an interruption between phases: compensate like a failure */
         snprintf(r->failed_phase, sizeof(r->failed_phase), "%s", r->st.last_phase);
         snprintf(r->failure, sizeof(r->failure), "%s", err->message);
@@ -529,6 +572,47 @@ int rel_finish(rel_t *r, const char *outcome, int code, dc_release_result_t *res
     return 0;
 }
 
+int rel_stop(rel_t *r, dc_release_result_t *res, const dc_error_t *why)
+{
+    if (r->failed_phase[0] == '\0')
+        snprintf(r->failed_phase, sizeof(r->failed_phase), "%s",
+                 r->st.last_phase[0] ? r->st.last_phase : "begin");
+    snprintf(r->failure, sizeof(r->failure), "%s", why->message);
+    dc_log_error("release %s: %s", r->id, why->message);
+    json_t *manual = json_array();
+    json_array_append_new(manual,
+                          json_string(r->lock_lost ? "deployctl history; select * from "
+                                                     "deployctl.releases   # who took it over, "
+                                                     "and what it did"
+                                                   : "make the state directory writable again"));
+    json_array_append_new(manual, json_string("deployctl recover   # finishes or undoes the "
+                                              "release from its journal once the other runner "
+                                              "is done"));
+    rel_set_state(r,
+                  r->st.migrate_started ? "UNKNOWN: migrations may have committed"
+                                        : "unchanged: no migration ran",
+                  r->st.deploy_started ? "UNKNOWN: the deploy hook ran"
+                                       : "not deployed (the previous version runs)",
+                  manual);
+    json_object_set_new(r->report, "outcome", json_string("interrupted"));
+    json_object_set_new(r->report, "exit_code", json_integer(DC_EXIT_ROLLBACK_FAILED));
+    json_object_set_new(r->report, "failed_phase", json_string(r->failed_phase));
+    json_object_set_new(r->report, "failure", json_string(r->failure));
+    rel_report_write(r);
+    rel_report_step_summary(r);
+    set_result(r, res, "interrupted", DC_EXIT_ROLLBACK_FAILED);
+    return 0;
+}
+
+/* -1 from the phases: a stop (lock or journal lost) once something may have changed is an
+ * exit 3 with a report, never a plain error. */
+static int stopped(rel_t *r, dc_release_result_t *res, dc_error_t *err)
+{
+    if (r->lock_lost || r->journal_failed || r->st.migrate_started || r->st.deploy_started)
+        return rel_stop(r, res, err);
+    return -1;
+}
+
 static int release_body(rel_t *r, dc_release_result_t *res, dc_error_t *err)
 {
     if (begin(r, err) != 0)
@@ -540,15 +624,20 @@ static int release_body(rel_t *r, dc_release_result_t *res, dc_error_t *err)
         return rel_finish(r, "refused", DC_EXIT_PRECHECK, res, err);
     rc = run_phases(r, err);
     if (rc < 0)
-        return -1;
+        return stopped(r, res, err);
     if (rc > 0) {
-        int code = rel_compensate(r);
+        int code = rel_compensate(r, err);
+        if (r->lock_lost || r->journal_failed)
+            return rel_stop(r, res, err);
         return rel_finish(r, code == DC_EXIT_ROLLED_BACK ? "rolled-back" : "rollback-failed", code,
-                          res, err);
+                          res, err) == 0
+                   ? 0
+                   : stopped(r, res, err);
     }
-    if (rel_finish_hooks(r, err) != 0)
-        return -1;
-    return rel_finish(r, "released", DC_EXIT_OK, res, err);
+    if (rel_lock_check(r, err) != 0 || rel_finish_hooks(r, err) != 0 ||
+        rel_finish(r, "released", DC_EXIT_OK, res, err) != 0)
+        return stopped(r, res, err);
+    return 0;
 }
 
 int rel_init(rel_t *r, const dc_release_opts_t *o, dc_error_t *err)

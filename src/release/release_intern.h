@@ -26,6 +26,7 @@ typedef struct rel_state {
     bool smoke_passed;
     bool compensating;
     bool rollback_hook_done;
+    int rollback_hook_starts; /* a start without its "ok": the hook may have acted */
     bool db_undone;
     bool ended;
     char outcome[32]; /* of the last end event */
@@ -47,9 +48,13 @@ typedef struct rel {
     int lock_fd;
     PGconn *conn; /* holds the advisory lock; mirrors the journal */
     bool mirror_ok;
+    bool reconnected;    /* conn was reopened: the lock had been lost for a while */
+    bool lock_lost;      /* the lock could not be kept: stop, change nothing more */
+    bool journal_failed; /* an event could not be written: stop, change nothing more */
     int seq;
     rel_state_t st;
-    json_t *report; /* phases, hooks, smoke, compensation, state... */
+    json_t *report;         /* phases, hooks, smoke, compensation, state... */
+    json_t *invalid_before; /* INVALID indexes before the migrations (not this release's) */
     double t0;
     char failed_phase[32];
     char failure[DC_ERROR_MAX];
@@ -59,6 +64,14 @@ typedef struct rel {
 /* Takes the local lock file and the advisory lock; DC_EXIT_LOCKED naming the holder's id. */
 int rel_lock(rel_t *r, dc_error_t *err);
 void rel_unlock(rel_t *r);
+/* pg_try_advisory_lock(REL_LOCK_KEY) on conn: 1 taken, 0 another session holds it, -1 the
+ * query failed. */
+int rel_try_advisory(PGconn *conn);
+/* Before every step that changes something: is the advisory lock still held? A lost session
+ * is reopened and the lock taken once more; when it cannot be, or another runner acted on this
+ * release meanwhile (the database copy of the journal moved on), r->lock_lost is set and
+ * DC_EXIT_ROLLBACK_FAILED returned: the caller changes nothing more. */
+int rel_lock_check(rel_t *r, dc_error_t *err);
 /* <state>/releases/<database-dir> (created). */
 int rel_dir(const dc_release_opts_t *o, char *out, size_t size, dc_error_t *err);
 
@@ -79,6 +92,8 @@ void rel_mirror_setup(rel_t *r);
  * rel_free_names. */
 char **rel_list_journals(const char *dir, size_t *count);
 void rel_free_names(char **names, size_t count);
+/* The first sequence number missing from seqs (sorted, expected 1, 2, 3...), 0 when none. */
+int rel_seq_gap(const int *seqs, size_t count);
 /* The newest journal in dir that is unfinished (no end event, or its rollback failed): its
  * path and id; false when none. */
 bool rel_find_unfinished(const char *dir, char *path, size_t path_size, char *id, size_t id_size);
@@ -100,13 +115,22 @@ int rel_end(rel_t *r, const char *outcome, int exit_code, dc_error_t *err);
 void rel_free(rel_t *r);
 /* The end: journal, notify hook, reports, unpin; fills res. */
 int rel_finish(rel_t *r, const char *outcome, int code, dc_release_result_t *res, dc_error_t *err);
+/* The release cannot go on (the lock or the journal was lost, err says which): no further
+ * change, no end event (recover finishes it), a best-effort report with the state unknown;
+ * res->exit_code DC_EXIT_ROLLBACK_FAILED. Returns 0. */
+int rel_stop(rel_t *r, dc_release_result_t *res, const dc_error_t *why);
+/* The policy that undoes this release's migrations: the one its begin event recorded, unless
+ * --on-failure was given explicitly (recover's override, logged and reported). */
+dc_on_failure_t rel_policy(rel_t *r);
 
 /* ---- compensate.c ---- */
 /* Undoes what the journal says was done, in reverse order; returns DC_EXIT_ROLLED_BACK or
  * DC_EXIT_ROLLBACK_FAILED and fills the report's "compensation" and "state". */
-int rel_compensate(rel_t *r);
+int rel_compensate(rel_t *r, dc_error_t *err);
 /* Runs the maintenance-off (when maintenance-on ran) and post-release hooks. */
 int rel_finish_hooks(rel_t *r, dc_error_t *err);
+/* The report's "state" (database, application, manual steps: stolen, NULL for none). */
+void rel_set_state(rel_t *r, const char *database, const char *application, json_t *manual);
 
 /* ---- report.c ---- */
 void rel_report_init(rel_t *r);

@@ -18,12 +18,12 @@ run_deployctl migrate deploy --database "$url" --migrations "$dir"
 q "INSERT INTO items (name) SELECT 'item ' || g FROM generate_series(1, 200) g" >/dev/null
 
 # hook NAME [EXIT] [SHELL-CODE]: a hook that records "NAME phase=... release=... snapshot=...
-# outcome=... report=..." and then runs the code and exits.
+# outcome=... report=... attempt=... db=..." and then runs the code and exits.
 hook() {
     local name=$1 code=${2:-0} extra=${3:-}
     cat >"$HOOKS/$name" <<HOOK
 #!/usr/bin/env bash
-echo "$name phase=\$DEPLOYCTL_PHASE release=\$DEPLOYCTL_RELEASE_ID snapshot=\${DEPLOYCTL_SNAPSHOT:-} outcome=\${DEPLOYCTL_OUTCOME:-} report=\${DEPLOYCTL_REPORT:-} db=\${DATABASE_URL:-none}" >>"$CALLS"
+echo "$name phase=\$DEPLOYCTL_PHASE release=\$DEPLOYCTL_RELEASE_ID snapshot=\${DEPLOYCTL_SNAPSHOT:-} outcome=\${DEPLOYCTL_OUTCOME:-} report=\${DEPLOYCTL_REPORT:-} attempt=\${DEPLOYCTL_ATTEMPT:-} db=\${DATABASE_URL:-none}" >>"$CALLS"
 $extra
 exit $code
 HOOK
@@ -55,3 +55,35 @@ report() { jq -r "$1" "$REPORT"; }
 expect_rc() { # code what
     [[ $rc -eq $1 ]] || fail "$2: exit $rc, expected $1; stderr: $(tail -5 "$WORK/err")"
 }
+
+# Releases that are killed or stopped mid-way (release_recover, release_lock_lost, ...).
+# A hook that says it started, then waits for $WORK/go (or 60 s).
+waiting_hook() { # name
+    hook "$1" 0 "echo \$\$ >'$WORK/$1.pid'; touch '$WORK/in_$1'; for _ in \$(seq 600); do [[ -e '$WORK/go' ]] && break; sleep 0.1; done"
+}
+wait_for() { # file
+    for _ in $(seq 300); do [[ -e $1 ]] && return 0; sleep 0.1; done
+    fail "timed out waiting for $1"
+}
+start_release() { # runs a release in the background; $bg is its pid
+    "$DEPLOYCTL" release --database "$url" --migrations "$dir" --store "$STORE" --hooks "$HOOKS" \
+        --smoke "$APP_URL" --smoke-window 2 --report "$WORK/bg.json" "$@" >"$WORK/bg.out" 2>"$WORK/bg.err" &
+    bg=$!
+}
+kill_release() { # hook: SIGKILL deployctl while that hook runs, then the hook
+    kill -9 "$bg"
+    wait "$bg" 2>/dev/null || true
+    kill "$(cat "$WORK/$1.pid")" 2>/dev/null || true
+    rm -f "$WORK/in_$1"
+}
+
+kill_during() { # hook [release args...]: a release SIGKILLed while that hook runs; $victim is its id
+    local h=$1
+    shift
+    waiting_hook "$h"
+    start_release "$@"
+    wait_for "$WORK/in_$h"
+    victim=$(sed -n "s/^$h .*release=\([^ ]*\).*/\1/p" "$CALLS" | tail -1)
+    kill_release "$h"
+}
+

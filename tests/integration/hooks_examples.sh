@@ -195,6 +195,16 @@ expect_calls \
     "kubectl --namespace shop rollout status deployment/web --timeout=120s"
 pass "kubernetes: set image + rollout status, undo to the recorded revision + status"
 
+# a second attempt with no revision recorded: a bare undo would flip back, so it refuses
+setup_case kubernetes
+mkdir -p "$WORK/state/kubernetes"
+printf 'rel-20261129-01\n\n' >"$WORK/state/kubernetes/previous"
+run_hook kubernetes rollback "${K[@]}" DEPLOYCTL_ATTEMPT=2
+expect_rc 1 "kubernetes rollback, attempt 2 without a recorded revision"
+grep -q "attempt 2 and no revision recorded" "$FAKE_LOG/out" || fail "kubernetes attempt 2: $(cat "$FAKE_LOG/out")"
+expect_calls ""
+pass "kubernetes: a second rollback attempt without a recorded revision refuses a bare undo"
+
 setup_case kubernetes-manifest
 run_hook kubernetes deploy K8S_DEPLOYMENT=web K8S_MANIFEST=k8s/web.yaml
 expect_rc 0 "kubernetes deploy with a manifest"

@@ -3,7 +3,10 @@
 # SIGKILL then recover, the database connections cut (pg_terminate_backend), the store
 # unreachable}. Every cell must end either released (exit 0, migration applied) or with the
 # database identical to before (exit 2, fingerprint), the rollback hook called whenever the
-# deploy hook had started, and a report saying so.
+# deploy hook had started, and a report saying so. Each fault lands in its named phase: the
+# release pauses (DEPLOYCTL_FAULT=release-phase-PHASE:sleep=1) or dies
+# (release-phase-PHASE) right after journaling the phase's start, and the journal's last
+# started phase is checked; each cell's exit is asserted where it is certain (expected_exit).
 source "$(dirname "$0")/../harness/lib.sh"
 source "$HARNESS/release_lib.sh"
 
@@ -30,6 +33,21 @@ wait_phase() { # phase count-before
         sleep 0.02
     done
     fail "phase $1 never started"
+}
+last_started() { # the phase the newest journal shows started last
+    cat "$(ls "$JDIR"/*.jsonl | tail -1)" | jq -r 'select(.event == "phase" and .status == "start") | .phase' | tail -1
+}
+# Where the outcome of a fault that lands at a phase's start is certain, it is asserted:
+# - the store gone when backup starts: the backup fails, nothing changed (2);
+# - the store gone later: nothing reads it until a compensation: released (0);
+# - connections cut: only the lock session exists at a phase's start; the release notices
+#   it before its next step, takes the lock again (nobody else acted) and goes on: released.
+# A cut or a store loss in the middle of a phase's own work is not aimed at here (timing
+# cannot guarantee it); release_lock_lost and the "fails" column cover those paths.
+expected_exit() { # phase fault
+    local want=0
+    [[ $1 == backup && $2 == store ]] && want=2
+    [[ $rc -eq $want ]] || fail "$1 x $2: exit $rc, expected $want; $(tail -3 "$WORK/err")"
 }
 # The store unreachable: its directory replaced by a file (it may not exist yet), and back.
 store_off() {
@@ -94,23 +112,35 @@ cell() { # phase fault
         [[ $phase == backup ]] && store_on
         [[ $rc -eq 2 ]] || fail "$phase x fails: exit $rc, expected 2"
         check_cell "$phase" "$fault" "$rc"
+    elif [[ $fault == sigkill ]]; then
+        # killed exactly in the phase: the release stops itself there (fault point)
+        DEPLOYCTL_FAULT=release-phase-$phase release
+        assert_eq 137 "$rc" "$phase x sigkill: killed at the fault point"
+        assert_eq "$phase" "$(last_started)" "$phase x sigkill: the phase it died in"
+        recover
+        expect_rc 2 "$phase x sigkill: recover"
+        check_cell "$phase" "$fault" "$rc"
     else
-        "$DEPLOYCTL" release --database "$url" --migrations "$dir" --store "$STORE" --hooks "$HOOKS" \
-            --smoke "$APP_URL" --smoke-window 2 --report "$REPORT" >"$WORK/out" 2>"$WORK/err" &
+        # the phase pauses 1 s after its start line; the fault lands in that pause
+        DEPLOYCTL_FAULT=release-phase-$phase:sleep=1 "$DEPLOYCTL" release --database "$url" \
+            --migrations "$dir" --store "$STORE" --hooks "$HOOKS" --smoke "$APP_URL" \
+            --smoke-window 2 --report "$REPORT" >"$WORK/out" 2>"$WORK/err" &
         bg=$!
         wait_phase "$phase" "$starts"
+        kill -0 "$bg" 2>/dev/null || fail "$phase x $fault: the release ended before the fault"
         case $fault in
-        sigkill) kill -9 "$bg" 2>/dev/null || true ;;
         cut) cut_connections ;;
         store) store_off ;;
         esac
+        assert_eq "$phase" "$(last_started)" "$phase x $fault: the phase the fault landed in"
         set +e
         wait "$bg"
         rc=$?
         set -e
         [[ $fault == store ]] && store_on
-        if [[ $fault == sigkill ]]; then
-            recover
+        expected_exit "$phase" "$fault"
+        if [[ $fault == cut ]] && ! grep -q "lock's session was lost and is back" "$WORK/err"; then
+            fail "$phase x cut: the lost lock session went unnoticed: $(tail -3 "$WORK/err")"
         fi
         check_cell "$phase" "$fault" "$rc"
     fi

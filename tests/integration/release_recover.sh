@@ -8,34 +8,6 @@ source "$(dirname "$0")/../harness/lib.sh"
 source "$HARNESS/release_lib.sh"
 
 all_hooks
-# A hook that says it started, then waits for $WORK/go (or 60 s).
-waiting_hook() { # name
-    hook "$1" 0 "echo \$\$ >'$WORK/$1.pid'; touch '$WORK/in_$1'; for _ in \$(seq 600); do [[ -e '$WORK/go' ]] && break; sleep 0.1; done"
-}
-wait_for() { # file
-    for _ in $(seq 300); do [[ -e $1 ]] && return 0; sleep 0.1; done
-    fail "timed out waiting for $1"
-}
-start_release() { # runs a release in the background; $bg is its pid
-    "$DEPLOYCTL" release --database "$url" --migrations "$dir" --store "$STORE" --hooks "$HOOKS" \
-        --smoke "$APP_URL" --smoke-window 2 --report "$WORK/bg.json" >"$WORK/bg.out" 2>"$WORK/bg.err" &
-    bg=$!
-}
-kill_release() { # hook: SIGKILL deployctl while that hook runs, then the hook
-    kill -9 "$bg"
-    wait "$bg" 2>/dev/null || true
-    kill "$(cat "$WORK/$1.pid")" 2>/dev/null || true
-    rm -f "$WORK/in_$1"
-}
-
-kill_during() { # hook: a release SIGKILLed while that hook runs; $victim is its id
-    waiting_hook "$1"
-    start_release
-    wait_for "$WORK/in_$1"
-    victim=$(sed -n "s/^$1 .*release=\([^ ]*\).*/\1/p" "$CALLS" | tail -1)
-    kill_release "$1"
-}
-
 # ---- two releases at once ----
 add 20240201000000_a 'CREATE TABLE a (id int);'
 waiting_hook deploy

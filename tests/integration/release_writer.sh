@@ -2,7 +2,8 @@
 # No write is lost: a stand-in application writes rows without pause during a release whose
 # smoke test fails and that is undone by a restore. Every row the writer saw committed is
 # afterwards either in the database (written after the restore) or in the pre-restore snapshot
-# the report names (written before it); none is in neither.
+# the report names (written before it); none is in neither; the report counts, per table, the
+# rows that left the live database and are only in the pre-restore snapshot.
 source "$(dirname "$0")/../harness/lib.sh"
 source "$HARNESS/release_lib.sh"
 
@@ -49,4 +50,11 @@ lost=$(comm -23 <(sort -n -u "$WORK/written" | sort) <(sort "$WORK/kept"))
 [[ -z $lost ]] || fail "rows written during the release are in neither the database nor $pre: $lost"
 after=$(psql_value "$db" "SELECT count(*) FROM orders")
 in_pre=$(psql_value "${db}_pre" "SELECT count(*) FROM orders")
+removed=$(report '.rows_only_in_pre_restore["public.orders"] // 0')
+[[ $removed -gt 0 ]] || fail "the report does not count the orders rows only in $pre: $(report .rows_only_in_pre_restore)"
+grep -q "public.orders $removed" <<<"$(report .state.database)" || fail "state: $(report .state.database)"
+grep -q "public.orders $removed" "$WORK/report.md" || fail "the Markdown report does not name them"
+# a row written after the pre-release snapshot: in pre, not in the live database
+only_pre=$(comm -13 <(psql_value "$db" "SELECT id FROM orders" | sort) <(psql_value "${db}_pre" "SELECT id FROM orders" | sort) | wc -l)
+[[ $only_pre -gt 0 ]] || fail "no row only in the pre-restore snapshot: the writer did not run during the restore window"
 pass "$written rows written during the release: none lost ($in_pre in pre-restore snapshot $pre, $after in the database)"

@@ -49,6 +49,21 @@ static void test_url_password_masked(void **state)
     check_redacts("postgresql://user:hunter2@host", "postgresql://user:***@host");
 }
 
+/* Query-string values named like credentials (a smoke URL's ?token=, a presigned link's
+ * signature) are masked; other parameters, and "key=" outside a query string, stay. */
+static void test_query_secrets_masked(void **state)
+{
+    (void)state;
+    check_redacts("http://app/health?a=1&token=T0k&x=2", "http://app/health?a=1&token=***&x=2");
+    check_redacts("GET https://h/p?api_key=abc#frag", "GET https://h/p?api_key=***#frag");
+    check_redacts("https://b.s3/o?X-Amz-Signature=deadbeef&X-Amz-Credential=AK/1 done",
+                  "https://b.s3/o?X-Amz-Signature=***&X-Amz-Credential=*** done");
+    check_redacts("http://h/?sig=1&client_secret=2&session_id=3",
+                  "http://h/?sig=***&client_secret=***&session_id=***");
+    check_unchanged("http://app/health?page=2&sort=name");
+    check_unchanged("key=value in a message");
+}
+
 static void test_percent_encoded_password_masked(void **state)
 {
     (void)state;
@@ -230,6 +245,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sql_passwords, forget_secrets, forget_secrets),
         cmocka_unit_test_setup_teardown(test_ordinary_messages_intact, forget_secrets,
                                         forget_secrets),
+        cmocka_unit_test_setup_teardown(test_query_secrets_masked, forget_secrets, forget_secrets),
         cmocka_unit_test_setup_teardown(test_small_buffer_always_terminated, forget_secrets,
                                         forget_secrets),
     };

@@ -1,6 +1,7 @@
 /* Proves the release's pure parts: the state a journal's events add up to (what recover and
  * compensation decide from), finding the unfinished release among journal files (a torn last
- * line ignored), the Markdown report's checklist, and the on_failure names. */
+ * line ignored), the Markdown report's checklist, the on_failure names, and the gap check of
+ * the database copy of a journal. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -137,13 +138,44 @@ static void test_on_failure_names(void **state)
     assert_int_equal(dc_on_failure_parse(NULL, &p), -1);
 }
 
+/* The database copy of a journal: sequence numbers 1, 2, 3... with no hole; the first missing
+ * one is named (recover refuses to guess from an incomplete copy). */
+static void test_seq_gap(void **state)
+{
+    (void)state;
+    const int whole[] = {1, 2, 3, 4};
+    const int hole[] = {1, 2, 4, 5};
+    const int late_start[] = {2, 3};
+    const int dup[] = {1, 1, 2};
+    assert_int_equal(rel_seq_gap(whole, 4), 0);
+    assert_int_equal(rel_seq_gap(whole, 0), 0);
+    assert_int_equal(rel_seq_gap(hole, 4), 3);
+    assert_int_equal(rel_seq_gap(late_start, 2), 1);
+    assert_int_equal(rel_seq_gap(dup, 3), 2);
+}
+
+/* An "assume" event (recover from a copy with a hole, decided by the operator) takes the
+ * worst: the deploy hook and the migrations ran. */
+static void test_assume_worst(void **state)
+{
+    (void)state;
+    rel_state_t st = {0};
+    json_t *ev = json_loads("{\"event\":\"assume\",\"deploy_started\":true,"
+                            "\"migrate_started\":true}",
+                            0, NULL);
+    rel_state_apply(&st, ev);
+    assert_true(st.deploy_started);
+    assert_true(st.migrate_started);
+    json_decref(ev);
+    rel_state_free(&st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_state_fold),
-        cmocka_unit_test(test_find_unfinished),
-        cmocka_unit_test(test_markdown),
-        cmocka_unit_test(test_on_failure_names),
+        cmocka_unit_test(test_state_fold), cmocka_unit_test(test_find_unfinished),
+        cmocka_unit_test(test_markdown),   cmocka_unit_test(test_on_failure_names),
+        cmocka_unit_test(test_seq_gap),    cmocka_unit_test(test_assume_worst),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
