@@ -41,6 +41,9 @@ int dc_cli_main(int argc, char **argv);
 /* Helpers for commands. */
 int dc_cli_open_store(dc_cli_t *cli, dc_store_t **out, dc_error_t *err);
 /* The database URL (Prisma-only parameters removed), or an error saying how to give one. */
+/* A PostgreSQL URL option (--target, --scratch) in libpq form, its password registered as a
+ * secret (caller frees); NULL when the option is not set. */
+char *dc_cli_url_option(dc_cli_t *cli, int option);
 int dc_cli_database_url(dc_cli_t *cli, const char **out, dc_error_t *err);
 
 int dc_cmd_backup(dc_cli_t *cli, dc_error_t *err);

@@ -461,6 +461,18 @@ static void configure_s3(const dc_cli_t *cli)
     dc_store_s3_configure(&s3);
 }
 
+char *dc_cli_url_option(dc_cli_t *cli, int option)
+{
+    const char *value = dc_config_get(&cli->config, option);
+    if (value == NULL)
+        return NULL;
+    char *schema = NULL;
+    dc_pg_register_secrets(value);
+    char *url = dc_pg_url_for_libpq(value, &schema);
+    free(schema);
+    return url;
+}
+
 int dc_cli_open_store(dc_cli_t *cli, dc_store_t **out, dc_error_t *err)
 {
     return dc_store_open(dc_config_get(&cli->config, DC_OPT_STORE), out, err);

@@ -55,14 +55,7 @@ int dc_cli_rehearse(dc_cli_t *cli, const char *ref, dc_rehearse_result_t *r, dc_
     const dc_key_t *key = NULL;
     if (dc_cli_key(cli, &key, err) != 0)
         return -1;
-    const char *scratch_flag = dc_config_get(cfg, DC_OPT_SCRATCH);
-    char *scratch = NULL;
-    if (scratch_flag != NULL) {
-        char *schema = NULL;
-        dc_pg_register_secrets(scratch_flag);
-        scratch = dc_pg_url_for_libpq(scratch_flag, &schema);
-        free(schema);
-    }
+    char *scratch = dc_cli_url_option(cli, DC_OPT_SCRATCH);
     dc_store_t *store;
     if (dc_cli_open_store(cli, &store, err) != 0) {
         free(scratch);

@@ -63,14 +63,8 @@ int dc_cmd_restore(dc_cli_t *cli, dc_error_t *err)
     const char *source = dc_cli_database_name(cli, dbbuf, sizeof(dbbuf), err, &rc);
     if (rc != 0)
         return -1;
-    const char *target_flag = dc_config_get(cfg, DC_OPT_TARGET);
-    char *target = NULL;
-    if (target_flag != NULL) {
-        char *schema = NULL;
-        dc_pg_register_secrets(target_flag);
-        target = dc_pg_url_for_libpq(target_flag, &schema);
-        free(schema);
-    } else {
+    char *target = dc_cli_url_option(cli, DC_OPT_TARGET);
+    if (target == NULL) {
         const char *url;
         if (dc_cli_database_url(cli, &url, err) != 0)
             return dc_error_prefix(err, "restore into which database? ");
@@ -102,7 +96,7 @@ int dc_cmd_restore(dc_cli_t *cli, dc_error_t *err)
         .database = source,
         .ref = cli->args[0],
         .target_url = target,
-        .create_target = target_flag != NULL,
+        .create_target = dc_config_get(cfg, DC_OPT_TARGET) != NULL,
         .jobs = jobs_given ? (int)dc_config_int(cfg, DC_OPT_JOBS) : 1,
         .yes = dc_config_flag(cfg, DC_OPT_YES),
         .confirm = ask_on_terminal,
