@@ -153,7 +153,8 @@ static void rows_removed(rel_t *r, const char *pre_restore, dc_buf_t *text)
         const dc_manifest_table_t *t = &after->tables[i];
         const dc_manifest_table_t *was = find_table(before, t);
         uint64_t then = was ? was->rows : 0;
-        if (t->rows <= then)
+        /* The history table's new rows are the release's own migrations, not the app's writes. */
+        if (t->rows <= then || strcmp(t->name, "_prisma_migrations") == 0)
             continue;
         char *name = dc_sprintf("%s.%s", t->schema, t->name);
         json_object_set_new(removed, name, json_integer((json_int_t)(t->rows - then)));
