@@ -27,6 +27,9 @@ typedef struct dc_buf {
 
 void dc_buf_append(dc_buf_t *b, const void *data, size_t len);
 void dc_buf_appendf(dc_buf_t *b, const char *fmt, ...) DC_PRINTF(2, 3);
+/* Appends text as one Markdown table cell: '|' escaped, line breaks turned into spaces (error
+ * messages and hook output must not break the table of a report). */
+void dc_buf_append_md_cell(dc_buf_t *b, const char *text);
 void dc_buf_free(dc_buf_t *b);
 
 bool dc_str_starts_with(const char *s, const char *prefix);

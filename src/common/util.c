@@ -432,3 +432,15 @@ int dc_cpu_count(void)
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
 }
+
+void dc_buf_append_md_cell(dc_buf_t *b, const char *text)
+{
+    for (const char *c = text; *c; c++) {
+        if (*c == '|')
+            dc_buf_append(b, "\\|", 2);
+        else if (*c == '\n' || *c == '\r')
+            dc_buf_append(b, " ", 1);
+        else
+            dc_buf_append(b, c, 1);
+    }
+}

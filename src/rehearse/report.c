@@ -176,14 +176,11 @@ json_t *dc_rehearse_json(const dc_rehearse_result_t *r)
 /* Table cells: a '|' would end the cell, a newline the row. */
 static void md_cell(FILE *out, const char *text)
 {
-    for (const char *c = text; *c; c++) {
-        if (*c == '|')
-            fputs("\\|", out);
-        else if (*c == '\n')
-            fputc(' ', out);
-        else
-            fputc(*c, out);
-    }
+    dc_buf_t b = {0};
+    dc_buf_append_md_cell(&b, text);
+    if (b.len)
+        fwrite(b.data, 1, b.len, out);
+    dc_buf_free(&b);
 }
 
 void dc_rehearse_write_markdown(const dc_rehearse_result_t *r, FILE *out)

@@ -148,8 +148,12 @@ static void table_phases(dc_buf_t *b, const json_t *report)
     size_t i;
     const json_t *p;
     json_array_foreach(json_object_get(report, "phases"), i, p)
-        dc_buf_appendf(b, "| %s | %s | %.2f | %s |\n", str(p, "name"), str(p, "status"),
-                       json_real_value(json_object_get(p, "seconds")), str(p, "detail"));
+    {
+        dc_buf_appendf(b, "| %s | %s | %.2f | ", str(p, "name"), str(p, "status"),
+                       json_real_value(json_object_get(p, "seconds")));
+        dc_buf_append_md_cell(b, str(p, "detail"));
+        dc_buf_appendf(b, " |\n");
+    }
     dc_buf_appendf(b, "\n#### Hooks\n\n| hook | ran | exit | ms |\n|---|---|---|---|\n");
     json_array_foreach(json_object_get(report, "hooks"), i, p)
         dc_buf_appendf(b, "| %s | %s | %lld | %lld |\n", str(p, "name"),
@@ -165,10 +169,16 @@ static void table_phases(dc_buf_t *b, const json_t *report)
                    (long long)json_integer_value(json_object_get(smoke, "failures")),
                    (long long)json_integer_value(json_object_get(smoke, "errors")));
     json_array_foreach(json_object_get(smoke, "attempts"), i, p)
-        dc_buf_appendf(b, "| %s | %lld | %lld | %s | %s |\n", str(p, "check"),
+    {
+        dc_buf_appendf(b, "| ");
+        dc_buf_append_md_cell(b, str(p, "check"));
+        dc_buf_appendf(b, " | %lld | %lld | %s | ",
                        (long long)json_integer_value(json_object_get(p, "started_ms")),
                        (long long)json_integer_value(json_object_get(p, "status")),
-                       json_is_true(json_object_get(p, "passed")) ? "yes" : "no", str(p, "detail"));
+                       json_is_true(json_object_get(p, "passed")) ? "yes" : "no");
+        dc_buf_append_md_cell(b, str(p, "detail"));
+        dc_buf_appendf(b, " |\n");
+    }
 }
 
 static void section_rollback(dc_buf_t *b, const json_t *report)

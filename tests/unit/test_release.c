@@ -102,7 +102,9 @@ static void test_markdown(void **state)
         "\"exit_code\":3,\"on_failure\":\"auto\",\"snapshot\":\"S1\","
         "\"migrations_applied\":[\"m2\"],\"failed_phase\":\"smoke\",\"failure\":\"HTTP 500\","
         "\"phases\":[{\"name\":\"backup\",\"status\":\"ok\",\"seconds\":1.0,\"detail\":\"snap\"},"
-        "{\"name\":\"smoke\",\"status\":\"failed\",\"seconds\":2.0,\"detail\":\"HTTP 500\"}],"
+        "{\"name\":\"smoke\",\"status\":\"failed\",\"seconds\":2.0,\"detail\":\"HTTP 500\"},"
+        "{\"name\":\"verify\",\"status\":\"failed\",\"seconds\":0.5,"
+        "\"detail\":\"a || b\\nfailed\"}],"
         "\"hooks\":[{\"name\":\"deploy\",\"ran\":true,\"exit_status\":0,\"duration_ms\":5},"
         "{\"name\":\"rollback\",\"ran\":true,\"exit_status\":1,\"duration_ms\":7}],"
         "\"compensation\":[{\"step\":\"rollback-hook\",\"status\":\"failed\",\"detail\":\"exit "
@@ -123,6 +125,8 @@ static void test_markdown(void **state)
     assert_non_null(strstr(md, "**Operator needed.**"));
     assert_non_null(strstr(md, "deployctl restore S1 --yes"));
     assert_non_null(strstr(md, "| rollback | yes | 1 | 7 |"));
+    /* A detail with '|' and a line break stays in its cell. */
+    assert_non_null(strstr(md, "| verify | failed | 0.50 | a \\|\\| b failed |\n"));
     free(md);
     json_decref(report);
 }
