@@ -42,6 +42,7 @@ typedef struct dc_check_opts {
     /* The URL as the user gave it, Prisma parameters included (?pgbouncer=true and ?schema=
      * are read from it). */
     const char *database_url;
+    const char *pooled_url; /* the application's pooled URL as given, or NULL (not checked) */
     const char *store_url;
     const char *migrations_dir;
     const char *pg_dump_path;        /* NULL: the newest installed */

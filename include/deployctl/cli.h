@@ -41,8 +41,8 @@ int dc_cli_main(int argc, char **argv);
 /* Helpers for commands. */
 int dc_cli_open_store(dc_cli_t *cli, dc_store_t **out, dc_error_t *err);
 /* The database URL (Prisma-only parameters removed), or an error saying how to give one. */
-/* A PostgreSQL URL option (--target, --scratch) in libpq form, its password registered as a
- * secret (caller frees); NULL when the option is not set. */
+/* A PostgreSQL URL option (--target, --scratch, --pooled-url) in libpq form, its password
+ * registered as a secret (caller frees); NULL when the option is not set. */
 char *dc_cli_url_option(dc_cli_t *cli, int option);
 int dc_cli_database_url(dc_cli_t *cli, const char **out, dc_error_t *err);
 
@@ -65,6 +65,12 @@ int dc_cmd_promote_check(dc_cli_t *cli, dc_error_t *err);
  * dc_rehearse_result_free whatever it returns. */
 struct dc_rehearse_result;
 int dc_cli_rehearse(dc_cli_t *cli, const char *ref, struct dc_rehearse_result *r, dc_error_t *err);
+/* The rehearsal's settings from the configuration (migrations, key, --scratch, --max-lock,
+ * maintenance_work_mem); store, database and ref are the caller's. *scratch (caller frees) and
+ * work_mem hold strings opts points to. */
+struct dc_rehearse_opts;
+int dc_cli_rehearse_opts(dc_cli_t *cli, struct dc_rehearse_opts *opts, char **scratch,
+                         char *work_mem, size_t size, dc_error_t *err);
 /* Exit 4 with what was crossed when the rehearsal failed a threshold or a migration, else 0. */
 int dc_cli_rehearse_outcome(const struct dc_rehearse_result *r, dc_error_t *err);
 

@@ -34,6 +34,7 @@ typedef enum {
     DC_OPT_CONFIG,
     DC_OPT_ENV,
     DC_OPT_DATABASE,
+    DC_OPT_POOLED_URL,
     DC_OPT_STORE,
     DC_OPT_JSON,
     DC_OPT_QUIET,
@@ -132,17 +133,20 @@ typedef enum {
     DC_TYPE_ENUM,
 } dc_opt_type_t;
 
+/* Environment variables one option may read (the first set wins). */
+#define DC_OPT_ENV_MAX 3
+
 typedef struct dc_option {
     dc_opt_id_t id;
     const char *name; /* --name */
     char short_name;  /* -x, or 0 */
     dc_opt_type_t type;
-    const char *env[2];        /* environment variables, the first set wins */
-    const char *config_key;    /* "section.key", or NULL when only a flag */
-    const char *default_value; /* NULL: none (or computed, see dc_config_default) */
-    const char *choices;       /* enums: "text|json" */
-    long min, max;             /* ints */
-    unsigned commands;         /* DC_CMD_ALL: global */
+    const char *env[DC_OPT_ENV_MAX]; /* environment variables, the first set wins */
+    const char *config_key;          /* "section.key", or NULL when only a flag */
+    const char *default_value;       /* NULL: none (or computed, see dc_config_default) */
+    const char *choices;             /* enums: "text|json" */
+    long min, max;                   /* ints */
+    unsigned commands;               /* DC_CMD_ALL: global */
     const char *metavar;
     const char *help;
     bool no_flag;    /* secrets: only from the environment or the config file, never argv */

@@ -39,6 +39,10 @@ int dc_pg_url_database(const char *url, char *out, size_t out_size, dc_error_t *
 /* DROP DATABASE ... WITH (FORCE) of the database a URL designates, from a connection to the
  * same server's "postgres" database. */
 int dc_pg_drop_database(const char *url, const char *purpose, dc_error_t *err);
+/* Which server instance (its port and start time) and, with_database, which database a session
+ * reaches, as one string: two connections that give the same string reach the same database,
+ * however their URLs spell the host or whatever pooler sits between. */
+int dc_pg_instance(PGconn *conn, bool with_database, char *out, size_t size, dc_error_t *err);
 /* The URL with its password masked, for messages. */
 void dc_pg_url_display(const char *url, char *out, size_t out_size);
 

@@ -2,8 +2,9 @@
  * restored into a scratch database (always dropped afterwards), the real runner applies the
  * pending migrations there, and each statement is measured: wall time, the locks it took and
  * how long they were held (sampled from pg_locks by a second connection), tables rewritten,
- * rows touched and WAL written. Each statement gets a verdict; write-blocking locks held longer
- * than max_lock make the rehearsal fail. */
+ * rows touched, WAL written, temporary files written and the size of the indexes built. Each
+ * statement gets a verdict; write-blocking locks held longer than max_lock make the rehearsal
+ * fail. */
 #ifndef DEPLOYCTL_REHEARSE_H
 #define DEPLOYCTL_REHEARSE_H
 
@@ -45,6 +46,12 @@ typedef struct dc_rehearse_rewrite {
     uint64_t bytes_after;  /* after the statement (with indexes and TOAST) */
 } dc_rehearse_rewrite_t;
 
+/* An index the statement built (CREATE INDEX, a constraint's index), with its size after. */
+typedef struct dc_rehearse_index {
+    char *relation; /* schema.name */
+    uint64_t bytes; /* pg_relation_size */
+} dc_rehearse_index_t;
+
 typedef struct dc_rehearse_stmt {
     char *migration;
     char *file;
@@ -54,6 +61,15 @@ typedef struct dc_rehearse_stmt {
     bool ok;
     char *rows;        /* PQcmdTuples, "" when the statement reports none */
     int64_t wal_bytes; /* -1 when unknown */
+    /* Temporary files the statement wrote (sorts, hashes, index builds spilling past
+     * work_mem / maintenance_work_mem): the larger of the peak its own temporary files reached
+     * while it ran (pg_ls_tmpdir, sampled) and the database's temp_bytes counter's growth
+     * (pg_stat_database, which sees parallel workers' files once they exit); -1 when neither
+     * can be seen (pg_ls_tmpdir needs pg_monitor). */
+    int64_t temp_bytes;
+    int64_t temp_files; /* most temporary files seen at once, or the counter's growth; -1 */
+    dc_rehearse_index_t *indexes;
+    size_t index_count;
     dc_rehearse_lock_t *locks;
     size_t lock_count;
     dc_rehearse_rewrite_t *rewrites;

@@ -16,6 +16,7 @@
 #include "deployctl/check.h"
 #include "deployctl/error.h"
 #include "deployctl/migrate.h"
+#include "deployctl/rehearse.h"
 #include "deployctl/store.h"
 
 /* What to do with migrations that committed when a release fails (release.on_failure). */
@@ -32,6 +33,9 @@ const char *dc_on_failure_name(dc_on_failure_t p);
 typedef struct dc_release_opts {
     const char *database_url; /* libpq form */
     const char *database;     /* its name: journals, snapshots, DEPLOYCTL_DATABASE */
+    /* The application's pooled URL (libpq form), or NULL: SQL smoke checks run through it, as
+     * the application's queries do. Migrations, backups and verification stay direct. */
+    const char *pooled_url;
     const char *state_dir;
     dc_store_t *store;
     dc_backup_opts_t backup;   /* database_url and store are filled in by the release */
@@ -55,6 +59,10 @@ typedef struct dc_release_opts {
     const char *report_md_path; /* Markdown (NULL: report_path with .md) */
     uint64_t lock_timeout_ms;   /* restore's wait for table locks */
     const char *maintenance_work_mem;
+    /* release --rehearse: the pending migrations are rehearsed on the release's own pre-release
+     * snapshot before they touch production (ref, store, database and key are the release's);
+     * a threshold crossed or a failed migration refuses the release (exit 4). NULL: none. */
+    const dc_rehearse_opts_t *rehearse;
 } dc_release_opts_t;
 
 typedef struct dc_release_result {

@@ -124,12 +124,11 @@ typedef void (*check_fn)(dc_check_ctx_t *ctx);
 /* The order is the seed's (connection, then migrations, then backup, then disk) followed by
  * what blocks DDL; the connection comes first because most checks read through it. */
 static const check_fn checks[] = {
-    dc_check_connection,          dc_check_pooler,
-    dc_check_migrations,          dc_check_snapshot,
-    dc_check_free_space,          dc_check_locks,
-    dc_check_wraparound,          dc_check_pg_dump,
-    dc_check_privileges,          dc_check_invalid_indexes,
-    dc_check_connection_headroom, dc_check_prepared_xacts,
+    dc_check_connection,     dc_check_pooler,          dc_check_pooled_url,
+    dc_check_migrations,     dc_check_snapshot,        dc_check_free_space,
+    dc_check_locks,          dc_check_wraparound,      dc_check_pg_dump,
+    dc_check_privileges,     dc_check_invalid_indexes, dc_check_connection_headroom,
+    dc_check_prepared_xacts,
 };
 
 int dc_check_run(const dc_check_opts_t *opts, dc_check_report_t *out, dc_error_t *err)
@@ -145,6 +144,8 @@ int dc_check_run(const dc_check_opts_t *opts, dc_check_report_t *out, dc_error_t
     ctx.report = out;
     ctx.pending_count = -1;
     dc_pg_register_secrets(opts->database_url);
+    if (opts->pooled_url != NULL)
+        dc_pg_register_secrets(opts->pooled_url);
     ctx.libpq_url = dc_pg_url_for_libpq(opts->database_url, &ctx.prisma_schema);
     if (dc_pg_url_database(ctx.libpq_url, ctx.database, sizeof(ctx.database), err) != 0) {
         free(ctx.libpq_url);

@@ -43,6 +43,8 @@ void dc_check_skip_no_connection(dc_check_ctx_t *ctx, const char *name, const ch
 /* Each adds exactly one result to ctx->report. */
 void dc_check_connection(dc_check_ctx_t *ctx); /* connects; sets ctx->conn */
 void dc_check_pooler(dc_check_ctx_t *ctx);
+/* Only when a pooled URL is configured (then one result). */
+void dc_check_pooled_url(dc_check_ctx_t *ctx);
 void dc_check_migrations(dc_check_ctx_t *ctx);
 void dc_check_snapshot(dc_check_ctx_t *ctx);
 void dc_check_free_space(dc_check_ctx_t *ctx);

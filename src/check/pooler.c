@@ -13,6 +13,8 @@
 #define CONNECTION_T "Database connection"
 #define POOLER       "pooler"
 #define POOLER_T     "Direct connection"
+#define POOLED       "pooled-url"
+#define POOLED_T     "Pooled connection"
 
 void dc_check_connection(dc_check_ctx_t *ctx)
 {
@@ -135,35 +137,49 @@ static void report_pooled(dc_check_ctx_t *ctx, const char *evidence)
  * hands out a cancel key of its own, so the process id libpq was told at connect (the
  * BackendKeyData message) is not the pid of the server process that runs our queries; a
  * plain TCP proxy or NAT passes that message through unchanged. In transaction pooling the
- * server process can also change between two transactions of one client connection. */
+ * server process can also change between two transactions of one client connection.
+ * 1 pooled (evidence says why), 0 direct (*pid the session's own), -1 the probe failed. */
+static int probe_pooled(PGconn *conn, long *pid, char *evidence, size_t size)
+{
+    long announced = PQbackendPID(conn);
+    long first = backend_pid(conn);
+    long second = backend_pid(conn);
+    *pid = first;
+    if (first < 0 || second < 0) {
+        snprintf(evidence, size, "cannot run the probe (SELECT pg_backend_pid()): %s",
+                 PQerrorMessage(conn));
+        return -1;
+    }
+    if (first != announced) {
+        snprintf(evidence, size,
+                 "the server process running the queries, pid %ld, is not the one announced "
+                 "at connect, %ld",
+                 first, announced);
+        return 1;
+    }
+    if (second != first) {
+        snprintf(evidence, size,
+                 "two transactions of one connection ran in server processes %ld and %ld", first,
+                 second);
+        return 1;
+    }
+    return 0;
+}
+
 void dc_check_pooler(dc_check_ctx_t *ctx)
 {
     if (ctx->conn == NULL) {
         dc_check_skip_no_connection(ctx, POOLER, POOLER_T);
         return;
     }
-    long announced = PQbackendPID(ctx->conn);
-    long first = backend_pid(ctx->conn);
-    long second = backend_pid(ctx->conn);
+    long first;
     char evidence[256];
-    if (first < 0 || second < 0) {
-        dc_check_add(ctx->report, POOLER, POOLER_T, DC_CHECK_FAILED,
-                     "cannot run the probe (SELECT pg_backend_pid()): %s",
-                     PQerrorMessage(ctx->conn));
+    int pooled = probe_pooled(ctx->conn, &first, evidence, sizeof(evidence));
+    if (pooled < 0) {
+        dc_check_add(ctx->report, POOLER, POOLER_T, DC_CHECK_FAILED, "%s", evidence);
         return;
     }
-    if (first != announced) {
-        snprintf(evidence, sizeof(evidence),
-                 "the server process running the queries, pid %ld, is not the one announced "
-                 "at connect, %ld",
-                 first, announced);
-        report_pooled(ctx, evidence);
-        return;
-    }
-    if (second != first) {
-        snprintf(evidence, sizeof(evidence),
-                 "two transactions of one connection ran in server processes %ld and %ld", first,
-                 second);
+    if (pooled) {
         report_pooled(ctx, evidence);
         return;
     }
@@ -191,4 +207,56 @@ void dc_check_pooler(dc_check_ctx_t *ctx)
     else
         dc_check_add(ctx->report, POOLER, POOLER_T, DC_CHECK_OK,
                      "not pooled: server pid %ld is the session's own", first);
+}
+
+/* The application's pooled URL (--pooled-url): it must reach the very database the direct URL
+ * does (else the smoke checks that run through it test another one), and through a pooler
+ * (else the application's connections are not pooled; a warning). */
+void dc_check_pooled_url(dc_check_ctx_t *ctx)
+{
+    if (ctx->opts->pooled_url == NULL)
+        return;
+    char *schema = NULL;
+    char *url = dc_pg_url_for_libpq(ctx->opts->pooled_url, &schema);
+    free(schema);
+    PGconn *conn = NULL;
+    dc_error_t err;
+    dc_error_clear(&err);
+    char direct_id[160], pooled_id[160], evidence[256];
+    long pid = 0;
+    if (dc_pg_connect(url, "check pooled", &conn, &err) != 0) {
+        dc_check_add(ctx->report, POOLED, POOLED_T, DC_CHECK_FAILED,
+                     "cannot connect with the pooled URL (--pooled-url, or DATABASE_URL beside "
+                     "DATABASE_URL_DIRECT): %s",
+                     err.message);
+    } else if (ctx->conn == NULL) {
+        dc_check_add(ctx->report, POOLED, POOLED_T, DC_CHECK_SKIPPED,
+                     "connected, but the direct URL did not: nothing to compare it with");
+    } else if (dc_pg_instance(ctx->conn, true, direct_id, sizeof(direct_id), &err) != 0 ||
+               dc_pg_instance(conn, true, pooled_id, sizeof(pooled_id), &err) != 0) {
+        dc_check_add(ctx->report, POOLED, POOLED_T, DC_CHECK_FAILED,
+                     "cannot tell which database the pooled URL reaches: %s", err.message);
+    } else if (strcmp(direct_id, pooled_id) != 0) {
+        dc_check_add(ctx->report, POOLED, POOLED_T, DC_CHECK_FAILED,
+                     "the pooled URL reaches another database than the direct URL (server/port/"
+                     "database %s, the direct one %s): fix --pooled-url or DATABASE_URL",
+                     pooled_id, direct_id);
+    } else {
+        int pooled = probe_pooled(conn, &pid, evidence, sizeof(evidence));
+        if (pooled < 0)
+            dc_check_add(ctx->report, POOLED, POOLED_T, DC_CHECK_FAILED, "%s", evidence);
+        else if (pooled)
+            dc_check_add(ctx->report, POOLED, POOLED_T, DC_CHECK_OK,
+                         "reaches the same database as the direct URL, through a pooler (%s)",
+                         evidence);
+        else
+            dc_check_add(ctx->report, POOLED, POOLED_T, DC_CHECK_WARNING,
+                         "reaches the same database as the direct URL, but not through a pooler "
+                         "(server pid %ld is the session's own): point --pooled-url or "
+                         "DATABASE_URL at the pooler (PgBouncer...)",
+                         pid);
+    }
+    if (conn != NULL)
+        PQfinish(conn);
+    free(url);
 }

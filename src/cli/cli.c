@@ -185,8 +185,10 @@ static void print_option(FILE *out, const dc_option_t *o)
         snprintf(flag, sizeof(flag), "    --%s%s%s", o->name, o->metavar ? " " : "",
                  o->metavar ? o->metavar : "");
     fprintf(out, "  %-30s %s", flag, o->help);
+    for (int e = 0; e < DC_OPT_ENV_MAX && o->env[e] != NULL; e++)
+        fprintf(out, "%s%s", e ? ", " : " [env ", o->env[e]);
     if (o->env[0] != NULL)
-        fprintf(out, " [env %s%s%s]", o->env[0], o->env[1] ? ", " : "", o->env[1] ? o->env[1] : "");
+        fputc(']', out);
     fputc('\n', out);
 }
 

@@ -41,35 +41,42 @@ int dc_cli_rehearse_outcome(const dc_rehearse_result_t *r, dc_error_t *err)
     return 0;
 }
 
+int dc_cli_rehearse_opts(dc_cli_t *cli, dc_rehearse_opts_t *opts, char **scratch, char *work_mem,
+                         size_t size, dc_error_t *err)
+{
+    memset(opts, 0, sizeof(*opts));
+    *scratch = NULL;
+    if (dc_cli_migrate_opts(cli, &opts->migrate, err) != 0)
+        return dc_error_prefix(err, "rehearse on which database's snapshot? ");
+    if (dc_cli_key(cli, &opts->key, err) != 0)
+        return -1;
+    *scratch = dc_cli_url_option(cli, DC_OPT_SCRATCH);
+    opts->production_url = opts->migrate.url;
+    opts->scratch_url = *scratch;
+    opts->maintenance_work_mem = dc_cli_maintenance_work_mem(cli, work_mem, size);
+    opts->max_lock_ms = dc_config_duration_ms(&cli->config, DC_OPT_MAX_LOCK);
+    return 0;
+}
+
 int dc_cli_rehearse(dc_cli_t *cli, const char *ref, dc_rehearse_result_t *r, dc_error_t *err)
 {
-    const dc_config_t *cfg = &cli->config;
-    char dbbuf[256];
+    char dbbuf[256], work_mem[32];
     int rc;
+    memset(r, 0, sizeof(*r));
     const char *database = dc_cli_database_name(cli, dbbuf, sizeof(dbbuf), err, &rc);
     if (rc != 0)
         return -1;
-    dc_rehearse_opts_t opts = {0};
-    if (dc_cli_migrate_opts(cli, &opts.migrate, err) != 0)
-        return dc_error_prefix(err, "rehearse on which database's snapshot? ");
-    const dc_key_t *key = NULL;
-    if (dc_cli_key(cli, &key, err) != 0)
-        return -1;
-    char *scratch = dc_cli_url_option(cli, DC_OPT_SCRATCH);
-    dc_store_t *store;
-    if (dc_cli_open_store(cli, &store, err) != 0) {
+    dc_rehearse_opts_t opts;
+    char *scratch = NULL;
+    dc_store_t *store = NULL;
+    if (dc_cli_rehearse_opts(cli, &opts, &scratch, work_mem, sizeof(work_mem), err) != 0 ||
+        dc_cli_open_store(cli, &store, err) != 0) {
         free(scratch);
         return -1;
     }
-    char work_mem[32];
     opts.store = store;
     opts.database = database;
     opts.ref = ref;
-    opts.production_url = opts.migrate.url;
-    opts.scratch_url = scratch;
-    opts.key = key;
-    opts.maintenance_work_mem = dc_cli_maintenance_work_mem(cli, work_mem, sizeof(work_mem));
-    opts.max_lock_ms = dc_config_duration_ms(cfg, DC_OPT_MAX_LOCK);
     rc = dc_rehearse_run(&opts, r, err);
     dc_store_close(store);
     free(scratch);

@@ -19,7 +19,11 @@ typedef struct release_setup {
     size_t smoke_count;
     char work_mem[32];
     char database[256];
-    const char *metrics; /* --metrics-file, or NULL */
+    const char *metrics;         /* --metrics-file, or NULL */
+    char *pooled;                /* the pooled URL, or NULL */
+    dc_rehearse_opts_t rehearse; /* --rehearse */
+    char *scratch;
+    char rehearse_work_mem[32];
 } release_setup_t;
 
 /* --smoke URL (repeated: one per line) or release.smoke (separated by spaces). */
@@ -40,6 +44,8 @@ static void setup_free(release_setup_t *s)
     for (size_t i = 0; i < s->smoke_count; i++)
         free(s->smoke[i]);
     free(s->smoke);
+    free(s->pooled);
+    free(s->scratch);
     if (s->store)
         dc_store_close(s->store);
 }
@@ -80,6 +86,13 @@ static int setup(dc_cli_t *cli, release_setup_t *s, dc_error_t *err)
     o->report_md_path = dc_config_get(cfg, DC_OPT_REPORT_MD);
     o->lock_timeout_ms = dc_config_duration_ms(cfg, DC_OPT_LOCK_TIMEOUT);
     o->maintenance_work_mem = dc_cli_maintenance_work_mem(cli, s->work_mem, sizeof(s->work_mem));
+    o->pooled_url = s->pooled = dc_cli_url_option(cli, DC_OPT_POOLED_URL);
+    if (dc_config_flag(cfg, DC_OPT_REHEARSE) && !o->dry_run) {
+        if (dc_cli_rehearse_opts(cli, &s->rehearse, &s->scratch, s->rehearse_work_mem,
+                                 sizeof(s->rehearse_work_mem), err) != 0)
+            return dc_error_prefix(err, "release --rehearse: ");
+        o->rehearse = &s->rehearse;
+    }
     return 0;
 }
 
@@ -117,29 +130,6 @@ static int conclude(dc_cli_t *cli, const dc_release_result_t *r, dc_error_t *err
     return -1;
 }
 
-/* release --rehearse: before anything is changed (no hook, no backup), the pending migrations
- * are rehearsed on the newest complete snapshot; a threshold crossed or a migration that fails
- * there refuses the release (exit 4). The rehearsal's report goes to stderr: stdout is the
- * release's. */
-static int rehearse_first(dc_cli_t *cli, dc_error_t *err)
-{
-    dc_log_info("release: rehearsing the pending migrations on the newest complete snapshot");
-    dc_rehearse_result_t r;
-    int rc = dc_cli_rehearse(cli, "latest", &r, err);
-    if (rc != 0)
-        dc_error_prefix(err, "release refused: --rehearse could not run: ");
-    else {
-        dc_log_status_clear();
-        dc_rehearse_print_text(&r, stderr);
-        if ((rc = dc_cli_rehearse_outcome(&r, err)) != 0)
-            dc_error_prefix(err, "release refused, nothing was changed: ");
-    }
-    dc_rehearse_result_free(&r);
-    if (rc != 0)
-        err->exit_code = DC_EXIT_PRECHECK;
-    return rc;
-}
-
 int dc_cmd_release(dc_cli_t *cli, dc_error_t *err)
 {
     release_setup_t s;
@@ -159,9 +149,6 @@ int dc_cmd_release(dc_cli_t *cli, dc_error_t *err)
                                        "dry run: the precheck refuses this release");
         }
         free(plan);
-    } else if (dc_config_flag(&cli->config, DC_OPT_REHEARSE) &&
-               (rc = rehearse_first(cli, err)) != 0) {
-        /* refused before anything changed */
     } else {
         dc_release_result_t result;
         double start = dc_metrics_now();

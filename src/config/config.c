@@ -304,7 +304,7 @@ static void apply_environment(dc_config_t *cfg)
 {
     for (int i = 0; i < DC_OPT_COUNT; i++) {
         const dc_option_t *o = &dc_options[i];
-        for (int e = 0; e < 2 && o->env[e] != NULL; e++) {
+        for (int e = 0; e < DC_OPT_ENV_MAX && o->env[e] != NULL; e++) {
             const char *v = getenv(o->env[e]);
             if (v != NULL && *v != '\0') {
                 dc_config_offer(cfg, o->id, v, DC_SRC_ENV, o->env[e]);
@@ -312,6 +312,21 @@ static void apply_environment(dc_config_t *cfg)
             }
         }
     }
+}
+
+/* DATABASE_URL is the application's URL (Prisma's convention). Beside a direct URL
+ * (DATABASE_URL_DIRECT or DIRECT_URL) it is the pooled one; alone it stays the direct URL (one
+ * URL, no pooler), as --database reads it. DEPLOYCTL_POOLED_URL wins over it. */
+static void apply_pooled_environment(dc_config_t *cfg)
+{
+    const char *app = getenv("DATABASE_URL");
+    const char *direct = getenv("DATABASE_URL_DIRECT");
+    if (direct == NULL || *direct == '\0')
+        direct = getenv("DIRECT_URL");
+    if (app == NULL || *app == '\0' || direct == NULL || *direct == '\0')
+        return;
+    if (cfg->settings[DC_OPT_POOLED_URL].source < DC_SRC_ENV)
+        dc_config_offer(cfg, DC_OPT_POOLED_URL, app, DC_SRC_ENV, "DATABASE_URL");
 }
 
 static bool parse_bool(const char *v, bool *out)
@@ -388,6 +403,7 @@ static int check_value(const dc_option_t *o, const dc_setting_t *s, dc_error_t *
 int dc_config_finish(dc_config_t *cfg, dc_error_t *err)
 {
     apply_environment(cfg);
+    apply_pooled_environment(cfg);
     for (int i = 0; i < DC_OPT_COUNT; i++) {
         const dc_option_t *o = &dc_options[i];
         if (o->default_value != NULL)

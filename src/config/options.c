@@ -26,8 +26,16 @@ const dc_option_t dc_options[DC_OPT_COUNT] = {
         0, 0, GLOBAL, "NAME",
         "the environment whose [env \"NAME\"] section of the config file applies"},
     [DC_OPT_DATABASE] = {DC_OPT_DATABASE, "database", 'd', DC_TYPE_STRING,
-        {"DATABASE_URL_DIRECT", "DATABASE_URL"}, "database.url", NULL, NULL, 0, 0, GLOBAL, "URL",
-        "PostgreSQL URL of the direct (non-pooled) connection"},
+        {"DATABASE_URL_DIRECT", "DIRECT_URL", "DATABASE_URL"}, "database.url", NULL, NULL, 0, 0,
+        GLOBAL, "URL",
+        "PostgreSQL URL of the direct (non-pooled) connection: migrations, backups, restores "
+        "(DATABASE_URL only when neither DATABASE_URL_DIRECT nor DIRECT_URL is set)"},
+    [DC_OPT_POOLED_URL] = {DC_OPT_POOLED_URL, "pooled-url", 0, DC_TYPE_STRING,
+        {"DEPLOYCTL_POOLED_URL"}, "database.pooled_url", NULL, NULL, 0, 0,
+        CHECK | RELEASE | RECOVER, "URL",
+        "the application's pooled URL (PgBouncer...): check verifies it reaches the same "
+        "database through a pooler; release runs SQL smoke checks through it (also DATABASE_URL "
+        "when DATABASE_URL_DIRECT or DIRECT_URL gives the direct URL)"},
     [DC_OPT_STORE] = {DC_OPT_STORE, "store", 's', DC_TYPE_STRING, {"DEPLOYCTL_STORE"},
         "store.url", NULL, NULL, 0, 0, GLOBAL, "URL",
         "snapshot store (default file://<state-dir>/snapshots)"},
@@ -212,7 +220,8 @@ const dc_option_t dc_options[DC_OPT_COUNT] = {
     [DC_OPT_SNAPSHOT] = {DC_OPT_SNAPSHOT, "snapshot", 0, DC_TYPE_STRING, {NULL}, NULL, "latest",
         NULL, 0, 0, REHEARSE, "ID", "the snapshot to rehearse on (default: the newest complete one)"},
     [DC_OPT_SCRATCH] = {DC_OPT_SCRATCH, "scratch", 0, DC_TYPE_STRING,
-        {"DEPLOYCTL_REHEARSE_SCRATCH"}, "rehearse.scratch", NULL, NULL, 0, 0, REHEARSE, "URL",
+        {"DEPLOYCTL_REHEARSE_SCRATCH"}, "rehearse.scratch", NULL, NULL, 0, 0, REHEARSE | RELEASE,
+        "URL",
         "the scratch database to create, rehearse in and drop (must not exist; default: a new "
         "one on --database's server)"},
     [DC_OPT_MAX_LOCK] = {DC_OPT_MAX_LOCK, "max-lock", 0, DC_TYPE_DURATION,
@@ -222,8 +231,9 @@ const dc_option_t dc_options[DC_OPT_COUNT] = {
         "table in the rehearsal (exit 4 beyond)"},
     [DC_OPT_REHEARSE] = {DC_OPT_REHEARSE, "rehearse", 0, DC_TYPE_BOOL, {NULL}, NULL, NULL,
         NULL, 0, 0, RELEASE, NULL,
-        "rehearse the migrations on the newest complete snapshot first; refuse (exit 4) when "
-        "one holds a write-blocking lock longer than --max-lock"},
+        "rehearse the pending migrations on the release's pre-release snapshot before they run; "
+        "refuse (exit 4, maintenance ended, nothing migrated) when one fails or holds a "
+        "write-blocking lock longer than --max-lock"},
     [DC_OPT_S3_ENDPOINT] = {DC_OPT_S3_ENDPOINT, "s3-endpoint", 0, DC_TYPE_STRING,
         {"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"}, "s3.endpoint", NULL, NULL, 0, 0, GLOBAL,
         "URL", "S3 endpoint, https://host[:port] (default: AWS S3 in the region)"},

@@ -371,3 +371,22 @@ int dc_pg_server_major(PGconn *conn)
 {
     return PQserverVersion(conn) / 10000;
 }
+
+int dc_pg_instance(PGconn *conn, bool with_database, char *out, size_t size, dc_error_t *err)
+{
+    /* the server's own port setting, not inet_server_port(): a pooler may reach it by a unix
+     * socket where a direct URL uses TCP */
+    PGresult *res =
+        dc_pg_query(conn,
+                    "SELECT pg_catalog.concat_ws('/', pg_catalog.current_setting('port'),"
+                    " pg_catalog.pg_postmaster_start_time(),"
+                    " pg_catalog.current_database())",
+                    err);
+    if (res == NULL)
+        return -1;
+    const char *v = PQgetvalue(res, 0, 0);
+    const char *db = strrchr(v, '/');
+    snprintf(out, size, "%.*s", with_database || db == NULL ? (int)strlen(v) : (int)(db - v), v);
+    PQclear(res);
+    return 0;
+}

@@ -19,6 +19,17 @@
     " WHERE c.relkind IN ('r', 'm', 'p') AND n.nspname NOT IN ('pg_catalog', "                     \
     "'information_schema') AND n.nspname !~ '^pg_toast'"
 
+/* Indexes of the user's schemas. */
+#define USER_INDEXES                                                                               \
+    " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"         \
+    " WHERE c.relkind IN ('i', 'I') AND n.nspname NOT IN ('pg_catalog', "                          \
+    "'information_schema') AND n.nspname !~ '^pg_toast'"
+
+/* The runner's own temporary files (pgsql_tmp<pid>.<n>) and their size, right now. */
+#define TEMP_OF(pid)                                                                               \
+    "SELECT coalesce(pg_catalog.sum(size), 0)::pg_catalog.int8, pg_catalog.count(*)"               \
+    " FROM pg_catalog.pg_ls_tmpdir() WHERE name LIKE 'pgsql_tmp' || " pid " || '.%'"
+
 #define LOCKS_OF(pid)                                                                              \
     "SELECT relation::pg_catalog.int8, mode FROM pg_catalog.pg_locks WHERE pid = " pid             \
     " AND locktype = 'relation' AND granted AND relation::pg_catalog.int8 >= 16384"
@@ -72,6 +83,29 @@ static void ingest(rh_observer_t *o, PGresult *res, double t)
     pthread_mutex_unlock(&o->mu);
 }
 
+/* The runner's temporary files at this moment: the statement's peak so far. pg_ls_tmpdir needs
+ * pg_monitor; without it the sampler stops asking (the database's counters remain). */
+static void sample_temp(rh_observer_t *o, const char *pid)
+{
+    const char *params[] = {pid};
+    PGresult *res =
+        PQexecParams(o->monitor, TEMP_OF("$1::pg_catalog.text"), 1, NULL, params, NULL, NULL, 0);
+    bool ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+    int64_t bytes = ok ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+    int64_t files = ok ? strtoll(PQgetvalue(res, 0, 1), NULL, 10) : 0;
+    PQclear(res);
+    pthread_mutex_lock(&o->mu);
+    if (!ok) {
+        o->tmpdir_denied = true;
+    } else if (o->current >= 0) {
+        if (bytes > o->temp_peak)
+            o->temp_peak = bytes;
+        if (files > o->temp_files_peak)
+            o->temp_files_peak = files;
+    }
+    pthread_mutex_unlock(&o->mu);
+}
+
 static void sleep_ms(uint64_t ms)
 {
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
@@ -85,6 +119,7 @@ static void *sample_loop(void *arg)
         pthread_mutex_lock(&o->mu);
         bool stop = o->stop;
         int pid = o->runner_pid;
+        bool temp = !o->tmpdir_denied;
         pthread_mutex_unlock(&o->mu);
         if (stop)
             break;
@@ -98,6 +133,8 @@ static void *sample_loop(void *arg)
             if (PQresultStatus(res) == PGRES_TUPLES_OK)
                 ingest(o, res, t);
             PQclear(res);
+            if (temp)
+                sample_temp(o, p);
         }
         sleep_ms(o->sample_ms);
     }
@@ -178,6 +215,36 @@ static char *one_line(const char *text)
     return dc_sprintf("%s%s", buf, strlen(text) > 150 ? "..." : "");
 }
 
+/* The database's temporary-file counters, fresh (the session's statistics snapshot dropped). */
+static void stat_temp(PGconn *conn, int64_t *bytes, int64_t *files)
+{
+    *bytes = *files = -1;
+    PQclear(PQexec(conn, "SELECT pg_catalog.pg_stat_clear_snapshot()"));
+    PGresult *res = PQexec(conn, "SELECT temp_bytes, temp_files FROM pg_catalog.pg_stat_database"
+                                 " WHERE datname = pg_catalog.current_database()");
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
+        *bytes = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        *files = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    }
+    PQclear(res);
+}
+
+/* The oids of the user's indexes (before a statement: what it builds is what is new after). */
+static void read_indexes(PGconn *conn, unsigned **out, size_t *count)
+{
+    *out = NULL;
+    *count = 0;
+    PGresult *res = PQexec(conn, "SELECT c.oid::pg_catalog.int8" USER_INDEXES);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+        int n = PQntuples(res);
+        *out = dc_calloc((size_t)n + 1, sizeof(unsigned));
+        for (int r = 0; r < n; r++)
+            (*out)[r] = (unsigned)strtoul(PQgetvalue(res, r, 0), NULL, 10);
+        *count = (size_t)n;
+    }
+    PQclear(res);
+}
+
 void rh_before(void *ctx, PGconn *conn, const char *file, const dc_migrate_stmt_t *st)
 {
     rh_observer_t *o = ctx;
@@ -185,7 +252,13 @@ void rh_before(void *ctx, PGconn *conn, const char *file, const dc_migrate_stmt_
     rels_free(o->before, o->before_count);
     o->before = NULL;
     o->before_count = 0;
+    free(o->indexes_before);
+    o->indexes_before = NULL;
+    o->indexes_before_count = 0;
+    o->stat_temp_bytes = o->stat_temp_files = -1;
     if (!in_error(conn)) {
+        stat_temp(conn, &o->stat_temp_bytes, &o->stat_temp_files);
+        read_indexes(conn, &o->indexes_before, &o->indexes_before_count);
         PGresult *res = PQexec(conn, "SELECT pg_catalog.pg_current_wal_insert_lsn()::text");
         if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
             snprintf(o->wal_before, sizeof(o->wal_before), "%s", PQgetvalue(res, 0, 0));
@@ -203,6 +276,8 @@ void rh_before(void *ctx, PGconn *conn, const char *file, const dc_migrate_stmt_
     s->text = one_line(st->text);
     s->rows = dc_strdup("");
     s->wal_bytes = -1;
+    s->temp_bytes = s->temp_files = -1;
+    o->temp_peak = o->temp_files_peak = 0;
     o->current = (long)r->count++;
     o->runner_pid = PQbackendPID(conn);
     pthread_mutex_unlock(&o->mu);
@@ -260,6 +335,55 @@ static void measure_wal(rh_observer_t *o, PGconn *conn, dc_rehearse_stmt_t *s)
     PQclear(res);
 }
 
+static bool had_index(const rh_observer_t *o, unsigned oid)
+{
+    for (size_t i = 0; i < o->indexes_before_count; i++) {
+        if (o->indexes_before[i] == oid)
+            return true;
+    }
+    return false;
+}
+
+/* Indexes that are there now and were not before the statement: built by it. */
+static void find_indexes(rh_observer_t *o, PGconn *conn, dc_rehearse_stmt_t *s)
+{
+    if (o->indexes_before == NULL)
+        return;
+    PGresult *res = PQexec(conn, "SELECT c.oid::pg_catalog.int8,"
+                                 " pg_catalog.pg_relation_size(c.oid),"
+                                 " pg_catalog.format('%I.%I', n.nspname, c.relname)" USER_INDEXES
+                                 " ORDER BY 1");
+    for (int r = 0; PQresultStatus(res) == PGRES_TUPLES_OK && r < PQntuples(res); r++) {
+        if (had_index(o, (unsigned)strtoul(PQgetvalue(res, r, 0), NULL, 10)))
+            continue;
+        s->indexes = dc_realloc(s->indexes, (s->index_count + 1) * sizeof(*s->indexes));
+        s->indexes[s->index_count++] =
+            (dc_rehearse_index_t){.relation = dc_strdup(PQgetvalue(res, r, 2)),
+                                  .bytes = strtoull(PQgetvalue(res, r, 1), NULL, 10)};
+    }
+    PQclear(res);
+}
+
+/* The larger of the sampled peak and the counters' growth; unknown when neither was seen. */
+static void measure_temp(rh_observer_t *o, PGconn *conn, dc_rehearse_stmt_t *s)
+{
+    int64_t bytes = -1, files = -1;
+    if (o->stat_temp_bytes >= 0)
+        stat_temp(conn, &bytes, &files);
+    if (bytes >= 0) {
+        s->temp_bytes = bytes - o->stat_temp_bytes;
+        s->temp_files = files - o->stat_temp_files;
+    }
+    pthread_mutex_lock(&o->mu);
+    if (!o->tmpdir_denied || o->temp_peak > 0) {
+        if (o->temp_peak > s->temp_bytes)
+            s->temp_bytes = o->temp_peak;
+        if (o->temp_files_peak > s->temp_files)
+            s->temp_files = o->temp_files_peak;
+    }
+    pthread_mutex_unlock(&o->mu);
+}
+
 void rh_after(void *ctx, PGconn *conn, const char *file, const dc_migrate_stmt_t *st,
               const PGresult *res)
 {
@@ -285,6 +409,8 @@ void rh_after(void *ctx, PGconn *conn, const char *file, const dc_migrate_stmt_t
         PQclear(locks);
         measure_wal(o, conn, s);
         find_rewrites(o, conn, s);
+        find_indexes(o, conn, s);
+        measure_temp(o, conn, s);
     }
     pthread_mutex_lock(&o->mu);
     o->current = -1;
@@ -420,6 +546,7 @@ void rh_observer_free(rh_observer_t *o)
     o->monitor = NULL;
     rels_free(o->start, o->start_count);
     rels_free(o->before, o->before_count);
+    free(o->indexes_before);
     free(o->seen);
     pthread_mutex_destroy(&o->mu);
     memset(o, 0, sizeof(*o));

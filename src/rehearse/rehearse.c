@@ -36,15 +36,9 @@ static int server_identity(const char *url, const char *database, char *out, siz
     free(conninfo);
     if (rc != 0)
         return -1;
-    PGresult *res = dc_pg_query(conn,
-                                "SELECT pg_catalog.concat_ws('/', pg_catalog.inet_server_port(),"
-                                " pg_catalog.pg_postmaster_start_time())",
-                                err);
-    if (res != NULL)
-        snprintf(out, size, "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
+    rc = dc_pg_instance(conn, false, out, size, err);
     PQfinish(conn);
-    return res != NULL ? 0 : -1;
+    return rc;
 }
 
 /* --scratch must never be the production database: same server instance and same name is
@@ -216,6 +210,9 @@ void dc_rehearse_result_free(dc_rehearse_result_t *r)
         for (size_t k = 0; k < s->rewrite_count; k++)
             free(s->rewrites[k].relation);
         free(s->rewrites);
+        for (size_t k = 0; k < s->index_count; k++)
+            free(s->indexes[k].relation);
+        free(s->indexes);
         for (size_t k = 0; k < s->lint_count; k++)
             free(s->lint[k]);
         free(s->lint);

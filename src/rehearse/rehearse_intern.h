@@ -42,6 +42,13 @@ typedef struct rh_observer {
     rh_rel_t *before; /* relfilenodes before the current statement (runner's view) */
     size_t before_count;
     char wal_before[64];
+    /* temporary files: the sampler's peak for the current statement (guarded by mu), whether
+     * pg_ls_tmpdir may be read at all, and the database's counters before the statement */
+    int64_t temp_peak, temp_files_peak;
+    bool tmpdir_denied;
+    int64_t stat_temp_bytes, stat_temp_files; /* -1: unknown */
+    unsigned *indexes_before;                 /* index oids before the current statement */
+    size_t indexes_before_count;
     double t0;
     dc_rehearse_result_t *result;
 } rh_observer_t;

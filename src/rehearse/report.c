@@ -56,6 +56,11 @@ static char *verdict(const dc_rehearse_stmt_t *s, uint64_t max_lock_ms, bool *ov
         dc_format_bytes(s->rewrites[i].bytes_after, size, sizeof(size));
         dc_buf_appendf(&b, ", table %s rewritten (%s)", s->rewrites[i].relation, size);
     }
+    for (size_t i = 0; i < s->index_count; i++) {
+        char size[32];
+        dc_format_bytes(s->indexes[i].bytes, size, sizeof(size));
+        dc_buf_appendf(&b, ", index %s built (%s)", s->indexes[i].relation, size);
+    }
     *over = l != NULL && l->seconds * 1000.0 > (double)max_lock_ms;
     if (!s->ok)
         dc_buf_appendf(&b, " — FAILED");
@@ -79,12 +84,25 @@ void rh_judge(dc_rehearse_result_t *r, uint64_t max_lock_ms)
 
 /* ---- text ---- */
 
+/* WAL and temporary bytes: "?" when they could not be seen. */
 static void wal_text(int64_t bytes, char *out, size_t size)
 {
     if (bytes < 0)
         snprintf(out, size, "?");
     else
         dc_format_bytes((uint64_t)bytes, out, size);
+}
+
+/* "12.0 MiB in 3 files", "0 B", "?" */
+static void temp_text(const dc_rehearse_stmt_t *s, char *out, size_t size)
+{
+    char bytes[32];
+    wal_text(s->temp_bytes, bytes, sizeof(bytes));
+    if (s->temp_files > 0)
+        snprintf(out, size, "%s in %lld file%s", bytes, (long long)s->temp_files,
+                 s->temp_files == 1 ? "" : "s");
+    else
+        snprintf(out, size, "%s", bytes);
 }
 
 void dc_rehearse_print_text(const dc_rehearse_result_t *r, FILE *out)
@@ -99,15 +117,22 @@ void dc_rehearse_print_text(const dc_rehearse_result_t *r, FILE *out)
         if (strcmp(s->migration, migration) != 0)
             fprintf(out, "\nmigration %s\n", s->migration);
         migration = s->migration;
-        char wal[32];
+        char wal[32], temp[64];
         wal_text(s->wal_bytes, wal, sizeof(wal));
+        temp_text(s, temp, sizeof(temp));
         seconds_text(s->seconds, took, sizeof(took));
         fprintf(out, "  %s line %d: %s\n",
                 s->over_threshold ? "FAIL"
                 : s->ok           ? "ok  "
                                   : "ERR ",
                 s->line, s->verdict);
-        fprintf(out, "       took %s, rows %s, WAL %s\n", took, *s->rows ? s->rows : "-", wal);
+        fprintf(out, "       took %s, rows %s, WAL %s, temp %s\n", took, *s->rows ? s->rows : "-",
+                wal, temp);
+        for (size_t k = 0; k < s->index_count; k++) {
+            char size[32];
+            dc_format_bytes(s->indexes[k].bytes, size, sizeof(size));
+            fprintf(out, "       index %s built, %s\n", s->indexes[k].relation, size);
+        }
         for (size_t k = 0; k < s->lock_count; k++) {
             seconds_text(s->locks[k].seconds, took, sizeof(took));
             fprintf(out, "       lock %s on %s held %s%s\n", s->locks[k].mode, s->locks[k].relation,
@@ -138,6 +163,10 @@ static json_t *stmt_json(const dc_rehearse_stmt_t *s)
                               json_pack("{s:s, s:I, s:I}", "relation", s->rewrites[k].relation,
                                         "bytes_before", (json_int_t)s->rewrites[k].bytes_before,
                                         "bytes_after", (json_int_t)s->rewrites[k].bytes_after));
+    json_t *indexes = json_array();
+    for (size_t k = 0; k < s->index_count; k++)
+        json_array_append_new(indexes, json_pack("{s:s, s:I}", "relation", s->indexes[k].relation,
+                                                 "bytes", (json_int_t)s->indexes[k].bytes));
     json_t *lint = json_array();
     for (size_t k = 0; k < s->lint_count; k++)
         json_array_append_new(lint, json_string(s->lint[k]));
@@ -147,6 +176,11 @@ static json_t *stmt_json(const dc_rehearse_stmt_t *s)
                   s->seconds, "ok", s->ok, "locks", locks, "rewrites", rewrites, "lint", lint,
                   "wal_bytes", s->wal_bytes < 0 ? json_null() : json_integer(s->wal_bytes),
                   "verdict", s->verdict ? s->verdict : "", "over_threshold", s->over_threshold);
+    json_object_set_new(o, "temp_bytes",
+                        s->temp_bytes < 0 ? json_null() : json_integer(s->temp_bytes));
+    json_object_set_new(o, "temp_files",
+                        s->temp_files < 0 ? json_null() : json_integer(s->temp_files));
+    json_object_set_new(o, "indexes", indexes);
     json_object_set_new(o, "rows",
                         *s->rows ? json_integer(strtoll(s->rows, NULL, 10)) : json_null());
     return o;
@@ -194,12 +228,13 @@ void dc_rehearse_write_markdown(const dc_rehearse_result_t *r, FILE *out)
             "migrations applied; write-blocking locks allowed up to %s.\n\n",
             r->snapshot, r->scratch_dropped ? "dropped" : "NOT dropped", r->count,
             r->applied_count + (r->failed != NULL), max);
-    fprintf(out, "| | Migration | Line | Verdict | Time | Rows | WAL | Lint |\n"
-                 "|---|---|---|---|---|---|---|---|\n");
+    fprintf(out, "| | Migration | Line | Verdict | Time | Rows | WAL | Temp | Lint |\n"
+                 "|---|---|---|---|---|---|---|---|---|\n");
     for (size_t i = 0; i < r->count; i++) {
         const dc_rehearse_stmt_t *s = &r->stmts[i];
-        char wal[32];
+        char wal[32], temp[64];
         wal_text(s->wal_bytes, wal, sizeof(wal));
+        temp_text(s, temp, sizeof(temp));
         seconds_text(s->seconds, took, sizeof(took));
         fprintf(out, "| %s | `%s` | %d | ",
                 s->over_threshold ? ":x:"
@@ -207,7 +242,7 @@ void dc_rehearse_write_markdown(const dc_rehearse_result_t *r, FILE *out)
                                   : ":warning:",
                 s->migration, s->line);
         md_cell(out, s->verdict ? s->verdict : "");
-        fprintf(out, " | %s | %s | %s | ", took, *s->rows ? s->rows : "-", wal);
+        fprintf(out, " | %s | %s | %s | %s | ", took, *s->rows ? s->rows : "-", wal, temp);
         for (size_t k = 0; k < s->lint_count; k++) {
             fputs(k ? "<br>" : "", out);
             md_cell(out, s->lint[k]);

@@ -144,6 +144,105 @@ static int phase_backup(rel_t *r, dc_manifest_t **manifest, dc_error_t *err)
     return rel_phase_end(r, phase, ok, detail, err) != 0 ? -1 : (ok ? 0 : 1);
 }
 
+/* ---- rehearse (release --rehearse) ---- */
+
+/* How many migrations are pending (-1 when the status cannot be read: rehearse anyway). */
+static long pending_migrations(rel_t *r)
+{
+    dc_migration_set_t set;
+    dc_history_t hist;
+    dc_migrate_status_t st;
+    dc_error_t e;
+    if (dc_migrate_status(&r->o->migrate, &set, &hist, &st, &e) != 0)
+        return -1;
+    long pending = (long)st.pending;
+    dc_migrate_status_free(&st);
+    dc_history_free(&hist);
+    dc_migrate_set_free(&set);
+    return pending;
+}
+
+/* The rehearsal into the journal (one event: the snapshot it ran on, its verdict lines) and the
+ * report (the whole rehearsal, as `rehearse --json` writes it). */
+static int record_rehearsal(rel_t *r, const dc_rehearse_result_t *res, const char *snapshot,
+                            bool ok, const char *error, dc_error_t *err)
+{
+    json_t *verdicts = json_array();
+    for (size_t i = 0; res != NULL && i < res->count; i++) {
+        const dc_rehearse_stmt_t *s = &res->stmts[i];
+        json_array_append_new(verdicts, json_sprintf("%s line %d: %s", s->migration, s->line,
+                                                     s->verdict ? s->verdict : ""));
+        if (s->over_threshold || !s->ok)
+            dc_log_error("release %s: rehearse: %s line %d: %s", r->id, s->migration, s->line,
+                         s->verdict ? s->verdict : "");
+        else
+            dc_log_info("release %s: rehearse: %s line %d: %s", r->id, s->migration, s->line,
+                        s->verdict ? s->verdict : "");
+    }
+    json_t *report = res != NULL ? dc_rehearse_json(res) : json_object();
+    json_object_set_new(report, "snapshot", json_string(snapshot));
+    json_object_set_new(report, "ok", json_boolean(ok));
+    if (error != NULL)
+        json_object_set_new(report, "error", json_string(error));
+    json_object_set_new(r->report, "rehearsal", report);
+    json_t *ev =
+        json_pack("{s:s, s:s, s:b, s:I, s:O}", "event", "rehearsal", "snapshot", snapshot, "ok", ok,
+                  "over_threshold", (json_int_t)(res != NULL ? res->over_threshold : 0), "verdicts",
+                  verdicts);
+    json_decref(verdicts);
+    if (res != NULL && res->failed != NULL)
+        json_object_set_new(ev, "failed", json_string(res->failed));
+    if (error != NULL)
+        json_object_set_new(ev, "error", json_string(error));
+    return rel_event(r, ev, err);
+}
+
+/* The pending migrations rehearsed on the pre-release snapshot m: the very snapshot a failure
+ * would restore, so the rehearsal measures the data the migrations will meet. It runs after
+ * the backup, inside the maintenance window (if there is one): a snapshot taken before
+ * maintenance-on would miss the writes made until then, and a rollback by restore would lose
+ * them. The window grows by the rehearsal's time, not more: nothing is rehearsed when nothing
+ * is pending, and a refusal ends the window at once (maintenance-off, by the compensation). */
+static int phase_rehearse(rel_t *r, const dc_manifest_t *m, dc_error_t *err)
+{
+    json_t *phase = rel_phase_begin(r, "rehearse", err);
+    if (phase == NULL)
+        return -1;
+    if (pending_migrations(r) == 0)
+        return rel_phase_end(r, phase, true, "no pending migration: nothing to rehearse", err) != 0
+                   ? -1
+                   : 0;
+    dc_rehearse_opts_t ro = *r->o->rehearse;
+    ro.store = r->o->store;
+    ro.database = m->database;
+    ro.ref = m->id;
+    ro.key = r->o->key;
+    dc_rehearse_result_t res;
+    dc_error_t e;
+    dc_error_clear(&e);
+    bool ran = dc_rehearse_run(&ro, &res, &e) == 0;
+    bool ok = ran && res.failed == NULL && res.over_threshold == 0;
+    char detail[DC_ERROR_MAX + 160];
+    char max[32];
+    dc_format_duration((double)ro.max_lock_ms / 1000.0, max, sizeof(max));
+    if (!ran)
+        snprintf(detail, sizeof(detail), "the rehearsal could not run: %s", e.message);
+    else if (res.failed != NULL)
+        snprintf(detail, sizeof(detail), "migration %s failed in the rehearsal on snapshot %s: %s",
+                 res.failed, res.snapshot, res.failure ? res.failure : "");
+    else
+        snprintf(detail, sizeof(detail),
+                 "snapshot %s: %zu statement(s), %zu held a write-blocking lock longer than "
+                 "--max-lock %s",
+                 res.snapshot, res.count, res.over_threshold, max);
+    int rc = record_rehearsal(r, ran ? &res : NULL, ran ? res.snapshot : m->id, ok,
+                              ran ? NULL : e.message, err);
+    dc_rehearse_result_free(&res);
+    if (rc != 0)
+        return -1;
+    return rel_phase_end(r, phase, ok, detail, err) != 0 ? -1 : (ok ? 0 : 1);
+}
+
 /* ---- migrate ---- */
 
 static json_t *names_json(char **names, size_t n)
@@ -441,11 +540,16 @@ static int run_smoke(rel_t *r, char *detail, size_t size)
     dc_smoke_opts_t so;
     dc_smoke_opts_init(&so);
     so.window_ms = o->smoke_window_ms;
-    so.database_url = o->database_url;
+    /* SQL checks run as the application's queries do: through its pooler when there is one */
+    so.database_url = o->pooled_url != NULL ? o->pooled_url : o->database_url;
     dc_smoke_result_t res;
     int rc = dc_smoke_run(checks, n, &so, &res, &e);
     if (rc == 0) {
-        json_object_set_new(r->report, "smoke", smoke_json(checks, &res));
+        json_t *smoke = smoke_json(checks, &res);
+        if (nsql > 0)
+            json_object_set_new(smoke, "sql_connection",
+                                json_string(o->pooled_url != NULL ? "pooled" : "direct"));
+        json_object_set_new(r->report, "smoke", smoke);
         snprintf(detail, size, "%zu check(s) %s; %zu attempt(s), %zu failure(s), %zu error(s)", n,
                  res.passed ? "passed" : "did not pass", res.attempt_count, res.failures,
                  res.errors);
@@ -514,6 +618,8 @@ static int run_phases(rel_t *r, dc_error_t *err)
         rc = phase_hook(r, "maintenance-on", DC_HOOK_MAINTENANCE_ON, err);
     if (rc == 0 && (rc = dc_signal_check(err)) == 0)
         rc = phase_backup(r, &manifest, err);
+    if (rc == 0 && r->o->rehearse != NULL && (rc = dc_signal_check(err)) == 0)
+        rc = phase_rehearse(r, manifest, err);
     if (rc == 0) {
         dc_error_t e;
         r->invalid_before = r->conn ? invalid_indexes(r->conn, &e) : NULL;
@@ -613,6 +719,21 @@ static int stopped(rel_t *r, dc_release_result_t *res, dc_error_t *err)
     return -1;
 }
 
+/* The rehearsal refused the release: production is as it was (no migration ran), but the hooks
+ * may have started a maintenance window; the compensation ends it (maintenance-off) and the
+ * release ends refused (exit 4), its snapshot unpinned. */
+static int refuse_rehearsed(rel_t *r, dc_release_result_t *res, dc_error_t *err)
+{
+    int code = rel_compensate(r, err);
+    if (r->lock_lost || r->journal_failed)
+        return rel_stop(r, res, err);
+    bool refused = code == DC_EXIT_ROLLED_BACK;
+    return rel_finish(r, refused ? "refused" : "rollback-failed", refused ? DC_EXIT_PRECHECK : code,
+                      res, err) == 0
+               ? 0
+               : stopped(r, res, err);
+}
+
 static int release_body(rel_t *r, dc_release_result_t *res, dc_error_t *err)
 {
     if (begin(r, err) != 0)
@@ -625,6 +746,8 @@ static int release_body(rel_t *r, dc_release_result_t *res, dc_error_t *err)
     rc = run_phases(r, err);
     if (rc < 0)
         return stopped(r, res, err);
+    if (rc > 0 && strcmp(r->failed_phase, "rehearse") == 0)
+        return refuse_rehearsed(r, res, err);
     if (rc > 0) {
         int code = rel_compensate(r, err);
         if (r->lock_lost || r->journal_failed)

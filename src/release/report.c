@@ -216,6 +216,38 @@ static void section_rollback(dc_buf_t *b, const json_t *report)
     dc_buf_appendf(b, "- [ ] Post-mortem scheduled\n");
 }
 
+/* release --rehearse: the snapshot it ran on and one verdict line per statement. */
+static void section_rehearsal(dc_buf_t *b, const json_t *report)
+{
+    const json_t *reh = json_object_get(report, "rehearsal");
+    if (reh == NULL)
+        return;
+    dc_buf_appendf(b, "\n#### Rehearsal on snapshot `%s`: %s\n\n", str(reh, "snapshot"),
+                   json_is_true(json_object_get(reh, "ok")) ? "passed" : "FAILED");
+    if (json_object_get(reh, "error") != NULL) {
+        dc_buf_appendf(b, "- could not run: ");
+        dc_buf_append_md_cell(b, str(reh, "error"));
+        dc_buf_appendf(b, "\n");
+    }
+    size_t i;
+    const json_t *s;
+    json_array_foreach(json_object_get(reh, "statements"), i, s)
+    {
+        bool bad = json_is_true(json_object_get(s, "over_threshold")) ||
+                   !json_is_true(json_object_get(s, "ok"));
+        dc_buf_appendf(
+            b, "- %s `%s` line %lld: ", bad ? ":x:" : ":white_check_mark:", str(s, "migration"),
+            (long long)json_integer_value(json_object_get(s, "line")));
+        dc_buf_append_md_cell(b, str(s, "verdict"));
+        dc_buf_appendf(b, "\n");
+    }
+    if (json_is_string(json_object_get(reh, "failed"))) {
+        dc_buf_appendf(b, "- migration `%s` failed in the rehearsal: ", str(reh, "failed"));
+        dc_buf_append_md_cell(b, str(reh, "failure"));
+        dc_buf_appendf(b, "\n");
+    }
+}
+
 char *rel_report_markdown(const json_t *report)
 {
     dc_buf_t b = {0};
@@ -236,6 +268,8 @@ char *rel_report_markdown(const json_t *report)
     item_hook(&b, report, "maintenance-on", "Maintenance window (maintenance-on)");
     dc_buf_appendf(&b, "\n### Migration\n");
     item_phase(&b, report, "precheck", "Pre-migration checks passed");
+    if (json_object_get(report, "rehearsal") != NULL)
+        item_phase(&b, report, "rehearse", "Migrations rehearsed on the pre-release snapshot");
     item_phase(&b, report, "migrate", "Migration executed successfully");
     item_phase(&b, report, "verify", "Migration status verified");
     item_phase(&b, report, "deploy", "Application deployed");
@@ -246,6 +280,7 @@ char *rel_report_markdown(const json_t *report)
     item_hook(&b, report, "post-release", "Post-release hook");
     item_hook(&b, report, "notify", "Team notified of completion (notify)");
     section_rollback(&b, report);
+    section_rehearsal(&b, report);
     table_phases(&b, report);
     return b.data;
 }

@@ -113,24 +113,93 @@ pass "--scratch URL is created and dropped; an existing database is refused and 
 run_deployctl rehearse --database "$url" --store "$store" --migrations "$dir" --scratch "$url" --quiet
 expect_error_line "--scratch production" "production database"
 
+# Temporary files and index sizes: an index build on the 200k-row table under the smallest
+# maintenance_work_mem spills its sort to temporary files, and the index it built has a size.
+idx=$WORK/migrations-index
+mkdir -p "$idx/20240204000000_name_index"
+cp -r "$dir/20240101000000_init" "$dir/migration_lock.toml" "$idx/"
+cat >"$idx/20240204000000_name_index/migration.sql" <<'SQL'
+SET LOCAL maintenance_work_mem = '1MB';
+CREATE INDEX inventory_items_name_idx ON inventory_items (name);
+SQL
+run_deployctl rehearse --database "$url" --store "$store" --migrations "$idx" --max-lock 1h --json \
+    --report-md "$WORK/index.md"
+[[ $rc -eq 0 ]] || fail "index build rehearsal: $rc $(cat "$WORK/err")"
+build=$(jq -c '.statements[] | select(.statement | test("^CREATE INDEX"))' "$WORK/out")
+jq -e '.indexes[0].relation == "public.inventory_items_name_idx" and .indexes[0].bytes > 1000000' \
+    <<<"$build" >/dev/null || fail "index size: $build"
+jq -e '.temp_bytes > 1000000 and .temp_files >= 1' <<<"$build" >/dev/null ||
+    fail "temporary files of the index build: $build"
+jq -e '.verdict | test("index public.inventory_items_name_idx built")' <<<"$build" >/dev/null ||
+    fail "verdict: $build"
+set_stmt=$(jq -c '.statements[] | select(.statement | test("^SET"))' "$WORK/out")
+jq -e '.temp_bytes == 0 and (.indexes | length) == 0' <<<"$set_stmt" >/dev/null ||
+    fail "SET wrote temporary files or built an index: $set_stmt"
+grep -q '| Temp |' "$WORK/index.md" || fail "markdown has no Temp column: $(cat "$WORK/index.md")"
+grep -q 'index public.inventory_items_name_idx built' "$WORK/index.md" || fail "markdown: $(cat "$WORK/index.md")"
+run_deployctl rehearse --database "$url" --store "$store" --migrations "$idx" --max-lock 1h
+grep -Eq 'temp [0-9.]+ [KMG]i?B in [0-9]+ file' "$WORK/out" || fail "text: no temp size: $(cat "$WORK/out")"
+grep -q 'index public.inventory_items_name_idx built, ' "$WORK/out" || fail "text: no index size: $(cat "$WORK/out")"
+echo "index build: $(jq -r '"\(.seconds) s, temp \(.temp_bytes) bytes in \(.temp_files) files, index \(.indexes[0].bytes) bytes"' <<<"$build")"
+pass "an index build reports its temporary files and the index's size (JSON, text, Markdown)"
+
 assert_eq "$before" "$(fingerprint "$db")" "production untouched"
 assert_eq 1 "$(psql_value "$db" "SELECT count(*) FROM _prisma_migrations")" "production's history untouched"
 pass "production untouched"
 
-# release --rehearse: refused before anything changes when the rewrite holds its lock too long,
-# released when it does not.
+# release --rehearse: the rehearsal runs on the release's own pre-release snapshot (taken inside
+# the maintenance window), and over --max-lock refuses the release (exit 4) before any migration
+# touches production: maintenance ended, the snapshot unpinned, the verdicts in the journal and
+# both reports. Under it the release goes on.
 rm -r "$dir/20240203000000_broken"
-snapshots() { "$DEPLOYCTL" snapshots --database "$url" --store "$store" --json | jq length; }
-count=$(snapshots)
-run_deployctl release --database "$url" --store "$store" --migrations "$dir" --rehearse --max-lock 50ms
+hooks=$WORK/hooks
+mkdir -p "$hooks"
+for h in maintenance-on maintenance-off; do
+    printf '#!/bin/sh\necho %s >>"%s/hooks.log"\n' "$h" "$WORK" >"$hooks/$h"
+    chmod +x "$hooks/$h"
+done
+release() { # report max-lock
+    run_deployctl release --database "$url" --store "$store" --migrations "$dir" --hooks "$hooks" \
+        --rehearse --max-lock "$2" --report "$WORK/$1.json"
+}
+release refused 50ms
 [[ $rc -eq 4 ]] || fail "release --rehearse --max-lock 50ms: expected exit 4, got $rc: $(cat "$WORK/err")"
-grep -q 'release refused, nothing was changed: rehearse: 1 statement' "$WORK/err" || fail "refusal: $(cat "$WORK/err")"
-grep -q 'FAIL line 1: ALTER TABLE inventory_items ALTER COLUMN quantity TYPE numeric' "$WORK/err" ||
-    fail "the verdict is not shown: $(cat "$WORK/err")"
+rep=$WORK/refused.json
+assert_eq refused "$(jq -r .outcome "$rep")" "outcome of the refused release"
+assert_eq rehearse "$(jq -r .failed_phase "$rep")" "the phase that refused"
+snap=$(jq -r .snapshot "$rep")
+[[ $snap == 2* ]] || fail "the refused release took no pre-release snapshot: $(cat "$rep")"
+assert_eq "$snap" "$(jq -r .rehearsal.snapshot "$rep")" "rehearsed snapshot = the release's snapshot (report)"
+journal=$(jq -r .journal "$rep")
+assert_eq "$snap" "$(jq -r 'select(.event == "snapshot") | .id' "$journal")" "pre-release snapshot (journal)"
+assert_eq "$snap" "$(jq -r 'select(.event == "rehearsal") | .snapshot' "$journal")" "rehearsed snapshot (journal)"
+jq -se 'map(select(.event == "rehearsal"))[0] | .ok == false and .over_threshold == 1 and
+       (.verdicts[0] | test("quantity_numeric line 1: ALTER TABLE .*ACCESS EXCLUSIVE on public.inventory_items .*over --max-lock"))' \
+    "$journal" >/dev/null || fail "journal's rehearsal event: $(grep rehearsal "$journal")"
+[[ -z $(jq -r 'select(.event == "phase" and .phase == "migrate") | .phase' "$journal") ]] ||
+    fail "the migrate phase started after a refusal"
+jq -e '.rehearsal.statements[] | select(.migration == "20240201000000_quantity_numeric") | .over_threshold' \
+    "$rep" >/dev/null || fail "report's rehearsal: $(jq -c .rehearsal "$rep")"
+grep -q "Rehearsal on snapshot \`$snap\`: FAILED" "$WORK/refused.md" || fail "markdown: $(cat "$WORK/refused.md")"
+grep -q ':x: `20240201000000_quantity_numeric` line 1: ALTER TABLE inventory_items ALTER COLUMN quantity TYPE numeric: ACCESS EXCLUSIVE' \
+    "$WORK/refused.md" || fail "markdown verdict line: $(cat "$WORK/refused.md")"
+grep -q 'rehearse: 20240201000000_quantity_numeric line 1: ALTER TABLE inventory_items' "$WORK/err" ||
+    fail "the verdict is not logged: $(cat "$WORK/err")"
+assert_eq "maintenance-on maintenance-off" "$(paste -sd' ' "$WORK/hooks.log")" "maintenance window ended"
 assert_eq "$before" "$(fingerprint "$db")" "refused release changed nothing"
-assert_eq "$count" "$(snapshots)" "refused release took no snapshot"
+[[ -z $(find "$WORK/store" -path "*$snap*" -name 'pin-*') ]] || fail "snapshot $snap left pinned"
 assert_eq 0 "$(scratch_left)" "scratch database dropped after release --rehearse"
-run_deployctl release --database "$url" --store "$store" --migrations "$dir" --rehearse --max-lock 1h
+pass "release --rehearse over --max-lock: exit 4 on its own pre-release snapshot, production untouched, maintenance ended, unpinned"
+
+rm "$WORK/hooks.log"
+release released 1h
 [[ $rc -eq 0 ]] || fail "release --rehearse --max-lock 1h: $rc $(cat "$WORK/err")"
+rep=$WORK/released.json
+snap=$(jq -r .snapshot "$rep")
+assert_eq "$snap" "$(jq -r .rehearsal.snapshot "$rep")" "rehearsed snapshot = the release's snapshot"
+assert_eq true "$(jq -r .rehearsal.ok "$rep")" "the rehearsal passed"
+assert_eq "backup rehearse migrate" "$(jq -r '[.phases[].name | select(. == "backup" or . == "rehearse" or . == "migrate")] | join(" ")' "$rep")" "phase order"
 assert_eq numeric "$(psql_value "$db" "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'inventory_items'::regclass AND attname = 'quantity'")" "released"
-pass "release --rehearse refuses over --max-lock (exit 4, nothing changed) and releases under it"
+assert_eq "maintenance-on maintenance-off" "$(paste -sd' ' "$WORK/hooks.log")" "maintenance window"
+assert_eq 0 "$(scratch_left)" "scratch database dropped after a passing release --rehearse"
+pass "release --rehearse under --max-lock rehearses on its snapshot, then releases"

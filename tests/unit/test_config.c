@@ -26,7 +26,7 @@ typedef struct fixture {
 static void clear_environment(void)
 {
     for (int i = 0; i < DC_OPT_COUNT; i++) {
-        for (int e = 0; e < 2; e++) {
+        for (int e = 0; e < DC_OPT_ENV_MAX; e++) {
             if (dc_options[i].env[e] != NULL)
                 unsetenv(dc_options[i].env[e]);
         }
@@ -133,8 +133,8 @@ static void test_option_table(void **state)
                 fail_msg("short option -%c used by --%s and --%s", o->short_name, o->name, p->name);
             if (o->config_key && p->config_key && strcasecmp(o->config_key, p->config_key) == 0)
                 fail_msg("config key %s used twice", o->config_key);
-            for (int a = 0; a < 2; a++) {
-                for (int b = 0; b < 2; b++) {
+            for (int a = 0; a < DC_OPT_ENV_MAX; a++) {
+                for (int b = 0; b < DC_OPT_ENV_MAX; b++) {
                     if (o->env[a] && p->env[b] && strcmp(o->env[a], p->env[b]) == 0)
                         fail_msg("environment variable %s used twice", o->env[a]);
                 }
