@@ -72,3 +72,55 @@ check --database "postgresql://dctest:$DC_PG_PASSWORD@127.0.0.1:$proxy_port/$db"
 [[ $(detail_of pooler) == *"listens on port $DC_PG_PORT behind the URL's $proxy_port, a TCP proxy"* ]] ||
     fail "through a TCP proxy: detail: $(detail_of pooler)"
 pass "a plain TCP proxy is not taken for a pooler (the port difference is noted)"
+
+# The application's pooled URL beside the direct one (--pooled-url, or Prisma's convention of
+# DATABASE_URL next to DATABASE_URL_DIRECT / DIRECT_URL): same database through PgBouncer passes.
+check --database "$direct" --pooled-url "$pooled" --json
+[[ $rc -eq 0 ]] || fail "--pooled-url through pgbouncer: exit $rc: $(cat "$WORK/out" "$WORK/err")"
+[[ $(status_of pooled-url) == ok ]] || fail "--pooled-url: $(status_of pooled-url): $(detail_of pooled-url)"
+[[ $(detail_of pooled-url) == *"same database as the direct URL, through a pooler"* ]] ||
+    fail "--pooled-url detail: $(detail_of pooled-url)"
+[[ $(status_of pooler) == ok ]] || fail "the direct URL is still checked as direct: $(detail_of pooler)"
+for direct_var in DATABASE_URL_DIRECT DIRECT_URL; do
+    env DATABASE_URL="$pooled" "$direct_var=$direct" "$DEPLOYCTL" check --store "$store" \
+        --migrations "$WORK/migrations" --json >"$WORK/out" 2>"$WORK/err" || fail "$direct_var: $(cat "$WORK/err")"
+    [[ $(status_of pooler) == ok && $(status_of pooled-url) == ok ]] ||
+        fail "DATABASE_URL (pooled) beside $direct_var: $(jq -c .checks "$WORK/out")"
+done
+pass "a pooled URL through pgbouncer to the same database passes (--pooled-url, DATABASE_URL beside DATABASE_URL_DIRECT or DIRECT_URL)"
+
+# A pooled URL that is not pooled warns; one that reaches another database fails.
+check --database "$direct" --pooled-url "$direct" --json
+[[ $rc -eq 0 && $(status_of pooled-url) == warning ]] ||
+    fail "a direct --pooled-url: rc $rc, $(status_of pooled-url): $(detail_of pooled-url)"
+[[ $(detail_of pooled-url) == *"not through a pooler"* ]] || fail "detail: $(detail_of pooled-url)"
+other=$(new_db other)
+check --database "$direct" --pooled-url "$DC_PGB_URL_BASE/$other" --json
+assert_eq 4 "$rc" "a --pooled-url to another database: exit code"
+[[ $(status_of pooled-url) == failed && $(detail_of pooled-url) == *"another database"* ]] ||
+    fail "another database: $(status_of pooled-url): $(detail_of pooled-url)"
+! grep -qF "$DC_PG_PASSWORD" "$WORK/out" "$WORK/err" || fail "the password was printed"
+pass "a direct --pooled-url warns; one reaching another database fails (exit 4), no password printed"
+
+# release: the SQL smoke checks run through the pooled URL, as the application's queries do.
+# PgBouncer's log counts the logins to the database: the precheck's pooled-url check makes one
+# (measured with check alone), the smoke checks the other.
+mkdir -p "$WORK/smoke"
+echo 'SELECT true' >"$WORK/smoke/alive.sql"
+logins() { grep -c "login attempt: db=$db " "$DC_PGB_DIR/pgbouncer.log" || true; }
+n0=$(logins)
+check --database "$direct" --pooled-url "$pooled" --quiet
+n1=$(logins)
+run_deployctl release --database "$direct" --store "file://$store" --migrations "$WORK/migrations" \
+    --smoke-queries "$WORK/smoke" --report "$WORK/release.json"
+[[ $rc -eq 0 ]] || fail "release without a pooled URL: $rc $(cat "$WORK/err")"
+assert_eq direct "$(jq -r .smoke.sql_connection "$WORK/release.json")" "smoke without a pooled URL"
+n2=$(logins)
+assert_eq "$n1" "$n2" "a release without a pooled URL does not log in through pgbouncer"
+run_deployctl release --database "$direct" --pooled-url "$pooled" --store "file://$store" \
+    --migrations "$WORK/migrations" --smoke-queries "$WORK/smoke" --report "$WORK/release.json"
+[[ $rc -eq 0 ]] || fail "release with --pooled-url: $rc $(cat "$WORK/err")"
+assert_eq pooled "$(jq -r .smoke.sql_connection "$WORK/release.json")" "smoke with a pooled URL"
+n3=$(logins)
+assert_eq $((n3 - n2)) $((n1 - n0 + 1)) "pgbouncer logins of the release: its precheck's and the smoke checks'"
+pass "release runs the SQL smoke checks through the pooled URL"

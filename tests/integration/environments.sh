@@ -24,12 +24,14 @@ dir = $dir
 
 [env "staging"]
 database.url = $(db_url "$stg")
+database.pooled_url = $(db_url "$stg")?application_name=staging-app
 store.url = file://$WORK/store-staging
 release.hooks = $WORK/hooks-staging
 rehearse.max_lock = 2s
 
 [env "production"]
 database.url = $(db_url "$prod")
+database.pooled_url = $(db_url "$other")
 store.url = file://$WORK/store-production
 CONF
 chmod 600 "$conf"
@@ -44,7 +46,13 @@ pass "--env staging uses the staging database"
 
 run_deployctl check --config "$conf" --env staging --json
 grep -q "$stg" "$WORK/out" "$WORK/err" || fail "check --env staging did not check $stg: $(cat "$WORK/out" "$WORK/err")"
-pass "check --env staging connects to the staging database"
+pool() { jq -r ".checks[] | select(.name == \"pooled-url\") | .$1" "$WORK/out"; }
+assert_eq warning "$(pool status)" "staging's pooled URL: same database, not pooled"
+[[ $(pool detail) == *"same database as the direct URL"* ]] || fail "staging pooled: $(pool detail)"
+run_deployctl check --config "$conf" --env production --json
+assert_eq failed "$(pool status)" "production's pooled URL reaches another database"
+[[ $(pool detail) == *"/$other, the direct one "*"/$prod)"* ]] || fail "production pooled: $(pool detail)"
+pass "check --env staging connects to the staging database; each environment's pooled URL is checked against its own direct URL"
 
 rm -r "$dir/20240201000000_tags"
 DEPLOYCTL_ENV=production run_deployctl migrate deploy --config "$conf"
