@@ -267,6 +267,12 @@ typedef struct dc_promote_result {
  * ones) against what staging has applied, migration by migration (name and checksum). */
 int dc_migrate_promote_check(const dc_migrate_opts_t *source, const dc_migrate_opts_t *target,
                              dc_promote_result_t *out, dc_error_t *err);
+/* The comparison itself, from both sides' classified status (dc_migrate_classify): no I/O. By
+ * name, so the order of the entries (and the order staging applied them in) does not count;
+ * rolled-back rows do not count (dc_migrate_classify drops them). Fills *out (freed with
+ * dc_promote_result_free). */
+void dc_promote_compare(const dc_migrate_status_t *source, const dc_migrate_status_t *target,
+                        dc_promote_result_t *out);
 void dc_promote_result_free(dc_promote_result_t *r);
 const char *dc_promote_diff_name(dc_promote_diff_kind_t kind); /* "missing on staging", ... */
 

@@ -55,9 +55,10 @@ static const dc_migration_status_t *find(const dc_migrate_status_t *st, const ch
     return NULL;
 }
 
-static void compare(const dc_migrate_status_t *src, const dc_migrate_status_t *dst,
-                    dc_promote_result_t *r)
+void dc_promote_compare(const dc_migrate_status_t *src, const dc_migrate_status_t *dst,
+                        dc_promote_result_t *r)
 {
+    memset(r, 0, sizeof(*r));
     for (size_t i = 0; i < dst->count; i++) {
         side_t t = target_side(&dst->entries[i]);
         const dc_migration_status_t *se = find(src, t.name);
@@ -97,7 +98,7 @@ int dc_migrate_promote_check(const dc_migrate_opts_t *source, const dc_migrate_o
     if (rc != 0) {
         dc_error_prefix(err, "reading the target environment's migrations: ");
     } else {
-        compare(&sst, &tst, out);
+        dc_promote_compare(&sst, &tst, out);
         dc_migrate_status_free(&tst);
         dc_history_free(&thist);
         dc_migrate_set_free(&tset);

@@ -283,6 +283,68 @@ static void test_database_url_direct_wins(void **state)
     assert_string_equal(dc_config_get(&fx->cfg, DC_OPT_DATABASE), "postgresql://flag@db/app");
 }
 
+static void reset(fixture_t *fx)
+{
+    dc_config_free(&fx->cfg);
+    dc_config_init(&fx->cfg);
+}
+
+/* Prisma's convention: DATABASE_URL is the application's (pooled) URL once a direct one is
+ * given beside it (DATABASE_URL_DIRECT or DIRECT_URL); alone it is the direct URL. */
+static void test_pooled_url_precedence(void **state)
+{
+    fixture_t *fx = *state;
+    static const char *const direct_vars[] = {"DATABASE_URL_DIRECT", "DIRECT_URL"};
+    for (int i = 0; i < 2; i++) {
+        reset(fx);
+        clear_environment();
+        setenv("DATABASE_URL", "postgresql://app@pgbouncer:6432/app", 1);
+        setenv(direct_vars[i], "postgresql://direct@db/app", 1);
+        finish_ok(fx);
+        assert_string_equal(dc_config_get(&fx->cfg, DC_OPT_DATABASE), "postgresql://direct@db/app");
+        assert_string_equal(fx->cfg.settings[DC_OPT_DATABASE].origin, direct_vars[i]);
+        assert_string_equal(dc_config_get(&fx->cfg, DC_OPT_POOLED_URL),
+                            "postgresql://app@pgbouncer:6432/app");
+        assert_string_equal(fx->cfg.settings[DC_OPT_POOLED_URL].origin, "DATABASE_URL");
+    }
+    /* both direct variables: DATABASE_URL_DIRECT wins */
+    setenv("DATABASE_URL_DIRECT", "postgresql://first@db/app", 1);
+    reset(fx);
+    finish_ok(fx);
+    assert_string_equal(dc_config_get(&fx->cfg, DC_OPT_DATABASE), "postgresql://first@db/app");
+
+    /* DATABASE_URL alone: the direct URL, no pooled one */
+    clear_environment();
+    setenv("DATABASE_URL", "postgresql://only@db/app", 1);
+    reset(fx);
+    finish_ok(fx);
+    assert_string_equal(dc_config_get(&fx->cfg, DC_OPT_DATABASE), "postgresql://only@db/app");
+    assert_null(dc_config_get(&fx->cfg, DC_OPT_POOLED_URL));
+
+    /* DEPLOYCTL_POOLED_URL beats DATABASE_URL; the flag beats both; the file and its
+     * environment's section sit below the environment */
+    setenv("DIRECT_URL", "postgresql://direct@db/app", 1);
+    setenv("DEPLOYCTL_POOLED_URL", "postgresql://explicit@pgbouncer/app", 1);
+    reset(fx);
+    finish_ok(fx);
+    assert_string_equal(dc_config_get(&fx->cfg, DC_OPT_POOLED_URL),
+                        "postgresql://explicit@pgbouncer/app");
+    reset(fx);
+    dc_config_offer(&fx->cfg, DC_OPT_POOLED_URL, "postgresql://flag@pgbouncer/app", DC_SRC_FLAG,
+                    "--pooled-url");
+    finish_ok(fx);
+    assert_string_equal(dc_config_get(&fx->cfg, DC_OPT_POOLED_URL),
+                        "postgresql://flag@pgbouncer/app");
+    clear_environment();
+    reset(fx);
+    dc_config_offer(&fx->cfg, DC_OPT_ENV, "staging", DC_SRC_FLAG, "--env");
+    load(fx, "[database]\npooled_url = postgresql://top@pgbouncer/app\n"
+             "[env \"staging\"]\ndatabase.pooled_url = postgresql://staging@pgbouncer/app\n");
+    finish_ok(fx);
+    assert_string_equal(dc_config_get(&fx->cfg, DC_OPT_POOLED_URL),
+                        "postgresql://staging@pgbouncer/app");
+}
+
 /* ---- the INI file ---- */
 
 static void check_load_refuses(fixture_t *fx, const char *text, const char *const *words)
@@ -459,6 +521,7 @@ int main(void)
         cmocka_unit_test(test_option_table),
         cmocka_unit_test_setup_teardown(test_defaults_are_valid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_precedence, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pooled_url_precedence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_env_beats_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_offer_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_database_url_direct_wins, setup, teardown),
