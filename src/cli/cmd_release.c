@@ -87,7 +87,7 @@ static int setup(dc_cli_t *cli, release_setup_t *s, dc_error_t *err)
     o->lock_timeout_ms = dc_config_duration_ms(cfg, DC_OPT_LOCK_TIMEOUT);
     o->maintenance_work_mem = dc_cli_maintenance_work_mem(cli, s->work_mem, sizeof(s->work_mem));
     o->pooled_url = s->pooled = dc_cli_url_option(cli, DC_OPT_POOLED_URL);
-    if (dc_config_flag(cfg, DC_OPT_REHEARSE) && !o->dry_run) {
+    if (dc_config_flag(cfg, DC_OPT_REHEARSE)) {
         if (dc_cli_rehearse_opts(cli, &s->rehearse, &s->scratch, s->rehearse_work_mem,
                                  sizeof(s->rehearse_work_mem), err) != 0)
             return dc_error_prefix(err, "release --rehearse: ");

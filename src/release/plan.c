@@ -88,12 +88,16 @@ int dc_release_plan(const dc_release_opts_t *o, char **plan, bool *refused, dc_e
     bool down_ok;
     plan_migrations(o, &b, &down_ok);
     plan_hooks(o, &b);
-    dc_buf_appendf(&b,
-                   "phases: precheck, pre-release, maintenance-on, backup (tag release, "
-                   "verified), migrate, verify, deploy, smoke (%zu URL(s)%s, window %llu s), "
-                   "maintenance-off, post-release, notify\n",
-                   o->smoke_url_count, o->smoke_queries_dir ? " and SQL checks" : "",
-                   (unsigned long long)(o->smoke_window_ms / 1000));
+    dc_buf_appendf(
+        &b,
+        "phases: precheck, pre-release, maintenance-on, backup (tag release, "
+        "verified), %smigrate, verify, deploy, smoke (%zu URL(s)%s, window %llu s), "
+        "maintenance-off, post-release, notify\n",
+        o->rehearse != NULL ? "rehearse (on that snapshot), " : "", o->smoke_url_count,
+        o->smoke_queries_dir != NULL
+            ? (o->pooled_url != NULL ? " and SQL checks through the pooled URL" : " and SQL checks")
+            : "",
+        (unsigned long long)(o->smoke_window_ms / 1000));
     const char *how = o->on_failure == DC_ON_FAILURE_NONE      ? "leave the database as it is"
                       : o->on_failure == DC_ON_FAILURE_RESTORE ? "restore the pre-release snapshot"
                       : o->on_failure == DC_ON_FAILURE_DOWN    ? "run the down.sql files"

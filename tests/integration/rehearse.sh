@@ -162,6 +162,9 @@ release() { # report max-lock
     run_deployctl release --database "$url" --store "$store" --migrations "$dir" --hooks "$hooks" \
         --rehearse --max-lock "$2" --report "$WORK/$1.json"
 }
+run_deployctl release --database "$url" --store "$store" --migrations "$dir" --rehearse --dry-run
+grep -q 'backup (tag release, verified), rehearse (on that snapshot), migrate' "$WORK/out" ||
+    fail "the dry run's plan does not show the rehearsal: $(cat "$WORK/out")"
 release refused 50ms
 [[ $rc -eq 4 ]] || fail "release --rehearse --max-lock 50ms: expected exit 4, got $rc: $(cat "$WORK/err")"
 rep=$WORK/refused.json
