@@ -18,6 +18,7 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include "deployctl/fault.h"
 #include "deployctl/log.h"
 #include "deployctl/util.h"
 #include "s3_intern.h"
@@ -489,12 +490,14 @@ static int s3_call(s3_store_t *s, const s3_call_t *c, s3_response_t *r, dc_error
 /* ---- writer: one PUT, or a multipart upload streamed a part at a time ---- */
 
 typedef struct s3_lease s3_lease_t;
-static int lease_take(s3_store_t *s, const char *name, bool internal, s3_lease_t **out,
-                      dc_error_t *err);
+typedef struct s3_writer s3_writer_t;
+static int lease_take(s3_store_t *s, const char *name, bool internal, const s3_writer_t *upload,
+                      s3_lease_t **out, dc_error_t *err);
 static void lease_drop(s3_lease_t *l);
+static void abort_upload(s3_writer_t *w);
 static bool lease_held(s3_store_t *s, const char *name, bool *error);
 
-typedef struct s3_writer {
+struct s3_writer {
     dc_store_writer_t base;
     s3_store_t *s;
     char *full_key;
@@ -523,7 +526,7 @@ typedef struct s3_writer {
     pthread_cond_t cv;
     dc_error_t job_err;
     char *what; /* "writing <key>", for messages */
-} s3_writer_t;
+};
 
 static char *upload_lease_name(const char *upload_id)
 {
@@ -552,14 +555,18 @@ static int start_upload(s3_writer_t *w, dc_error_t *err)
                             "store %s: %s: the server started a multipart upload without an "
                             "upload id",
                             w->s->base.url, w->what);
-    /* The upload's own lease: a cleaner aborts uploads nobody keeps alive. */
+    /* The upload's own lease, which records the upload id: a cleaner aborts uploads nobody
+     * keeps alive. Without it a cleaner could neither tell this upload is alive (where the
+     * server lists uploads) nor find it once we die (where it cannot): no lease, no upload. */
     char *name = upload_lease_name(w->upload_id);
-    dc_error_t ignored;
-    if (lease_take(w->s, name, true, &w->upload_lease, &ignored) != 0)
-        dc_log_warn("store %s: cannot mark the upload of %s as alive: %s", w->s->base.url,
-                    w->full_key, ignored.message);
+    int rc = lease_take(w->s, name, true, w, &w->upload_lease, err);
     free(name);
-    return 0;
+    if (rc != 0) {
+        dc_error_prefix(err, "store %s: cannot mark the upload of %s as alive: ", w->s->base.url,
+                        w->base.key);
+        abort_upload(w);
+    }
+    return rc;
 }
 
 /* Uploads part `number` (from 1); its ETag goes to etags[number - 1]. Safe from several
@@ -588,6 +595,8 @@ static int upload_part(s3_writer_t *w, const uint8_t *data, size_t len, int numb
     if (rc == 0)
         w->etags[number - 1] = dc_strdup(r.etag);
     response_free(&r);
+    if (rc == 0)
+        dc_fault_point("s3-after-part");
     return rc;
 }
 
@@ -731,28 +740,34 @@ static void s3_writer_free(s3_writer_t *w)
     free(w);
 }
 
+/* Aborts the multipart upload `upload_id` of full_key; *found false when the server no longer
+ * had it (aborted or completed already). */
+static int abort_upload_id(s3_store_t *s, const char *full_key, const char *upload_id, bool *found,
+                           dc_error_t *err)
+{
+    char *id = dc_s3_uri_encode(upload_id, false);
+    char *query = dc_sprintf("uploadId=%s", id);
+    free(id);
+    char *what = dc_sprintf("aborting the multipart upload of %s", full_key);
+    s3_response_t r = {0};
+    s3_call_t c = {
+        .method = "DELETE", .full_key = full_key, .query = query, .missing_ok = true, .what = what};
+    int rc = s3_call(s, &c, &r, err);
+    if (found != NULL)
+        *found = rc == 0 && r.status != 404;
+    response_free(&r);
+    free(query);
+    free(what);
+    return rc;
+}
+
 static void abort_upload(s3_writer_t *w)
 {
-    if (w->upload_id != NULL) {
-        char *id = dc_s3_uri_encode(w->upload_id, false);
-        char *query = dc_sprintf("uploadId=%s", id);
-        free(id);
-        s3_response_t r = {0};
-        dc_error_t err;
-        char *what = dc_sprintf("aborting the upload of %s", w->base.key);
-        s3_call_t c = {.method = "DELETE",
-                       .full_key = w->full_key,
-                       .query = query,
-                       .missing_ok = true,
-                       .what = what};
-        if (s3_call(w->s, &c, &r, &err) != 0)
-            dc_log_warn("%s; the parts stay until a cleaner (backup, prune) or a bucket "
-                        "lifecycle rule aborts the upload",
-                        err.message);
-        response_free(&r);
-        free(query);
-        free(what);
-    }
+    dc_error_t err;
+    if (w->upload_id != NULL && abort_upload_id(w->s, w->full_key, w->upload_id, NULL, &err) != 0)
+        dc_log_warn("%s; the parts stay until a cleaner (backup, prune) or a bucket lifecycle "
+                    "rule aborts the upload",
+                    err.message);
     lease_drop(w->upload_lease);
     w->upload_lease = NULL;
 }
@@ -1310,6 +1325,10 @@ struct s3_lease {
     s3_store_t *s;
     char *full_key;
     char token[33];
+    /* The multipart upload this lease keeps alive (an upload lease), else NULL: written into
+     * the lease so that a cleaner can abort the upload once the lease expires, on servers
+     * that cannot list uploads (s3rver, some gateways) as on those that can. */
+    char *upload_key, *upload_id;
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -1324,18 +1343,21 @@ static char *lease_key(s3_store_t *s, const char *name)
     return full;
 }
 
-static int lease_write(s3_store_t *s, const char *full_key, const char *token, dc_error_t *err)
+static int lease_write(s3_store_t *s, const s3_lease_t *l, dc_error_t *err)
 {
     char host[128] = "";
     gethostname(host, sizeof(host) - 1);
     json_t *o =
-        json_pack("{s:s, s:I, s:s, s:i}", "token", token, "expires",
+        json_pack("{s:s, s:I, s:s, s:i}", "token", l->token, "expires",
                   (json_int_t)(time(NULL) + LEASE_TTL_S), "host", host, "pid", (int)getpid());
+    if (l->upload_id != NULL)
+        json_object_set_new(o, "upload",
+                            json_pack("{s:s, s:s}", "key", l->upload_key, "id", l->upload_id));
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     s3_response_t r = {0};
     s3_call_t c = {.method = "PUT",
-                   .full_key = full_key,
+                   .full_key = l->full_key,
                    .body = text,
                    .body_len = strlen(text),
                    .content_type = "application/json",
@@ -1346,23 +1368,49 @@ static int lease_write(s3_store_t *s, const char *full_key, const char *token, d
     return rc;
 }
 
-/* Reads a lease: *found false when absent; else its token and expiry. */
-static int lease_read(s3_store_t *s, const char *full_key, bool *found, char token[33],
-                      time_t *expires, dc_error_t *err)
+/* What a lease object says. */
+typedef struct lease_info {
+    bool found;
+    char token[33];
+    time_t expires;
+    char *upload_key, *upload_id; /* the upload it keeps alive, or NULL */
+} lease_info_t;
+
+static void lease_info_free(lease_info_t *info)
+{
+    free(info->upload_key);
+    free(info->upload_id);
+    memset(info, 0, sizeof(*info));
+}
+
+static char *json_dup(json_t *o, const char *name)
+{
+    const char *v = json_string_value(json_object_get(o, name));
+    return v != NULL && *v != '\0' ? dc_strdup(v) : NULL;
+}
+
+/* Reads a lease: info->found false when absent. */
+static int lease_read(s3_store_t *s, const char *full_key, lease_info_t *info, dc_error_t *err)
 {
     s3_response_t r = {0};
     s3_call_t c = {
         .method = "GET", .full_key = full_key, .missing_ok = true, .what = "reading a lease"};
-    *found = false;
-    token[0] = '\0';
-    *expires = 0;
+    memset(info, 0, sizeof(*info));
     int rc = s3_call(s, &c, &r, err);
     if (rc == 0 && r.status != 404) {
-        *found = true;
+        info->found = true;
         json_t *o = json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, NULL);
         const char *t = json_string_value(json_object_get(o, "token"));
-        snprintf(token, 33, "%s", t ? t : "");
-        *expires = (time_t)json_integer_value(json_object_get(o, "expires"));
+        snprintf(info->token, sizeof(info->token), "%s", t ? t : "");
+        info->expires = (time_t)json_integer_value(json_object_get(o, "expires"));
+        json_t *upload = json_object_get(o, "upload");
+        info->upload_key = json_dup(upload, "key");
+        info->upload_id = json_dup(upload, "id");
+        if (info->upload_key == NULL || info->upload_id == NULL) {
+            free(info->upload_key);
+            free(info->upload_id);
+            info->upload_key = info->upload_id = NULL;
+        }
         json_decref(o);
     }
     response_free(&r);
@@ -1383,7 +1431,7 @@ static void *lease_refresher(void *arg)
             break;
         pthread_mutex_unlock(&l->mu);
         dc_error_t err;
-        if (lease_write(l->s, l->full_key, l->token, &err) != 0)
+        if (lease_write(l->s, l, &err) != 0)
             dc_log_warn("cannot refresh the lease %s: %s", l->base.name, err.message);
         pthread_mutex_lock(&l->mu);
     }
@@ -1394,20 +1442,31 @@ static void *lease_refresher(void *arg)
 static bool lease_held(s3_store_t *s, const char *name, bool *error)
 {
     char *full = lease_key(s, name);
-    bool found;
-    char token[33];
-    time_t expires;
+    lease_info_t info;
     dc_error_t err;
-    int rc = lease_read(s, full, &found, token, &expires, &err);
+    int rc = lease_read(s, full, &info, &err);
     free(full);
     if (error != NULL)
         *error = rc != 0;
+    bool live = info.found && info.expires > time(NULL);
+    lease_info_free(&info);
     /* When the store cannot be read, say "held": a cleaner must never take what may be alive. */
-    return rc != 0 || (found && expires > time(NULL));
+    return rc != 0 || live;
 }
 
-static int lease_take(s3_store_t *s, const char *name, bool internal, s3_lease_t **out,
-                      dc_error_t *err)
+static void lease_free(s3_lease_t *l)
+{
+    free(l->full_key);
+    free(l->upload_key);
+    free(l->upload_id);
+    free(l->base.name);
+    free(l);
+}
+
+/* Takes the lease `name` (an `internal` one without looking whether it is held: its name is
+ * unique). `upload` is the writer whose multipart upload the lease keeps alive, or NULL. */
+static int lease_take(s3_store_t *s, const char *name, bool internal, const s3_writer_t *upload,
+                      s3_lease_t **out, dc_error_t *err)
 {
     bool read_error = false;
     if (!internal && lease_held(s, name, &read_error)) {
@@ -1420,23 +1479,22 @@ static int lease_take(s3_store_t *s, const char *name, bool internal, s3_lease_t
     l->base.name = dc_strdup(name);
     l->s = s;
     l->full_key = lease_key(s, name);
+    if (upload != NULL) {
+        l->upload_key = dc_strdup(upload->full_key);
+        l->upload_id = dc_strdup(upload->upload_id);
+    }
     uint8_t rnd[16];
     RAND_bytes(rnd, sizeof(rnd));
     dc_hex_encode(rnd, sizeof(rnd), l->token);
-    bool found = false;
-    char token[33];
-    time_t expires;
-    if (lease_write(s, l->full_key, l->token, err) != 0 ||
-        lease_read(s, l->full_key, &found, token, &expires, err) != 0) {
-        free(l->full_key);
-        free(l->base.name);
-        free(l);
+    lease_info_t info;
+    if (lease_write(s, l, err) != 0 || lease_read(s, l->full_key, &info, err) != 0) {
+        lease_free(l);
         return -1;
     }
-    if (!found || strcmp(token, l->token) != 0) {
-        free(l->full_key);
-        free(l->base.name);
-        free(l);
+    bool ours = info.found && strcmp(info.token, l->token) == 0;
+    lease_info_free(&info);
+    if (!ours) {
+        lease_free(l);
         return dc_error_set(err, "%s in store %s is in use by another process", name, s->base.url);
     }
     pthread_mutex_init(&l->mu, NULL);
@@ -1460,16 +1518,14 @@ static void lease_drop(s3_lease_t *l)
         dc_log_warn("%s (it expires by itself)", err.message);
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cv);
-    free(l->full_key);
-    free(l->base.name);
-    free(l);
+    lease_free(l);
 }
 
 static int s3_lease_acquire(dc_store_t *store, const char *name, dc_store_lease_t **out,
                             dc_error_t *err)
 {
     s3_lease_t *l;
-    if (lease_take(as_s3(store), name, false, &l, err) != 0)
+    if (lease_take(as_s3(store), name, false, NULL, &l, err) != 0)
         return -1;
     *out = &l->base;
     return 0;
@@ -1491,19 +1547,42 @@ typedef struct clean_ctx {
     int *removed;
 } clean_ctx_t;
 
+/* Whether the server says it cannot do what was asked at all (rather than failed to). */
+static bool not_supported(const s3_response_t *r)
+{
+    return r->status == 501 || r->status == 405 ||
+           (r->s3_code != NULL && (strcmp(r->s3_code, "NotImplemented") == 0 ||
+                                   strcmp(r->s3_code, "MethodNotAllowed") == 0));
+}
+
+/* An expired lease: its holder died. An upload lease names the upload its writer left, which
+ * goes first; the lease stays when that fails, so that the next cleaning tries again. */
 static int clean_lease(s3_store_t *s, void *vctx, const struct dc_s3_list_item *item,
                        dc_error_t *err)
 {
     (void)err;
     clean_ctx_t *cc = vctx;
-    bool found;
-    char token[33];
-    time_t expires;
+    lease_info_t info;
     dc_error_t e;
-    if (lease_read(s, item->key, &found, token, &expires, &e) == 0 && found &&
-        expires <= time(NULL) &&
-        delete_full_key(s, item->key, "deleting an expired lease", &e) == 0)
+    if (lease_read(s, item->key, &info, &e) != 0 || !info.found || info.expires > time(NULL)) {
+        lease_info_free(&info);
+        return 0;
+    }
+    bool found = false;
+    if (info.upload_id != NULL &&
+        abort_upload_id(s, info.upload_key, info.upload_id, &found, &e) != 0) {
+        dc_log_warn("%s; the next cleaning tries again", e.message);
+        lease_info_free(&info);
+        return 0;
+    }
+    if (found) {
+        dc_log_info("store %s: aborted the multipart upload of %s its writer left (upload %s)",
+                    s->base.url, info.upload_key, info.upload_id);
         (*cc->removed)++;
+    }
+    if (delete_full_key(s, item->key, "deleting an expired lease", &e) == 0)
+        (*cc->removed)++;
+    lease_info_free(&info);
     return 0;
 }
 
@@ -1535,8 +1614,8 @@ static int abort_stale_uploads(s3_store_t *s, int *removed, dc_error_t *err)
         key_marker = id_marker = NULL;
         if (rc != 0) {
             /* Some S3-compatible servers cannot list uploads: nothing to clean that way. */
-            if (r.status == 501 || r.status == 405 ||
-                (r.s3_code && strcmp(r.s3_code, "NotImplemented") == 0)) {
+            if (not_supported(&r)) {
+                /* The upload leases name their uploads: clean_lease finds them that way. */
                 dc_log_debug("store %s cannot list multipart uploads: %s", s->base.url,
                              inner.message);
                 rc = 0;
@@ -1570,10 +1649,12 @@ static int abort_stale_uploads(s3_store_t *s, int *removed, dc_error_t *err)
             free(name);
             if (held)
                 continue;
-            s3_writer_t w = {.s = s, .full_key = u->key, .upload_id = u->upload_id};
-            w.base.key = u->key;
-            abort_upload(&w);
-            (*removed)++;
+            bool found = false;
+            dc_error_t e;
+            if (abort_upload_id(s, u->key, u->upload_id, &found, &e) != 0)
+                dc_log_warn("%s; the next cleaning tries again", e.message);
+            else if (found)
+                (*removed)++;
         }
         if (page.truncated) {
             key_marker = dc_strdup(page.next_key_marker);
