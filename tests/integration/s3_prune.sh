@@ -37,28 +37,34 @@ psql_admin "$big" -c "CREATE TABLE big (id int PRIMARY KEY, a text, b text);
 DEPLOYCTL_S3_PART_SIZE=5MiB DEPLOYCTL_FAULT=s3-after-part \
     run_deployctl backup --database "$(db_url "$big")" --store "$S3_STORE" --quiet
 [[ $rc -eq 137 ]] || fail "the backup was not killed after its first part (rc $rc): $(cat "$WORK/err")"
-aws_s3 s3 ls --recursive "$bucket_dir/.leases/" >"$WORK/leases" || true
-upload_lease=$(awk '{print $4}' "$WORK/leases" | grep '/\.leases/upload-' || true)
-[[ $(wc -w <<<"$upload_lease") -eq 1 ]] || fail "no (or more than one) upload lease: $(cat "$WORK/leases")"
-writer_lease=$(awk '{print $4}' "$WORK/leases" | grep "/\.leases/$big\." || true)
-[[ -n $writer_lease ]] || fail "the killed backup left no lease of its snapshot: $(cat "$WORK/leases")"
-aws_s3 s3 cp --only-show-errors "s3://$DC_S3_BUCKET/$upload_lease" "$WORK/upload.json"
-upload_id=$(jq -r .upload.id "$WORK/upload.json")
-upload_key=$(jq -r .upload.key "$WORK/upload.json")
+# The leases, fetched into a directory (and put back from it) with one `aws` call each way.
+leases=$WORK/leases
+aws_s3 s3 cp --only-show-errors --recursive "$bucket_dir/.leases/" "$leases/"
+upload_lease=$(cd "$leases" && ls upload-* 2>/dev/null || true)
+[[ $(wc -w <<<"$upload_lease") -eq 1 ]] || fail "no (or more than one) upload lease: $(ls "$leases")"
+writer_lease=$(cd "$leases" && ls "$big."* 2>/dev/null || true)
+[[ -n $writer_lease ]] || fail "the killed backup left no lease of its snapshot: $(ls "$leases")"
+upload_id=$(jq -r .upload.id "$leases/$upload_lease")
+upload_key=$(jq -r .upload.key "$leases/$upload_lease")
 [[ $upload_key == "$S3_PREFIX/$big/"*/snapshot.tar ]] || fail "the upload lease names the key '$upload_key'"
 parts() { aws_s3 s3api list-parts --bucket "$DC_S3_BUCKET" --key "$upload_key" --upload-id "$upload_id" "$@"; }
 parts --query 'length(Parts)' --output text >"$WORK/parts" 2>&1 || fail "ListParts of the killed upload failed: $(cat "$WORK/parts")"
 [[ $(cat "$WORK/parts") -ge 1 ]] || fail "the killed upload has no part: $(cat "$WORK/parts")"
 pass "a backup killed after its first part leaves a live multipart upload ($upload_id) named in its lease"
 
-# Leases are rewritten by hand: with an expiry an hour ahead (a writer refreshing it) or in
-# the past (one that died LEASE_TTL ago), rather than waiting for it.
-set_lease_expiry() { # key-under-bucket expires
-    aws_s3 s3 cp --only-show-errors "s3://$DC_S3_BUCKET/$1" - | jq -c --argjson e "$2" '.expires = $e' |
-        aws_s3 s3 cp --only-show-errors - "s3://$DC_S3_BUCKET/$1"
+# Leases are rewritten by hand, rather than waited for: with an expiry an hour ahead (a writer
+# refreshing it) or in the past (one that died LEASE_TTL ago). The third is the lease of a live
+# writer of $i_held (an incomplete snapshot of the history below), as the S3 store sees one.
+i_held=20250211T020000Z-f0b3
+set_leases_expiry() { # seconds-from-now
+    local e=$(($(date +%s) + $1)) f
+    jq -nc '{token: "0123456789abcdef0123456789abcdef", host: "test", pid: 1}' >"$leases/$src.$i_held"
+    for f in "$leases"/*; do
+        jq -c --argjson e "$e" '.expires = $e' "$f" >"$f.new" && mv "$f.new" "$f"
+    done
+    aws_s3 s3 cp --only-show-errors --recursive "$leases/" "$bucket_dir/.leases/"
 }
-set_lease_expiry "$upload_lease" $(($(date +%s) + 3600))
-set_lease_expiry "$writer_lease" $(($(date +%s) + 3600))
+set_leases_expiry 3600
 
 # ---- the history, staged in a directory and put into the bucket with one `aws s3 cp` ----
 stage=$WORK/stage/$src
@@ -72,38 +78,34 @@ history_sync() {
     aws_s3 s3 cp --only-show-errors --recursive "$stage/" "$bucket_dir/$src/"
 }
 prune_history
-aws_s3 s3 ls "$bucket_dir/$src/$f6/" | grep -q ' verify-.*\.json$' || fail "verify left no outcome next to $f6"
-# A live writer of $i_held, as the S3 store sees one: its lease, with an expiry ahead.
-lease_json() { jq -nc --argjson e "$1" '{token: "0123456789abcdef0123456789abcdef", expires: $e, host: "test", pid: 1}'; }
-lease_json $(($(date +%s) + 3600)) | aws_s3 s3 cp --only-show-errors - "$bucket_dir/.leases/$src.$i_held"
 
-# The objects of database $src's snapshots, as the real client lists them.
-listing() { aws_s3 s3 ls --recursive "$bucket_dir/" | awk '{print $3, $4}' | sort; }
-ids_in_bucket() {
-    aws_s3 s3 ls --recursive "$bucket_dir/$src/" | awk '{print $4}' | cut -d/ -f3 | sort -u | tr '\n' ' ' | sed 's/ $//'
-}
+# What the real client lists under the store (one call): the objects of each snapshot of $src.
+bucket_ls() { aws_s3 s3 ls --recursive "$bucket_dir/" | awk '{print $3, $4}' | sort >"$WORK/ls"; }
+ids_in_bucket() { awk '{print $2}' "$WORK/ls" | grep "^$S3_PREFIX/$src/" | cut -d/ -f3 | sort -u | tr '\n' ' ' | sed 's/ $//'; }
+in_bucket() { grep -q " $S3_PREFIX/$src/$1\$" "$WORK/ls"; }
+bucket_ls
 assert_eq "$all" "$(ids_in_bucket)" "snapshots aws lists before prune"
+grep -q " $S3_PREFIX/$src/$f6/verify-.*\.json$" "$WORK/ls" || fail "verify left no outcome next to $f6"
 
 # ---- dry run ----
-listing >"$WORK/before"
+cp "$WORK/ls" "$WORK/before"
 prune_check_dry_run
-listing >"$WORK/after"
-diff -u "$WORK/before" "$WORK/after" >"$WORK/diff" || fail "--dry-run changed the bucket: $(head -20 "$WORK/diff")"
+bucket_ls
+diff -u "$WORK/before" "$WORK/ls" >"$WORK/diff" || fail "--dry-run changed the bucket: $(head -20 "$WORK/diff")"
 pass "--dry-run lists what would go and why, as a table and as JSON, and changes nothing in the bucket"
 
 # ---- prune ----
 prune_check_prune
+bucket_ls
 assert_eq "$expected_kept" "$(ids_in_bucket)" "snapshots aws lists after prune"
-aws_s3 s3 ls "$bucket_dir/$src/$f3/pin-release-test" >/dev/null || fail "the pin was removed"
-aws_s3 s3 ls "$bucket_dir/$src/$i_held/snapshot.tar" >/dev/null || fail "the snapshot whose writer is alive lost its archive"
+in_bucket "$f3/pin-release-test" || fail "the pin was removed"
+in_bucket "$i_held/snapshot.tar" || fail "the snapshot whose writer is alive lost its archive"
 parts --query 'length(Parts)' --output text >"$WORK/parts" 2>&1 ||
     fail "prune aborted the upload of a live writer: $(cat "$WORK/parts")"
 pass "prune left exactly the expected snapshots (aws and deployctl agree), and the live upload"
 
 # ---- the writers die: their leases expire ----
-set_lease_expiry "$upload_lease" $(($(date +%s) - 60))
-set_lease_expiry "$writer_lease" $(($(date +%s) - 60))
-lease_json $(($(date +%s) - 60)) | aws_s3 s3 cp --only-show-errors - "$bucket_dir/.leases/$src.$i_held"
+set_leases_expiry -60
 run_deployctl prune "${common[@]}" --config "$WORK/deployctl.conf" --json
 [[ $rc -eq 0 ]] || fail "prune after the writers died failed: $(cat "$WORK/err")"
 assert_eq "$i_held" "$(jq -r '[.[] | select(.deleted) | .id] | join(" ")' "$WORK/out")" "deleted once its writer is gone"
@@ -117,7 +119,7 @@ if aws_s3 s3api upload-part --bucket "$DC_S3_BUCKET" --key "$upload_key" --uploa
     fail "UploadPart still works on the aborted upload"
 fi
 grep -q NoSuchUpload "$WORK/upload-part" || fail "UploadPart failed for another reason: $(cat "$WORK/upload-part")"
-left=$(aws_s3 s3 ls --recursive "$bucket_dir/.leases/" || true)
-[[ -z $left ]] || fail "leases left behind: $left"
+bucket_ls
+grep '/\.leases/' "$WORK/ls" && fail "leases left behind"
 assert_eq "$(sorted "$r2 $f9 $f7 $f6 $f3 $i_fresh")" "$(ids_in_bucket)" "snapshots aws lists at the end"
 pass "once the leases expired: the old incomplete snapshot deleted, the dead writer's upload aborted (ListParts, UploadPart: NoSuchUpload), no lease left"
