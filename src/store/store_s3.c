@@ -314,22 +314,52 @@ static char *call_url(s3_store_t *s, const char *full_key, const char *query)
     return url;
 }
 
+/* One request's handle: its URL, the signed headers (base_headers plus the `extra` lines,
+ * NULL-terminated), the store's options, and the response's headers and error text captured
+ * into r. The caller adds the method and body callbacks, and frees *headers after the
+ * transfer. NULL when out of memory. */
+static CURL *request_new(s3_store_t *s, const char *full_key, const char *query,
+                         const char *payload_hash, const char *content_type,
+                         const char *const *extra, s3_response_t *r, struct curl_slist **headers)
+{
+    CURL *h = curl_easy_init();
+    *headers = NULL;
+    if (h == NULL)
+        return NULL;
+    *headers = base_headers(s, payload_hash, content_type);
+    for (size_t i = 0; extra != NULL && extra[i] != NULL; i++)
+        *headers = curl_slist_append(*headers, extra[i]);
+    char *url = call_url(s, full_key, query);
+    setup_handle(s, h, url, *headers);
+    free(url);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, collect_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, r->curl_message);
+    return h;
+}
+
+/* Records how a transfer on h ended into r: libcurl's result (with a message) and the status. */
+static void request_done(CURL *h, CURLcode result, s3_response_t *r)
+{
+    r->curl_code = (int)result;
+    if (result != CURLE_OK && r->curl_message[0] == '\0')
+        snprintf(r->curl_message, sizeof(r->curl_message), "%s", curl_easy_strerror(result));
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+}
+
 static int perform_once(s3_store_t *s, const s3_call_t *c, const char *payload_hash,
                         s3_response_t *r)
 {
-    CURL *h = curl_easy_init();
+    char *range = c->range != NULL ? dc_sprintf("Range: %s", c->range) : NULL;
+    const char *extra[] = {range, NULL};
+    struct curl_slist *headers;
+    CURL *h =
+        request_new(s, c->full_key, c->query, payload_hash, c->content_type, extra, r, &headers);
+    free(range);
     if (h == NULL) {
         r->curl_code = CURLE_OUT_OF_MEMORY;
         return -1;
     }
-    char *url = call_url(s, c->full_key, c->query);
-    struct curl_slist *headers = base_headers(s, payload_hash, c->content_type);
-    if (c->range != NULL) {
-        char *line = dc_sprintf("Range: %s", c->range);
-        headers = curl_slist_append(headers, line);
-        free(line);
-    }
-    setup_handle(s, h, url, headers);
     upload_source_t src = {c->body, c->body_len, 0};
     if (strcmp(c->method, "PUT") == 0) {
         curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
@@ -347,17 +377,10 @@ static int perform_once(s3_store_t *s, const s3_call_t *c, const char *payload_h
     }
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, collect_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, r->curl_message);
     CURLcode rc = curl_easy_perform(h);
-    r->curl_code = (int)rc;
-    if (r->curl_message[0] == '\0' && rc != CURLE_OK)
-        snprintf(r->curl_message, sizeof(r->curl_message), "%s", curl_easy_strerror(rc));
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+    request_done(h, rc, r);
     curl_easy_cleanup(h);
     curl_slist_free_all(headers);
-    free(url);
     return rc == CURLE_OK ? 0 : -1;
 }
 
@@ -441,8 +464,51 @@ static int explain(s3_store_t *s, const char *what, const s3_response_t *r, dc_e
                         r->status, code, server_says);
 }
 
-/* Performs a call, trying again on transient failures with backoff. On 0, r holds the answer
- * (2xx, or 404 with missing_ok). */
+/* The one retry policy, for every request (calls and reads alike): after try `attempt` of
+ * `what` failed as r says, either fails for good (-1, err saying why and after how many
+ * tries) or waits the backoff (exponential, with jitter) before the next try (0). */
+static int retry_or_fail(s3_store_t *s, const char *what, const s3_response_t *r, int attempt,
+                         dc_error_t *err)
+{
+    if (!dc_s3_retryable(r->curl_code, r->status, r->s3_code) || attempt >= s->max_attempts) {
+        explain(s, what, r, err);
+        if (attempt > 1)
+            dc_error_append(err, " (after %d tries)", attempt);
+        return -1;
+    }
+    uint64_t wait = backoff(attempt);
+    dc_log_debug("store %s: %s: %s (HTTP %ld); trying again in %llu ms (try %d of %d)", s->base.url,
+                 what, r->curl_code ? r->curl_message : (r->s3_code ? r->s3_code : "error"),
+                 r->status, (unsigned long long)wait, attempt + 1, s->max_attempts);
+    sleep_ms(wait);
+    return 0;
+}
+
+/* Whether a finished exchange succeeded; fills r's S3 error fields when it did not. */
+static bool call_succeeded(const s3_call_t *c, s3_response_t *r)
+{
+    if (r->curl_code != CURLE_OK)
+        return false;
+    bool ok_status = r->status >= 200 && r->status < 300;
+    if (!ok_status) {
+        parse_error_body(r);
+        return c->missing_ok && r->status == 404;
+    }
+    /* CompleteMultipartUpload may fail after a 200: its body is then an <Error>. */
+    if (c->body != NULL && r->body.len > 0 && strcmp(c->method, "POST") == 0) {
+        const char *cur = r->body.data, *inner;
+        size_t n;
+        if (dc_s3_xml_next(&cur, r->body.data + r->body.len, "Error", &inner, &n)) {
+            parse_error_body(r);
+            r->status = 500; /* a server error: tried again */
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Performs a call, trying again on transient failures. On 0, r holds the answer (2xx, or 404
+ * with missing_ok). */
 static int s3_call(s3_store_t *s, const s3_call_t *c, s3_response_t *r, dc_error_t *err)
 {
     char payload[65];
@@ -455,35 +521,10 @@ static int s3_call(s3_store_t *s, const s3_call_t *c, s3_response_t *r, dc_error
     for (int attempt = 1;; attempt++) {
         response_reset(r);
         perform_once(s, c, payload, r);
-        bool ok_status = r->status >= 200 && r->status < 300;
-        if (r->curl_code == CURLE_OK && !ok_status)
-            parse_error_body(r);
-        /* CompleteMultipartUpload may fail after a 200: its body is then an <Error>. */
-        if (r->curl_code == CURLE_OK && ok_status && c->body != NULL && r->body.len > 0 &&
-            strcmp(c->method, "POST") == 0) {
-            const char *cur = r->body.data, *inner;
-            size_t n;
-            if (dc_s3_xml_next(&cur, r->body.data + r->body.len, "Error", &inner, &n)) {
-                parse_error_body(r);
-                ok_status = false;
-                if (r->status == 200)
-                    r->status = 500; /* treat as a server error: retried */
-            }
-        }
-        if (r->curl_code == CURLE_OK && (ok_status || (c->missing_ok && r->status == 404)))
+        if (call_succeeded(c, r))
             return 0;
-        if (!dc_s3_retryable(r->curl_code, r->status, r->s3_code) || attempt >= s->max_attempts) {
-            explain(s, c->what, r, err);
-            if (attempt > 1)
-                dc_error_append(err, " (after %d tries)", attempt);
+        if (retry_or_fail(s, c->what, r, attempt, err) != 0)
             return -1;
-        }
-        uint64_t wait = backoff(attempt);
-        dc_log_debug("store %s: %s: %s (HTTP %ld); trying again in %llu ms (try %d of %d)",
-                     s->base.url, c->what,
-                     r->curl_code ? r->curl_message : (r->s3_code ? r->s3_code : "error"),
-                     r->status, (unsigned long long)wait, attempt + 1, s->max_attempts);
-        sleep_ms(wait);
     }
 }
 
@@ -587,7 +628,12 @@ static int upload_part(s3_writer_t *w, const uint8_t *data, size_t len, int numb
                    .body_len = len,
                    .content_type = "application/octet-stream",
                    .what = w->what};
+    double started = dc_now_seconds();
+    dc_log_debug("store %s: %s: part %d (%zu bytes) starts", w->s->base.url, w->what, number, len);
     int rc = s3_call(w->s, &c, &r, err);
+    if (rc == 0)
+        dc_log_debug("store %s: %s: part %d stored in %.3f s", w->s->base.url, w->what, number,
+                     dc_now_seconds() - started);
     free(query);
     if (rc == 0 && r.etag[0] == '\0')
         rc = dc_error_set(err, "store %s: %s: the server returned no ETag for part %d",
@@ -854,6 +900,37 @@ static int complete_upload(s3_writer_t *w, dc_error_t *err)
     return rc;
 }
 
+/* The tail of a multipart upload: the last part, the parts still in flight, and the
+ * completion. The last part goes up from this thread while the parts in flight finish (its
+ * buffer was filling while they uploaded, so memory stays UPLOADERS + 1 parts), rather than
+ * after them: the tail is one part's upload shorter. */
+static int finish_upload(s3_writer_t *w, dc_error_t *err)
+{
+    double started = dc_now_seconds();
+    int rc = 0;
+    if (w->used > 0) {
+        rc = upload_part(w, w->buf, w->used, w->parts + 1, err);
+        if (rc == 0) {
+            w->parts++;
+            w->total += w->used;
+        }
+    }
+    int idle = wait_idle(w, rc == 0 ? err : NULL);
+    if (rc == 0)
+        rc = idle;
+    if (rc != 0)
+        return -1;
+    double completing = dc_now_seconds();
+    dc_log_debug("store %s: %s: %d parts stored (the last %.3f s after the commit began); "
+                 "completing the upload",
+                 w->s->base.url, w->what, w->parts, completing - started);
+    rc = complete_upload(w, err);
+    if (rc == 0)
+        dc_log_debug("store %s: %s: upload completed in %.3f s", w->s->base.url, w->what,
+                     dc_now_seconds() - completing);
+    return rc;
+}
+
 static int s3_writer_commit(dc_store_writer_t *base, dc_error_t *err)
 {
     s3_writer_t *w = (s3_writer_t *)base;
@@ -870,22 +947,7 @@ static int s3_writer_commit(dc_store_writer_t *base, dc_error_t *err)
         rc = s3_call(w->s, &c, &r, err);
         response_free(&r);
     } else {
-        rc = wait_idle(w, err);
-        if (rc == 0 && w->used > 0) {
-            if (w->parts >= MAX_PARTS)
-                rc = dc_error_set(err,
-                                  "store %s: %s needs more than %d parts; raise [s3] "
-                                  "part_size",
-                                  w->s->base.url, w->what, MAX_PARTS);
-            else
-                rc = upload_part(w, w->buf, w->used, w->parts + 1, err);
-            if (rc == 0) {
-                w->parts++;
-                w->total += w->used;
-            }
-        }
-        if (rc == 0)
-            rc = complete_upload(w, err);
+        rc = finish_upload(w, err);
     }
     if (rc != 0) {
         s3_writer_abort(base);
@@ -966,33 +1028,24 @@ static int reader_start(s3_reader_t *r, dc_error_t *err)
     r->resp.body_max = MAX_ERROR_BODY;
     r->status_known = r->error_status = false;
     r->finished = false;
-    r->headers = base_headers(s, EMPTY_SHA256, NULL);
+    char range[96] = "", *if_match = NULL;
     if (r->ranged || r->fetched > 0) {
-        char line[96];
         if (r->end != UINT64_MAX)
-            snprintf(line, sizeof(line), "Range: bytes=%llu-%llu", (unsigned long long)r->fetched,
+            snprintf(range, sizeof(range), "Range: bytes=%llu-%llu", (unsigned long long)r->fetched,
                      (unsigned long long)(r->end - 1));
         else
-            snprintf(line, sizeof(line), "Range: bytes=%llu-", (unsigned long long)r->fetched);
-        r->headers = curl_slist_append(r->headers, line);
+            snprintf(range, sizeof(range), "Range: bytes=%llu-", (unsigned long long)r->fetched);
     }
-    if (r->etag[0] != '\0') {
-        /* A resumed read must see the same object, not one written since. */
-        char *line = dc_sprintf("If-Match: %s", r->etag);
-        r->headers = curl_slist_append(r->headers, line);
-        free(line);
-    }
-    r->easy = curl_easy_init();
+    /* A resumed read must see the same object, not one written since. */
+    if (r->etag[0] != '\0')
+        if_match = dc_sprintf("If-Match: %s", r->etag);
+    const char *extra[] = {range[0] ? range : if_match, range[0] ? if_match : NULL, NULL};
+    r->easy = request_new(s, r->full_key, NULL, EMPTY_SHA256, NULL, extra, &r->resp, &r->headers);
+    free(if_match);
     if (r->easy == NULL)
         return dc_error_set(err, "store %s: out of memory", s->base.url);
-    char *url = call_url(s, r->full_key, NULL);
-    setup_handle(s, r->easy, url, r->headers);
-    free(url);
     curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, reader_write);
     curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(r->easy, CURLOPT_HEADERFUNCTION, collect_header);
-    curl_easy_setopt(r->easy, CURLOPT_HEADERDATA, &r->resp);
-    curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, r->resp.curl_message);
     curl_multi_add_handle(r->multi, r->easy);
     r->active = true;
     return 0;
@@ -1002,11 +1055,7 @@ static int reader_start(s3_reader_t *r, dc_error_t *err)
 static int reader_finish(s3_reader_t *r, CURLcode result, dc_error_t *err)
 {
     s3_store_t *s = r->s;
-    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->resp.status);
-    r->resp.curl_code = (int)result;
-    if (result != CURLE_OK && r->resp.curl_message[0] == '\0')
-        snprintf(r->resp.curl_message, sizeof(r->resp.curl_message), "%s",
-                 curl_easy_strerror(result));
+    request_done(r->easy, result, &r->resp);
     bool ok =
         result == CURLE_OK && (r->resp.status == 200 || r->resp.status == 206) && !r->error_status;
     if (ok && r->etag[0] == '\0' && r->resp.etag[0] != '\0')
@@ -1027,19 +1076,26 @@ static int reader_finish(s3_reader_t *r, CURLcode result, dc_error_t *err)
     if (r->resp.status == 412)
         return dc_error_set(err, "store %s: %s changed while it was being read; read it again",
                             s->base.url, r->base.key);
-    if (!dc_s3_retryable(r->resp.curl_code, r->resp.status, r->resp.s3_code) ||
-        r->attempts >= s->max_attempts) {
-        explain(s, r->what, &r->resp, err);
-        if (r->attempts > 1)
-            dc_error_append(err, " (after %d tries)", r->attempts);
+    if (retry_or_fail(s, r->what, &r->resp, r->attempts, err) != 0)
         return -1;
-    }
-    uint64_t wait = backoff(r->attempts);
-    dc_log_debug("store %s: %s: %s (HTTP %ld) at byte %llu; resuming in %llu ms", s->base.url,
-                 r->what, r->resp.curl_code ? r->resp.curl_message : "error", r->resp.status,
-                 (unsigned long long)r->fetched, (unsigned long long)wait);
-    sleep_ms(wait);
     return 0; /* not finished: the next read starts again from r->fetched */
+}
+
+/* Moves the transfer on once; handles its end when it came. */
+static int reader_pump(s3_reader_t *r, dc_error_t *err)
+{
+    int running = 0;
+    CURLMcode mc = curl_multi_perform(r->multi, &running);
+    if (mc != CURLM_OK)
+        return dc_error_set(err, "store %s: %s: %s", r->s->base.url, r->what,
+                            curl_multi_strerror(mc));
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(r->multi, &left)) != NULL) {
+        if (msg->msg == CURLMSG_DONE && msg->easy_handle == r->easy)
+            return reader_finish(r, msg->data.result, err);
+    }
+    return 0;
 }
 
 static int s3_reader_read(dc_store_reader_t *base, void *buf, size_t len, size_t *got,
@@ -1074,20 +1130,8 @@ static int s3_reader_read(dc_store_reader_t *base, void *buf, size_t len, size_t
             r->paused = false;
             curl_easy_pause(r->easy, CURLPAUSE_CONT);
         }
-        int running = 0;
-        CURLMcode mc = curl_multi_perform(r->multi, &running);
-        if (mc != CURLM_OK)
-            return dc_error_set(err, "store %s: %s: %s", r->s->base.url, r->what,
-                                curl_multi_strerror(mc));
-        CURLMsg *msg;
-        int left;
-        while ((msg = curl_multi_info_read(r->multi, &left)) != NULL) {
-            if (msg->msg == CURLMSG_DONE && msg->easy_handle == r->easy) {
-                if (reader_finish(r, msg->data.result, err) != 0)
-                    return -1;
-                break;
-            }
-        }
+        if (reader_pump(r, err) != 0)
+            return -1;
         if (r->active && r->spill.len == r->spill_off && !r->paused)
             curl_multi_poll(r->multi, NULL, 0, 1000, NULL);
     }
@@ -1115,19 +1159,9 @@ static int open_reader(dc_store_t *store, const char *key, bool ranged, uint64_t
     if (reader_start(r, err) != 0)
         goto fail;
     while (r->active && !r->status_known) {
-        int running = 0;
-        curl_multi_perform(r->multi, &running);
-        CURLMsg *msg;
-        int left;
-        bool done = false;
-        while ((msg = curl_multi_info_read(r->multi, &left)) != NULL) {
-            if (msg->msg == CURLMSG_DONE && msg->easy_handle == r->easy) {
-                if (reader_finish(r, msg->data.result, err) != 0)
-                    goto fail;
-                done = true;
-            }
-        }
-        if (!done && r->active && !r->status_known)
+        if (reader_pump(r, err) != 0)
+            goto fail;
+        if (r->active && !r->status_known)
             curl_multi_poll(r->multi, NULL, 0, 1000, NULL);
         if (!r->active && !r->finished && r->attempts < s->max_attempts && !r->status_known) {
             if (reader_start(r, err) != 0)
@@ -1136,21 +1170,12 @@ static int open_reader(dc_store_t *store, const char *key, bool ranged, uint64_t
             break;
         }
     }
-    if (r->status_known && r->error_status) {
-        /* Let the transfer finish to read the error body, then report it. */
-        while (r->active) {
-            int running = 0;
-            curl_multi_perform(r->multi, &running);
-            CURLMsg *msg;
-            int left;
-            while ((msg = curl_multi_info_read(r->multi, &left)) != NULL) {
-                if (msg->msg == CURLMSG_DONE && msg->easy_handle == r->easy &&
-                    reader_finish(r, msg->data.result, err) != 0)
-                    goto fail;
-            }
-            if (r->active)
-                curl_multi_poll(r->multi, NULL, 0, 1000, NULL);
-        }
+    /* An error status: let the transfer finish to read the error body, then report it. */
+    while (r->status_known && r->error_status && r->active) {
+        if (reader_pump(r, err) != 0)
+            goto fail;
+        if (r->active)
+            curl_multi_poll(r->multi, NULL, 0, 1000, NULL);
     }
     return 0;
 fail:

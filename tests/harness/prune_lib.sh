@@ -7,8 +7,21 @@
 #   history_copy FROM TO   copies an object
 #   history_sync           makes what was put and copied visible to deployctl (a no-op where
 #                          the three work on the store itself)
-# and `common` (the --database/--store arguments), `src` (the database), r1 and r2 (two real
-# snapshots of it, r2 the newer) set before prune_history is called.
+# and `common` (the --database/--store arguments) and `src` (the database), set before
+# prune_backups and prune_history are called.
+
+# Two real backups of $src tagged nightly: r1, then r2.
+prune_backups() {
+    local id
+    for id in r1 r2; do
+        run_deployctl backup "${common[@]}" --tag nightly --quiet
+        [[ $rc -eq 0 ]] || fail "backup failed: $(cat "$WORK/err")"
+        printf -v "$id" '%s' "$(tail -n 1 "$WORK/out")"
+    done
+    # Ids carry the time to the second; within one second a later backup takes a larger suffix,
+    # so the newest is the one that sorts last even when both fell into the same second.
+    [[ $r2 > $r1 ]] || fail "the second backup's id $r2 sorts before the first's, $r1"
+}
 
 # A copy of the real snapshot $r1 under another id and time (and tag), as if taken then.
 fabricate() { # id tag

@@ -20,16 +20,7 @@ store=$WORK/store
 url=$(db_url "$src")
 common=(--database "$url" --store "file://$store")
 
-backup() { # tag
-    run_deployctl backup "${common[@]}" --tag "$1" --quiet
-    [[ $rc -eq 0 ]] || fail "backup failed: $(cat "$WORK/err")"
-    tail -n 1 "$WORK/out"
-}
-r1=$(backup nightly)
-r2=$(backup nightly)
-# Ids carry the time to the second; within one second a later backup takes a larger suffix, so
-# the newest is the one that sorts last even when both fell into the same second.
-[[ $r2 > $r1 ]] || fail "the second backup's id $r2 sorts before the first's, $r1"
+prune_backups
 dir=$store/$src
 [[ -f $dir/$r2/manifest.json ]] || fail "no real snapshot at $dir/$r2"
 

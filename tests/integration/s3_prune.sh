@@ -20,14 +20,7 @@ url=$(db_url "$src")
 common=(--database "$url" --store "$S3_STORE")
 bucket_dir=s3://$DC_S3_BUCKET/$S3_PREFIX
 
-backup() { # tag
-    run_deployctl backup "${common[@]}" --tag "$1" --quiet
-    [[ $rc -eq 0 ]] || fail "backup to S3 failed: $(cat "$WORK/err")"
-    tail -n 1 "$WORK/out"
-}
-r1=$(backup nightly)
-r2=$(backup nightly)
-[[ $r2 > $r1 ]] || fail "the second backup's id $r2 sorts before the first's, $r1"
+prune_backups
 
 # ---- a backup killed in the middle of its multipart upload ----
 big=$(new_db big)
