@@ -18,6 +18,7 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include "deployctl/fault.h"
 #include "deployctl/log.h"
 #include "deployctl/util.h"
 #include "s3_intern.h"
@@ -313,22 +314,52 @@ static char *call_url(s3_store_t *s, const char *full_key, const char *query)
     return url;
 }
 
+/* One request's handle: its URL, the signed headers (base_headers plus the `extra` lines,
+ * NULL-terminated), the store's options, and the response's headers and error text captured
+ * into r. The caller adds the method and body callbacks, and frees *headers after the
+ * transfer. NULL when out of memory. */
+static CURL *request_new(s3_store_t *s, const char *full_key, const char *query,
+                         const char *payload_hash, const char *content_type,
+                         const char *const *extra, s3_response_t *r, struct curl_slist **headers)
+{
+    CURL *h = curl_easy_init();
+    *headers = NULL;
+    if (h == NULL)
+        return NULL;
+    *headers = base_headers(s, payload_hash, content_type);
+    for (size_t i = 0; extra != NULL && extra[i] != NULL; i++)
+        *headers = curl_slist_append(*headers, extra[i]);
+    char *url = call_url(s, full_key, query);
+    setup_handle(s, h, url, *headers);
+    free(url);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, collect_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, r->curl_message);
+    return h;
+}
+
+/* Records how a transfer on h ended into r: libcurl's result (with a message) and the status. */
+static void request_done(CURL *h, CURLcode result, s3_response_t *r)
+{
+    r->curl_code = (int)result;
+    if (result != CURLE_OK && r->curl_message[0] == '\0')
+        snprintf(r->curl_message, sizeof(r->curl_message), "%s", curl_easy_strerror(result));
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+}
+
 static int perform_once(s3_store_t *s, const s3_call_t *c, const char *payload_hash,
                         s3_response_t *r)
 {
-    CURL *h = curl_easy_init();
+    char *range = c->range != NULL ? dc_sprintf("Range: %s", c->range) : NULL;
+    const char *extra[] = {range, NULL};
+    struct curl_slist *headers;
+    CURL *h =
+        request_new(s, c->full_key, c->query, payload_hash, c->content_type, extra, r, &headers);
+    free(range);
     if (h == NULL) {
         r->curl_code = CURLE_OUT_OF_MEMORY;
         return -1;
     }
-    char *url = call_url(s, c->full_key, c->query);
-    struct curl_slist *headers = base_headers(s, payload_hash, c->content_type);
-    if (c->range != NULL) {
-        char *line = dc_sprintf("Range: %s", c->range);
-        headers = curl_slist_append(headers, line);
-        free(line);
-    }
-    setup_handle(s, h, url, headers);
     upload_source_t src = {c->body, c->body_len, 0};
     if (strcmp(c->method, "PUT") == 0) {
         curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
@@ -346,17 +377,10 @@ static int perform_once(s3_store_t *s, const s3_call_t *c, const char *payload_h
     }
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, collect_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, r->curl_message);
     CURLcode rc = curl_easy_perform(h);
-    r->curl_code = (int)rc;
-    if (r->curl_message[0] == '\0' && rc != CURLE_OK)
-        snprintf(r->curl_message, sizeof(r->curl_message), "%s", curl_easy_strerror(rc));
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+    request_done(h, rc, r);
     curl_easy_cleanup(h);
     curl_slist_free_all(headers);
-    free(url);
     return rc == CURLE_OK ? 0 : -1;
 }
 
@@ -440,8 +464,51 @@ static int explain(s3_store_t *s, const char *what, const s3_response_t *r, dc_e
                         r->status, code, server_says);
 }
 
-/* Performs a call, trying again on transient failures with backoff. On 0, r holds the answer
- * (2xx, or 404 with missing_ok). */
+/* The one retry policy, for every request (calls and reads alike): after try `attempt` of
+ * `what` failed as r says, either fails for good (-1, err saying why and after how many
+ * tries) or waits the backoff (exponential, with jitter) before the next try (0). */
+static int retry_or_fail(s3_store_t *s, const char *what, const s3_response_t *r, int attempt,
+                         dc_error_t *err)
+{
+    if (!dc_s3_retryable(r->curl_code, r->status, r->s3_code) || attempt >= s->max_attempts) {
+        explain(s, what, r, err);
+        if (attempt > 1)
+            dc_error_append(err, " (after %d tries)", attempt);
+        return -1;
+    }
+    uint64_t wait = backoff(attempt);
+    dc_log_debug("store %s: %s: %s (HTTP %ld); trying again in %llu ms (try %d of %d)", s->base.url,
+                 what, r->curl_code ? r->curl_message : (r->s3_code ? r->s3_code : "error"),
+                 r->status, (unsigned long long)wait, attempt + 1, s->max_attempts);
+    sleep_ms(wait);
+    return 0;
+}
+
+/* Whether a finished exchange succeeded; fills r's S3 error fields when it did not. */
+static bool call_succeeded(const s3_call_t *c, s3_response_t *r)
+{
+    if (r->curl_code != CURLE_OK)
+        return false;
+    bool ok_status = r->status >= 200 && r->status < 300;
+    if (!ok_status) {
+        parse_error_body(r);
+        return c->missing_ok && r->status == 404;
+    }
+    /* CompleteMultipartUpload may fail after a 200: its body is then an <Error>. */
+    if (c->body != NULL && r->body.len > 0 && strcmp(c->method, "POST") == 0) {
+        const char *cur = r->body.data, *inner;
+        size_t n;
+        if (dc_s3_xml_next(&cur, r->body.data + r->body.len, "Error", &inner, &n)) {
+            parse_error_body(r);
+            r->status = 500; /* a server error: tried again */
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Performs a call, trying again on transient failures. On 0, r holds the answer (2xx, or 404
+ * with missing_ok). */
 static int s3_call(s3_store_t *s, const s3_call_t *c, s3_response_t *r, dc_error_t *err)
 {
     char payload[65];
@@ -454,47 +521,24 @@ static int s3_call(s3_store_t *s, const s3_call_t *c, s3_response_t *r, dc_error
     for (int attempt = 1;; attempt++) {
         response_reset(r);
         perform_once(s, c, payload, r);
-        bool ok_status = r->status >= 200 && r->status < 300;
-        if (r->curl_code == CURLE_OK && !ok_status)
-            parse_error_body(r);
-        /* CompleteMultipartUpload may fail after a 200: its body is then an <Error>. */
-        if (r->curl_code == CURLE_OK && ok_status && c->body != NULL && r->body.len > 0 &&
-            strcmp(c->method, "POST") == 0) {
-            const char *cur = r->body.data, *inner;
-            size_t n;
-            if (dc_s3_xml_next(&cur, r->body.data + r->body.len, "Error", &inner, &n)) {
-                parse_error_body(r);
-                ok_status = false;
-                if (r->status == 200)
-                    r->status = 500; /* treat as a server error: retried */
-            }
-        }
-        if (r->curl_code == CURLE_OK && (ok_status || (c->missing_ok && r->status == 404)))
+        if (call_succeeded(c, r))
             return 0;
-        if (!dc_s3_retryable(r->curl_code, r->status, r->s3_code) || attempt >= s->max_attempts) {
-            explain(s, c->what, r, err);
-            if (attempt > 1)
-                dc_error_append(err, " (after %d tries)", attempt);
+        if (retry_or_fail(s, c->what, r, attempt, err) != 0)
             return -1;
-        }
-        uint64_t wait = backoff(attempt);
-        dc_log_debug("store %s: %s: %s (HTTP %ld); trying again in %llu ms (try %d of %d)",
-                     s->base.url, c->what,
-                     r->curl_code ? r->curl_message : (r->s3_code ? r->s3_code : "error"),
-                     r->status, (unsigned long long)wait, attempt + 1, s->max_attempts);
-        sleep_ms(wait);
     }
 }
 
 /* ---- writer: one PUT, or a multipart upload streamed a part at a time ---- */
 
 typedef struct s3_lease s3_lease_t;
-static int lease_take(s3_store_t *s, const char *name, bool internal, s3_lease_t **out,
-                      dc_error_t *err);
+typedef struct s3_writer s3_writer_t;
+static int lease_take(s3_store_t *s, const char *name, bool internal, const s3_writer_t *upload,
+                      s3_lease_t **out, dc_error_t *err);
 static void lease_drop(s3_lease_t *l);
+static void abort_upload(s3_writer_t *w);
 static bool lease_held(s3_store_t *s, const char *name, bool *error);
 
-typedef struct s3_writer {
+struct s3_writer {
     dc_store_writer_t base;
     s3_store_t *s;
     char *full_key;
@@ -523,7 +567,7 @@ typedef struct s3_writer {
     pthread_cond_t cv;
     dc_error_t job_err;
     char *what; /* "writing <key>", for messages */
-} s3_writer_t;
+};
 
 static char *upload_lease_name(const char *upload_id)
 {
@@ -552,14 +596,18 @@ static int start_upload(s3_writer_t *w, dc_error_t *err)
                             "store %s: %s: the server started a multipart upload without an "
                             "upload id",
                             w->s->base.url, w->what);
-    /* The upload's own lease: a cleaner aborts uploads nobody keeps alive. */
+    /* The upload's own lease, which records the upload id: a cleaner aborts uploads nobody
+     * keeps alive. Without it a cleaner could neither tell this upload is alive (where the
+     * server lists uploads) nor find it once we die (where it cannot): no lease, no upload. */
     char *name = upload_lease_name(w->upload_id);
-    dc_error_t ignored;
-    if (lease_take(w->s, name, true, &w->upload_lease, &ignored) != 0)
-        dc_log_warn("store %s: cannot mark the upload of %s as alive: %s", w->s->base.url,
-                    w->full_key, ignored.message);
+    int rc = lease_take(w->s, name, true, w, &w->upload_lease, err);
     free(name);
-    return 0;
+    if (rc != 0) {
+        dc_error_prefix(err, "store %s: cannot mark the upload of %s as alive: ", w->s->base.url,
+                        w->base.key);
+        abort_upload(w);
+    }
+    return rc;
 }
 
 /* Uploads part `number` (from 1); its ETag goes to etags[number - 1]. Safe from several
@@ -580,7 +628,12 @@ static int upload_part(s3_writer_t *w, const uint8_t *data, size_t len, int numb
                    .body_len = len,
                    .content_type = "application/octet-stream",
                    .what = w->what};
+    double started = dc_now_seconds();
+    dc_log_debug("store %s: %s: part %d (%zu bytes) starts", w->s->base.url, w->what, number, len);
     int rc = s3_call(w->s, &c, &r, err);
+    if (rc == 0)
+        dc_log_debug("store %s: %s: part %d stored in %.3f s", w->s->base.url, w->what, number,
+                     dc_now_seconds() - started);
     free(query);
     if (rc == 0 && r.etag[0] == '\0')
         rc = dc_error_set(err, "store %s: %s: the server returned no ETag for part %d",
@@ -588,6 +641,8 @@ static int upload_part(s3_writer_t *w, const uint8_t *data, size_t len, int numb
     if (rc == 0)
         w->etags[number - 1] = dc_strdup(r.etag);
     response_free(&r);
+    if (rc == 0)
+        dc_fault_point("s3-after-part");
     return rc;
 }
 
@@ -731,28 +786,34 @@ static void s3_writer_free(s3_writer_t *w)
     free(w);
 }
 
+/* Aborts the multipart upload `upload_id` of full_key; *found false when the server no longer
+ * had it (aborted or completed already). */
+static int abort_upload_id(s3_store_t *s, const char *full_key, const char *upload_id, bool *found,
+                           dc_error_t *err)
+{
+    char *id = dc_s3_uri_encode(upload_id, false);
+    char *query = dc_sprintf("uploadId=%s", id);
+    free(id);
+    char *what = dc_sprintf("aborting the multipart upload of %s", full_key);
+    s3_response_t r = {0};
+    s3_call_t c = {
+        .method = "DELETE", .full_key = full_key, .query = query, .missing_ok = true, .what = what};
+    int rc = s3_call(s, &c, &r, err);
+    if (found != NULL)
+        *found = rc == 0 && r.status != 404;
+    response_free(&r);
+    free(query);
+    free(what);
+    return rc;
+}
+
 static void abort_upload(s3_writer_t *w)
 {
-    if (w->upload_id != NULL) {
-        char *id = dc_s3_uri_encode(w->upload_id, false);
-        char *query = dc_sprintf("uploadId=%s", id);
-        free(id);
-        s3_response_t r = {0};
-        dc_error_t err;
-        char *what = dc_sprintf("aborting the upload of %s", w->base.key);
-        s3_call_t c = {.method = "DELETE",
-                       .full_key = w->full_key,
-                       .query = query,
-                       .missing_ok = true,
-                       .what = what};
-        if (s3_call(w->s, &c, &r, &err) != 0)
-            dc_log_warn("%s; the parts stay until a cleaner (backup, prune) or a bucket "
-                        "lifecycle rule aborts the upload",
-                        err.message);
-        response_free(&r);
-        free(query);
-        free(what);
-    }
+    dc_error_t err;
+    if (w->upload_id != NULL && abort_upload_id(w->s, w->full_key, w->upload_id, NULL, &err) != 0)
+        dc_log_warn("%s; the parts stay until a cleaner (backup, prune) or a bucket lifecycle "
+                    "rule aborts the upload",
+                    err.message);
     lease_drop(w->upload_lease);
     w->upload_lease = NULL;
 }
@@ -839,6 +900,34 @@ static int complete_upload(s3_writer_t *w, dc_error_t *err)
     return rc;
 }
 
+/* The tail of a multipart upload: the parts still in flight, the last part, and the
+ * completion, each timed in the debug log. (Uploading the last part alongside the parts in
+ * flight would save up to one part's upload; it changes the order of the requests, on which
+ * the fault schedule of tests/integration/s3_faults.sh depends, so it waits for that test.) */
+static int finish_upload(s3_writer_t *w, dc_error_t *err)
+{
+    double started = dc_now_seconds();
+    int rc = wait_idle(w, err);
+    if (rc == 0 && w->used > 0) {
+        rc = upload_part(w, w->buf, w->used, w->parts + 1, err);
+        if (rc == 0) {
+            w->parts++;
+            w->total += w->used;
+        }
+    }
+    if (rc != 0)
+        return -1;
+    double completing = dc_now_seconds();
+    dc_log_debug("store %s: %s: %d parts stored (the last %.3f s after the commit began); "
+                 "completing the upload",
+                 w->s->base.url, w->what, w->parts, completing - started);
+    rc = complete_upload(w, err);
+    if (rc == 0)
+        dc_log_debug("store %s: %s: upload completed in %.3f s", w->s->base.url, w->what,
+                     dc_now_seconds() - completing);
+    return rc;
+}
+
 static int s3_writer_commit(dc_store_writer_t *base, dc_error_t *err)
 {
     s3_writer_t *w = (s3_writer_t *)base;
@@ -855,22 +944,7 @@ static int s3_writer_commit(dc_store_writer_t *base, dc_error_t *err)
         rc = s3_call(w->s, &c, &r, err);
         response_free(&r);
     } else {
-        rc = wait_idle(w, err);
-        if (rc == 0 && w->used > 0) {
-            if (w->parts >= MAX_PARTS)
-                rc = dc_error_set(err,
-                                  "store %s: %s needs more than %d parts; raise [s3] "
-                                  "part_size",
-                                  w->s->base.url, w->what, MAX_PARTS);
-            else
-                rc = upload_part(w, w->buf, w->used, w->parts + 1, err);
-            if (rc == 0) {
-                w->parts++;
-                w->total += w->used;
-            }
-        }
-        if (rc == 0)
-            rc = complete_upload(w, err);
+        rc = finish_upload(w, err);
     }
     if (rc != 0) {
         s3_writer_abort(base);
@@ -951,33 +1025,24 @@ static int reader_start(s3_reader_t *r, dc_error_t *err)
     r->resp.body_max = MAX_ERROR_BODY;
     r->status_known = r->error_status = false;
     r->finished = false;
-    r->headers = base_headers(s, EMPTY_SHA256, NULL);
+    char range[96] = "", *if_match = NULL;
     if (r->ranged || r->fetched > 0) {
-        char line[96];
         if (r->end != UINT64_MAX)
-            snprintf(line, sizeof(line), "Range: bytes=%llu-%llu", (unsigned long long)r->fetched,
+            snprintf(range, sizeof(range), "Range: bytes=%llu-%llu", (unsigned long long)r->fetched,
                      (unsigned long long)(r->end - 1));
         else
-            snprintf(line, sizeof(line), "Range: bytes=%llu-", (unsigned long long)r->fetched);
-        r->headers = curl_slist_append(r->headers, line);
+            snprintf(range, sizeof(range), "Range: bytes=%llu-", (unsigned long long)r->fetched);
     }
-    if (r->etag[0] != '\0') {
-        /* A resumed read must see the same object, not one written since. */
-        char *line = dc_sprintf("If-Match: %s", r->etag);
-        r->headers = curl_slist_append(r->headers, line);
-        free(line);
-    }
-    r->easy = curl_easy_init();
+    /* A resumed read must see the same object, not one written since. */
+    if (r->etag[0] != '\0')
+        if_match = dc_sprintf("If-Match: %s", r->etag);
+    const char *extra[] = {range[0] ? range : if_match, range[0] ? if_match : NULL, NULL};
+    r->easy = request_new(s, r->full_key, NULL, EMPTY_SHA256, NULL, extra, &r->resp, &r->headers);
+    free(if_match);
     if (r->easy == NULL)
         return dc_error_set(err, "store %s: out of memory", s->base.url);
-    char *url = call_url(s, r->full_key, NULL);
-    setup_handle(s, r->easy, url, r->headers);
-    free(url);
     curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, reader_write);
     curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(r->easy, CURLOPT_HEADERFUNCTION, collect_header);
-    curl_easy_setopt(r->easy, CURLOPT_HEADERDATA, &r->resp);
-    curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, r->resp.curl_message);
     curl_multi_add_handle(r->multi, r->easy);
     r->active = true;
     return 0;
@@ -987,11 +1052,7 @@ static int reader_start(s3_reader_t *r, dc_error_t *err)
 static int reader_finish(s3_reader_t *r, CURLcode result, dc_error_t *err)
 {
     s3_store_t *s = r->s;
-    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->resp.status);
-    r->resp.curl_code = (int)result;
-    if (result != CURLE_OK && r->resp.curl_message[0] == '\0')
-        snprintf(r->resp.curl_message, sizeof(r->resp.curl_message), "%s",
-                 curl_easy_strerror(result));
+    request_done(r->easy, result, &r->resp);
     bool ok =
         result == CURLE_OK && (r->resp.status == 200 || r->resp.status == 206) && !r->error_status;
     if (ok && r->etag[0] == '\0' && r->resp.etag[0] != '\0')
@@ -1012,19 +1073,26 @@ static int reader_finish(s3_reader_t *r, CURLcode result, dc_error_t *err)
     if (r->resp.status == 412)
         return dc_error_set(err, "store %s: %s changed while it was being read; read it again",
                             s->base.url, r->base.key);
-    if (!dc_s3_retryable(r->resp.curl_code, r->resp.status, r->resp.s3_code) ||
-        r->attempts >= s->max_attempts) {
-        explain(s, r->what, &r->resp, err);
-        if (r->attempts > 1)
-            dc_error_append(err, " (after %d tries)", r->attempts);
+    if (retry_or_fail(s, r->what, &r->resp, r->attempts, err) != 0)
         return -1;
-    }
-    uint64_t wait = backoff(r->attempts);
-    dc_log_debug("store %s: %s: %s (HTTP %ld) at byte %llu; resuming in %llu ms", s->base.url,
-                 r->what, r->resp.curl_code ? r->resp.curl_message : "error", r->resp.status,
-                 (unsigned long long)r->fetched, (unsigned long long)wait);
-    sleep_ms(wait);
     return 0; /* not finished: the next read starts again from r->fetched */
+}
+
+/* Moves the transfer on once; handles its end when it came. */
+static int reader_pump(s3_reader_t *r, dc_error_t *err)
+{
+    int running = 0;
+    CURLMcode mc = curl_multi_perform(r->multi, &running);
+    if (mc != CURLM_OK)
+        return dc_error_set(err, "store %s: %s: %s", r->s->base.url, r->what,
+                            curl_multi_strerror(mc));
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(r->multi, &left)) != NULL) {
+        if (msg->msg == CURLMSG_DONE && msg->easy_handle == r->easy)
+            return reader_finish(r, msg->data.result, err);
+    }
+    return 0;
 }
 
 static int s3_reader_read(dc_store_reader_t *base, void *buf, size_t len, size_t *got,
@@ -1059,20 +1127,8 @@ static int s3_reader_read(dc_store_reader_t *base, void *buf, size_t len, size_t
             r->paused = false;
             curl_easy_pause(r->easy, CURLPAUSE_CONT);
         }
-        int running = 0;
-        CURLMcode mc = curl_multi_perform(r->multi, &running);
-        if (mc != CURLM_OK)
-            return dc_error_set(err, "store %s: %s: %s", r->s->base.url, r->what,
-                                curl_multi_strerror(mc));
-        CURLMsg *msg;
-        int left;
-        while ((msg = curl_multi_info_read(r->multi, &left)) != NULL) {
-            if (msg->msg == CURLMSG_DONE && msg->easy_handle == r->easy) {
-                if (reader_finish(r, msg->data.result, err) != 0)
-                    return -1;
-                break;
-            }
-        }
+        if (reader_pump(r, err) != 0)
+            return -1;
         if (r->active && r->spill.len == r->spill_off && !r->paused)
             curl_multi_poll(r->multi, NULL, 0, 1000, NULL);
     }
@@ -1100,19 +1156,9 @@ static int open_reader(dc_store_t *store, const char *key, bool ranged, uint64_t
     if (reader_start(r, err) != 0)
         goto fail;
     while (r->active && !r->status_known) {
-        int running = 0;
-        curl_multi_perform(r->multi, &running);
-        CURLMsg *msg;
-        int left;
-        bool done = false;
-        while ((msg = curl_multi_info_read(r->multi, &left)) != NULL) {
-            if (msg->msg == CURLMSG_DONE && msg->easy_handle == r->easy) {
-                if (reader_finish(r, msg->data.result, err) != 0)
-                    goto fail;
-                done = true;
-            }
-        }
-        if (!done && r->active && !r->status_known)
+        if (reader_pump(r, err) != 0)
+            goto fail;
+        if (r->active && !r->status_known)
             curl_multi_poll(r->multi, NULL, 0, 1000, NULL);
         if (!r->active && !r->finished && r->attempts < s->max_attempts && !r->status_known) {
             if (reader_start(r, err) != 0)
@@ -1121,21 +1167,12 @@ static int open_reader(dc_store_t *store, const char *key, bool ranged, uint64_t
             break;
         }
     }
-    if (r->status_known && r->error_status) {
-        /* Let the transfer finish to read the error body, then report it. */
-        while (r->active) {
-            int running = 0;
-            curl_multi_perform(r->multi, &running);
-            CURLMsg *msg;
-            int left;
-            while ((msg = curl_multi_info_read(r->multi, &left)) != NULL) {
-                if (msg->msg == CURLMSG_DONE && msg->easy_handle == r->easy &&
-                    reader_finish(r, msg->data.result, err) != 0)
-                    goto fail;
-            }
-            if (r->active)
-                curl_multi_poll(r->multi, NULL, 0, 1000, NULL);
-        }
+    /* An error status: let the transfer finish to read the error body, then report it. */
+    while (r->status_known && r->error_status && r->active) {
+        if (reader_pump(r, err) != 0)
+            goto fail;
+        if (r->active)
+            curl_multi_poll(r->multi, NULL, 0, 1000, NULL);
     }
     return 0;
 fail:
@@ -1310,6 +1347,10 @@ struct s3_lease {
     s3_store_t *s;
     char *full_key;
     char token[33];
+    /* The multipart upload this lease keeps alive (an upload lease), else NULL: written into
+     * the lease so that a cleaner can abort the upload once the lease expires, on servers
+     * that cannot list uploads (s3rver, some gateways) as on those that can. */
+    char *upload_key, *upload_id;
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -1324,18 +1365,21 @@ static char *lease_key(s3_store_t *s, const char *name)
     return full;
 }
 
-static int lease_write(s3_store_t *s, const char *full_key, const char *token, dc_error_t *err)
+static int lease_write(s3_store_t *s, const s3_lease_t *l, dc_error_t *err)
 {
     char host[128] = "";
     gethostname(host, sizeof(host) - 1);
     json_t *o =
-        json_pack("{s:s, s:I, s:s, s:i}", "token", token, "expires",
+        json_pack("{s:s, s:I, s:s, s:i}", "token", l->token, "expires",
                   (json_int_t)(time(NULL) + LEASE_TTL_S), "host", host, "pid", (int)getpid());
+    if (l->upload_id != NULL)
+        json_object_set_new(o, "upload",
+                            json_pack("{s:s, s:s}", "key", l->upload_key, "id", l->upload_id));
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     s3_response_t r = {0};
     s3_call_t c = {.method = "PUT",
-                   .full_key = full_key,
+                   .full_key = l->full_key,
                    .body = text,
                    .body_len = strlen(text),
                    .content_type = "application/json",
@@ -1346,23 +1390,49 @@ static int lease_write(s3_store_t *s, const char *full_key, const char *token, d
     return rc;
 }
 
-/* Reads a lease: *found false when absent; else its token and expiry. */
-static int lease_read(s3_store_t *s, const char *full_key, bool *found, char token[33],
-                      time_t *expires, dc_error_t *err)
+/* What a lease object says. */
+typedef struct lease_info {
+    bool found;
+    char token[33];
+    time_t expires;
+    char *upload_key, *upload_id; /* the upload it keeps alive, or NULL */
+} lease_info_t;
+
+static void lease_info_free(lease_info_t *info)
+{
+    free(info->upload_key);
+    free(info->upload_id);
+    memset(info, 0, sizeof(*info));
+}
+
+static char *json_dup(json_t *o, const char *name)
+{
+    const char *v = json_string_value(json_object_get(o, name));
+    return v != NULL && *v != '\0' ? dc_strdup(v) : NULL;
+}
+
+/* Reads a lease: info->found false when absent. */
+static int lease_read(s3_store_t *s, const char *full_key, lease_info_t *info, dc_error_t *err)
 {
     s3_response_t r = {0};
     s3_call_t c = {
         .method = "GET", .full_key = full_key, .missing_ok = true, .what = "reading a lease"};
-    *found = false;
-    token[0] = '\0';
-    *expires = 0;
+    memset(info, 0, sizeof(*info));
     int rc = s3_call(s, &c, &r, err);
     if (rc == 0 && r.status != 404) {
-        *found = true;
+        info->found = true;
         json_t *o = json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, NULL);
         const char *t = json_string_value(json_object_get(o, "token"));
-        snprintf(token, 33, "%s", t ? t : "");
-        *expires = (time_t)json_integer_value(json_object_get(o, "expires"));
+        snprintf(info->token, sizeof(info->token), "%s", t ? t : "");
+        info->expires = (time_t)json_integer_value(json_object_get(o, "expires"));
+        json_t *upload = json_object_get(o, "upload");
+        info->upload_key = json_dup(upload, "key");
+        info->upload_id = json_dup(upload, "id");
+        if (info->upload_key == NULL || info->upload_id == NULL) {
+            free(info->upload_key);
+            free(info->upload_id);
+            info->upload_key = info->upload_id = NULL;
+        }
         json_decref(o);
     }
     response_free(&r);
@@ -1383,7 +1453,7 @@ static void *lease_refresher(void *arg)
             break;
         pthread_mutex_unlock(&l->mu);
         dc_error_t err;
-        if (lease_write(l->s, l->full_key, l->token, &err) != 0)
+        if (lease_write(l->s, l, &err) != 0)
             dc_log_warn("cannot refresh the lease %s: %s", l->base.name, err.message);
         pthread_mutex_lock(&l->mu);
     }
@@ -1394,20 +1464,31 @@ static void *lease_refresher(void *arg)
 static bool lease_held(s3_store_t *s, const char *name, bool *error)
 {
     char *full = lease_key(s, name);
-    bool found;
-    char token[33];
-    time_t expires;
+    lease_info_t info;
     dc_error_t err;
-    int rc = lease_read(s, full, &found, token, &expires, &err);
+    int rc = lease_read(s, full, &info, &err);
     free(full);
     if (error != NULL)
         *error = rc != 0;
+    bool live = info.found && info.expires > time(NULL);
+    lease_info_free(&info);
     /* When the store cannot be read, say "held": a cleaner must never take what may be alive. */
-    return rc != 0 || (found && expires > time(NULL));
+    return rc != 0 || live;
 }
 
-static int lease_take(s3_store_t *s, const char *name, bool internal, s3_lease_t **out,
-                      dc_error_t *err)
+static void lease_free(s3_lease_t *l)
+{
+    free(l->full_key);
+    free(l->upload_key);
+    free(l->upload_id);
+    free(l->base.name);
+    free(l);
+}
+
+/* Takes the lease `name` (an `internal` one without looking whether it is held: its name is
+ * unique). `upload` is the writer whose multipart upload the lease keeps alive, or NULL. */
+static int lease_take(s3_store_t *s, const char *name, bool internal, const s3_writer_t *upload,
+                      s3_lease_t **out, dc_error_t *err)
 {
     bool read_error = false;
     if (!internal && lease_held(s, name, &read_error)) {
@@ -1420,23 +1501,22 @@ static int lease_take(s3_store_t *s, const char *name, bool internal, s3_lease_t
     l->base.name = dc_strdup(name);
     l->s = s;
     l->full_key = lease_key(s, name);
+    if (upload != NULL) {
+        l->upload_key = dc_strdup(upload->full_key);
+        l->upload_id = dc_strdup(upload->upload_id);
+    }
     uint8_t rnd[16];
     RAND_bytes(rnd, sizeof(rnd));
     dc_hex_encode(rnd, sizeof(rnd), l->token);
-    bool found = false;
-    char token[33];
-    time_t expires;
-    if (lease_write(s, l->full_key, l->token, err) != 0 ||
-        lease_read(s, l->full_key, &found, token, &expires, err) != 0) {
-        free(l->full_key);
-        free(l->base.name);
-        free(l);
+    lease_info_t info;
+    if (lease_write(s, l, err) != 0 || lease_read(s, l->full_key, &info, err) != 0) {
+        lease_free(l);
         return -1;
     }
-    if (!found || strcmp(token, l->token) != 0) {
-        free(l->full_key);
-        free(l->base.name);
-        free(l);
+    bool ours = info.found && strcmp(info.token, l->token) == 0;
+    lease_info_free(&info);
+    if (!ours) {
+        lease_free(l);
         return dc_error_set(err, "%s in store %s is in use by another process", name, s->base.url);
     }
     pthread_mutex_init(&l->mu, NULL);
@@ -1460,16 +1540,14 @@ static void lease_drop(s3_lease_t *l)
         dc_log_warn("%s (it expires by itself)", err.message);
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cv);
-    free(l->full_key);
-    free(l->base.name);
-    free(l);
+    lease_free(l);
 }
 
 static int s3_lease_acquire(dc_store_t *store, const char *name, dc_store_lease_t **out,
                             dc_error_t *err)
 {
     s3_lease_t *l;
-    if (lease_take(as_s3(store), name, false, &l, err) != 0)
+    if (lease_take(as_s3(store), name, false, NULL, &l, err) != 0)
         return -1;
     *out = &l->base;
     return 0;
@@ -1491,19 +1569,42 @@ typedef struct clean_ctx {
     int *removed;
 } clean_ctx_t;
 
+/* Whether the server says it cannot do what was asked at all (rather than failed to). */
+static bool not_supported(const s3_response_t *r)
+{
+    return r->status == 501 || r->status == 405 ||
+           (r->s3_code != NULL && (strcmp(r->s3_code, "NotImplemented") == 0 ||
+                                   strcmp(r->s3_code, "MethodNotAllowed") == 0));
+}
+
+/* An expired lease: its holder died. An upload lease names the upload its writer left, which
+ * goes first; the lease stays when that fails, so that the next cleaning tries again. */
 static int clean_lease(s3_store_t *s, void *vctx, const struct dc_s3_list_item *item,
                        dc_error_t *err)
 {
     (void)err;
     clean_ctx_t *cc = vctx;
-    bool found;
-    char token[33];
-    time_t expires;
+    lease_info_t info;
     dc_error_t e;
-    if (lease_read(s, item->key, &found, token, &expires, &e) == 0 && found &&
-        expires <= time(NULL) &&
-        delete_full_key(s, item->key, "deleting an expired lease", &e) == 0)
+    if (lease_read(s, item->key, &info, &e) != 0 || !info.found || info.expires > time(NULL)) {
+        lease_info_free(&info);
+        return 0;
+    }
+    bool found = false;
+    if (info.upload_id != NULL &&
+        abort_upload_id(s, info.upload_key, info.upload_id, &found, &e) != 0) {
+        dc_log_warn("%s; the next cleaning tries again", e.message);
+        lease_info_free(&info);
+        return 0;
+    }
+    if (found) {
+        dc_log_info("store %s: aborted the multipart upload of %s its writer left (upload %s)",
+                    s->base.url, info.upload_key, info.upload_id);
         (*cc->removed)++;
+    }
+    if (delete_full_key(s, item->key, "deleting an expired lease", &e) == 0)
+        (*cc->removed)++;
+    lease_info_free(&info);
     return 0;
 }
 
@@ -1535,8 +1636,8 @@ static int abort_stale_uploads(s3_store_t *s, int *removed, dc_error_t *err)
         key_marker = id_marker = NULL;
         if (rc != 0) {
             /* Some S3-compatible servers cannot list uploads: nothing to clean that way. */
-            if (r.status == 501 || r.status == 405 ||
-                (r.s3_code && strcmp(r.s3_code, "NotImplemented") == 0)) {
+            if (not_supported(&r)) {
+                /* The upload leases name their uploads: clean_lease finds them that way. */
                 dc_log_debug("store %s cannot list multipart uploads: %s", s->base.url,
                              inner.message);
                 rc = 0;
@@ -1570,10 +1671,12 @@ static int abort_stale_uploads(s3_store_t *s, int *removed, dc_error_t *err)
             free(name);
             if (held)
                 continue;
-            s3_writer_t w = {.s = s, .full_key = u->key, .upload_id = u->upload_id};
-            w.base.key = u->key;
-            abort_upload(&w);
-            (*removed)++;
+            bool found = false;
+            dc_error_t e;
+            if (abort_upload_id(s, u->key, u->upload_id, &found, &e) != 0)
+                dc_log_warn("%s; the next cleaning tries again", e.message);
+            else if (found)
+                (*removed)++;
         }
         if (page.truncated) {
             key_marker = dc_strdup(page.next_key_marker);

@@ -6,6 +6,7 @@
 # exactly the expected ids, honours the pin and the lease, deletes the manifest first, and a
 # kept snapshot still restores.
 source "$DC_SOURCE_DIR/tests/harness/lib.sh"
+source "$DC_SOURCE_DIR/tests/harness/prune_lib.sh"
 
 src=$(new_db src)
 dst=$(new_db dst)
@@ -19,59 +20,17 @@ store=$WORK/store
 url=$(db_url "$src")
 common=(--database "$url" --store "file://$store")
 
-backup() { # tag
-    run_deployctl backup "${common[@]}" --tag "$1" --quiet
-    [[ $rc -eq 0 ]] || fail "backup failed: $(cat "$WORK/err")"
-    tail -n 1 "$WORK/out"
-}
-r1=$(backup nightly)
-r2=$(backup nightly)
-# Ids carry the time to the second; within one second a later backup takes a larger suffix, so
-# the newest is the one that sorts last even when both fell into the same second.
-[[ $r2 > $r1 ]] || fail "the second backup's id $r2 sorts before the first's, $r1"
+prune_backups
 dir=$store/$src
 [[ -f $dir/$r2/manifest.json ]] || fail "no real snapshot at $dir/$r2"
 
-# A copy of the real snapshot $r1 under another id and time (and tag), as if taken then.
-fabricate() { # id tag
-    local id=$1 tag=$2 stamp
-    stamp=$(sed -E 's/^(....)(..)(..)T(..)(..)(..)Z-.*/\1-\2-\3T\4:\5:\6Z/' <<<"$id")
-    mkdir "$dir/$id"
-    cp "$dir/$r1/snapshot.tar" "$dir/$id/"
-    jq --arg id "$id" --arg at "$stamp" --arg tag "$tag" '.id = $id | .created_at = $at | .tag = $tag' \
-        "$dir/$r1/manifest.json" >"$dir/$id/manifest.json"
-}
-f1=20250105T020000Z-f001 # Sun, ISO 2025-W01, January
-f2=20250301T020000Z-f002 # Sat 2025-W09, March
-f3=20250302T020000Z-f003 # Sun 2025-W09: pinned
-f4=20250303T020000Z-f004 # Mon 2025-W10
-f5=20250303T120000Z-f005 # Mon 2025-W10, the same day
-f6=20250401T020000Z-f006 # Tue 2025-W14, April: verified, the newest verified
-f7=20250415T020000Z-f007 # Tue 2025-W16, April's newest
-f8=20250501T020000Z-f008 # Thu 2025-W18, May
-f9=20250502T020000Z-f009 # Fri 2025-W18, May's newest
-p1=20250420T020000Z-f00a # an old pre-restore snapshot
-for id in $f1 $f2 $f3 $f4 $f5 $f6 $f7 $f8 $f9; do fabricate "$id" nightly; done
-fabricate "$p1" pre-restore
-
-run_deployctl show "$f6" "${common[@]}" --json
-[[ $rc -eq 0 ]] || fail "a fabricated snapshot is not readable: $(cat "$WORK/err")"
-run_deployctl verify "$f6" "${common[@]}"
-[[ $rc -eq 0 ]] || fail "verify of the fabricated $f6 failed: $(cat "$WORK/err")"
+history_get() { cat "$dir/$1"; }
+history_put() { mkdir -p "$dir/$(dirname "$1")" && cat >"$dir/$1"; }
+history_copy() { mkdir -p "$dir/$(dirname "$2")" && cp "$dir/$1" "$dir/$2"; }
+history_sync() { :; }
+prune_history
 ls "$dir/$f6"/verify-*.json >/dev/null || fail "verify left no outcome next to $f6"
 
-# The pin a future `release` writes (see "pins" in include/deployctl/snapshot.h), by hand.
-echo '{"owner":"release-test","note":"pinned by hand in prune.sh"}' >"$dir/$f3/pin-release-test"
-
-# Incomplete snapshots: no manifest.
-incomplete() { # id
-    mkdir "$dir/$1"
-    cp "$dir/$r1/snapshot.tar" "$dir/$1/"
-}
-i_old=20250210T020000Z-f0b1                                # writer long gone: deleted
-i_fresh=$(date -u -d '-1 hour' +%Y%m%dT%H%M%SZ)-f0b2        # within the grace: kept
-i_held=20250211T020000Z-f0b3                               # old, but its writer is alive
-for id in $i_old $i_fresh $i_held; do incomplete "$id"; done
 # A live writer, as the file store sees one: its lease file locked with flock(2).
 mkdir -p "$store/.tmp"
 # (The subshell becomes the sleep, so killing $holder frees the lock.)
@@ -89,13 +48,6 @@ done
 flock -n "$store/.tmp/$src.$i_held.lease" true 2>/dev/null && fail "the lease holder did not take the lock"
 
 listing() { (cd "$store" && find . -printf '%p %s %T@\n' | sort); }
-sorted() { tr ' ' '\n' <<<"$*" | sort | tr '\n' ' ' | sed 's/ $//'; }
-all=$(sorted "$r1 $r2 $f1 $f2 $f3 $f4 $f5 $f6 $f7 $f8 $f9 $p1 $i_old $i_fresh $i_held")
-# --keep-daily 1 --keep-monthly 3: the newest of today ($r2), the newest of the three newest
-# months ($r2, $f9 for May, $f7 for April); plus the newest verified ($f6), the pinned ($f3),
-# the fresh incomplete one and the one whose writer is alive.
-expected_kept=$(sorted "$r2 $f9 $f7 $f6 $f3 $i_fresh $i_held")
-expected_gone=$(sorted "$r1 $f1 $f2 $f4 $f5 $f8 $p1 $i_old")
 
 # ---- no rule: refused, nothing changed ----
 listing >"$WORK/before"
@@ -110,51 +62,13 @@ diff -u "$WORK/before" "$WORK/after" >/dev/null || fail "a refused prune changed
 pass "prune without a rule or a database refuses and changes nothing"
 
 # ---- dry run ----
-run_deployctl prune "${common[@]}" --keep-daily 1 --keep-monthly 3 --dry-run
-[[ $rc -eq 0 ]] || fail "dry run failed: $(cat "$WORK/err")"
+prune_check_dry_run
 listing >"$WORK/after"
 diff -u "$WORK/before" "$WORK/after" >"$WORK/diff" || fail "--dry-run changed the store: $(head -20 "$WORK/diff")"
-grep -E "^would-delete .* $r1 .*no retention rule keeps it" "$WORK/out" >/dev/null ||
-    fail "dry run does not say why $r1 would go: $(cat "$WORK/out")"
-grep -E "^would-delete .* $i_old .*older than the grace period" "$WORK/out" >/dev/null ||
-    fail "dry run does not say why the old incomplete one would go"
-grep -E "^keep .* $f3 .*pinned \(pin-release-test\)" "$WORK/out" >/dev/null || fail "dry run does not show the pin"
-grep -E "^keep .* $f6 .*newest-verified" "$WORK/out" >/dev/null || fail "dry run does not keep the newest verified"
-grep -E "^keep .* $r2 .*keep-daily, keep-monthly, newest" "$WORK/out" >/dev/null || fail "reasons of $r2: $(grep "$r2" "$WORK/out")"
-grep -q "nothing was changed" "$WORK/err" || fail "dry run summary missing: $(cat "$WORK/err")"
-pass "--dry-run lists what would go and why, and changes nothing"
-
-run_deployctl prune "${common[@]}" --keep-daily 1 --keep-monthly 3 --dry-run --json
-[[ $rc -eq 0 ]] || fail "dry run --json failed: $(cat "$WORK/err")"
-assert_eq "$all" "$(jq -r '[.[].id] | sort | join(" ")' "$WORK/out")" "every snapshot in the JSON"
-assert_eq "$expected_kept" "$(jq -r '[.[] | select(.action == "keep") | .id] | sort | join(" ")' "$WORK/out")" "kept (dry run, JSON)"
-assert_eq "$expected_gone" "$(jq -r '[.[] | select(.action == "delete") | .id] | sort | join(" ")' "$WORK/out")" "deleted (dry run, JSON)"
-assert_eq '["keep-monthly"]' "$(jq -c ".[] | select(.id == \"$f7\") | .reasons" "$WORK/out")" "reasons of $f7"
-assert_eq '["in-progress"]' "$(jq -c ".[] | select(.id == \"$i_held\") | .reasons" "$WORK/out")" "reasons of the held one"
-assert_eq '["incomplete-grace"]' "$(jq -c ".[] | select(.id == \"$i_fresh\") | .reasons" "$WORK/out")" "reasons of the fresh one"
-assert_eq '["expired"]' "$(jq -c ".[] | select(.id == \"$p1\") | .reasons" "$WORK/out")" "the old pre-restore one"
-assert_eq "pre-restore|$src" "$(jq -r ".[] | select(.id == \"$p1\") | .tag + \"|\" + .database" "$WORK/out")" "tag and database"
-assert_eq "2025-05-02T02:00:00Z" "$(jq -r ".[] | select(.id == \"$f9\") | .created_at" "$WORK/out")" "created_at"
-assert_eq 0 "$(jq '[.[] | select(.deleted)] | length' "$WORK/out")" "nothing deleted in a dry run"
-listing >"$WORK/after"
-diff -u "$WORK/before" "$WORK/after" >/dev/null || fail "--dry-run --json changed the store"
-pass "--dry-run --json: every snapshot with its action and reasons"
+pass "--dry-run lists what would go and why, as a table and as JSON, and changes nothing"
 
 # ---- prune, the policy from the config file ----
-cat >"$WORK/deployctl.conf" <<'EOF'
-[retention]
-keep_daily = 1
-keep_monthly = 3
-incomplete_grace = 24h
-EOF
-run_deployctl prune "${common[@]}" --config "$WORK/deployctl.conf" --json
-[[ $rc -eq 0 ]] || fail "prune failed: $(cat "$WORK/err")"
-assert_eq "$expected_gone" "$(jq -r '[.[] | select(.deleted) | .id] | sort | join(" ")' "$WORK/out")" "deleted"
-grep -q "pruned: 8 snapshots deleted" "$WORK/err" || fail "summary: $(cat "$WORK/err")"
-grep -q "deleted snapshot $r1 of $src (no retention rule keeps it)" "$WORK/err" || fail "no log line for $r1"
-run_deployctl snapshots "${common[@]}" --all --json
-[[ $rc -eq 0 ]] || fail "snapshots failed: $(cat "$WORK/err")"
-assert_eq "$expected_kept" "$(jq -r '[.[].id] | sort | join(" ")' "$WORK/out")" "snapshots left after prune"
+prune_check_prune
 for id in $expected_gone; do
     [[ ! -e $dir/$id ]] || fail "$id still has objects in the store: $(ls "$dir/$id")"
 done
