@@ -430,3 +430,12 @@ uint64_t dc_s3_backoff_ms(int attempt, uint64_t base_ms, uint64_t cap_ms, uint32
     uint64_t half = d / 2;
     return half + (half * (uint64_t)random) / UINT32_MAX;
 }
+
+size_t dc_s3_part_size(size_t configured, int number)
+{
+    enum { auto_size = 8 * 1024 * 1024, doubling = 2000, max_shift = 4 };
+    if (configured != 0)
+        return configured;
+    int shift = number > 0 ? (number - 1) / doubling : 0;
+    return (size_t)auto_size << (shift < max_shift ? shift : max_shift);
+}

@@ -24,7 +24,6 @@
 #include "s3_intern.h"
 #include "store_intern.h"
 
-#define DEFAULT_PART_SIZE  (16u * 1024 * 1024)
 #define MIN_PART_SIZE      (5u * 1024 * 1024)
 #define MAX_PARTS          10000
 #define DEFAULT_TIMEOUT_MS 30000
@@ -105,7 +104,7 @@ typedef struct s3_store {
     char *token;
     char *ca_file;
     bool path_style;
-    size_t part_size;
+    size_t part_size; /* 0: growing parts (dc_s3_part_size) */
     long timeout_s;
     int max_attempts;
     CURLSH *share;
@@ -553,12 +552,13 @@ struct s3_writer {
      * UPLOADERS + 1 parts plus a constant. Parts are numbered when handed off; their ETags land
      * in etags[number - 1], so uploads may finish in any order. */
     uint8_t *spare[UPLOADERS]; /* buffers not in use */
+    size_t spare_alloc[UPLOADERS];
     int spares;
     pthread_t uploader[UPLOADERS];
     int uploaders;
     struct part_job {
         uint8_t *data;
-        size_t len;
+        size_t len, alloc;
         int number;
     } queue[UPLOADERS];
     int queued, running;
@@ -668,6 +668,7 @@ static void *part_uploader(void *arg)
             w->failed = true;
             w->job_err = e;
         }
+        w->spare_alloc[w->spares] = job.alloc;
         w->spare[w->spares++] = job.data;
         w->running--;
         pthread_cond_broadcast(&w->cv);
@@ -732,6 +733,7 @@ static int hand_off_part(s3_writer_t *w, dc_error_t *err)
             w->parts++;
             w->total += w->used;
             w->used = 0;
+            w->cap = dc_s3_part_size(w->s->part_size, w->parts + 1);
             return 0;
         }
     }
@@ -743,13 +745,23 @@ static int hand_off_part(s3_writer_t *w, dc_error_t *err)
         pthread_mutex_unlock(&w->mu);
         return -1;
     }
-    w->queue[w->queued++] = (struct part_job){w->buf, w->used, ++w->parts};
+    w->queue[w->queued++] = (struct part_job){w->buf, w->used, w->alloc, ++w->parts};
     w->total += w->used;
-    uint8_t *next = w->spares > 0 ? w->spare[--w->spares] : NULL;
+    w->buf = NULL;
+    w->alloc = 0;
+    if (w->spares > 0) {
+        w->spares--;
+        w->buf = w->spare[w->spares];
+        w->alloc = w->spare_alloc[w->spares];
+    }
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
-    w->buf = next != NULL ? next : dc_malloc(w->cap);
-    w->alloc = w->cap;
+    /* A spare from before the parts grew is enlarged by the writer as it fills. */
+    w->cap = dc_s3_part_size(w->s->part_size, w->parts + 1);
+    if (w->buf == NULL) {
+        w->buf = dc_malloc(w->cap);
+        w->alloc = w->cap;
+    }
     w->used = 0;
     return 0;
 }
@@ -764,7 +776,7 @@ static int s3_writer_open(dc_store_t *store, const char *key, dc_store_writer_t 
     w->base.key = dc_strdup(key);
     w->s = s;
     w->full_key = dc_s3_full_key(s->prefix, key);
-    w->cap = s->part_size;
+    w->cap = dc_s3_part_size(s->part_size, 1);
     w->what = dc_sprintf("writing %s", key);
     *out = &w->base;
     return 0;
@@ -1925,8 +1937,8 @@ int dc_store_s3_open(const char *url, dc_store_t **out, dc_error_t *err)
     }
     const char *ca = pick(settings.ca_file, "[s3] ca_file", "AWS_CA_BUNDLE", NULL, &origin);
     s->ca_file = ca ? dc_strdup(ca) : NULL;
-    s->part_size = settings.part_size ? (size_t)settings.part_size : DEFAULT_PART_SIZE;
-    if (s->part_size < MIN_PART_SIZE) {
+    s->part_size = (size_t)settings.part_size;
+    if (s->part_size != 0 && s->part_size < MIN_PART_SIZE) {
         dc_error_set(err, "[s3] part_size must be at least 5MiB (S3's smallest part)");
         goto fail;
     }
