@@ -4,6 +4,9 @@
 # AddressSanitizer + UndefinedBehaviorSanitizer build.
 #   scripts/test.sh            everything
 #   scripts/test.sh --quick    the normal build only (no sanitizer pass)
+# DEPLOYCTL_TEST_JOBS sets how many tests run at once (default: twice the cores, as most of a
+# test's time is spent waiting on servers, hooks and pauses; tests/CMakeLists.txt gives the
+# ones timed by fixed pauses two slots each).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup-debian.sh"
@@ -11,18 +14,38 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 echo "== format"
 "$root/scripts/format.sh" --check
 
-jobs=$(nproc)
+jobs=${DEPLOYCTL_TEST_JOBS:-$(($(nproc) * 2))}
+quick=false
+[[ ${1:-} != --quick ]] || quick=true
+
 echo "== build and test"
 "$root/scripts/build.sh" "$root/build"
+# The sanitizer build compiles (at low priority) while the normal tests run: they leave the
+# cores mostly idle.
+san_build=
+if ! $quick; then
+    mkdir -p "$root/build-sanitize"
+    nice -n 10 "$root/scripts/build.sh" "$root/build-sanitize" -DDEPLOYCTL_SANITIZE=ON \
+        -DCMAKE_BUILD_TYPE=Debug >"$root/build-sanitize/build.log" 2>&1 &
+    san_build=$!
+    trap '[[ -z $san_build ]] || kill "$san_build" 2>/dev/null || true' EXIT
+fi
 (cd "$root/build" && ctest --output-on-failure -j "$jobs")
 
-if [[ ${1:-} != --quick ]]; then
+if ! $quick; then
     echo "== sanitizers (ASan + UBSan)"
-    "$root/scripts/build.sh" "$root/build-sanitize" -DDEPLOYCTL_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+    if ! wait "$san_build"; then
+        san_build=
+        cat "$root/build-sanitize/build.log" >&2
+        echo "the sanitizer build failed (log above: $root/build-sanitize.log)" >&2
+        exit 1
+    fi
+    san_build=
     # Not again here: fuzz_smoke builds and runs its own clang ASan + UBSan copy of the library
-    # in either pass, and the packaging tests check files and a package, not deployctl's code.
+    # in either pass; the packaging tests check files and a package, and hooks_examples the
+    # example hook scripts, not deployctl's code.
     (cd "$root/build-sanitize" &&
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
-            ctest --output-on-failure -j "$jobs" -E '^(fuzz_smoke|packaging_.*)$')
+            ctest --output-on-failure -j "$jobs" -E '^(fuzz_smoke|packaging_.*|hooks_examples)$')
 fi
 echo "== all tests passed"

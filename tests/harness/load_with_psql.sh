@@ -13,15 +13,19 @@ export PGCLIENTENCODING
 PGCLIENTENCODING=$(jq -r '.encoding // "UTF8"' "$manifest")
 
 psql -X -q -v ON_ERROR_STOP=1 "$@" -f "$tmp/schema/pre-data.sql" >/dev/null
-# One COPY per chunk, into the columns the manifest names.
+# One COPY per chunk, into the columns the manifest names, all in one psql session: each
+# chunk's rows follow their COPY command in the script, ended by \. (a row of text-format COPY
+# never is "\." alone: its backslashes are doubled).
 jq -r '.tables[] | . as $t
        | ([$t.columns[] | "\"" + gsub("\""; "\"\"") + "\""] | join(", ")) as $cols
        | ("\"" + ($t.schema | gsub("\""; "\"\"")) + "\".\"" + ($t.name | gsub("\""; "\"\"")) + "\"") as $rel
        | .chunks[] | [.member, $rel, $cols] | @tsv' "$manifest" |
     while IFS=$'\t' read -r member rel cols; do
         if [[ -n $cols ]]; then target="$rel ($cols)"; else target="$rel"; fi
-        zstd -q -dc "$tmp/$member" | psql -X -q -v ON_ERROR_STOP=1 "$@" -c "COPY $target FROM STDIN"
-    done
+        printf 'COPY %s FROM STDIN;\n' "$target"
+        zstd -q -dc "$tmp/$member"
+        printf '%s\n' '\.'
+    done | psql -X -q -v ON_ERROR_STOP=1 "$@" >/dev/null
 # Large objects: pre-data created them empty; their bytes go in chunk by chunk, in order.
 declare -A offset=()
 jq -r '.large_objects[]? | .oid as $oid | .chunks[] | [$oid, .member, .raw_bytes] | @tsv' "$manifest" |

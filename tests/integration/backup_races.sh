@@ -20,10 +20,12 @@ SQL
 reload='BEGIN; TRUNCATE summary; INSERT INTO summary SELECT g, '"'"'r'"'"' || g FROM generate_series(1, 1000) g; COMMIT;'
 
 # 1. TRUNCATE + reload while deployctl has listed the tables but not locked them yet.
-DEPLOYCTL_FAULT=before-lock:sleep=2 "$DEPLOYCTL" backup --database "$url" --store "$WORK/s1" --quiet \
+# Pauses of 3 s with the other session acting half-way (1.5 s in): over a second of margin on
+# either side, also while the machine is busy with other tests.
+DEPLOYCTL_FAULT=before-lock:sleep=3 "$DEPLOYCTL" backup --database "$url" --store "$WORK/s1" --quiet \
     >"$WORK/out" 2>"$WORK/err" &
 pid=$!
-sleep 1
+sleep 1.5
 psql_admin "$src" -c "$reload"
 wait "$pid" || fail "backup failed: $(cat "$WORK/err")"
 m=$(find "$WORK/s1" -name manifest.json)
@@ -32,12 +34,12 @@ pass "TRUNCATE and reload just before the lock: all 1000 rows backed up"
 
 # 2. A table created before the snapshot (after the listing) and rewritten before its lock.
 psql_admin "$src" -c "DROP TABLE IF EXISTS late"
-DEPLOYCTL_FAULT=before-lock:sleep=2,after-export:sleep=2 "$DEPLOYCTL" backup --database "$url" \
+DEPLOYCTL_FAULT=before-lock:sleep=3,after-export:sleep=3 "$DEPLOYCTL" backup --database "$url" \
     --store "$WORK/s2" >"$WORK/out" 2>"$WORK/err" &
 pid=$!
-sleep 1   # listed, not locked: create the table
+sleep 1.5 # listed, not locked: create the table
 psql_admin "$src" -c "CREATE TABLE late AS SELECT generate_series(1, 500) AS id"
-sleep 2.5 # snapshot exported (it sees late), late not locked yet: rewrite it
+sleep 3   # snapshot exported (it sees late), late not locked yet: rewrite it
 psql_admin "$src" -c "BEGIN; TRUNCATE late; INSERT INTO late SELECT generate_series(1, 500); COMMIT;"
 wait "$pid" || fail "backup failed: $(cat "$WORK/err")"
 grep -q "truncated or rewritten as the backup started; starting again" "$WORK/err" ||

@@ -4,7 +4,7 @@
 # unreachable}. Every cell must end either released (exit 0, migration applied) or with the
 # database identical to before (exit 2, fingerprint), the rollback hook called whenever the
 # deploy hook had started, and a report saying so. Each fault lands in its named phase: the
-# release pauses (DEPLOYCTL_FAULT=release-phase-PHASE:sleep=1) or dies
+# release pauses (DEPLOYCTL_FAULT=release-phase-PHASE:sleep=2) or dies
 # (release-phase-PHASE) right after journaling the phase's start, and the journal's last
 # started phase is checked; each cell's exit is asserted where it is certain (expected_exit).
 source "$(dirname "$0")/../harness/lib.sh"
@@ -121,8 +121,9 @@ cell() { # phase fault
         expect_rc 2 "$phase x sigkill: recover"
         check_cell "$phase" "$fault" "$rc"
     else
-        # the phase pauses 1 s after its start line; the fault lands in that pause
-        DEPLOYCTL_FAULT=release-phase-$phase:sleep=1 "$DEPLOYCTL" release --database "$url" \
+        # the phase pauses 2 s after its start line; the fault lands in that pause (1 s was too
+        # short when the machine is busy: the step began while the store was being moved)
+        DEPLOYCTL_FAULT=release-phase-$phase:sleep=2 "$DEPLOYCTL" release --database "$url" \
             --migrations "$dir" --store "$STORE" --hooks "$HOOKS" --smoke "$APP_URL" \
             --smoke-window 2 --report "$REPORT" >"$WORK/out" 2>"$WORK/err" &
         bg=$!

@@ -80,13 +80,17 @@ chmod 644 "$WORK/inline.conf"
 pass "a secret in a config file others can read works, with a warning"
 
 # More than 1000 keys: 1050 incomplete snapshots made with the aws client.
-mkdir -p "$WORK/many"
-for i in $(seq 1 1050); do
-    d=$(printf '%s/20250101T%06dZ-%04x' "$src" "$i" "$i")
-    mkdir -p "$WORK/many/$d"
-    : >"$WORK/many/$d/snapshot.tar"
+# The names are made in the shell and the files by one mkdir and one touch (not 2100 processes).
+many=()
+for ((i = 1; i <= 1050; i++)); do
+    printf -v d '%s/many/%s/20250101T%06dZ-%04x' "$WORK" "$src" "$i" "$i"
+    many+=("$d/snapshot.tar")
 done
-aws_s3 s3 cp --only-show-errors --recursive "$WORK/many/" "s3://$DC_S3_BUCKET/$S3_PREFIX-many/"
+mkdir -p "${many[@]%/snapshot.tar}"
+touch "${many[@]}"
+# More requests in flight than the client's default 10: the 1050 uploads take less time.
+printf '[default]\ns3 =\n    max_concurrent_requests = 32\n' >"$WORK/aws-many.conf"
+AWS_CONFIG_FILE=$WORK/aws-many.conf aws_s3 s3 cp --only-show-errors --recursive "$WORK/many/" "s3://$DC_S3_BUCKET/$S3_PREFIX-many/"
 run_deployctl snapshots --store "s3://$DC_S3_BUCKET/$S3_PREFIX-many" --all --database "$url"
 [[ $rc -eq 0 ]] || fail "listing 1050 snapshots failed: $(cat "$WORK/err")"
 assert_eq 1050 "$(grep -c incomplete "$WORK/out")" "incomplete snapshots listed"
