@@ -37,7 +37,7 @@ if ! $quick; then
     if ! wait "$san_build"; then
         san_build=
         cat "$root/build-sanitize/build.log" >&2
-        echo "the sanitizer build failed (log above: $root/build-sanitize.log)" >&2
+        echo "the sanitizer build failed (log above: $root/build-sanitize/build.log)" >&2
         exit 1
     fi
     san_build=
