@@ -41,7 +41,7 @@ run_deployctl restore "$pre" --database "$url" --store "$STORE" --target "$(db_u
 [[ $rc -eq 0 ]] || fail "restore of $pre: $(cat "$WORK/err")"
 drop_at_exit "${db}_pre"
 written=$(wc -l <"$WORK/written")
-[[ $written -ge 20 ]] || fail "the writer wrote only $written rows"
+[[ $written -ge 10 ]] || fail "the writer wrote only $written rows"
 {
     psql_value "$db" "SELECT id FROM orders"
     psql_value "${db}_pre" "SELECT id FROM orders"
