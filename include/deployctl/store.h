@@ -36,7 +36,7 @@ typedef struct dc_store_s3_settings {
     const char *session_token;
     const char *ca_file;
     bool path_style;
-    uint64_t part_size;  /* 0: the default (16 MiB); at least 5 MiB */
+    uint64_t part_size;  /* 0: sized from dc_store_expect_size (at least 8 MiB); else >= 5 MiB */
     uint64_t timeout_ms; /* no byte moving for this long fails a try; 0: the default (30 s) */
     int max_attempts;    /* tries per request; 0: AWS_MAX_ATTEMPTS or 5 */
 } dc_store_s3_settings_t;
@@ -59,6 +59,11 @@ int dc_store_free_space(dc_store_t *store, bool *known, uint64_t *available, uin
                         char *where, size_t where_size, dc_error_t *err);
 /* The URL as given, for messages (stores carry no secrets in their URL). */
 const char *dc_store_url(const dc_store_t *store);
+
+/* Objects written from now on may be about `bytes` long (an estimate, such as a backup's
+ * table sizes): a driver that uploads in parts sizes them so such an object fits its part
+ * limit. Drivers without parts ignore it. */
+void dc_store_expect_size(dc_store_t *store, uint64_t bytes);
 
 /* Writers: bytes go to a temporary object; commit makes the key appear whole, or not at all. */
 int dc_store_writer_open(dc_store_t *store, const char *key, dc_store_writer_t **out,

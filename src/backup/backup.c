@@ -685,6 +685,11 @@ static int run(backup_t *b, dc_error_t *err)
     if (open_snapshot(b, err) != 0 || read_catalog(b, err) != 0)
         return -1;
     b->created = time(NULL);
+    /* The tables' size bounds the archive's in practice (COPY text compresses below the heap
+     * it came from), so an object store can size its upload parts to fit. */
+    double est_rows, est_bytes;
+    estimate_totals(b, &est_rows, &est_bytes);
+    dc_store_expect_size(b->opts->store, (uint64_t)est_bytes);
     if (dc_snapshot_writer_open(b->opts->store, b->database, b->created, b->opts->key, b->id,
                                 &b->writer, err) != 0)
         return -1;
@@ -693,8 +698,6 @@ static int run(backup_t *b, dc_error_t *err)
     fill_manifest(b);
     plan_tasks(b);
 
-    double est_rows, est_bytes;
-    estimate_totals(b, &est_rows, &est_bytes);
     char est[32];
     dc_format_bytes((uint64_t)est_bytes, est, sizeof(est));
     dc_log_info("backup %s of database %s (PostgreSQL %s) to %s: %zu tables, %zu sequences, "

@@ -262,8 +262,8 @@ const dc_option_t dc_options[DC_OPT_COUNT] = {
     [DC_OPT_S3_PART_SIZE] = {DC_OPT_S3_PART_SIZE, "s3-part-size", 0, DC_TYPE_SIZE,
         {"DEPLOYCTL_S3_PART_SIZE"}, "s3.part_size", NULL, NULL, 5L * 1024 * 1024,
         5L * 1024 * 1024 * 1024, GLOBAL, "SIZE",
-        "multipart upload part size (default 8MiB, doubling every 2000 parts; memory: three "
-        "parts)"},
+        "multipart upload part size (default 8MiB, more for databases past 40 GB; memory: "
+        "three parts)"},
     [DC_OPT_S3_TIMEOUT] = {DC_OPT_S3_TIMEOUT, "s3-timeout", 0, DC_TYPE_DURATION,
         {"DEPLOYCTL_S3_TIMEOUT"}, "s3.timeout", "30s", NULL, 0, 0, GLOBAL, "DURATION",
         "an S3 request where no byte moves for this long is tried again"},

@@ -79,9 +79,10 @@ bool dc_s3_retryable(int curl_code, long status, const char *s3_code);
 /* Milliseconds to wait before try number `attempt` + 1 (attempt counts from 1): exponential
  * from base_ms, capped at cap_ms, "equal jitter": half fixed, half from random (0..2^32-1). */
 uint64_t dc_s3_backoff_ms(int attempt, uint64_t base_ms, uint64_t cap_ms, uint32_t random);
-/* The size of multipart part `number` (from 1): `configured` for every part when it is not 0;
- * otherwise 8 MiB, doubling every 2,000 parts up to 128 MiB, so small archives end with a small
- * last part (a short tail) and 10,000 parts still hold about 490 GB. */
-size_t dc_s3_part_size(size_t configured, int number);
+/* The part size of a multipart upload: `configured` when it is not 0; otherwise 8 MiB, or
+ * more when an object of `expected` bytes would need over 5,000 parts (half of S3's 10,000,
+ * a margin for a low estimate), in whole MiB. One size for every part of an upload: R2 and
+ * Garage refuse uploads whose non-trailing parts differ in size. */
+size_t dc_s3_part_size(size_t configured, uint64_t expected);
 
 #endif

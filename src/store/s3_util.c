@@ -431,11 +431,14 @@ uint64_t dc_s3_backoff_ms(int attempt, uint64_t base_ms, uint64_t cap_ms, uint32
     return half + (half * (uint64_t)random) / UINT32_MAX;
 }
 
-size_t dc_s3_part_size(size_t configured, int number)
+size_t dc_s3_part_size(size_t configured, uint64_t expected)
 {
-    enum { auto_size = 8 * 1024 * 1024, doubling = 2000, max_shift = 4 };
+    const uint64_t mib = 1024 * 1024, smallest = 8 * mib, largest = 5 * 1024 * mib;
     if (configured != 0)
         return configured;
-    int shift = number > 0 ? (number - 1) / doubling : 0;
-    return (size_t)auto_size << (shift < max_shift ? shift : max_shift);
+    uint64_t per_part = expected / 5000 + (expected % 5000 != 0);
+    per_part = (per_part / mib + (per_part % mib != 0)) * mib;
+    if (per_part < smallest)
+        per_part = smallest;
+    return (size_t)(per_part < largest ? per_part : largest);
 }

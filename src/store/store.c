@@ -82,6 +82,12 @@ const char *dc_store_url(const dc_store_t *store)
     return store->url;
 }
 
+void dc_store_expect_size(dc_store_t *store, uint64_t bytes)
+{
+    if (store->ops->expect_size != NULL)
+        store->ops->expect_size(store, bytes);
+}
+
 int dc_store_writer_open(dc_store_t *store, const char *key, dc_store_writer_t **out,
                          dc_error_t *err)
 {

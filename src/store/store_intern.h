@@ -31,6 +31,8 @@ typedef struct dc_store_ops {
     /* NULL when the driver cannot tell (object stores have no "free space"). */
     int (*free_space)(dc_store_t *store, uint64_t *available, uint64_t *total, char *where,
                       size_t where_size, dc_error_t *err);
+    /* NULL when the driver does not care how large objects will be. */
+    void (*expect_size)(dc_store_t *store, uint64_t bytes);
     void (*close)(dc_store_t *store);
 } dc_store_ops_t;
 

@@ -104,7 +104,8 @@ typedef struct s3_store {
     char *token;
     char *ca_file;
     bool path_style;
-    size_t part_size; /* 0: growing parts (dc_s3_part_size) */
+    size_t part_size;        /* configured; 0: from expected_bytes (dc_s3_part_size) */
+    uint64_t expected_bytes; /* dc_store_expect_size */
     long timeout_s;
     int max_attempts;
     CURLSH *share;
@@ -552,13 +553,12 @@ struct s3_writer {
      * UPLOADERS + 1 parts plus a constant. Parts are numbered when handed off; their ETags land
      * in etags[number - 1], so uploads may finish in any order. */
     uint8_t *spare[UPLOADERS]; /* buffers not in use */
-    size_t spare_alloc[UPLOADERS];
     int spares;
     pthread_t uploader[UPLOADERS];
     int uploaders;
     struct part_job {
         uint8_t *data;
-        size_t len, alloc;
+        size_t len;
         int number;
     } queue[UPLOADERS];
     int queued, running;
@@ -668,7 +668,6 @@ static void *part_uploader(void *arg)
             w->failed = true;
             w->job_err = e;
         }
-        w->spare_alloc[w->spares] = job.alloc;
         w->spare[w->spares++] = job.data;
         w->running--;
         pthread_cond_broadcast(&w->cv);
@@ -733,7 +732,6 @@ static int hand_off_part(s3_writer_t *w, dc_error_t *err)
             w->parts++;
             w->total += w->used;
             w->used = 0;
-            w->cap = dc_s3_part_size(w->s->part_size, w->parts + 1);
             return 0;
         }
     }
@@ -745,23 +743,13 @@ static int hand_off_part(s3_writer_t *w, dc_error_t *err)
         pthread_mutex_unlock(&w->mu);
         return -1;
     }
-    w->queue[w->queued++] = (struct part_job){w->buf, w->used, w->alloc, ++w->parts};
+    w->queue[w->queued++] = (struct part_job){w->buf, w->used, ++w->parts};
     w->total += w->used;
-    w->buf = NULL;
-    w->alloc = 0;
-    if (w->spares > 0) {
-        w->spares--;
-        w->buf = w->spare[w->spares];
-        w->alloc = w->spare_alloc[w->spares];
-    }
+    uint8_t *next = w->spares > 0 ? w->spare[--w->spares] : NULL;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
-    /* A spare from before the parts grew is enlarged by the writer as it fills. */
-    w->cap = dc_s3_part_size(w->s->part_size, w->parts + 1);
-    if (w->buf == NULL) {
-        w->buf = dc_malloc(w->cap);
-        w->alloc = w->cap;
-    }
+    w->buf = next != NULL ? next : dc_malloc(w->cap);
+    w->alloc = w->cap;
     w->used = 0;
     return 0;
 }
@@ -776,7 +764,7 @@ static int s3_writer_open(dc_store_t *store, const char *key, dc_store_writer_t 
     w->base.key = dc_strdup(key);
     w->s = s;
     w->full_key = dc_s3_full_key(s->prefix, key);
-    w->cap = dc_s3_part_size(s->part_size, 1);
+    w->cap = dc_s3_part_size(s->part_size, s->expected_bytes);
     w->what = dc_sprintf("writing %s", key);
     *out = &w->base;
     return 0;
@@ -1763,6 +1751,11 @@ static void s3_close(dc_store_t *store)
     free(s);
 }
 
+static void s3_expect_size(dc_store_t *store, uint64_t bytes)
+{
+    as_s3(store)->expected_bytes = bytes;
+}
+
 static const dc_store_ops_t s3_ops = {
     .writer_open = s3_writer_open,
     .writer_write = s3_writer_write,
@@ -1781,6 +1774,7 @@ static const dc_store_ops_t s3_ops = {
     .cleanup_temporary = s3_cleanup_temporary,
     .check_writable = s3_check_writable,
     .free_space = NULL,
+    .expect_size = s3_expect_size,
     .close = s3_close,
 };
 

@@ -203,19 +203,19 @@ static void test_retry_policy(void **state)
     assert_int_equal(dc_s3_backoff_ms(3, 200, 20000, UINT32_MAX), 800);
     assert_int_equal(dc_s3_backoff_ms(20, 200, 20000, UINT32_MAX), 20000);
     assert_int_equal(dc_s3_backoff_ms(1000, 200, 20000, 0), 10000);
-    /* Parts: a configured size for all; else 8 MiB doubling every 2,000 parts, to 128 MiB. */
-    const size_t mib = 1024 * 1024;
-    assert_int_equal(dc_s3_part_size(5 * mib, 1), 5 * mib);
-    assert_int_equal(dc_s3_part_size(5 * mib, 9999), 5 * mib);
-    assert_int_equal(dc_s3_part_size(0, 1), 8 * mib);
-    assert_int_equal(dc_s3_part_size(0, 2000), 8 * mib);
-    assert_int_equal(dc_s3_part_size(0, 2001), 16 * mib);
-    assert_int_equal(dc_s3_part_size(0, 8001), 128 * mib);
-    assert_int_equal(dc_s3_part_size(0, 10000), 128 * mib);
-    uint64_t capacity = 0;
-    for (int n = 1; n <= 10000; n++)
-        capacity += dc_s3_part_size(0, n);
-    assert_true(capacity > 480ull * 1000 * 1000 * 1000);
+    /* Parts: the configured size; else 8 MiB, or enough that the expected size takes at most
+     * 5,000 parts, in whole MiB, at most S3's 5 GiB. */
+    const uint64_t mib = 1024 * 1024, gib = 1024 * mib;
+    assert_int_equal(dc_s3_part_size(5 * mib, 0), 5 * mib);
+    assert_int_equal(dc_s3_part_size(5 * mib, 1000 * gib), 5 * mib);
+    assert_int_equal(dc_s3_part_size(0, 0), 8 * mib);
+    assert_int_equal(dc_s3_part_size(0, gib), 8 * mib);
+    assert_int_equal(dc_s3_part_size(0, 5000 * 8 * mib), 8 * mib);
+    assert_int_equal(dc_s3_part_size(0, 5000 * 8 * mib + 1), 9 * mib);
+    assert_int_equal(dc_s3_part_size(0, 100 * gib), 21 * mib);
+    assert_int_equal(dc_s3_part_size(0, UINT64_MAX), 5 * gib);
+    for (uint64_t size = gib; size < 20000 * gib; size = size * 3 + 7)
+        assert_true(dc_s3_part_size(0, size) * 5000 >= size);
     for (int a = 1; a < 30; a++) {
         uint64_t lo = dc_s3_backoff_ms(a, 200, 20000, 0);
         uint64_t hi = dc_s3_backoff_ms(a, 200, 20000, UINT32_MAX);
