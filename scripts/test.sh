@@ -4,6 +4,7 @@
 # AddressSanitizer + UndefinedBehaviorSanitizer build.
 #   scripts/test.sh            everything
 #   scripts/test.sh --quick    the normal build only (no sanitizer pass)
+#   scripts/test.sh --valgrind the end-to-end tests only, every deployctl under valgrind memcheck
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup-debian.sh"
@@ -12,6 +13,12 @@ echo "== format"
 "$root/scripts/format.sh" --check
 
 jobs=$(nproc)
+if [[ ${1:-} == --valgrind ]]; then # not in CI: about an hour on 2 cores (README.md, "Tests")
+    "$root/scripts/build.sh" "$root/build-vg" -DDEPLOYCTL_VALGRIND=ON
+    (cd "$root/build-vg" && ctest --output-on-failure -j "$jobs" -L integration \
+        -E '^(fuzz_smoke|packaging_.*|hooks_examples|s3_store_live|smoke_sql_live)$')
+    echo "== all end-to-end tests passed under valgrind" && exit 0
+fi
 echo "== build and test"
 "$root/scripts/build.sh" "$root/build"
 (cd "$root/build" && ctest --output-on-failure -j "$jobs")
