@@ -13,7 +13,7 @@ echo "== format"
 "$root/scripts/format.sh" --check
 
 jobs=$(nproc)
-if [[ ${1:-} == --valgrind ]]; then # not in CI: about an hour on 2 cores (README.md, "Tests")
+if [[ ${1:-} == --valgrind ]]; then # not in CI: over an hour on 2 cores (README.md, "Tests")
     "$root/scripts/build.sh" "$root/build-vg" -DDEPLOYCTL_VALGRIND=ON
     (cd "$root/build-vg" && ctest --output-on-failure -j "$jobs" -L integration \
         -E '^(fuzz_smoke|packaging_.*|hooks_examples|s3_store_live|smoke_sql_live)$')
