@@ -17,6 +17,7 @@ packages=(
     # (systemd-analyze), the metrics parser and the CI examples' YAML
     dpkg-dev man-db groff-base systemd python3-prometheus-client python3-yaml
     openssl # the encryption tests make their keys with `openssl rand`
+    valgrind # memcheck over the end-to-end tests (the valgrind_* tests, scripts/test.sh --valgrind)
 )
 
 # The S3 tests: s3rver runs on node (installed by npm from the registry at fixture start) and

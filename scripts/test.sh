@@ -4,9 +4,9 @@
 # AddressSanitizer + UndefinedBehaviorSanitizer build.
 #   scripts/test.sh            everything
 #   scripts/test.sh --quick    the normal build only (no sanitizer pass)
+#   scripts/test.sh --valgrind the end-to-end tests only, every deployctl under valgrind memcheck
 # DEPLOYCTL_TEST_JOBS sets how many tests run at once (default: twice the cores, as most of a
-# test's time is spent waiting on servers, hooks and pauses; tests/CMakeLists.txt gives the
-# ones timed by fixed pauses two slots each).
+# test's time is spent waiting on servers, hooks and pauses).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup-debian.sh"
@@ -18,6 +18,12 @@ jobs=${DEPLOYCTL_TEST_JOBS:-$(($(nproc) * 2))}
 quick=false
 [[ ${1:-} != --quick ]] || quick=true
 
+if [[ ${1:-} == --valgrind ]]; then # not in CI: over an hour on 2 cores (README.md, "Tests")
+    "$root/scripts/build.sh" "$root/build-vg" -DDEPLOYCTL_VALGRIND=ON
+    (cd "$root/build-vg" && ctest --output-on-failure -j "$(nproc)" -L integration \
+        -E '^(fuzz_smoke|packaging_.*|hooks_examples|s3_store_live|smoke_sql_live)$')
+    echo "== all end-to-end tests passed under valgrind" && exit 0
+fi
 echo "== build and test"
 "$root/scripts/build.sh" "$root/build"
 # The sanitizer build compiles (at low priority) while the normal tests run: they leave the

@@ -11,6 +11,12 @@ skip() {
     exit 77
 }
 
+# scaled N: N times DC_TIME_FACTOR, how much slower than native deployctl runs here (1, or 10
+# under valgrind: harness/valgrind_run.sh). For the waits and pauses that assume native speed.
+scaled() {
+    awk -v n="$1" -v f="${DC_TIME_FACTOR:-1}" 'BEGIN { print n * f }'
+}
+
 assert_eq() { # expected actual message
     [[ $1 == "$2" ]] || fail "$3: expected '$1', got '$2'"
 }

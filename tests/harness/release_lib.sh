@@ -57,12 +57,12 @@ expect_rc() { # code what
 }
 
 # Releases that are killed or stopped mid-way (release_recover, release_lock_lost, ...).
-# A hook that says it started, then waits for $WORK/go (or 60 s).
+# A hook that says it started, then waits for $WORK/go (or 60 s, scaled).
 waiting_hook() { # name
-    hook "$1" 0 "echo \$\$ >'$WORK/$1.pid'; touch '$WORK/in_$1'; for _ in \$(seq 600); do [[ -e '$WORK/go' ]] && break; sleep 0.1; done"
+    hook "$1" 0 "echo \$\$ >'$WORK/$1.pid'; touch '$WORK/in_$1'; for _ in \$(seq $(scaled 600)); do [[ -e '$WORK/go' ]] && break; sleep 0.1; done"
 }
 wait_for() { # file
-    for _ in $(seq 300); do [[ -e $1 ]] && return 0; sleep 0.1; done
+    for _ in $(seq "$(scaled 300)"); do [[ -e $1 ]] && return 0; sleep 0.1; done
     fail "timed out waiting for $1"
 }
 start_release() { # runs a release in the background; $bg is its pid

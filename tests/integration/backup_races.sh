@@ -20,12 +20,10 @@ SQL
 reload='BEGIN; TRUNCATE summary; INSERT INTO summary SELECT g, '"'"'r'"'"' || g FROM generate_series(1, 1000) g; COMMIT;'
 
 # 1. TRUNCATE + reload while deployctl has listed the tables but not locked them yet.
-# Pauses of 3 s with the other session acting half-way (1.5 s in): over a second of margin on
-# either side, also while the machine is busy with other tests.
-DEPLOYCTL_FAULT=before-lock:sleep=3 "$DEPLOYCTL" backup --database "$url" --store "$WORK/s1" --quiet \
+DEPLOYCTL_FAULT=before-lock:sleep=$(scaled 3) "$DEPLOYCTL" backup --database "$url" --store "$WORK/s1" --quiet \
     >"$WORK/out" 2>"$WORK/err" &
 pid=$!
-sleep 1.5
+sleep "$(scaled 1.5)"
 psql_admin "$src" -c "$reload"
 wait "$pid" || fail "backup failed: $(cat "$WORK/err")"
 m=$(find "$WORK/s1" -name manifest.json)
@@ -34,12 +32,12 @@ pass "TRUNCATE and reload just before the lock: all 1000 rows backed up"
 
 # 2. A table created before the snapshot (after the listing) and rewritten before its lock.
 psql_admin "$src" -c "DROP TABLE IF EXISTS late"
-DEPLOYCTL_FAULT=before-lock:sleep=3,after-export:sleep=3 "$DEPLOYCTL" backup --database "$url" \
+DEPLOYCTL_FAULT=before-lock:sleep=$(scaled 3),after-export:sleep=$(scaled 3) "$DEPLOYCTL" backup --database "$url" \
     --store "$WORK/s2" >"$WORK/out" 2>"$WORK/err" &
 pid=$!
-sleep 1.5 # listed, not locked: create the table
+sleep "$(scaled 1.5)" # listed, not locked: create the table
 psql_admin "$src" -c "CREATE TABLE late AS SELECT generate_series(1, 500) AS id"
-sleep 3   # snapshot exported (it sees late), late not locked yet: rewrite it
+sleep "$(scaled 3)" # snapshot exported (it sees late), late not locked yet: rewrite it
 psql_admin "$src" -c "BEGIN; TRUNCATE late; INSERT INTO late SELECT generate_series(1, 500); COMMIT;"
 wait "$pid" || fail "backup failed: $(cat "$WORK/err")"
 grep -q "truncated or rewritten as the backup started; starting again" "$WORK/err" ||
@@ -57,7 +55,7 @@ start=$(date +%s)
 "$DEPLOYCTL" backup --database "$url" --store "$WORK/s3" --jobs 1 --lock-timeout 2s --quiet \
     >"$WORK/out" 2>"$WORK/err" &
 pid=$!
-for _ in $(seq 1 500); do
+for _ in $(seq 1 "$(scaled 500)"); do
     [[ $(psql_value "$src" "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'deployctl backup worker 1' AND query LIKE 'COPY%big%'") -gt 0 ]] && break
     sleep 0.01
 done
@@ -72,22 +70,22 @@ elapsed=$(($(date +%s) - start))
 [[ $rc -eq 1 ]] || fail "expected the backup to fail, got rc $rc: $(cat "$WORK/err")"
 grep -qE "could not lock (it|the tables) within --lock-timeout" "$WORK/err" && grep -q "ALTER TABLE victim" "$WORK/err" ||
     fail "the blocker is not named: $(cat "$WORK/err")"
-[[ $elapsed -lt 60 ]] || fail "took ${elapsed}s"
+[[ $elapsed -lt $(scaled 60) ]] || fail "took ${elapsed}s"
 [[ -z $(find "$WORK/s3" -name manifest.json) ]] || fail "a snapshot was committed"
 pass "ALTER TABLE queued behind the backup: failed in ${elapsed}s naming it: $(cat "$WORK/err")"
 
 # 4. Backup A pauses after committing its archive, before its manifest; backup B's cleaner
 #    lists the store (A looks incomplete), then pauses while A commits; B must not remove A.
 psql_admin "$src" -c "DROP TABLE big"
-DEPLOYCTL_FAULT=before-manifest:sleep=3 "$DEPLOYCTL" backup --database "$url" --store "$WORK/s4" \
+DEPLOYCTL_FAULT=before-manifest:sleep=$(scaled 3) "$DEPLOYCTL" backup --database "$url" --store "$WORK/s4" \
     --quiet >"$WORK/a.out" 2>"$WORK/a.err" &
 a=$!
-for _ in $(seq 1 500); do
+for _ in $(seq 1 "$(scaled 500)"); do
     [[ -n $(find "$WORK/s4/$src" -name snapshot.tar 2>/dev/null) ]] && break
     sleep 0.01
 done
 [[ -n $(find "$WORK/s4/$src" -name snapshot.tar) ]] || fail "backup A never committed its archive"
-DEPLOYCTL_FAULT=clean-after-scan:sleep=5 "$DEPLOYCTL" backup --database "$url" --store "$WORK/s4" \
+DEPLOYCTL_FAULT=clean-after-scan:sleep=$(scaled 5) "$DEPLOYCTL" backup --database "$url" --store "$WORK/s4" \
     --quiet >"$WORK/b.out" 2>"$WORK/b.err" &
 b=$!
 wait "$a" || fail "backup A failed: $(cat "$WORK/a.err")"

@@ -66,7 +66,7 @@ migrate resolve --rolled-back 20240103000000_killed
 rm -r "${dir:?}/20240103000000_killed"
 
 # A lock timeout on the third of four statements: retried from there, 1-2 not run again.
-PGAPPNAME=test-holder psql_admin "$db" -c "BEGIN; LOCK TABLE t IN SHARE UPDATE EXCLUSIVE MODE; SELECT pg_sleep(1.5); COMMIT;" >/dev/null 2>&1 &
+PGAPPNAME=test-holder psql_admin "$db" -c "BEGIN; LOCK TABLE t IN SHARE UPDATE EXCLUSIVE MODE; SELECT pg_sleep($(scaled 1.5)); COMMIT;" >/dev/null 2>&1 &
 for _ in $(seq 1 100); do
     [[ $(q "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'test-holder' AND query LIKE '%pg_sleep%'") == 1 ]] && break
     sleep 0.1
@@ -75,7 +75,7 @@ add 20240104000000_retry "CREATE TABLE r1 (id int);
 INSERT INTO r1 VALUES (1);
 CREATE INDEX CONCURRENTLY t_a_idx ON t (a);
 CREATE TABLE r2 (id int);"
-migrate deploy --json --lock-timeout 300ms --lock-retries 8 --lock-retry-delay 200ms
+migrate deploy --json --lock-timeout 300ms --lock-retries 8 --lock-retry-delay "$(scaled 200)ms"
 [[ $rc -eq 0 ]] || fail "deploy with a lock timeout on the third statement: $(cat "$WORK/err")"
 grep -q "SQLSTATE 55P03" "$WORK/err" || fail "the statement was never blocked: $(cat "$WORK/err")"
 assert_eq "1|r2|1" "$(q "SELECT count(*) FROM r1")|$(q "SELECT to_regclass('r2')")|$(q "SELECT applied_steps_count FROM _prisma_migrations WHERE migration_name = '20240104000000_retry'")" \
@@ -84,7 +84,7 @@ assert_eq "" "$(logs_of 20240104000000_retry)" "a finished row's progress notes 
 pass "a lock timeout mid-file is retried from the failed statement"
 
 # The same with a BEGIN ... COMMIT block of its own: the block is restarted as a whole.
-PGAPPNAME=test-holder psql_admin "$db" -c "BEGIN; LOCK TABLE t IN SHARE UPDATE EXCLUSIVE MODE; SELECT pg_sleep(1.5); COMMIT;" >/dev/null 2>&1 &
+PGAPPNAME=test-holder psql_admin "$db" -c "BEGIN; LOCK TABLE t IN SHARE UPDATE EXCLUSIVE MODE; SELECT pg_sleep($(scaled 1.5)); COMMIT;" >/dev/null 2>&1 &
 for _ in $(seq 1 100); do
     [[ $(q "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'test-holder' AND query LIKE '%pg_sleep%'") == 1 ]] && break
     sleep 0.1
@@ -94,7 +94,7 @@ BEGIN;
 INSERT INTO k1 VALUES (1);
 ALTER TABLE t ADD COLUMN c int;
 COMMIT;"
-migrate deploy --lock-timeout 300ms --lock-retries 8 --lock-retry-delay 200ms
+migrate deploy --lock-timeout 300ms --lock-retries 8 --lock-retry-delay "$(scaled 200)ms"
 [[ $rc -eq 0 ]] || fail "deploy of a BEGIN/COMMIT block with a lock timeout: $(cat "$WORK/err")"
 grep -q "SQLSTATE 55P03" "$WORK/err" || fail "the block was never blocked: $(cat "$WORK/err")"
 assert_eq "1|c" "$(q "SELECT count(*) FROM k1")|$(q "SELECT attname FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'c'")" \

@@ -23,11 +23,11 @@ end_session() { # application_name
 }
 on_exit "end_session test-blocker; end_session test-prisma; end_session test-runner"
 
-add 20240101000000_slow "CREATE TABLE items (id int PRIMARY KEY); SELECT pg_sleep(6);"
+add 20240101000000_slow "CREATE TABLE items (id int PRIMARY KEY); SELECT pg_sleep($(scaled 6));"
 add 20240102000000_next "INSERT INTO items VALUES (1);"
 
-# Runner A takes the lock and works for 6 s (long enough for status, B and C to start on a
-# loaded machine).
+# Runner A takes the lock and works for 6 s (scaled: long enough for status, B and C to start
+# on a loaded machine).
 "$DEPLOYCTL" migrate deploy --database "$url" --migrations "$dir" --json >"$WORK/a.out" 2>"$WORK/a.err" &
 a=$!
 wait_for "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND objid = $OUR_LOCK AND granted" "runner A's lock"

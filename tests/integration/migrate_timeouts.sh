@@ -17,12 +17,12 @@ migrate deploy
 
 # The database's statement_timeout cuts a long statement, in a transaction and outside one.
 psql_admin postgres -c "ALTER DATABASE \"$db\" SET statement_timeout = '1s'"
-add 20240102000000_slow "SELECT pg_sleep(4);"
+add 20240102000000_slow "SELECT pg_sleep($(scaled 4));"
 t0=$(date +%s)
 migrate deploy
 [[ $rc -eq 1 ]] || fail "a statement longer than the database's statement_timeout ran: $(cat "$WORK/err")"
 grep -q "statement timeout (SQLSTATE 57014)" "$WORK/err" || fail "not cut by statement_timeout: $(cat "$WORK/err")"
-(($(date +%s) - t0 < 4)) || fail "the statement ran to its end"
+(($(date +%s) - t0 < $(scaled 4))) || fail "the statement ran to its end"
 migrate resolve --rolled-back 20240102000000_slow
 add 20240102000000_slow "CREATE INDEX CONCURRENTLY items_id ON items (id);
 SELECT pg_sleep(4);"

@@ -114,10 +114,10 @@ jq -e --arg id "$half" 'map(.id) | index($id) == null' "$WORK/out" >/dev/null ||
 # second prune at the same time is refused and changes nothing.
 # (It sleeps once $f9's manifest is gone; probing the lease with flock(1) would race with it.)
 [[ -f $dir/$f9/manifest.json ]] || fail "$f9 was expected to be there still"
-DEPLOYCTL_FAULT=prune-after-manifest:sleep=6 "$DEPLOYCTL" prune "${common[@]}" --keep-last 1 --keep-monthly 1 --json \
+DEPLOYCTL_FAULT=prune-after-manifest:sleep=$(scaled 6) "$DEPLOYCTL" prune "${common[@]}" --keep-last 1 --keep-monthly 1 --json \
     >"$WORK/slow.out" 2>"$WORK/slow.err" &
 slow=$!
-for _ in $(seq 400); do
+for _ in $(seq "$(scaled 400)"); do
     [[ -f $dir/$f9/manifest.json ]] || break
     sleep 0.05
 done

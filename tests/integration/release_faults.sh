@@ -27,7 +27,7 @@ phase_starts() { # phase: how many times the journals show it starting
     cat "$JDIR"/*.jsonl 2>/dev/null | grep -c "\"event\":\"phase\",\"phase\":\"$1\",\"status\":\"start\"" || true
 }
 wait_phase() { # phase count-before
-    for _ in $(seq 1500); do
+    for _ in $(seq "$(scaled 1500)"); do
         [[ $(phase_starts "$1") -gt $2 ]] && return 0
         kill -0 "$bg" 2>/dev/null || return 0
         sleep 0.02
@@ -121,9 +121,9 @@ cell() { # phase fault
         expect_rc 2 "$phase x sigkill: recover"
         check_cell "$phase" "$fault" "$rc"
     else
-        # the phase pauses 2 s after its start line; the fault lands in that pause (1 s was too
-        # short when the machine is busy: the step began while the store was being moved)
-        DEPLOYCTL_FAULT=release-phase-$phase:sleep=2 "$DEPLOYCTL" release --database "$url" \
+        # the phase pauses 2 s (scaled) after its start line; the fault lands in that pause (1 s
+        # was too short when the machine is busy: the step began while the store was being moved)
+        DEPLOYCTL_FAULT=release-phase-$phase:sleep=$(scaled 2) "$DEPLOYCTL" release --database "$url" \
             --migrations "$dir" --store "$STORE" --hooks "$HOOKS" --smoke "$APP_URL" \
             --smoke-window 2 --report "$REPORT" >"$WORK/out" 2>"$WORK/err" &
         bg=$!

@@ -233,7 +233,7 @@ pass "restoring session terminated mid-COPY: $(cat "$WORK/err")"
 
 # ---- 6. A long transaction holding a lock on a table ----
 PGAPPNAME=fault_blocker psql_admin "$src" \
-    -c "BEGIN; SELECT * FROM big LIMIT 1; SELECT pg_sleep(60);" >"$WORK/blocker.out" 2>&1 &
+    -c "BEGIN; SELECT * FROM big LIMIT 1; SELECT pg_sleep($(scaled 60));" >"$WORK/blocker.out" 2>&1 &
 blocker=$!
 blocker_backend=
 for _ in $(seq 1 500); do
@@ -248,7 +248,7 @@ t0=$SECONDS
 run_deployctl --quiet restore "$id" --database "$url" --store "$store" --yes --lock-timeout 2s
 elapsed=$((SECONDS - t0))
 expect_error_line "blocking transaction" "fault_blocker|pid $blocker_backend"
-[[ $elapsed -le 20 ]] || fail "blocking transaction: the restore gave up only after ${elapsed}s"
+[[ $elapsed -le $(scaled 20) ]] || fail "blocking transaction: the restore gave up only after ${elapsed}s"
 kill -0 "$blocker" 2>/dev/null || fail "the blocking session ended although --terminate-connections was not given"
 expect_unchanged "blocking transaction"
 pass "blocking transaction: failed in ${elapsed}s: $(cat "$WORK/err")"
