@@ -66,11 +66,25 @@ migrate resolve --rolled-back 20240103000000_killed
 rm -r "${dir:?}/20240103000000_killed"
 
 # A lock timeout on the third of four statements: retried from there, 1-2 not run again.
-PGAPPNAME=test-holder psql_admin "$db" -c "BEGIN; LOCK TABLE t IN SHARE UPDATE EXCLUSIVE MODE; SELECT pg_sleep($(scaled 1.5)); COMMIT;" >/dev/null 2>&1 &
-for _ in $(seq 1 100); do
-    [[ $(q "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'test-holder' AND query LIKE '%pg_sleep%'") == 1 ]] && break
-    sleep 0.1
-done
+# Holds a lock on t until the deploy has hit a lock timeout (55P03 in its log), then lets go:
+# the deploy is blocked at least once however slowly it starts (e.g. under valgrind).
+hold_t_until_blocked() {
+    rm -f "$WORK/err"
+    PGAPPNAME=test-holder psql_admin "$db" -c "BEGIN; LOCK TABLE t IN SHARE UPDATE EXCLUSIVE MODE; SELECT pg_sleep(600); COMMIT;" >/dev/null 2>&1 &
+    for _ in $(seq 1 100); do
+        [[ $(q "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'test-holder' AND query LIKE '%pg_sleep%'") == 1 ]] && break
+        sleep 0.1
+    done
+    (
+        for _ in $(seq 1 "$(scaled 600)"); do
+            grep -qs "SQLSTATE 55P03" "$WORK/err" && break
+            sleep 0.1
+        done
+        psql_admin postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'test-holder'" >/dev/null
+    ) &
+}
+
+hold_t_until_blocked
 add 20240104000000_retry "CREATE TABLE r1 (id int);
 INSERT INTO r1 VALUES (1);
 CREATE INDEX CONCURRENTLY t_a_idx ON t (a);
@@ -84,11 +98,7 @@ assert_eq "" "$(logs_of 20240104000000_retry)" "a finished row's progress notes 
 pass "a lock timeout mid-file is retried from the failed statement"
 
 # The same with a BEGIN ... COMMIT block of its own: the block is restarted as a whole.
-PGAPPNAME=test-holder psql_admin "$db" -c "BEGIN; LOCK TABLE t IN SHARE UPDATE EXCLUSIVE MODE; SELECT pg_sleep($(scaled 1.5)); COMMIT;" >/dev/null 2>&1 &
-for _ in $(seq 1 100); do
-    [[ $(q "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'test-holder' AND query LIKE '%pg_sleep%'") == 1 ]] && break
-    sleep 0.1
-done
+hold_t_until_blocked
 add 20240105000000_block "CREATE TABLE k1 (id int);
 BEGIN;
 INSERT INTO k1 VALUES (1);
