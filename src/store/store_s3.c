@@ -802,8 +802,17 @@ static void s3_writer_free(s3_writer_t *w)
     free(w);
 }
 
+/* Whether the server says it cannot do what was asked at all (rather than failed to). */
+static bool not_supported(const s3_response_t *r)
+{
+    return r->status == 501 || r->status == 405 ||
+           (r->s3_code != NULL && (strcmp(r->s3_code, "NotImplemented") == 0 ||
+                                   strcmp(r->s3_code, "MethodNotAllowed") == 0));
+}
+
 /* Aborts the multipart upload `upload_id` of full_key; *found false when the server no longer
- * had it (aborted or completed already). */
+ * had it (aborted or completed already). 1 (err set) when the server cannot abort uploads at
+ * all (405, 501, NotImplemented: plain s3rver, some gateways): trying again never helps. */
 static int abort_upload_id(s3_store_t *s, const char *full_key, const char *upload_id, bool *found,
                            dc_error_t *err)
 {
@@ -817,6 +826,8 @@ static int abort_upload_id(s3_store_t *s, const char *full_key, const char *uplo
     int rc = s3_call(s, &c, &r, err);
     if (found != NULL)
         *found = rc == 0 && r.status != 404;
+    if (rc != 0 && not_supported(&r))
+        rc = 1;
     response_free(&r);
     free(query);
     free(what);
@@ -1707,14 +1718,6 @@ typedef struct clean_ctx {
     int *removed;
 } clean_ctx_t;
 
-/* Whether the server says it cannot do what was asked at all (rather than failed to). */
-static bool not_supported(const s3_response_t *r)
-{
-    return r->status == 501 || r->status == 405 ||
-           (r->s3_code != NULL && (strcmp(r->s3_code, "NotImplemented") == 0 ||
-                                   strcmp(r->s3_code, "MethodNotAllowed") == 0));
-}
-
 /* Whether the lease at `key` still is what `seen` was (same token and object), re-read right
  * before acting on it: a holder whose refresh came late, or a process that has just taken the
  * name, must not lose its lease to a cleaner that judged the old one. */
@@ -1744,8 +1747,15 @@ static int clean_lease(s3_store_t *s, void *vctx, const struct dc_s3_list_item *
         return 0;
     }
     bool found = false;
-    if (info.upload_id != NULL &&
-        abort_upload_id(s, info.upload_key, info.upload_id, &found, &e) != 0) {
+    int aborted = info.upload_id != NULL
+                      ? abort_upload_id(s, info.upload_key, info.upload_id, &found, &e)
+                      : 0;
+    if (aborted == 1) {
+        /* Keeping the lease would only repeat this warning at every cleaning, forever. */
+        dc_log_warn("%s; the server cannot abort uploads: a bucket lifecycle rule "
+                    "AbortIncompleteMultipartUpload must remove its parts",
+                    e.message);
+    } else if (aborted != 0) {
         dc_log_warn("%s; the next cleaning tries again", e.message);
         lease_info_free(&info);
         return 0;
