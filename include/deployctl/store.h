@@ -102,6 +102,10 @@ int dc_store_delete_prefix(dc_store_t *store, const char *prefix, dc_error_t *er
 int dc_store_lease_acquire(dc_store_t *store, const char *name, dc_store_lease_t **out,
                            dc_error_t *err);
 void dc_store_lease_release(dc_store_lease_t *lease);
+/* Before publishing the work a lease covers: -1 (err) when the lease was lost (another
+ * process took it: S3 leases are only objects a cleaner may judge dead) or may be about to be,
+ * or its state cannot be read. 0 for a NULL lease. */
+int dc_store_lease_check(dc_store_lease_t *lease, dc_error_t *err);
 bool dc_store_lease_is_held(dc_store_t *store, const char *name);
 
 /* Removes temporary objects left by writers that died (SIGKILL, power loss) and leases

@@ -358,7 +358,11 @@ int dc_snapshot_writer_commit(dc_snapshot_writer_t *w, dc_manifest_t *m, dc_erro
     int rc = dc_store_writer_commit(tar_object, err);
     if (rc == 0) {
         dc_fault_point("before-manifest");
-        rc = write_manifest(w, m, err);
+        /* A cleaner that took our lease for dead may be deleting the archive: no manifest
+         * then, or a snapshot would be listed whose archive is gone. */
+        rc = dc_store_lease_check(w->lease, err);
+        if (rc == 0)
+            rc = write_manifest(w, m, err);
     }
     if (rc != 0) {
         /* The archive may already be in place without a manifest: an incomplete snapshot,

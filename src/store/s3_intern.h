@@ -85,4 +85,14 @@ uint64_t dc_s3_backoff_ms(int attempt, uint64_t base_ms, uint64_t cap_ms, uint32
  * Garage refuse uploads whose non-trailing parts differ in size. */
 size_t dc_s3_part_size(size_t configured, uint64_t expected);
 
+/* ---- leases ---- */
+
+/* Whether a lease is alive. Judged on the server's clock alone when the server gave both its
+ * `server_now` (the Date of the answer that read the lease) and the lease's `written` (its
+ * Last-Modified): alive while younger than ttl_s. The two machines' clocks then need not
+ * agree. Only without those (0: absent) does it fall back to the holder's `expires` against
+ * this machine's `local_now`. */
+bool dc_s3_lease_live(time_t server_now, time_t written, time_t expires, time_t local_now,
+                      int ttl_s);
+
 #endif

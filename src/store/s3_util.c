@@ -442,3 +442,11 @@ size_t dc_s3_part_size(size_t configured, uint64_t expected)
         per_part = smallest;
     return (size_t)(per_part < largest ? per_part : largest);
 }
+
+bool dc_s3_lease_live(time_t server_now, time_t written, time_t expires, time_t local_now,
+                      int ttl_s)
+{
+    if (server_now > 0 && written > 0)
+        return server_now - written < ttl_s;
+    return expires > local_now;
+}

@@ -249,6 +249,13 @@ void dc_store_lease_release(dc_store_lease_t *lease)
         lease->store->ops->lease_release(lease);
 }
 
+int dc_store_lease_check(dc_store_lease_t *lease, dc_error_t *err)
+{
+    if (lease == NULL || lease->store->ops->lease_check == NULL)
+        return 0;
+    return lease->store->ops->lease_check(lease, err);
+}
+
 bool dc_store_lease_is_held(dc_store_t *store, const char *name)
 {
     if (!key_is_safe(name, false) || strchr(name, '/') != NULL)

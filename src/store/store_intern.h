@@ -26,6 +26,8 @@ typedef struct dc_store_ops {
                          dc_error_t *err);
     void (*lease_release)(dc_store_lease_t *lease);
     bool (*lease_is_held)(dc_store_t *store, const char *name);
+    /* NULL when a lease cannot be lost while held (the file driver's flock). */
+    int (*lease_check)(dc_store_lease_t *lease, dc_error_t *err);
     int (*cleanup_temporary)(dc_store_t *store, int *removed, dc_error_t *err);
     int (*check_writable)(dc_store_t *store, dc_error_t *err);
     /* NULL when the driver cannot tell (object stores have no "free space"). */

@@ -207,7 +207,9 @@ typedef struct s3_response {
     bool has_length;
     char *s3_code;
     char *s3_message;
-    char *s3_region; /* <Region> of a redirect or a malformed authorization */
+    char *s3_region;      /* <Region> of a redirect or a malformed authorization */
+    time_t date;          /* the server's clock (Date), 0 when not given */
+    time_t last_modified; /* Last-Modified of the object read, 0 when not given */
 } s3_response_t;
 
 static void response_reset(s3_response_t *r)
@@ -250,6 +252,15 @@ static void header_value(const char *line, size_t len, const char *name, char *o
     snprintf(out, size, "%.*s", (int)(end - v), v);
 }
 
+/* An HTTP-date header's value as a time_t; `otherwise` when the line is not that header. */
+static time_t header_time(const char *line, size_t len, const char *name, time_t otherwise)
+{
+    char value[80] = "";
+    header_value(line, len, name, value, sizeof(value));
+    time_t t = value[0] != '\0' ? curl_getdate(value, NULL) : -1;
+    return t > 0 ? t : otherwise;
+}
+
 static size_t collect_header(char *data, size_t size, size_t n, void *ctx)
 {
     s3_response_t *r = ctx;
@@ -261,6 +272,8 @@ static size_t collect_header(char *data, size_t size, size_t n, void *ctx)
         r->content_length = strtoull(value, NULL, 10);
         r->has_length = true;
     }
+    r->date = header_time(data, len, "Date", r->date);
+    r->last_modified = header_time(data, len, "Last-Modified", r->last_modified);
     return len;
 }
 
@@ -500,7 +513,9 @@ static bool call_succeeded(const s3_call_t *c, s3_response_t *r)
         size_t n;
         if (dc_s3_xml_next(&cur, r->body.data + r->body.len, "Error", &inner, &n)) {
             parse_error_body(r);
-            r->status = 500; /* a server error: tried again */
+            /* Tried again only when its code says the server may do better next time
+             * (InternalError, SlowDown…); InvalidPart or NoSuchUpload will not change. */
+            r->status = dc_s3_retryable(CURLE_OK, 400, r->s3_code) ? 500 : 400;
             return false;
         }
     }
@@ -535,6 +550,7 @@ typedef struct s3_writer s3_writer_t;
 static int lease_take(s3_store_t *s, const char *name, bool internal, const s3_writer_t *upload,
                       s3_lease_t **out, dc_error_t *err);
 static void lease_drop(s3_lease_t *l);
+static int lease_verify(s3_lease_t *l, dc_error_t *err);
 static void abort_upload(s3_writer_t *w);
 static bool lease_held(s3_store_t *s, const char *name, bool *error);
 
@@ -603,8 +619,8 @@ static int start_upload(s3_writer_t *w, dc_error_t *err)
     int rc = lease_take(w->s, name, true, w, &w->upload_lease, err);
     free(name);
     if (rc != 0) {
-        dc_error_prefix(err, "store %s: cannot mark the upload of %s as alive: ", w->s->base.url,
-                        w->base.key);
+        /* err already names the store. */
+        dc_error_prefix(err, "cannot mark the upload of %s as alive: ", w->base.key);
         abort_upload(w);
     }
     return rc;
@@ -786,8 +802,17 @@ static void s3_writer_free(s3_writer_t *w)
     free(w);
 }
 
+/* Whether the server says it cannot do what was asked at all (rather than failed to). */
+static bool not_supported(const s3_response_t *r)
+{
+    return r->status == 501 || r->status == 405 ||
+           (r->s3_code != NULL && (strcmp(r->s3_code, "NotImplemented") == 0 ||
+                                   strcmp(r->s3_code, "MethodNotAllowed") == 0));
+}
+
 /* Aborts the multipart upload `upload_id` of full_key; *found false when the server no longer
- * had it (aborted or completed already). */
+ * had it (aborted or completed already). 1 (err set) when the server cannot abort uploads at
+ * all (405, 501, NotImplemented: plain s3rver, some gateways): trying again never helps. */
 static int abort_upload_id(s3_store_t *s, const char *full_key, const char *upload_id, bool *found,
                            dc_error_t *err)
 {
@@ -801,6 +826,8 @@ static int abort_upload_id(s3_store_t *s, const char *full_key, const char *uplo
     int rc = s3_call(s, &c, &r, err);
     if (found != NULL)
         *found = rc == 0 && r.status != 404;
+    if (rc != 0 && not_supported(&r))
+        rc = 1;
     response_free(&r);
     free(query);
     free(what);
@@ -814,6 +841,10 @@ static void abort_upload(s3_writer_t *w)
         dc_log_warn("%s; the parts stay until a cleaner (backup, prune) or a bucket lifecycle "
                     "rule aborts the upload",
                     err.message);
+    /* Once is enough: a second abort (the caller's s3_writer_abort) would only cost a
+     * round trip, with retries when the store is what failed. */
+    free(w->upload_id);
+    w->upload_id = NULL;
     lease_drop(w->upload_lease);
     w->upload_lease = NULL;
 }
@@ -921,6 +952,9 @@ static int finish_upload(s3_writer_t *w, dc_error_t *err)
     dc_log_debug("store %s: %s: %d parts stored (the last %.3f s after the commit began); "
                  "completing the upload",
                  w->s->base.url, w->what, w->parts, completing - started);
+    /* A cleaner that judged our upload lease dead may have aborted the upload already. */
+    if (w->upload_lease != NULL && lease_verify(w->upload_lease, err) != 0)
+        return -1;
     rc = complete_upload(w, err);
     if (rc == 0)
         dc_log_debug("store %s: %s: upload completed in %.3f s", w->s->base.url, w->what,
@@ -964,6 +998,7 @@ typedef struct s3_reader {
     char *full_key;
     char *what;
     uint64_t fetched; /* absolute offset of the next byte to fetch */
+    uint64_t started; /* `fetched` when the current transfer started */
     uint64_t end;     /* exclusive; UINT64_MAX while unknown */
     bool ranged;
     char etag[160];
@@ -1021,6 +1056,7 @@ static int reader_start(s3_reader_t *r, dc_error_t *err)
 {
     s3_store_t *s = r->s;
     r->attempts++;
+    r->started = r->fetched;
     response_reset(&r->resp);
     r->resp.body_max = MAX_ERROR_BODY;
     r->status_known = r->error_status = false;
@@ -1073,6 +1109,13 @@ static int reader_finish(s3_reader_t *r, CURLcode result, dc_error_t *err)
     if (r->resp.status == 412)
         return dc_error_set(err, "store %s: %s changed while it was being read; read it again",
                             s->base.url, r->base.key);
+    if (r->fetched > r->started) {
+        /* The budget of tries is per failure, not per object: a long read over a link that
+         * drops now and then goes on as long as every resume makes progress. */
+        dc_log_debug("store %s: %s: stopped at byte %llu; resuming", s->base.url, r->what,
+                     (unsigned long long)r->fetched);
+        r->attempts = 1;
+    }
     if (retry_or_fail(s, r->what, &r->resp, r->attempts, err) != 0)
         return -1;
     return 0; /* not finished: the next read starts again from r->fetched */
@@ -1338,9 +1381,16 @@ static int s3_remove(dc_store_t *store, const char *key, dc_error_t *err)
 }
 
 /* ---- leases: <prefix>/.leases/<name>, {"token", "expires", "host", "pid"} ----
- * S3 has no locks. A lease is an object whose holder rewrites it every LEASE_REFRESH_S with an
- * expiry LEASE_TTL_S ahead; a lease past its expiry belongs to a process that died. Taking one
- * writes it and reads it back: of two racing takers, the one whose token is read back wins. */
+ * S3 has no locks. A lease is an object whose holder rewrites it every LEASE_REFRESH_S; a
+ * lease not rewritten for LEASE_TTL_S belongs to a process that died. Taking one writes it and
+ * reads it back: of two racing takers, the one whose token is read back wins.
+ *
+ * Whether a lease is alive is judged on the server's clock only: the age of the lease object
+ * (the Date of the answer that read it minus its Last-Modified, both stamped by the server),
+ * so that a cleaner whose clock runs minutes ahead of the writer's does not take a live lease
+ * for dead. "expires" (the holder's clock) is information, and the fallback for a server that
+ * sends neither header. A holder notices losing its lease: each refresh reads the lease before
+ * and after writing it, and the writer checks it (dc_store_lease_check) before it publishes. */
 
 struct s3_lease {
     dc_store_lease_t base;
@@ -1353,8 +1403,10 @@ struct s3_lease {
     char *upload_key, *upload_id;
     pthread_t thread;
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv; /* on CLOCK_MONOTONIC: a wall clock stepped back does not delay refreshes */
     bool stop;
+    bool lost;                 /* another process holds it now: refreshing stopped */
+    struct timespec refreshed; /* CLOCK_MONOTONIC of the last write the server took */
 };
 
 static char *lease_key(s3_store_t *s, const char *name)
@@ -1393,8 +1445,10 @@ static int lease_write(s3_store_t *s, const s3_lease_t *l, dc_error_t *err)
 /* What a lease object says. */
 typedef struct lease_info {
     bool found;
+    bool live; /* see dc_s3_lease_live */
     char token[33];
-    time_t expires;
+    char etag[160];
+    time_t written;               /* Last-Modified, server clock; 0 when not given */
     char *upload_key, *upload_id; /* the upload it keeps alive, or NULL */
 } lease_info_t;
 
@@ -1411,6 +1465,27 @@ static char *json_dup(json_t *o, const char *name)
     return v != NULL && *v != '\0' ? dc_strdup(v) : NULL;
 }
 
+static void lease_info_parse(const s3_response_t *r, lease_info_t *info)
+{
+    info->found = true;
+    json_t *o = json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, NULL);
+    const char *t = json_string_value(json_object_get(o, "token"));
+    snprintf(info->token, sizeof(info->token), "%s", t ? t : "");
+    snprintf(info->etag, sizeof(info->etag), "%s", r->etag);
+    info->written = r->last_modified;
+    time_t expires = (time_t)json_integer_value(json_object_get(o, "expires"));
+    info->live = dc_s3_lease_live(r->date, r->last_modified, expires, time(NULL), LEASE_TTL_S);
+    json_t *upload = json_object_get(o, "upload");
+    info->upload_key = json_dup(upload, "key");
+    info->upload_id = json_dup(upload, "id");
+    if (info->upload_key == NULL || info->upload_id == NULL) {
+        free(info->upload_key);
+        free(info->upload_id);
+        info->upload_key = info->upload_id = NULL;
+    }
+    json_decref(o);
+}
+
 /* Reads a lease: info->found false when absent. */
 static int lease_read(s3_store_t *s, const char *full_key, lease_info_t *info, dc_error_t *err)
 {
@@ -1419,33 +1494,54 @@ static int lease_read(s3_store_t *s, const char *full_key, lease_info_t *info, d
         .method = "GET", .full_key = full_key, .missing_ok = true, .what = "reading a lease"};
     memset(info, 0, sizeof(*info));
     int rc = s3_call(s, &c, &r, err);
-    if (rc == 0 && r.status != 404) {
-        info->found = true;
-        json_t *o = json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, NULL);
-        const char *t = json_string_value(json_object_get(o, "token"));
-        snprintf(info->token, sizeof(info->token), "%s", t ? t : "");
-        info->expires = (time_t)json_integer_value(json_object_get(o, "expires"));
-        json_t *upload = json_object_get(o, "upload");
-        info->upload_key = json_dup(upload, "key");
-        info->upload_id = json_dup(upload, "id");
-        if (info->upload_key == NULL || info->upload_id == NULL) {
-            free(info->upload_key);
-            free(info->upload_id);
-            info->upload_key = info->upload_id = NULL;
-        }
-        json_decref(o);
-    }
+    if (rc == 0 && r.status != 404)
+        lease_info_parse(&r, info);
     response_free(&r);
     return rc;
+}
+
+/* Whether the lease object still carries our token: 1 yes, 0 no (taken over, or deleted by a
+ * cleaner), -1 when it cannot be read (err). */
+static int lease_is_ours(s3_lease_t *l, dc_error_t *err)
+{
+    lease_info_t info;
+    if (lease_read(l->s, l->full_key, &info, err) != 0)
+        return -1;
+    int ours = info.found && strcmp(info.token, l->token) == 0;
+    lease_info_free(&info);
+    return ours;
+}
+
+/* One refresh: never writes over a lease another process took (read first), and reads the
+ * lease back to catch a taker that wrote in between. Sets *lost when it is not ours. */
+static int lease_renew(s3_lease_t *l, bool *lost, dc_error_t *err)
+{
+    int ours = lease_is_ours(l, err);
+    if (ours == 1 && lease_write(l->s, l, err) == 0)
+        ours = lease_is_ours(l, err);
+    else if (ours == 1)
+        ours = -1;
+    *lost = ours == 0;
+    if (ours == 0)
+        dc_error_set(err, "store %s: the lease %s was taken over by another process",
+                     l->s->base.url, l->base.name);
+    return ours == 1 ? 0 : -1;
+}
+
+static double mono_since(const struct timespec *t)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
 }
 
 static void *lease_refresher(void *arg)
 {
     s3_lease_t *l = arg;
     pthread_mutex_lock(&l->mu);
-    while (!l->stop) {
+    while (!l->stop && !l->lost) {
         struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
+        clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_sec += LEASE_REFRESH_S;
         while (!l->stop && pthread_cond_timedwait(&l->cv, &l->mu, &until) != ETIMEDOUT) {
         }
@@ -1453,12 +1549,44 @@ static void *lease_refresher(void *arg)
             break;
         pthread_mutex_unlock(&l->mu);
         dc_error_t err;
-        if (lease_write(l->s, l, &err) != 0)
-            dc_log_warn("cannot refresh the lease %s: %s", l->base.name, err.message);
+        bool lost = false;
+        int rc = lease_renew(l, &lost, &err);
         pthread_mutex_lock(&l->mu);
+        if (rc == 0)
+            clock_gettime(CLOCK_MONOTONIC, &l->refreshed);
+        else
+            dc_log_warn("cannot refresh the lease %s: %s", l->base.name, err.message);
+        l->lost = lost;
     }
     pthread_mutex_unlock(&l->mu);
     return NULL;
+}
+
+/* Before a holder publishes (completes its upload, writes a manifest): fails when the lease
+ * was lost, or was not refreshed for so long that a cleaner may be taking it right now. */
+static int lease_verify(s3_lease_t *l, dc_error_t *err)
+{
+    pthread_mutex_lock(&l->mu);
+    bool lost = l->lost;
+    double age = mono_since(&l->refreshed);
+    pthread_mutex_unlock(&l->mu);
+    if (!lost && age > LEASE_TTL_S - LEASE_REFRESH_S)
+        return dc_error_set(err,
+                            "store %s: the lease %s was last refreshed %.0f s ago (the store "
+                            "failed to answer); a cleaner may take it after %d s, so this work "
+                            "is not published",
+                            l->s->base.url, l->base.name, age, LEASE_TTL_S);
+    int ours = lost ? 0 : lease_is_ours(l, err);
+    if (ours == 0) {
+        pthread_mutex_lock(&l->mu);
+        l->lost = true; /* not ours to delete on release */
+        pthread_mutex_unlock(&l->mu);
+        return dc_error_set(err,
+                            "store %s: the lease %s was taken over by another process (a "
+                            "cleaner judged it dead), so this work is not published",
+                            l->s->base.url, l->base.name);
+    }
+    return ours == 1 ? 0 : -1;
 }
 
 static bool lease_held(s3_store_t *s, const char *name, bool *error)
@@ -1470,7 +1598,7 @@ static bool lease_held(s3_store_t *s, const char *name, bool *error)
     free(full);
     if (error != NULL)
         *error = rc != 0;
-    bool live = info.found && info.expires > time(NULL);
+    bool live = info.found && info.live;
     lease_info_free(&info);
     /* When the store cannot be read, say "held": a cleaner must never take what may be alive. */
     return rc != 0 || live;
@@ -1483,6 +1611,27 @@ static void lease_free(s3_lease_t *l)
     free(l->upload_id);
     free(l->base.name);
     free(l);
+}
+
+/* Starts the refresher; on failure deletes the lease again (nothing would keep it alive). */
+static int lease_start_refresher(s3_lease_t *l, dc_error_t *err)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->cv, &attr);
+    pthread_condattr_destroy(&attr);
+    clock_gettime(CLOCK_MONOTONIC, &l->refreshed);
+    int rc = pthread_create(&l->thread, NULL, lease_refresher, l);
+    if (rc == 0)
+        return 0;
+    dc_error_t ignored;
+    delete_full_key(l->s, l->full_key, "releasing a lease", &ignored);
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->cv);
+    return dc_error_set(err, "store %s: cannot start the thread that keeps the lease %s alive: %s",
+                        l->s->base.url, l->base.name, strerror(rc));
 }
 
 /* Takes the lease `name` (an `internal` one without looking whether it is held: its name is
@@ -1508,20 +1657,13 @@ static int lease_take(s3_store_t *s, const char *name, bool internal, const s3_w
     uint8_t rnd[16];
     RAND_bytes(rnd, sizeof(rnd));
     dc_hex_encode(rnd, sizeof(rnd), l->token);
-    lease_info_t info;
-    if (lease_write(s, l, err) != 0 || lease_read(s, l->full_key, &info, err) != 0) {
+    int ours = lease_write(s, l, err) == 0 ? lease_is_ours(l, err) : -1;
+    if (ours == 0)
+        dc_error_set(err, "%s in store %s is in use by another process", name, s->base.url);
+    if (ours != 1 || lease_start_refresher(l, err) != 0) {
         lease_free(l);
         return -1;
     }
-    bool ours = info.found && strcmp(info.token, l->token) == 0;
-    lease_info_free(&info);
-    if (!ours) {
-        lease_free(l);
-        return dc_error_set(err, "%s in store %s is in use by another process", name, s->base.url);
-    }
-    pthread_mutex_init(&l->mu, NULL);
-    pthread_cond_init(&l->cv, NULL);
-    pthread_create(&l->thread, NULL, lease_refresher, l);
     *out = l;
     return 0;
 }
@@ -1533,10 +1675,12 @@ static void lease_drop(s3_lease_t *l)
     pthread_mutex_lock(&l->mu);
     l->stop = true;
     pthread_cond_signal(&l->cv);
+    bool lost = l->lost;
     pthread_mutex_unlock(&l->mu);
     pthread_join(l->thread, NULL);
     dc_error_t err;
-    if (delete_full_key(l->s, l->full_key, "releasing a lease", &err) != 0)
+    /* A lost lease is another process's now: not ours to delete. */
+    if (!lost && delete_full_key(l->s, l->full_key, "releasing a lease", &err) != 0)
         dc_log_warn("%s (it expires by itself)", err.message);
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cv);
@@ -1558,6 +1702,11 @@ static void s3_lease_release(dc_store_lease_t *base)
     lease_drop((s3_lease_t *)base);
 }
 
+static int s3_lease_check(dc_store_lease_t *base, dc_error_t *err)
+{
+    return lease_verify((s3_lease_t *)base, err);
+}
+
 static bool s3_lease_is_held(dc_store_t *store, const char *name)
 {
     return lease_held(as_s3(store), name, NULL);
@@ -1569,16 +1718,23 @@ typedef struct clean_ctx {
     int *removed;
 } clean_ctx_t;
 
-/* Whether the server says it cannot do what was asked at all (rather than failed to). */
-static bool not_supported(const s3_response_t *r)
+/* Whether the lease at `key` still is what `seen` was (same token and object), re-read right
+ * before acting on it: a holder whose refresh came late, or a process that has just taken the
+ * name, must not lose its lease to a cleaner that judged the old one. */
+static bool lease_unchanged(s3_store_t *s, const char *key, const lease_info_t *seen)
 {
-    return r->status == 501 || r->status == 405 ||
-           (r->s3_code != NULL && (strcmp(r->s3_code, "NotImplemented") == 0 ||
-                                   strcmp(r->s3_code, "MethodNotAllowed") == 0));
+    lease_info_t now;
+    dc_error_t e;
+    bool same = lease_read(s, key, &now, &e) == 0 && now.found && !now.live &&
+                strcmp(now.token, seen->token) == 0 && strcmp(now.etag, seen->etag) == 0 &&
+                now.written == seen->written;
+    lease_info_free(&now);
+    return same;
 }
 
 /* An expired lease: its holder died. An upload lease names the upload its writer left, which
- * goes first; the lease stays when that fails, so that the next cleaning tries again. */
+ * goes first; the lease stays when that fails, so that the next cleaning tries again. The
+ * upload and its lease count as one thing removed. */
 static int clean_lease(s3_store_t *s, void *vctx, const struct dc_s3_list_item *item,
                        dc_error_t *err)
 {
@@ -1586,23 +1742,30 @@ static int clean_lease(s3_store_t *s, void *vctx, const struct dc_s3_list_item *
     clean_ctx_t *cc = vctx;
     lease_info_t info;
     dc_error_t e;
-    if (lease_read(s, item->key, &info, &e) != 0 || !info.found || info.expires > time(NULL)) {
+    if (lease_read(s, item->key, &info, &e) != 0 || !info.found || info.live) {
         lease_info_free(&info);
         return 0;
     }
     bool found = false;
-    if (info.upload_id != NULL &&
-        abort_upload_id(s, info.upload_key, info.upload_id, &found, &e) != 0) {
+    int aborted = info.upload_id != NULL
+                      ? abort_upload_id(s, info.upload_key, info.upload_id, &found, &e)
+                      : 0;
+    if (aborted == 1) {
+        /* Keeping the lease would only repeat this warning at every cleaning, forever. */
+        dc_log_warn("%s; the server cannot abort uploads: a bucket lifecycle rule "
+                    "AbortIncompleteMultipartUpload must remove its parts",
+                    e.message);
+    } else if (aborted != 0) {
         dc_log_warn("%s; the next cleaning tries again", e.message);
         lease_info_free(&info);
         return 0;
     }
-    if (found) {
+    if (found)
         dc_log_info("store %s: aborted the multipart upload of %s its writer left (upload %s)",
                     s->base.url, info.upload_key, info.upload_id);
-        (*cc->removed)++;
-    }
-    if (delete_full_key(s, item->key, "deleting an expired lease", &e) == 0)
+    bool deleted = lease_unchanged(s, item->key, &info) &&
+                   delete_full_key(s, item->key, "deleting an expired lease", &e) == 0;
+    if (found || deleted)
         (*cc->removed)++;
     lease_info_free(&info);
     return 0;
@@ -1654,6 +1817,8 @@ static int abort_stale_uploads(s3_store_t *s, int *removed, dc_error_t *err)
             response_free(&r);
             break;
         }
+        /* The uploads' Initiated is the server's clock: their age is judged on it too. */
+        time_t server_now = r.date > 0 ? r.date : time(NULL);
         dc_s3_uploads_page_t page;
         if (dc_s3_parse_uploads(r.body.data ? r.body.data : "", r.body.len, &page) != 0) {
             response_free(&r);
@@ -1664,7 +1829,7 @@ static int abort_stale_uploads(s3_store_t *s, int *removed, dc_error_t *err)
         response_free(&r);
         for (size_t i = 0; i < page.count; i++) {
             struct dc_s3_upload_item *u = &page.items[i];
-            if (u->initiated != (time_t)-1 && u->initiated > time(NULL) - UPLOAD_GRACE_S)
+            if (u->initiated != (time_t)-1 && u->initiated > server_now - UPLOAD_GRACE_S)
                 continue;
             char *name = upload_lease_name(u->upload_id);
             bool held = lease_held(s, name, NULL);
@@ -1771,6 +1936,7 @@ static const dc_store_ops_t s3_ops = {
     .lease_acquire = s3_lease_acquire,
     .lease_release = s3_lease_release,
     .lease_is_held = s3_lease_is_held,
+    .lease_check = s3_lease_check,
     .cleanup_temporary = s3_cleanup_temporary,
     .check_writable = s3_check_writable,
     .free_space = NULL,

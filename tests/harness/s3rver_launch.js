@@ -14,7 +14,8 @@ addMultipartUploadCalls();
 
 // s3rver 3.7.1 answers AbortMultipartUpload and ListParts with 405 MethodNotAllowed and lets
 // UploadPart create an upload nobody started; S3 itself aborts, lists parts, and answers
-// NoSuchUpload (404) for an upload id it does not have. Adds that much, over s3rver's own
+// NoSuchUpload (404) for an upload id it does not have, or that belongs to another key
+// (S3 binds an upload id to its key: a client that sends the wrong key must see it fail here). Adds that much, over s3rver's own
 // store and behind its authentication, so that the tests can see an upload aborted.
 // ListMultipartUploads stays unimplemented (501), as on the stores deployctl must clean without it.
 function addMultipartUploadCalls() {
@@ -28,7 +29,9 @@ function addMultipartUploadCalls() {
         const dir = /^[0-9a-f]+$/.test(id)
             ? path.join(ctx.store.getResourcePath(ctx.params.bucket, undefined, 'uploads'), id)
             : null;
-        if (dir === null || !fs.existsSync(path.join(dir, 'key')))
+        const keyFile = dir === null ? null : path.join(dir, 'key');
+        const owner = keyFile !== null && fs.existsSync(keyFile) ? fs.readFileSync(keyFile, 'utf8') : null;
+        if (owner !== ctx.params.key)
             throw new S3Error('NoSuchUpload', 'The specified upload does not exist.', { UploadId: id });
         if (ctx.method === 'DELETE') {
             fs.rmSync(dir, { recursive: true, force: true });
@@ -55,6 +58,7 @@ function addMultipartUploadCalls() {
     // Before the object routes (whose answer to these is 405), after authentication.
     const layer = router.stack.pop();
     const at = router.stack.findIndex((l) => l.path === '/:bucket/:key+' && l.methods.length > 0);
+    if (at < 0) throw new Error('s3rver routes changed: cannot place the multipart shim');
     router.stack.splice(at, 0, layer);
 }
 

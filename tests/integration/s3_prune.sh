@@ -56,6 +56,9 @@ set_leases_expiry() { # seconds-from-now
         jq -c --argjson e "$e" '.expires = $e' "$f" >"$f.new" && mv "$f.new" "$f"
     done
     aws_s3 s3 cp --only-show-errors --recursive "$leases/" "$bucket_dir/.leases/"
+    # Liveness is judged on the server's clock: a lease is as old as its object (Last-Modified,
+    # which s3rver takes from the file's mtime). Age the objects as much as the expiry says.
+    touch -d "@$((e - 300))" "$DC_S3_DATA/$DC_S3_BUCKET/$S3_PREFIX/.leases/"*._S3rver_object
 }
 set_leases_expiry 3600
 

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <curl/curl.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,6 +272,8 @@ static void test_open_checks_without_network(void **state)
 
 static char live_prefix[64];
 
+static char live_bucket[64], live_data[512];
+
 static int live_open(dc_store_t **store)
 {
     const char *env = getenv("DC_S3_ENV");
@@ -279,7 +282,7 @@ static int live_open(dc_store_t **store)
     FILE *f = fopen(env, "r");
     if (f == NULL)
         return -1;
-    static char endpoint[128], key[64], secret[96], bucket[64];
+    static char endpoint[128], key[64], secret[96];
     char line[256];
     while (fgets(line, sizeof(line), f) != NULL) {
         line[strcspn(line, "\n")] = '\0';
@@ -290,7 +293,9 @@ static int live_open(dc_store_t **store)
         else if (strncmp(line, "DC_S3_SECRET=", 13) == 0)
             snprintf(secret, sizeof(secret), "%s", line + 13);
         else if (strncmp(line, "DC_S3_BUCKET=", 13) == 0)
-            snprintf(bucket, sizeof(bucket), "%s", line + 13);
+            snprintf(live_bucket, sizeof(live_bucket), "%s", line + 13);
+        else if (strncmp(line, "DC_S3_DATA=", 11) == 0)
+            snprintf(live_data, sizeof(live_data), "%s", line + 11);
     }
     fclose(f);
     dc_store_s3_settings_t s3 = {.endpoint = endpoint,
@@ -303,7 +308,7 @@ static int live_open(dc_store_t **store)
     if (live_prefix[0] == '\0')
         snprintf(live_prefix, sizeof(live_prefix), "live-%ld", (long)getpid());
     char url[160];
-    snprintf(url, sizeof(url), "s3://%s/%s", bucket, live_prefix);
+    snprintf(url, sizeof(url), "s3://%s/%s", live_bucket, live_prefix);
     dc_error_t err;
     if (dc_store_open(url, store, &err) != 0)
         fail_msg("open %s: %s", url, err.message);
@@ -468,6 +473,73 @@ static void test_live_leases(void **state)
     dc_store_s3_configure(NULL);
 }
 
+/* Liveness is judged on the server's clock when it gives one: skew between the holder and the
+ * cleaner (here 10^6 s) changes nothing. */
+static void test_lease_liveness(void **state)
+{
+    (void)state;
+    assert_true(dc_s3_lease_live(1100, 1000, 0, 1000000, 300)); /* cleaner far ahead */
+    assert_true(dc_s3_lease_live(1299, 1000, 0, 0, 300));
+    assert_false(dc_s3_lease_live(1300, 1000, 1000000, 0, 300)); /* holder's expiry far ahead */
+    /* Without the server's headers: the holder's expiry against this machine's clock. */
+    assert_true(dc_s3_lease_live(0, 1000, 2000, 1999, 300));
+    assert_false(dc_s3_lease_live(1100, 0, 2000, 2000, 300));
+}
+
+/* Deletes the lease objects whose names start with `name` behind the store's back, in s3rver's
+ * own files (<data>/<bucket>/<prefix>/.leases/<name>._S3rver_object): what a cleaner that
+ * judged them dead does. Returns how many it deleted. */
+static int remove_leases(const char *name)
+{
+    char dir[700], path[1200];
+    snprintf(dir, sizeof(dir), "%s/%s/%s/.leases", live_data, live_bucket, live_prefix);
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (strncmp(e->d_name, name, strlen(name)) != 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        assert_int_equal(unlink(path), 0);
+        size_t len = strlen(e->d_name), sfx = strlen("._S3rver_object");
+        n += len > sfx && strcmp(e->d_name + len - sfx, "._S3rver_object") == 0;
+    }
+    closedir(d);
+    return n;
+}
+
+/* A holder whose lease was taken fails before publishing, and leaves nothing. */
+static void test_live_lease_lost(void **state)
+{
+    (void)state;
+    dc_store_t *store;
+    if (live_open(&store) != 0)
+        skip();
+    dc_store_lease_t *a;
+    dc_error_t err;
+    assert_int_equal(dc_store_lease_acquire(store, "db.lost", &a, &err), 0);
+    assert_int_equal(dc_store_lease_check(a, &err), 0);
+    assert_int_equal(remove_leases("db.lost"), 1);
+    assert_int_equal(dc_store_lease_check(a, &err), -1);
+    assert_non_null(strstr(err.message, "taken over"));
+    dc_store_lease_release(a);
+
+    /* A multipart upload (3 parts) whose upload lease is gone is not completed. */
+    dc_store_writer_t *w;
+    assert_int_equal(dc_store_writer_open(store, "lost/big", &w, &err), 0);
+    static uint8_t chunk[1024 * 1024];
+    for (int i = 0; i < 11; i++)
+        assert_int_equal(dc_store_writer_write(w, chunk, sizeof(chunk), &err), 0);
+    assert_int_equal(remove_leases("upload-"), 1);
+    assert_int_equal(dc_store_writer_commit(w, &err), -1);
+    assert_non_null(strstr(err.message, "taken over"));
+    bool exists = true;
+    assert_int_equal(dc_store_exists(store, "lost/big", &exists, &err), 0);
+    assert_false(exists);
+    dc_store_close(store);
+    dc_store_s3_configure(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -481,6 +553,8 @@ int main(void)
         cmocka_unit_test(test_live_objects_at_part_boundaries),
         cmocka_unit_test(test_live_abort_leaves_nothing),
         cmocka_unit_test(test_live_leases),
+        cmocka_unit_test(test_lease_liveness),
+        cmocka_unit_test(test_live_lease_lost),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
