@@ -375,18 +375,21 @@ int dc_pg_server_major(PGconn *conn)
 int dc_pg_instance(PGconn *conn, bool with_database, char *out, size_t size, dc_error_t *err)
 {
     /* the server's own port setting, not inet_server_port(): a pooler may reach it by a unix
-     * socket where a direct URL uses TCP */
-    PGresult *res =
-        dc_pg_query(conn,
-                    "SELECT pg_catalog.concat_ws('/', pg_catalog.current_setting('port'),"
-                    " pg_catalog.pg_postmaster_start_time(),"
-                    " pg_catalog.current_database())",
-                    err);
+     * socket where a direct URL uses TCP. The start time as epoch seconds, not as text: the
+     * text follows the session's TimeZone and DateStyle, which the pooled URL's role may set
+     * otherwise. The database is joined in SQL, never cut from the result: its name may hold a
+     * '/'. */
+    PGresult *res = dc_pg_query(
+        conn,
+        with_database ? "SELECT pg_catalog.concat_ws('/', pg_catalog.current_setting('port'),"
+                        " extract(epoch FROM pg_catalog.pg_postmaster_start_time())::text,"
+                        " pg_catalog.current_database())"
+                      : "SELECT pg_catalog.concat_ws('/', pg_catalog.current_setting('port'),"
+                        " extract(epoch FROM pg_catalog.pg_postmaster_start_time())::text)",
+        err);
     if (res == NULL)
         return -1;
-    const char *v = PQgetvalue(res, 0, 0);
-    const char *db = strrchr(v, '/');
-    snprintf(out, size, "%.*s", with_database || db == NULL ? (int)strlen(v) : (int)(db - v), v);
+    snprintf(out, size, "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
     return 0;
 }

@@ -89,8 +89,11 @@ for direct_var in DATABASE_URL_DIRECT DIRECT_URL; do
 done
 pass "a pooled URL through pgbouncer to the same database passes (--pooled-url, DATABASE_URL beside DATABASE_URL_DIRECT or DIRECT_URL)"
 
-# A pooled URL that is not pooled warns; one that reaches another database fails.
-check --database "$direct" --pooled-url "$direct" --json
+# A pooled URL that is not pooled warns; one that reaches another database fails. The pooled
+# session here runs in another TimeZone and DateStyle (as an app role's ALTER ROLE ... SET may
+# have it): still the same server.
+check --database "$direct" --json \
+    --pooled-url "$direct?options=-c%20TimeZone%3DPacific/Chatham%20-c%20DateStyle%3DSQL,DMY"
 [[ $rc -eq 0 && $(status_of pooled-url) == warning ]] ||
     fail "a direct --pooled-url: rc $rc, $(status_of pooled-url): $(detail_of pooled-url)"
 [[ $(detail_of pooled-url) == *"not through a pooler"* ]] || fail "detail: $(detail_of pooled-url)"
