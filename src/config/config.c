@@ -219,10 +219,14 @@ static bool url_has_password(const char *url)
 static void warn_if_exposed(const char *path, const dc_config_t *cfg)
 {
     struct stat st;
-    const char *db = cfg->settings[DC_OPT_DATABASE].value;
-    bool has_password = db != NULL && cfg->settings[DC_OPT_DATABASE].source >= DC_SRC_FILE &&
-                        cfg->settings[DC_OPT_DATABASE].source <= DC_SRC_FILE_ENV &&
-                        url_has_password(db);
+    /* every URL setting that may carry a password (the app's pooled URL is as secret) */
+    static const dc_opt_id_t urls[] = {DC_OPT_DATABASE, DC_OPT_POOLED_URL, DC_OPT_SCRATCH};
+    bool has_password = false;
+    for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+        const dc_setting_t *s = &cfg->settings[urls[i]];
+        has_password = has_password || (s->value != NULL && s->source >= DC_SRC_FILE &&
+                                        s->source <= DC_SRC_FILE_ENV && url_has_password(s->value));
+    }
     if (has_password && stat(path, &st) == 0 && (st.st_mode & 077) != 0)
         dc_log_warn("config file %s holds a password and is readable by others; "
                     "chmod 600 it",

@@ -161,10 +161,14 @@ static void fold_lines(char *s)
     *out = '\0';
 }
 
-static const char *connect_hint(const char *msg)
+static const char *connect_hint(const char *msg, const char *purpose)
 {
+    if ((strstr(msg, "password authentication failed") || strstr(msg, "no password supplied")) &&
+        strcmp(purpose, "check pooled") == 0)
+        return "check the user and password in the pooled URL (--pooled-url, "
+               "DEPLOYCTL_POOLED_URL, DATABASE_URL or database.pooled_url)";
     if (strstr(msg, "password authentication failed") || strstr(msg, "no password supplied"))
-        return "check the user and password in --database / DATABASE_URL_DIRECT";
+        return "check the user and password in --database / DATABASE_URL_DIRECT / DIRECT_URL";
     if (strstr(msg, "does not exist"))
         return "check the database and user names in the URL";
     if (strstr(msg, "Connection refused") || strstr(msg, "No such file or directory") ||
@@ -178,8 +182,8 @@ int dc_pg_connect(const char *url, const char *purpose, PGconn **out, dc_error_t
     char shown[512];
     char application[64];
     if (url == NULL || *url == '\0')
-        return dc_error_set(err, "no database given: use --database URL, DATABASE_URL_DIRECT or "
-                                 "DATABASE_URL, or database.url in the config file");
+        return dc_error_set(err, "no database given: use --database URL, DATABASE_URL_DIRECT, "
+                                 "DIRECT_URL or DATABASE_URL, or database.url in the config file");
     dc_pg_register_secrets(url);
     dc_pg_url_display(url, shown, sizeof(shown));
     snprintf(application, sizeof(application), "deployctl %s", purpose);
@@ -212,7 +216,8 @@ int dc_pg_connect(const char *url, const char *purpose, PGconn **out, dc_error_t
         snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
         fold_lines(msg);
         PQfinish(conn);
-        return dc_error_set(err, "cannot connect to %s: %s (%s)", shown, msg, connect_hint(msg));
+        return dc_error_set(err, "cannot connect to %s: %s (%s)", shown, msg,
+                            connect_hint(msg, purpose));
     }
     *out = conn;
     return 0;

@@ -486,7 +486,8 @@ int rel_compensate(rel_t *r, dc_error_t *err)
     json_decref(u.resolved);
     json_decref(u.missing);
     if (r->st.maint_on && !r->st.maint_off_done &&
-        rel_hook(r, DC_HOOK_MAINTENANCE_OFF, "rolled-back", NULL, &e) != 0)
+        rel_hook(r, DC_HOOK_MAINTENANCE_OFF, r->rehearsal_refused ? "refused" : "rolled-back", NULL,
+                 &e) != 0)
         dc_log_warn("release %s: maintenance-off hook: %s", r->id, e.message);
     return rc == 0 ? DC_EXIT_ROLLED_BACK : DC_EXIT_ROLLBACK_FAILED;
 }

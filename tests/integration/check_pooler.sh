@@ -100,7 +100,7 @@ check --database "$direct" --json \
 other=$(new_db other)
 check --database "$direct" --pooled-url "$DC_PGB_URL_BASE/$other" --json
 assert_eq 4 "$rc" "a --pooled-url to another database: exit code"
-[[ $(status_of pooled-url) == failed && $(detail_of pooled-url) == *"another database"* ]] ||
+[[ $(status_of pooled-url) == failed && $(detail_of pooled-url) == *"another database"*"(from --pooled-url)"* ]] ||
     fail "another database: $(status_of pooled-url): $(detail_of pooled-url)"
 ! grep -qF "$DC_PG_PASSWORD" "$WORK/out" "$WORK/err" || fail "the password was printed"
 pass "a direct --pooled-url warns; one reaching another database fails (exit 4), no password printed"

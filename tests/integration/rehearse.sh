@@ -179,7 +179,8 @@ rm -r "$dir/20240203000000_broken"
 hooks=$WORK/hooks
 mkdir -p "$hooks"
 for h in maintenance-on maintenance-off; do
-    printf '#!/bin/sh\necho %s >>"%s/hooks.log"\n' "$h" "$WORK" >"$hooks/$h"
+    printf '#!/bin/sh\necho %s >>"%s/hooks.log"\necho "%s $DEPLOYCTL_OUTCOME" >>"%s/outcomes.log"\n' \
+        "$h" "$WORK" "$h" "$WORK" >"$hooks/$h"
     chmod +x "$hooks/$h"
 done
 release() { # report max-lock
@@ -218,6 +219,10 @@ grep -q ':x: `20240201000000_quantity_numeric` line 1: ALTER TABLE inventory_ite
 grep -q 'rehearse: 20240201000000_quantity_numeric line 1: ALTER TABLE inventory_items' "$WORK/err" ||
     fail "the verdict is not logged: $(cat "$WORK/err")"
 assert_eq "maintenance-on maintenance-off" "$(paste -sd' ' "$WORK/hooks.log")" "maintenance window ended"
+grep -qx "maintenance-off refused" "$WORK/outcomes.log" || fail "maintenance-off's DEPLOYCTL_OUTCOME: $(cat "$WORK/outcomes.log")"
+grep -q "### Refused by the rehearsal, nothing migrated" "$WORK/refused.md" || fail "markdown heading: $(cat "$WORK/refused.md")"
+grep -q -- "- \[x\] System verified — database: unchanged" "$WORK/refused.md" || fail "markdown: not verified: $(cat "$WORK/refused.md")"
+grep -q "Post-mortem" "$WORK/refused.md" && fail "markdown: a refusal asks for a post-mortem"
 assert_eq "$before" "$(fingerprint "$db")" "refused release changed nothing"
 [[ -z $(find "$WORK/store" -path "*$snap*" -name 'pin-*') ]] || fail "snapshot $snap left pinned"
 assert_eq 0 "$(scratch_left)" "scratch database dropped after release --rehearse"
