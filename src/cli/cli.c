@@ -521,8 +521,7 @@ int dc_cli_database_url(dc_cli_t *cli, const char **out, dc_error_t *err)
         return dc_error_set(err,
                             "no database given: use --database URL, set "
                             "DATABASE_URL_DIRECT, DIRECT_URL or DATABASE_URL, or database.url in "
-                            "the "
-                            "config file");
+                            "the config file");
     if (cli->database_url == NULL) {
         dc_pg_register_secrets(url);
         cli->database_url = dc_pg_url_for_libpq(url, &cli->prisma_schema);

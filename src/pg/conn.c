@@ -127,8 +127,18 @@ void dc_pg_register_secrets(const char *url)
     char *errmsg = NULL;
     PQconninfoOption *opts = PQconninfoParse(url, &errmsg);
     if (opts == NULL) {
+        /* a Prisma URL (?pgbouncer=true, ?schema=...) that libpq refuses: its libpq form */
         PQfreemem(errmsg);
-        return;
+        errmsg = NULL;
+        char *schema = NULL;
+        char *libpq = dc_pg_url_for_libpq(url, &schema);
+        free(schema);
+        opts = libpq != NULL ? PQconninfoParse(libpq, &errmsg) : NULL;
+        free(libpq);
+        if (opts == NULL) {
+            PQfreemem(errmsg);
+            return;
+        }
     }
     for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
         if (o->val != NULL &&

@@ -249,6 +249,12 @@ static void stat_temp(PGconn *conn, int64_t *bytes, int64_t *files)
     PQclear(res);
 }
 
+static int compare_oids(const void *a, const void *b)
+{
+    unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
+    return (x > y) - (x < y);
+}
+
 /* The oids of the user's indexes (before a statement: what it builds is what is new after). */
 static void read_indexes(PGconn *conn, unsigned **out, size_t *count)
 {
@@ -261,6 +267,9 @@ static void read_indexes(PGconn *conn, unsigned **out, size_t *count)
         for (int r = 0; r < n; r++)
             (*out)[r] = (unsigned)strtoul(PQgetvalue(res, r, 0), NULL, 10);
         *count = (size_t)n;
+        /* sorted for had_index's binary search: a schema-per-tenant database has thousands
+         * of indexes, looked up after every statement */
+        qsort(*out, *count, sizeof(unsigned), compare_oids);
     }
     PQclear(res);
 }
@@ -357,11 +366,8 @@ static void measure_wal(rh_observer_t *o, PGconn *conn, dc_rehearse_stmt_t *s)
 
 static bool had_index(const rh_observer_t *o, unsigned oid)
 {
-    for (size_t i = 0; i < o->indexes_before_count; i++) {
-        if (o->indexes_before[i] == oid)
-            return true;
-    }
-    return false;
+    return bsearch(&oid, o->indexes_before, o->indexes_before_count, sizeof(unsigned),
+                   compare_oids) != NULL;
 }
 
 /* Indexes that are there now and were not before the statement: built by it. */
