@@ -126,4 +126,14 @@ run_deployctl release --database "$direct" --pooled-url "$pooled" --store "file:
 assert_eq pooled "$(jq -r .smoke.sql_connection "$WORK/release.json")" "smoke with a pooled URL"
 n3=$(logins)
 assert_eq $((n3 - n2)) $((n1 - n0 + 1)) "pgbouncer logins of the release: its precheck's and the smoke checks'"
-pass "release runs the SQL smoke checks through the pooled URL"
+# Prisma's pooled DATABASE_URL names the app's schema (?schema=): the smoke checks' unqualified
+# names resolve there, as the app's do.
+psql_admin "$db" -c "CREATE SCHEMA app" -c "CREATE TABLE app.only_in_app_schema (id int)" >/dev/null
+mkdir -p "$WORK/smoke-app"
+echo 'SELECT count(*) = 0 FROM only_in_app_schema' >"$WORK/smoke-app/app.sql"
+run_deployctl release --database "$direct" --pooled-url "$pooled?pgbouncer=true&schema=app" \
+    --store "file://$store" --migrations "$WORK/migrations" --smoke-queries "$WORK/smoke-app" \
+    --smoke-window 1 --report "$WORK/release.json"
+[[ $rc -eq 0 ]] || fail "release with a pooled URL's ?schema=app: $rc $(tail -3 "$WORK/err")"
+assert_eq pooled "$(jq -r .smoke.sql_connection "$WORK/release.json")" "smoke through the pooled URL with ?schema="
+pass "release runs the SQL smoke checks through the pooled URL (its ?schema= applied)"
