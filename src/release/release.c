@@ -569,8 +569,11 @@ static int run_smoke(rel_t *r, char *detail, size_t size)
     dc_smoke_opts_t so;
     dc_smoke_opts_init(&so);
     so.window_ms = o->smoke_window_ms;
-    /* SQL checks run as the application's queries do: through its pooler when there is one */
-    so.database_url = o->pooled_url != NULL ? o->pooled_url : o->database_url;
+    /* SQL checks run as the application's queries do: through its pooler when there is one,
+     * with the URL as given (the smoke runner applies its ?schema=) */
+    so.database_url = o->pooled_url != NULL           ? o->pooled_url
+                      : o->migrate.prisma_url != NULL ? o->migrate.prisma_url
+                                                      : o->database_url;
     dc_smoke_result_t res;
     int rc = dc_smoke_run(checks, n, &so, &res, &e);
     if (rc == 0) {
