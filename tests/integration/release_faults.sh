@@ -189,7 +189,7 @@ rehearse_cell() { # fault
         grep -q "DROP DATABASE" <<<"$(report '.state.manual_steps[]?')" &&
             fail "$what: dropping the scratch database was left to the operator"
     else
-        DEPLOYCTL_FAULT=release-scratch-created:sleep=5 "$DEPLOYCTL" release --database "$url" \
+        DEPLOYCTL_FAULT=release-scratch-created:sleep=1 "$DEPLOYCTL" release --database "$url" \
             --migrations "$dir" --store "$STORE" --hooks "$HOOKS" --smoke "$APP_URL" --rehearse \
             --report "$REPORT" >"$WORK/out" 2>"$WORK/err" &
         bg=$!
