@@ -42,7 +42,8 @@ typedef struct dc_check_opts {
     /* The URL as the user gave it, Prisma parameters included (?pgbouncer=true and ?schema=
      * are read from it). */
     const char *database_url;
-    const char *pooled_url; /* the application's pooled URL as given, or NULL (not checked) */
+    const char *pooled_url;    /* the application's pooled URL as given, or NULL (not checked) */
+    const char *pooled_origin; /* where it came from ("--pooled-url", "DATABASE_URL", a file) */
     const char *store_url;
     const char *migrations_dir;
     const char *pg_dump_path;        /* NULL: the newest installed */

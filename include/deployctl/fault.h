@@ -12,7 +12,9 @@
  * locked), "clean-after-scan" (the cleaner listed the store, has not removed anything),
  * "restore-before-commit" (an in-place restore has replaced everything, not yet committed),
  * "release-phase-PHASE" (a release phase journaled its start, has done nothing yet),
- * "s3-after-part" (a part of an S3 multipart upload is stored, the upload is not complete). */
+ * "s3-after-part" (a part of an S3 multipart upload is stored, the upload is not complete),
+ * "release-scratch-created" (release --rehearse created and journaled its scratch database,
+ * nothing restored into it yet). */
 void dc_fault_point(const char *name);
 
 /* "NAME:fail" in DEPLOYCTL_FAULT: the caller fails there as if the disk were full. Points:

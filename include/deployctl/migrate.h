@@ -274,7 +274,7 @@ int dc_migrate_promote_check(const dc_migrate_opts_t *source, const dc_migrate_o
 void dc_promote_compare(const dc_migrate_status_t *source, const dc_migrate_status_t *target,
                         dc_promote_result_t *out);
 void dc_promote_result_free(dc_promote_result_t *r);
-const char *dc_promote_diff_name(dc_promote_diff_kind_t kind); /* "missing on staging", ... */
+const char *dc_promote_diff_name(dc_promote_diff_kind_t kind); /* "missing on the source", ... */
 
 /* Reads the history table (out->exists false when there is none). */
 int dc_history_read(PGconn *conn, const char *schema, dc_history_t *out, dc_error_t *err);

@@ -29,6 +29,9 @@ typedef struct dc_rehearse_opts {
     dc_migrate_opts_t migrate; /* url, observer filled in by the rehearsal */
     uint64_t max_lock_ms;      /* write-blocking locks held longer fail the rehearsal */
     uint64_t sample_ms;        /* pg_locks sampling interval (0: 20 ms) */
+    /* Told the scratch database's name once it exists (see dc_restore_opts_t.on_created). */
+    int (*on_scratch)(void *ctx, const char *database, dc_error_t *err);
+    void *scratch_ctx;
 } dc_rehearse_opts_t;
 
 /* One lock a statement took on one relation, as seen by the sampler. */

@@ -34,6 +34,11 @@ typedef struct dc_restore_opts {
     const char *maintenance_work_mem; /* for the index builds ("262144kB"); NULL: the server's */
     const dc_backup_opts_t *backup;   /* settings for the pre-restore snapshot */
     const dc_key_t *key;              /* for an encrypted snapshot (NULL: none given) */
+    /* Called right after the target database was created, before anything goes into it (a
+     * release journals a scratch database's name there, so that `recover` can drop it after a
+     * kill); non-zero stops the restore, which drops the database again. */
+    int (*on_created)(void *ctx, const char *database, dc_error_t *err);
+    void *created_ctx;
 } dc_restore_opts_t;
 
 typedef struct dc_restore_result {

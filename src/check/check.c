@@ -135,9 +135,10 @@ int dc_check_run(const dc_check_opts_t *opts, dc_check_report_t *out, dc_error_t
 {
     memset(out, 0, sizeof(*out));
     if (opts->database_url == NULL || *opts->database_url == '\0')
-        return dc_error_set(err, "no database given: use --database URL, set "
-                                 "DATABASE_URL_DIRECT or DATABASE_URL, or database.url in the "
-                                 "config file");
+        return dc_error_set(err,
+                            "no database given: use --database URL, set "
+                            "DATABASE_URL_DIRECT, DIRECT_URL or DATABASE_URL, or database.url in "
+                            "the config file");
     dc_check_ctx_t ctx;
     memset(&ctx, 0, sizeof(ctx));
     ctx.opts = opts;

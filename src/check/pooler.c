@@ -216,6 +216,7 @@ void dc_check_pooled_url(dc_check_ctx_t *ctx)
 {
     if (ctx->opts->pooled_url == NULL)
         return;
+    const char *origin = ctx->opts->pooled_origin ? ctx->opts->pooled_origin : "--pooled-url";
     char *schema = NULL;
     char *url = dc_pg_url_for_libpq(ctx->opts->pooled_url, &schema);
     free(schema);
@@ -226,9 +227,7 @@ void dc_check_pooled_url(dc_check_ctx_t *ctx)
     long pid = 0;
     if (dc_pg_connect(url, "check pooled", &conn, &err) != 0) {
         dc_check_add(ctx->report, POOLED, POOLED_T, DC_CHECK_FAILED,
-                     "cannot connect with the pooled URL (--pooled-url, or DATABASE_URL beside "
-                     "DATABASE_URL_DIRECT): %s",
-                     err.message);
+                     "cannot connect with the pooled URL (from %s): %s", origin, err.message);
     } else if (ctx->conn == NULL) {
         dc_check_add(ctx->report, POOLED, POOLED_T, DC_CHECK_SKIPPED,
                      "connected, but the direct URL did not: nothing to compare it with");
@@ -239,8 +238,9 @@ void dc_check_pooled_url(dc_check_ctx_t *ctx)
     } else if (strcmp(direct_id, pooled_id) != 0) {
         dc_check_add(ctx->report, POOLED, POOLED_T, DC_CHECK_FAILED,
                      "the pooled URL reaches another database than the direct URL (server/port/"
-                     "database %s, the direct one %s): fix --pooled-url or DATABASE_URL",
-                     pooled_id, direct_id);
+                     "database %s, the direct one %s): fix the pooled URL (from %s), or "
+                     "--pooled-url none",
+                     pooled_id, direct_id, origin);
     } else {
         int pooled = probe_pooled(conn, &pid, evidence, sizeof(evidence));
         if (pooled < 0)
@@ -252,9 +252,9 @@ void dc_check_pooled_url(dc_check_ctx_t *ctx)
         else
             dc_check_add(ctx->report, POOLED, POOLED_T, DC_CHECK_WARNING,
                          "reaches the same database as the direct URL, but not through a pooler "
-                         "(server pid %ld is the session's own): point --pooled-url or "
-                         "DATABASE_URL at the pooler (PgBouncer...)",
-                         pid);
+                         "(server pid %ld is the session's own): point the pooled URL (from %s) "
+                         "at the pooler (PgBouncer...)",
+                         pid, origin);
     }
     if (conn != NULL)
         PQfinish(conn);

@@ -518,9 +518,10 @@ int dc_cli_database_url(dc_cli_t *cli, const char **out, dc_error_t *err)
 {
     const char *url = dc_config_get(&cli->config, DC_OPT_DATABASE);
     if (url == NULL || *url == '\0')
-        return dc_error_set(err, "no database given: use --database URL, set "
-                                 "DATABASE_URL_DIRECT or DATABASE_URL, or database.url in the "
-                                 "config file");
+        return dc_error_set(err,
+                            "no database given: use --database URL, set "
+                            "DATABASE_URL_DIRECT, DIRECT_URL or DATABASE_URL, or database.url in "
+                            "the config file");
     if (cli->database_url == NULL) {
         dc_pg_register_secrets(url);
         cli->database_url = dc_pg_url_for_libpq(url, &cli->prisma_schema);

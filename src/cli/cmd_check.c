@@ -14,6 +14,7 @@ void dc_cli_check_opts(dc_cli_t *cli, dc_check_opts_t *opts_out)
     /* The URL as given: the pooler check reads Prisma's ?pgbouncer=true from it. */
     opts.database_url = dc_config_get(cfg, DC_OPT_DATABASE);
     opts.pooled_url = dc_config_get(cfg, DC_OPT_POOLED_URL);
+    opts.pooled_origin = cfg->settings[DC_OPT_POOLED_URL].origin;
     opts.store_url = dc_config_get(cfg, DC_OPT_STORE);
     opts.migrations_dir = dc_config_get(cfg, DC_OPT_MIGRATIONS);
     opts.pg_dump_path = dc_config_get(cfg, DC_OPT_PG_DUMP);

@@ -28,9 +28,10 @@ static int database_of(dc_cli_t *cli, char *buf, size_t size, const char **out, 
     const char *value = dc_config_get(&cli->config, DC_OPT_DATABASE);
     *out = NULL;
     if (value == NULL || *value == '\0')
-        return dc_error_set(err, "prune needs a database: --database URL (or DATABASE_URL_DIRECT, "
-                                 "DATABASE_URL, database.url), or --database all for every "
-                                 "database in the store");
+        return dc_error_set(err,
+                            "prune needs a database: --database URL (or DATABASE_URL_DIRECT, "
+                            "DIRECT_URL, DATABASE_URL, database.url), or --database all for every "
+                            "database in the store");
     if (strcmp(value, "all") == 0)
         return 0;
     int rc;

@@ -86,7 +86,12 @@ static int setup(dc_cli_t *cli, release_setup_t *s, dc_error_t *err)
     o->report_md_path = dc_config_get(cfg, DC_OPT_REPORT_MD);
     o->lock_timeout_ms = dc_config_duration_ms(cfg, DC_OPT_LOCK_TIMEOUT);
     o->maintenance_work_mem = dc_cli_maintenance_work_mem(cli, s->work_mem, sizeof(s->work_mem));
-    o->pooled_url = s->pooled = dc_cli_url_option(cli, DC_OPT_POOLED_URL);
+    /* As given, not in libpq form: the SQL smoke checks apply its ?schema= (Prisma's pooled
+     * DATABASE_URL carries it) as the application's queries see it. */
+    const char *pooled = dc_config_get(cfg, DC_OPT_POOLED_URL);
+    if (pooled != NULL)
+        dc_pg_register_secrets(pooled);
+    o->pooled_url = s->pooled = pooled != NULL ? dc_strdup(pooled) : NULL;
     if (dc_config_flag(cfg, DC_OPT_REHEARSE)) {
         if (dc_cli_rehearse_opts(cli, &s->rehearse, &s->scratch, s->rehearse_work_mem,
                                  sizeof(s->rehearse_work_mem), err) != 0)

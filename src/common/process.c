@@ -32,9 +32,11 @@ void dc_env_init_inherit(dc_env_t *env)
 
 void dc_env_init_for_child(dc_env_t *env)
 {
+    /* Every variable deployctl reads a database URL or a key from (DIRECT_URL is Prisma's). */
     static const char *const secrets[] = {
-        "DATABASE_URL",          "DATABASE_URL_DIRECT", "PGPASSWORD",
-        "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",   "DEPLOYCTL_ENCRYPTION_KEY",
+        "DATABASE_URL",          "DATABASE_URL_DIRECT",        "DIRECT_URL",
+        "DEPLOYCTL_POOLED_URL",  "DEPLOYCTL_REHEARSE_SCRATCH", "PGPASSWORD",
+        "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",          "DEPLOYCTL_ENCRYPTION_KEY",
     };
     dc_env_init_inherit(env);
     for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)

@@ -219,10 +219,14 @@ static bool url_has_password(const char *url)
 static void warn_if_exposed(const char *path, const dc_config_t *cfg)
 {
     struct stat st;
-    const char *db = cfg->settings[DC_OPT_DATABASE].value;
-    bool has_password = db != NULL && cfg->settings[DC_OPT_DATABASE].source >= DC_SRC_FILE &&
-                        cfg->settings[DC_OPT_DATABASE].source <= DC_SRC_FILE_ENV &&
-                        url_has_password(db);
+    /* every URL setting that may carry a password (the app's pooled URL is as secret) */
+    static const dc_opt_id_t urls[] = {DC_OPT_DATABASE, DC_OPT_POOLED_URL, DC_OPT_SCRATCH};
+    bool has_password = false;
+    for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+        const dc_setting_t *s = &cfg->settings[urls[i]];
+        has_password = has_password || (s->value != NULL && s->source >= DC_SRC_FILE &&
+                                        s->source <= DC_SRC_FILE_ENV && url_has_password(s->value));
+    }
     if (has_password && stat(path, &st) == 0 && (st.st_mode & 077) != 0)
         dc_log_warn("config file %s holds a password and is readable by others; "
                     "chmod 600 it",
@@ -314,19 +318,31 @@ static void apply_environment(dc_config_t *cfg)
     }
 }
 
-/* DATABASE_URL is the application's URL (Prisma's convention). Beside a direct URL
- * (DATABASE_URL_DIRECT or DIRECT_URL) it is the pooled one; alone it stays the direct URL (one
- * URL, no pooler), as --database reads it. DEPLOYCTL_POOLED_URL wins over it. */
+/* DATABASE_URL is the application's URL (Prisma's convention). When the direct URL itself came
+ * from DATABASE_URL_DIRECT or DIRECT_URL, DATABASE_URL beside it is the pooled one; alone it stays
+ * the direct URL (one URL, no pooler), as --database reads it. A direct URL from --database or a
+ * config file does not pair with a DATABASE_URL the shell happens to hold (a dev .env, say).
+ * DEPLOYCTL_POOLED_URL wins over it. */
 static void apply_pooled_environment(dc_config_t *cfg)
 {
+    const dc_setting_t *db = &cfg->settings[DC_OPT_DATABASE];
     const char *app = getenv("DATABASE_URL");
-    const char *direct = getenv("DATABASE_URL_DIRECT");
-    if (direct == NULL || *direct == '\0')
-        direct = getenv("DIRECT_URL");
-    if (app == NULL || *app == '\0' || direct == NULL || *direct == '\0')
+    if (app == NULL || *app == '\0' || db->source != DC_SRC_ENV || db->origin == NULL ||
+        (strcmp(db->origin, "DATABASE_URL_DIRECT") != 0 && strcmp(db->origin, "DIRECT_URL") != 0))
         return;
     if (cfg->settings[DC_OPT_POOLED_URL].source < DC_SRC_ENV)
         dc_config_offer(cfg, DC_OPT_POOLED_URL, app, DC_SRC_ENV, "DATABASE_URL");
+}
+
+/* "--pooled-url none" (or an empty value) says there is no pooled URL: it beats every lower
+ * source (DATABASE_URL beside DIRECT_URL included), then leaves the setting without a value. */
+static void apply_pooled_opt_out(dc_config_t *cfg)
+{
+    dc_setting_t *s = &cfg->settings[DC_OPT_POOLED_URL];
+    if (s->value != NULL && (*s->value == '\0' || strcasecmp(s->value, "none") == 0)) {
+        free(s->value);
+        s->value = NULL;
+    }
 }
 
 static bool parse_bool(const char *v, bool *out)
@@ -404,6 +420,7 @@ int dc_config_finish(dc_config_t *cfg, dc_error_t *err)
 {
     apply_environment(cfg);
     apply_pooled_environment(cfg);
+    apply_pooled_opt_out(cfg);
     for (int i = 0; i < DC_OPT_COUNT; i++) {
         const dc_option_t *o = &dc_options[i];
         if (o->default_value != NULL)

@@ -35,7 +35,8 @@ const dc_option_t dc_options[DC_OPT_COUNT] = {
         CHECK | RELEASE | RECOVER, "URL",
         "the application's pooled URL (PgBouncer...): check verifies it reaches the same "
         "database through a pooler; release runs SQL smoke checks through it (also DATABASE_URL "
-        "when DATABASE_URL_DIRECT or DIRECT_URL gives the direct URL)"},
+        "when the direct URL came from DATABASE_URL_DIRECT or DIRECT_URL; 'none' for no pooled "
+        "URL)"},
     [DC_OPT_STORE] = {DC_OPT_STORE, "store", 's', DC_TYPE_STRING, {"DEPLOYCTL_STORE"},
         "store.url", NULL, NULL, 0, 0, GLOBAL, "URL",
         "snapshot store (default file://<state-dir>/snapshots)"},

@@ -49,7 +49,11 @@ static int run_command(const dc_migrate_opts_t *opts, int *status, bool *timed_o
     dc_env_t env;
     dc_env_init_for_child(&env);
     /* Prisma reads the URL as the user wrote it (with ?schema=); so do dbmate and others. */
-    dc_env_set(&env, "DATABASE_URL", opts->prisma_url != NULL ? opts->prisma_url : opts->url);
+    const char *url = opts->prisma_url != NULL ? opts->prisma_url : opts->url;
+    dc_env_set(&env, "DATABASE_URL", url);
+    /* A schema.prisma with directUrl = env("DIRECT_URL") migrates through it: the database we
+     * snapshotted, never one an inherited DIRECT_URL names. */
+    dc_env_set(&env, "DIRECT_URL", url);
     if (opts->dir != NULL)
         dc_env_set(&env, "DEPLOYCTL_MIGRATIONS", opts->dir);
     dc_log_info("running migrate.command: %s", argv[0]);

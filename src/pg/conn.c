@@ -127,8 +127,18 @@ void dc_pg_register_secrets(const char *url)
     char *errmsg = NULL;
     PQconninfoOption *opts = PQconninfoParse(url, &errmsg);
     if (opts == NULL) {
+        /* a Prisma URL (?pgbouncer=true, ?schema=...) that libpq refuses: its libpq form */
         PQfreemem(errmsg);
-        return;
+        errmsg = NULL;
+        char *schema = NULL;
+        char *libpq = dc_pg_url_for_libpq(url, &schema);
+        free(schema);
+        opts = libpq != NULL ? PQconninfoParse(libpq, &errmsg) : NULL;
+        free(libpq);
+        if (opts == NULL) {
+            PQfreemem(errmsg);
+            return;
+        }
     }
     for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
         if (o->val != NULL &&
@@ -161,10 +171,14 @@ static void fold_lines(char *s)
     *out = '\0';
 }
 
-static const char *connect_hint(const char *msg)
+static const char *connect_hint(const char *msg, const char *purpose)
 {
+    if ((strstr(msg, "password authentication failed") || strstr(msg, "no password supplied")) &&
+        strcmp(purpose, "check pooled") == 0)
+        return "check the user and password in the pooled URL (--pooled-url, "
+               "DEPLOYCTL_POOLED_URL, DATABASE_URL or database.pooled_url)";
     if (strstr(msg, "password authentication failed") || strstr(msg, "no password supplied"))
-        return "check the user and password in --database / DATABASE_URL_DIRECT";
+        return "check the user and password in --database / DATABASE_URL_DIRECT / DIRECT_URL";
     if (strstr(msg, "does not exist"))
         return "check the database and user names in the URL";
     if (strstr(msg, "Connection refused") || strstr(msg, "No such file or directory") ||
@@ -178,8 +192,8 @@ int dc_pg_connect(const char *url, const char *purpose, PGconn **out, dc_error_t
     char shown[512];
     char application[64];
     if (url == NULL || *url == '\0')
-        return dc_error_set(err, "no database given: use --database URL, DATABASE_URL_DIRECT or "
-                                 "DATABASE_URL, or database.url in the config file");
+        return dc_error_set(err, "no database given: use --database URL, DATABASE_URL_DIRECT, "
+                                 "DIRECT_URL or DATABASE_URL, or database.url in the config file");
     dc_pg_register_secrets(url);
     dc_pg_url_display(url, shown, sizeof(shown));
     snprintf(application, sizeof(application), "deployctl %s", purpose);
@@ -212,7 +226,8 @@ int dc_pg_connect(const char *url, const char *purpose, PGconn **out, dc_error_t
         snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
         fold_lines(msg);
         PQfinish(conn);
-        return dc_error_set(err, "cannot connect to %s: %s (%s)", shown, msg, connect_hint(msg));
+        return dc_error_set(err, "cannot connect to %s: %s (%s)", shown, msg,
+                            connect_hint(msg, purpose));
     }
     *out = conn;
     return 0;
@@ -375,18 +390,21 @@ int dc_pg_server_major(PGconn *conn)
 int dc_pg_instance(PGconn *conn, bool with_database, char *out, size_t size, dc_error_t *err)
 {
     /* the server's own port setting, not inet_server_port(): a pooler may reach it by a unix
-     * socket where a direct URL uses TCP */
-    PGresult *res =
-        dc_pg_query(conn,
-                    "SELECT pg_catalog.concat_ws('/', pg_catalog.current_setting('port'),"
-                    " pg_catalog.pg_postmaster_start_time(),"
-                    " pg_catalog.current_database())",
-                    err);
+     * socket where a direct URL uses TCP. The start time as epoch seconds, not as text: the
+     * text follows the session's TimeZone and DateStyle, which the pooled URL's role may set
+     * otherwise. The database is joined in SQL, never cut from the result: its name may hold a
+     * '/'. */
+    PGresult *res = dc_pg_query(
+        conn,
+        with_database ? "SELECT pg_catalog.concat_ws('/', pg_catalog.current_setting('port'),"
+                        " extract(epoch FROM pg_catalog.pg_postmaster_start_time())::text,"
+                        " pg_catalog.current_database())"
+                      : "SELECT pg_catalog.concat_ws('/', pg_catalog.current_setting('port'),"
+                        " extract(epoch FROM pg_catalog.pg_postmaster_start_time())::text)",
+        err);
     if (res == NULL)
         return -1;
-    const char *v = PQgetvalue(res, 0, 0);
-    const char *db = strrchr(v, '/');
-    snprintf(out, size, "%.*s", with_database || db == NULL ? (int)strlen(v) : (int)(db - v), v);
+    snprintf(out, size, "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
     return 0;
 }

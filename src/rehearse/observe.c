@@ -93,9 +93,12 @@ static void sample_temp(rh_observer_t *o, const char *pid)
     bool ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
     int64_t bytes = ok ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
     int64_t files = ok ? strtoll(PQgetvalue(res, 0, 1), NULL, 10) : 0;
+    /* only "permission denied" stops the sampling; a transient failure skips this sample */
+    const char *state = ok ? NULL : PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    bool denied = state != NULL && strcmp(state, "42501") == 0;
     PQclear(res);
     pthread_mutex_lock(&o->mu);
-    if (!ok) {
+    if (denied) {
         o->tmpdir_denied = true;
     } else if (o->current >= 0) {
         if (bytes > o->temp_peak)
@@ -203,22 +206,39 @@ static char *migration_of(const char *file)
     return name;
 }
 
+/* The statement as one line for the reports and the release journal (which is copied into the
+ * production database): secrets are masked before the cut, so a "PASSWORD '...'" that the cut
+ * would split cannot escape the redactor. */
 static char *one_line(const char *text)
 {
+    size_t size = strlen(text) * 2 + 16; /* a mask can be longer than a 1-2 byte secret */
+    char *clean = dc_malloc(size);
+    dc_redact(text, clean, size);
     char buf[161];
-    snprintf(buf, sizeof(buf), "%s", text);
+    snprintf(buf, sizeof(buf), "%s", clean);
     dc_utf8_truncate(buf, 150);
     for (char *c = buf; *c; c++) {
         if (*c == '\n' || *c == '\r' || *c == '\t')
             *c = ' ';
     }
-    return dc_sprintf("%s%s", buf, strlen(text) > 150 ? "..." : "");
+    char *line = dc_sprintf("%s%s", buf, strlen(clean) > 150 ? "..." : "");
+    free(clean);
+    return line;
 }
 
-/* The database's temporary-file counters, fresh (the session's statistics snapshot dropped). */
+/* The database's temporary-file counters, fresh (the session's statistics snapshot dropped).
+ * They are only right outside a transaction block: from PostgreSQL 15 a backend's counts stay
+ * pending while it is inside one (and for up to a second after), so a statement in the
+ * migration's BEGIN ... COMMIT would read 0. Outside one, the pending counts are flushed first
+ * (pg_stat_force_next_flush takes effect once the session is idle, before the next query).
+ * Unknown (-1) inside a transaction block. */
 static void stat_temp(PGconn *conn, int64_t *bytes, int64_t *files)
 {
     *bytes = *files = -1;
+    if (PQtransactionStatus(conn) != PQTRANS_IDLE)
+        return;
+    if (PQserverVersion(conn) >= 150000)
+        PQclear(PQexec(conn, "SELECT pg_catalog.pg_stat_force_next_flush()"));
     PQclear(PQexec(conn, "SELECT pg_catalog.pg_stat_clear_snapshot()"));
     PGresult *res = PQexec(conn, "SELECT temp_bytes, temp_files FROM pg_catalog.pg_stat_database"
                                  " WHERE datname = pg_catalog.current_database()");
@@ -227,6 +247,12 @@ static void stat_temp(PGconn *conn, int64_t *bytes, int64_t *files)
         *files = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
     }
     PQclear(res);
+}
+
+static int compare_oids(const void *a, const void *b)
+{
+    unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
+    return (x > y) - (x < y);
 }
 
 /* The oids of the user's indexes (before a statement: what it builds is what is new after). */
@@ -241,6 +267,9 @@ static void read_indexes(PGconn *conn, unsigned **out, size_t *count)
         for (int r = 0; r < n; r++)
             (*out)[r] = (unsigned)strtoul(PQgetvalue(res, r, 0), NULL, 10);
         *count = (size_t)n;
+        /* sorted for had_index's binary search: a schema-per-tenant database has thousands
+         * of indexes, looked up after every statement */
+        qsort(*out, *count, sizeof(unsigned), compare_oids);
     }
     PQclear(res);
 }
@@ -337,11 +366,8 @@ static void measure_wal(rh_observer_t *o, PGconn *conn, dc_rehearse_stmt_t *s)
 
 static bool had_index(const rh_observer_t *o, unsigned oid)
 {
-    for (size_t i = 0; i < o->indexes_before_count; i++) {
-        if (o->indexes_before[i] == oid)
-            return true;
-    }
-    return false;
+    return bsearch(&oid, o->indexes_before, o->indexes_before_count, sizeof(unsigned),
+                   compare_oids) != NULL;
 }
 
 /* Indexes that are there now and were not before the statement: built by it. */

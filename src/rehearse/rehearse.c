@@ -130,7 +130,10 @@ static int migrate_measured(const dc_rehearse_opts_t *opts, const char *scratch,
     if (rc != 0 && dc_signal_received(NULL))
         return dc_error_set(err, "rehearsal interrupted: %s", merr.message);
     if (rc != 0) {
-        result->failure = dc_strdup(merr.message);
+        /* The server's message can quote the statement, password literal included. */
+        char clean[DC_ERROR_MAX * 2];
+        dc_redact(merr.message, clean, sizeof(clean));
+        result->failure = dc_strdup(clean);
         if (result->failed == NULL)
             result->failed = dc_strdup("(before the first migration)");
     }
@@ -166,6 +169,8 @@ int dc_rehearse_run(const dc_rehearse_opts_t *opts, dc_rehearse_result_t *result
         .maintenance_work_mem = opts->maintenance_work_mem,
         .backup = &no_backup,
         .key = opts->key,
+        .on_created = opts->on_scratch,
+        .created_ctx = opts->scratch_ctx,
     };
     dc_log_info("rehearse: restoring snapshot %s into scratch database %s", opts->ref,
                 result->scratch);

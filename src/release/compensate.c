@@ -12,6 +12,7 @@
 
 #include "deployctl/lint.h"
 #include "deployctl/log.h"
+#include "deployctl/pg.h"
 #include "deployctl/restore.h"
 #include "deployctl/signals.h"
 #include "deployctl/util.h"
@@ -341,6 +342,41 @@ static json_t *manual_db_steps(rel_t *r, const undo_t *u)
     return m;
 }
 
+/* A rehearsal's scratch database that a killed release left (journaled, never dropped): a copy
+ * of production, PII included, so it goes now. One on another server (--scratch) can only go
+ * when this run was given that URL; else it is a manual step. */
+static void drop_scratch(rel_t *r, json_t *manual)
+{
+    if (!r->st.scratch[0])
+        return;
+    const char *server = r->st.scratch_own        ? r->o->database_url
+                         : r->o->rehearse != NULL ? r->o->rehearse->scratch_url
+                                                  : NULL;
+    dc_error_t e;
+    dc_error_clear(&e);
+    if (server != NULL) {
+        char *url = dc_pg_url_with_database(server, r->st.scratch);
+        int rc = dc_pg_drop_database(url, "release", &e);
+        free(url);
+        if (rc == 0) {
+            comp_step(r, "scratch", "ok", r->st.scratch);
+            rel_event(r,
+                      json_pack("{s:s, s:s, s:b}", "event", "scratch_dropped", "database",
+                                r->st.scratch, "scratch_dropped", true),
+                      &e);
+            return;
+        }
+        dc_log_warn("release %s: %s", r->id, e.message);
+    }
+    char *step =
+        dc_sprintf("DROP DATABASE IF EXISTS \"%s\" WITH (FORCE);   # the rehearsal's "
+                   "scratch copy of production, on %s",
+                   r->st.scratch, r->st.scratch_own ? "its server" : "the --scratch server");
+    comp_step(r, "scratch", "failed", step);
+    json_array_append_new(manual, json_string(step));
+    free(step);
+}
+
 static const char *app_state(const rel_t *r)
 {
     if (!r->st.deploy_started)
@@ -432,23 +468,26 @@ int rel_compensate(rel_t *r, dc_error_t *err)
         json_decref(u.missing);
         return comp_stopped(r);
     }
+    json_t *manual = rc != 0 ? manual_db_steps(r, &u) : json_array();
+    drop_scratch(r, manual);
     if (rc != 0) {
         comp_step(r, "database", "failed", e.message);
         journal_step(r, "database", "failed", u.method[0] ? u.method : NULL, NULL);
         char *db = dc_sprintf("NOT restored: %s (migrations committed by this release: %zu)",
                               e.message, json_array_size(u.applied));
-        rel_set_state(r, db, app_state(r), manual_db_steps(r, &u));
+        rel_set_state(r, db, app_state(r), manual);
         free(db);
     } else {
         comp_step(r, u.method[0] ? u.method : "database", "ok", u.db_state);
         journal_step(r, "database", "ok", u.method[0] ? u.method : NULL, NULL);
-        rel_set_state(r, u.db_state, app_state(r), NULL);
+        rel_set_state(r, u.db_state, app_state(r), manual);
     }
     json_decref(u.applied);
     json_decref(u.resolved);
     json_decref(u.missing);
     if (r->st.maint_on && !r->st.maint_off_done &&
-        rel_hook(r, DC_HOOK_MAINTENANCE_OFF, "rolled-back", NULL, &e) != 0)
+        rel_hook(r, DC_HOOK_MAINTENANCE_OFF, r->rehearsal_refused ? "refused" : "rolled-back", NULL,
+                 &e) != 0)
         dc_log_warn("release %s: maintenance-off hook: %s", r->id, e.message);
     return rc == 0 ? DC_EXIT_ROLLED_BACK : DC_EXIT_ROLLBACK_FAILED;
 }

@@ -112,6 +112,12 @@ void rel_state_apply(rel_state_t *st, const json_t *ev)
         copy_str(ev, "id", st->snapshot, sizeof(st->snapshot));
         json_decref(st->before);
         st->before = json_deep_copy(json_object_get(ev, "migrations"));
+    } else if (strcmp(type, "scratch") == 0) {
+        copy_str(ev, "database", st->scratch, sizeof(st->scratch));
+        st->scratch_own = json_is_true(json_object_get(ev, "own_server"));
+    } else if (strcmp(type, "rehearsal") == 0 || strcmp(type, "scratch_dropped") == 0) {
+        if (json_is_true(json_object_get(ev, "scratch_dropped")))
+            st->scratch[0] = '\0';
     } else if (strcmp(type, "compensate") == 0) {
         st->compensating = true;
         if (str_is(ev, "step", "database") && str_is(ev, "status", "ok"))

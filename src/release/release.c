@@ -12,6 +12,7 @@
 #include "deployctl/lint.h"
 #include "deployctl/log.h"
 #include "deployctl/pg.h"
+#include "deployctl/fault.h"
 #include "deployctl/signals.h"
 #include "deployctl/smoke.h"
 #include "deployctl/util.h"
@@ -165,7 +166,7 @@ static long pending_migrations(rel_t *r)
 /* The rehearsal into the journal (one event: the snapshot it ran on, its verdict lines) and the
  * report (the whole rehearsal, as `rehearse --json` writes it). */
 static int record_rehearsal(rel_t *r, const dc_rehearse_result_t *res, const char *snapshot,
-                            bool ok, const char *error, dc_error_t *err)
+                            bool ok, bool scratch_dropped, const char *error, dc_error_t *err)
 {
     json_t *verdicts = json_array();
     for (size_t i = 0; res != NULL && i < res->count; i++) {
@@ -192,9 +193,27 @@ static int record_rehearsal(rel_t *r, const dc_rehearse_result_t *res, const cha
     json_decref(verdicts);
     if (res != NULL && res->failed != NULL)
         json_object_set_new(ev, "failed", json_string(res->failed));
+    /* the scratch database the journal named (event "scratch") is gone, or recover drops it */
+    if (r->st.scratch[0])
+        json_object_set_new(ev, "scratch_dropped", json_boolean(scratch_dropped));
     if (error != NULL)
         json_object_set_new(ev, "error", json_string(error));
     return rel_event(r, ev, err);
+}
+
+/* The scratch database into the journal as soon as it exists, before production's data goes
+ * into it: a release killed during the rehearsal leaves a copy of production that `recover`
+ * must drop (by name: never a database that existed before, the restore creates only new
+ * ones). */
+static int journal_scratch(void *ctx, const char *database, dc_error_t *err)
+{
+    rel_t *r = ctx;
+    int rc = rel_event(r,
+                       json_pack("{s:s, s:s, s:b}", "event", "scratch", "database", database,
+                                 "own_server", r->o->rehearse->scratch_url == NULL),
+                       err);
+    dc_fault_point("release-scratch-created");
+    return rc;
 }
 
 /* The pending migrations rehearsed on the pre-release snapshot m: the very snapshot a failure
@@ -217,6 +236,8 @@ static int phase_rehearse(rel_t *r, const dc_manifest_t *m, dc_error_t *err)
     ro.database = m->database;
     ro.ref = m->id;
     ro.key = r->o->key;
+    ro.on_scratch = journal_scratch;
+    ro.scratch_ctx = r;
     dc_rehearse_result_t res;
     dc_error_t e;
     dc_error_clear(&e);
@@ -235,8 +256,16 @@ static int phase_rehearse(rel_t *r, const dc_manifest_t *m, dc_error_t *err)
                  "snapshot %s: %zu statement(s), %zu held a write-blocking lock longer than "
                  "--max-lock %s",
                  res.snapshot, res.count, res.over_threshold, max);
+    if (r->st.scratch[0] && !res.scratch_dropped) {
+        size_t len = strlen(detail);
+        snprintf(detail + len, sizeof(detail) - len,
+                 "; the scratch database %s is left behind (drop it by hand)", r->st.scratch);
+    }
+    /* A verdict, or a rehearsal that could not run, refuses the release (exit 4); one stopped
+     * by a signal is a cancellation like in any other phase (compensated, exit 2). */
+    r->rehearsal_refused = !ok && (ran || !dc_signal_received(NULL));
     int rc = record_rehearsal(r, ran ? &res : NULL, ran ? res.snapshot : m->id, ok,
-                              ran ? NULL : e.message, err);
+                              res.scratch_dropped, ran ? NULL : e.message, err);
     dc_rehearse_result_free(&res);
     if (rc != 0)
         return -1;
@@ -540,8 +569,11 @@ static int run_smoke(rel_t *r, char *detail, size_t size)
     dc_smoke_opts_t so;
     dc_smoke_opts_init(&so);
     so.window_ms = o->smoke_window_ms;
-    /* SQL checks run as the application's queries do: through its pooler when there is one */
-    so.database_url = o->pooled_url != NULL ? o->pooled_url : o->database_url;
+    /* SQL checks run as the application's queries do: through its pooler when there is one,
+     * with the URL as given (the smoke runner applies its ?schema=) */
+    so.database_url = o->pooled_url != NULL           ? o->pooled_url
+                      : o->migrate.prisma_url != NULL ? o->migrate.prisma_url
+                                                      : o->database_url;
     dc_smoke_result_t res;
     int rc = dc_smoke_run(checks, n, &so, &res, &e);
     if (rc == 0) {
@@ -746,7 +778,7 @@ static int release_body(rel_t *r, dc_release_result_t *res, dc_error_t *err)
     rc = run_phases(r, err);
     if (rc < 0)
         return stopped(r, res, err);
-    if (rc > 0 && strcmp(r->failed_phase, "rehearse") == 0)
+    if (rc > 0 && r->rehearsal_refused && strcmp(r->failed_phase, "rehearse") == 0)
         return refuse_rehearsed(r, res, err);
     if (rc > 0) {
         int code = rel_compensate(r, err);

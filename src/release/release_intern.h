@@ -33,7 +33,9 @@ typedef struct rel_state {
     char snapshot[DC_SNAPSHOT_ID_LEN + 1];
     char pre_restore[DC_SNAPSHOT_ID_LEN + 1];
     char last_phase[32];
-    json_t *before; /* migrations applied when the snapshot was taken (names), or NULL */
+    char scratch[256]; /* a rehearsal's scratch database that exists (created, not dropped) */
+    bool scratch_own;  /* ... on the production server (else on --scratch's) */
+    json_t *before;    /* migrations applied when the snapshot was taken (names), or NULL */
     char on_failure[16];
 } rel_state_t;
 
@@ -58,6 +60,7 @@ typedef struct rel {
     double t0;
     char failed_phase[32];
     char failure[DC_ERROR_MAX];
+    bool rehearsal_refused; /* the rehearsal's verdict (or its failing to run) refused: exit 4 */
 } rel_t;
 
 /* ---- lock.c ---- */

@@ -184,7 +184,12 @@ static void table_phases(dc_buf_t *b, const json_t *report)
 static void section_rollback(dc_buf_t *b, const json_t *report)
 {
     const json_t *comp = json_object_get(report, "compensation");
-    dc_buf_appendf(b, "\n### Rollback\n");
+    /* a rehearsal's refusal (exit 4) migrated nothing: verified, nothing to roll back */
+    bool refused = strcmp(str(report, "outcome"), "refused") == 0;
+    dc_buf_appendf(b, "\n### %s\n",
+                   refused && strcmp(str(report, "failed_phase"), "rehearse") == 0
+                       ? "Refused by the rehearsal, nothing migrated"
+                       : "Rollback");
     if (comp == NULL) {
         dc_buf_appendf(b, "- not needed\n");
         return;
@@ -204,7 +209,7 @@ static void section_rollback(dc_buf_t *b, const json_t *report)
                        "`%s`\n",
                        str(report, "pre_restore_snapshot"));
     const json_t *state = json_object_get(report, "state");
-    bool ok = json_integer_value(json_object_get(report, "exit_code")) == 2;
+    bool ok = json_integer_value(json_object_get(report, "exit_code")) == 2 || refused;
     dc_buf_appendf(b, "- [%s] System verified — database: %s; application: %s\n", ok ? "x" : " ",
                    str(state, "database"), str(state, "application"));
     const json_t *manual = json_object_get(state, "manual_steps");
@@ -213,7 +218,8 @@ static void section_rollback(dc_buf_t *b, const json_t *report)
         json_array_foreach(manual, i, s) dc_buf_appendf(b, "%s\n", json_string_value(s));
         dc_buf_appendf(b, "```\n");
     }
-    dc_buf_appendf(b, "- [ ] Post-mortem scheduled\n");
+    if (!refused)
+        dc_buf_appendf(b, "- [ ] Post-mortem scheduled\n");
 }
 
 /* release --rehearse: the snapshot it ran on and one verdict line per statement. */

@@ -86,6 +86,8 @@ int dc_restore_connect_target(const dc_restore_opts_t *opts, const dc_manifest_t
         if (rc == 0 && PQntuples(res) == 0) {
             rc = create_database(maint, name, m, err);
             *created = rc == 0;
+            if (rc == 0 && opts->on_created != NULL)
+                rc = opts->on_created(opts->created_ctx, name, err);
         } else if (rc == 0 && opts->require_new_target) {
             rc = dc_error_set(err, "database %s already exists and is not ours to overwrite", name);
         }

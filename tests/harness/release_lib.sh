@@ -23,7 +23,7 @@ hook() {
     local name=$1 code=${2:-0} extra=${3:-}
     cat >"$HOOKS/$name" <<HOOK
 #!/usr/bin/env bash
-echo "$name phase=\$DEPLOYCTL_PHASE release=\$DEPLOYCTL_RELEASE_ID snapshot=\${DEPLOYCTL_SNAPSHOT:-} outcome=\${DEPLOYCTL_OUTCOME:-} report=\${DEPLOYCTL_REPORT:-} attempt=\${DEPLOYCTL_ATTEMPT:-} db=\${DATABASE_URL:-none}" >>"$CALLS"
+echo "$name phase=\$DEPLOYCTL_PHASE release=\$DEPLOYCTL_RELEASE_ID snapshot=\${DEPLOYCTL_SNAPSHOT:-} outcome=\${DEPLOYCTL_OUTCOME:-} report=\${DEPLOYCTL_REPORT:-} attempt=\${DEPLOYCTL_ATTEMPT:-} direct=\${DIRECT_URL:-none}\${DEPLOYCTL_POOLED_URL:-} db=\${DATABASE_URL:-none}" >>"$CALLS"
 $extra
 exit $code
 HOOK

@@ -89,15 +89,18 @@ for direct_var in DATABASE_URL_DIRECT DIRECT_URL; do
 done
 pass "a pooled URL through pgbouncer to the same database passes (--pooled-url, DATABASE_URL beside DATABASE_URL_DIRECT or DIRECT_URL)"
 
-# A pooled URL that is not pooled warns; one that reaches another database fails.
-check --database "$direct" --pooled-url "$direct" --json
+# A pooled URL that is not pooled warns; one that reaches another database fails. The pooled
+# session here runs in another TimeZone and DateStyle (as an app role's ALTER ROLE ... SET may
+# have it): still the same server.
+check --database "$direct" --json \
+    --pooled-url "$direct?options=-c%20TimeZone%3DPacific/Chatham%20-c%20DateStyle%3DSQL,DMY"
 [[ $rc -eq 0 && $(status_of pooled-url) == warning ]] ||
     fail "a direct --pooled-url: rc $rc, $(status_of pooled-url): $(detail_of pooled-url)"
 [[ $(detail_of pooled-url) == *"not through a pooler"* ]] || fail "detail: $(detail_of pooled-url)"
 other=$(new_db other)
 check --database "$direct" --pooled-url "$DC_PGB_URL_BASE/$other" --json
 assert_eq 4 "$rc" "a --pooled-url to another database: exit code"
-[[ $(status_of pooled-url) == failed && $(detail_of pooled-url) == *"another database"* ]] ||
+[[ $(status_of pooled-url) == failed && $(detail_of pooled-url) == *"another database"*"(from --pooled-url)"* ]] ||
     fail "another database: $(status_of pooled-url): $(detail_of pooled-url)"
 ! grep -qF "$DC_PG_PASSWORD" "$WORK/out" "$WORK/err" || fail "the password was printed"
 pass "a direct --pooled-url warns; one reaching another database fails (exit 4), no password printed"
@@ -123,4 +126,14 @@ run_deployctl release --database "$direct" --pooled-url "$pooled" --store "file:
 assert_eq pooled "$(jq -r .smoke.sql_connection "$WORK/release.json")" "smoke with a pooled URL"
 n3=$(logins)
 assert_eq $((n3 - n2)) $((n1 - n0 + 1)) "pgbouncer logins of the release: its precheck's and the smoke checks'"
-pass "release runs the SQL smoke checks through the pooled URL"
+# Prisma's pooled DATABASE_URL names the app's schema (?schema=): the smoke checks' unqualified
+# names resolve there, as the app's do.
+psql_admin "$db" -c "CREATE SCHEMA app" -c "CREATE TABLE app.only_in_app_schema (id int)" >/dev/null
+mkdir -p "$WORK/smoke-app"
+echo 'SELECT count(*) = 0 FROM only_in_app_schema' >"$WORK/smoke-app/app.sql"
+run_deployctl release --database "$direct" --pooled-url "$pooled?pgbouncer=true&schema=app" \
+    --store "file://$store" --migrations "$WORK/migrations" --smoke-queries "$WORK/smoke-app" \
+    --smoke-window 1 --report "$WORK/release.json"
+[[ $rc -eq 0 ]] || fail "release with a pooled URL's ?schema=app: $rc $(tail -3 "$WORK/err")"
+assert_eq pooled "$(jq -r .smoke.sql_connection "$WORK/release.json")" "smoke through the pooled URL with ?schema="
+pass "release runs the SQL smoke checks through the pooled URL (its ?schema= applied)"

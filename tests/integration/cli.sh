@@ -42,6 +42,16 @@ jq -e -s 'length > 0 and all(.[]; has("time") and has("level") and has("msg"))' 
     fail "log.format = json did not give JSON lines: $(cat "$WORK/err")"
 pass "config file: database, store and log format"
 
+# A config file readable by others holding the app's pooled URL with its password: warned.
+printf '[database]\npooled_url = postgresql://app:Pooled-pw-9@127.0.0.1:1/app\n' >"$WORK/exposed.conf"
+chmod 644 "$WORK/exposed.conf"
+echo 'SELECT 1;' >"$WORK/one.sql"
+run_deployctl lint --config "$WORK/exposed.conf" "$WORK/one.sql"
+grep -q "exposed.conf holds a password and is readable by others; chmod 600 it" "$WORK/err" ||
+    fail "no permission warning for a pooled URL's password: $(cat "$WORK/err")"
+! grep -q "Pooled-pw-9" "$WORK/err" "$WORK/out" || fail "the pooled URL's password was printed"
+pass "a readable config file holding database.pooled_url's password is warned about"
+
 DEPLOYCTL_STORE="file://$WORK/store-from-env" DEPLOYCTL_LOG_FORMAT=text run_deployctl backup --config "$WORK/deployctl.conf"
 [[ $rc -eq 0 ]] || fail "backup with env overrides: $(cat "$WORK/err")"
 [[ -n $(find "$WORK/store-from-env" -name manifest.json) ]] || fail "DEPLOYCTL_STORE did not win over the file"

@@ -55,6 +55,16 @@ grep -qF "$DC_PG_PASSWORD" "$WORK/out" "$WORK/err" && fail "the password is in d
 assert_eq "ext_table" "$(psql_value "$db" "SELECT to_regclass('ext_table')")" "the command ran against the database"
 pass "migrate.command runs without a shell, DATABASE_URL only in its environment; deployctl reports what it applied"
 
+# Prisma's directUrl = env("DIRECT_URL"): the command migrates through the database deployctl
+# snapshots (--database here), never through a DIRECT_URL (or a pooled URL) it inherited.
+inherited=postgresql://other:Inherited5ecret@elsewhere.invalid/otherdb
+DIRECT_URL=$inherited DEPLOYCTL_POOLED_URL=$inherited DEPLOYCTL_REHEARSE_SCRATCH=$inherited \
+    FAKE_NAME=20240101000001_ext_direct run_deployctl migrate deploy --config "$WORK/deployctl.conf" --database "$url"
+[[ $rc -eq 0 ]] || fail "external deploy with an inherited DIRECT_URL: rc $rc: $(cat "$WORK/err")"
+grep -qxF "DIRECT_URL=$url" "$WORK/env" || fail "DIRECT_URL is not the direct URL: $(grep DIRECT_URL "$WORK/env")"
+grep -qF "Inherited5ecret" "$WORK/env" && fail "an inherited URL reached the command: $(grep Inherited5ecret "$WORK/env")"
+pass "migrate.command gets DIRECT_URL = the direct URL, no inherited DIRECT_URL or DEPLOYCTL_POOLED_URL"
+
 # A command that fails, leaving a failed migration: reported, non-zero.
 FAKE_FAIL=1 FAKE_NAME=20240102000000_ext_bad run_deployctl migrate deploy --config "$WORK/deployctl.conf" --database "$url"
 [[ $rc -eq 1 ]] || fail "failing command: rc $rc"

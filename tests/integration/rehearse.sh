@@ -112,6 +112,11 @@ pass "--scratch URL is created and dropped; an existing database is refused and 
 # --scratch naming production is refused before anything is restored.
 run_deployctl rehearse --database "$url" --store "$store" --migrations "$dir" --scratch "$url" --quiet
 expect_error_line "--scratch production" "production database"
+# ... also when the database's name holds a '/' (legal): the identity is not cut at it.
+slash=$(new_db "app/prod")
+slash_url=$DC_PG_URL_BASE/${slash//\//%2F}
+run_deployctl rehearse --database "$slash_url" --store "$store" --migrations "$dir" --scratch "$slash_url" --quiet
+expect_error_line "--scratch production, a name with a slash" "production database"
 
 # Temporary files and index sizes: an index build on the 200k-row table under the smallest
 # maintenance_work_mem spills its sort to temporary files, and the index it built has a size.
@@ -143,6 +148,25 @@ grep -q 'index public.inventory_items_name_idx built, ' "$WORK/out" || fail "tex
 echo "index build: $(jq -r '"\(.seconds) s, temp \(.temp_bytes) bytes in \(.temp_files) files, index \(.indexes[0].bytes) bytes"' <<<"$build")"
 pass "an index build reports its temporary files and the index's size (JSON, text, Markdown)"
 
+# Without pg_monitor (pg_ls_tmpdir denied) the index build's temporary files cannot be seen:
+# the statistics counter is not flushed inside the migration's transaction, so the answer is
+# unknown (null, "?"), never a made-up 0 B.
+role=t_rehearse_nomon_$$
+psql_admin postgres -c "DROP ROLE IF EXISTS $role" -c "CREATE ROLE $role LOGIN CREATEDB PASSWORD 'Nomon-pw-1'" >/dev/null
+on_exit "psql_admin postgres -c 'DROP ROLE IF EXISTS $role' >/dev/null 2>&1"
+# a member of the snapshot's owner (the restore gives its tables back to it), not a superuser
+psql_admin postgres -c "GRANT dctest TO $role" >/dev/null
+run_deployctl rehearse --database "postgresql://$role:Nomon-pw-1@127.0.0.1:$DC_PG_PORT/$db" --store "$store" \
+    --migrations "$idx" --max-lock 1h --json
+[[ $rc -eq 0 ]] || fail "rehearsal without pg_monitor: $rc $(cat "$WORK/err")"
+build=$(jq -c '.statements[] | select(.statement | test("^CREATE INDEX"))' "$WORK/out")
+jq -e '.temp_bytes == null and .temp_files == null' <<<"$build" >/dev/null ||
+    fail "temporary files without pg_monitor: $build"
+run_deployctl rehearse --database "postgresql://$role:Nomon-pw-1@127.0.0.1:$DC_PG_PORT/$db" --store "$store" \
+    --migrations "$idx" --max-lock 1h
+grep -Eq 'temp \?' "$WORK/out" || fail "text: temp is not '?': $(cat "$WORK/out")"
+pass "without pg_monitor the temporary files are unknown (null, ?), not 0"
+
 assert_eq "$before" "$(fingerprint "$db")" "production untouched"
 assert_eq 1 "$(psql_value "$db" "SELECT count(*) FROM _prisma_migrations")" "production's history untouched"
 pass "production untouched"
@@ -155,7 +179,8 @@ rm -r "$dir/20240203000000_broken"
 hooks=$WORK/hooks
 mkdir -p "$hooks"
 for h in maintenance-on maintenance-off; do
-    printf '#!/bin/sh\necho %s >>"%s/hooks.log"\n' "$h" "$WORK" >"$hooks/$h"
+    printf '#!/bin/sh\necho %s >>"%s/hooks.log"\necho "%s $DEPLOYCTL_OUTCOME" >>"%s/outcomes.log"\n' \
+        "$h" "$WORK" "$h" "$WORK" >"$hooks/$h"
     chmod +x "$hooks/$h"
 done
 release() { # report max-lock
@@ -165,6 +190,11 @@ release() { # report max-lock
 run_deployctl release --database "$url" --store "$store" --migrations "$dir" --rehearse --dry-run
 grep -q 'backup (tag release, verified), rehearse (on that snapshot), migrate' "$WORK/out" ||
     fail "the dry run's plan does not show the rehearsal: $(cat "$WORK/out")"
+# A migration holding a password literal, which fails in the rehearsal (no such role): its
+# statement reaches the journal, its database copy and both reports, masked.
+mkdir -p "$dir/20240203000001_role_password"
+echo "ALTER ROLE deployctl_no_such_role PASSWORD 'hunter2Secret9';" \
+    >"$dir/20240203000001_role_password/migration.sql"
 release refused 50ms
 [[ $rc -eq 4 ]] || fail "release --rehearse --max-lock 50ms: expected exit 4, got $rc: $(cat "$WORK/err")"
 rep=$WORK/refused.json
@@ -189,10 +219,23 @@ grep -q ':x: `20240201000000_quantity_numeric` line 1: ALTER TABLE inventory_ite
 grep -q 'rehearse: 20240201000000_quantity_numeric line 1: ALTER TABLE inventory_items' "$WORK/err" ||
     fail "the verdict is not logged: $(cat "$WORK/err")"
 assert_eq "maintenance-on maintenance-off" "$(paste -sd' ' "$WORK/hooks.log")" "maintenance window ended"
+grep -qx "maintenance-off refused" "$WORK/outcomes.log" || fail "maintenance-off's DEPLOYCTL_OUTCOME: $(cat "$WORK/outcomes.log")"
+grep -q "### Refused by the rehearsal, nothing migrated" "$WORK/refused.md" || fail "markdown heading: $(cat "$WORK/refused.md")"
+grep -q -- "- \[x\] System verified — database: unchanged" "$WORK/refused.md" || fail "markdown: not verified: $(cat "$WORK/refused.md")"
+grep -q "Post-mortem" "$WORK/refused.md" && fail "markdown: a refusal asks for a post-mortem"
 assert_eq "$before" "$(fingerprint "$db")" "refused release changed nothing"
 [[ -z $(find "$WORK/store" -path "*$snap*" -name 'pin-*') ]] || fail "snapshot $snap left pinned"
 assert_eq 0 "$(scratch_left)" "scratch database dropped after release --rehearse"
-pass "release --rehearse over --max-lock: exit 4 on its own pre-release snapshot, production untouched, maintenance ended, unpinned"
+jq -e '.rehearsal.failed == "20240203000001_role_password"' "$rep" >/dev/null ||
+    fail "the failing migration is not in the report: $(jq -c '.rehearsal | del(.statements)' "$rep")"
+grep -q "ALTER ROLE deployctl_no_such_role PASSWORD" "$journal" || fail "the statement is not in the journal"
+for f in "$journal" "$rep" "$WORK/refused.md" "$WORK/err"; do
+    ! grep -q hunter2Secret9 "$f" || fail "the password literal is in $f: $(grep hunter2Secret9 "$f")"
+done
+assert_eq 0 "$(psql_value "$db" "SELECT count(*) FROM deployctl.release_events WHERE event::text LIKE '%hunter2Secret9%'")" \
+    "the password literal in deployctl.release_events"
+rm -r "$dir/20240203000001_role_password"
+pass "release --rehearse over --max-lock: exit 4 on its own pre-release snapshot, production untouched, maintenance ended, unpinned, no password"
 
 rm "$WORK/hooks.log"
 release released 1h

@@ -7,6 +7,8 @@
 # release pauses (DEPLOYCTL_FAULT=release-phase-PHASE:sleep=2) or dies
 # (release-phase-PHASE) right after journaling the phase's start, and the journal's last
 # started phase is checked; each cell's exit is asserted where it is certain (expected_exit).
+# Then the rehearse phase of `release --rehearse`: killed once its scratch database exists, then
+# recovered; and stopped by SIGINT there (a cancellation, exit 2, not a refusal).
 source "$(dirname "$0")/../harness/lib.sh"
 source "$HARNESS/release_lib.sh"
 
@@ -154,4 +156,64 @@ for phase in $phases; do
     for fault in $faults; do
         cell "$phase" "$fault"
     done
+done
+
+# The rehearse phase (release --rehearse): killed once its scratch copy of production exists
+# (journaled before any data goes in), then recover: aborted, the database as before, the
+# maintenance window closed and the scratch database dropped. Stopped by a signal there: a
+# cancellation (exit 2, compensated), not a refusal (exit 4).
+scratch_events() { cat "$JDIR"/*.jsonl 2>/dev/null | grep -c '"event":"scratch"' || true; }
+scratch_of_last() { # the scratch database the newest journal names
+    jq -r 'select(.event == "scratch") | .database' "$(ls "$JDIR"/*.jsonl | tail -1)" | tail -1
+}
+rehearse_cell() { # fault
+    n=$((n + 1))
+    local m=2024060100$(printf '%04d' $n)_m$n what="rehearse x $1" scratch
+    add "$m" "CREATE TABLE m$n (id int);"
+    all_hooks
+    hook maintenance-on
+    hook maintenance-off
+    app_status 200
+    : >"$CALLS"
+    before=$(state)
+    scratches=$(scratch_events)
+    if [[ $1 == sigkill ]]; then
+        DEPLOYCTL_FAULT=release-scratch-created release --rehearse
+        assert_eq 137 "$rc" "$what: killed at the fault point"
+        assert_eq rehearse "$(last_started)" "$what: the phase it died in"
+        scratch=$(scratch_of_last)
+        [[ $scratch == deployctl_rehearse_* ]] || fail "$what: the journal names no scratch database"
+        db_exists "$scratch" || fail "$what: the scratch database $scratch was not there to leave"
+        recover
+        expect_rc 2 "$what: recover"
+        assert_eq aborted "$(report .outcome)" "$what: outcome"
+        grep -q "DROP DATABASE" <<<"$(report '.state.manual_steps[]?')" &&
+            fail "$what: dropping the scratch database was left to the operator"
+    else
+        DEPLOYCTL_FAULT=release-scratch-created:sleep=1 "$DEPLOYCTL" release --database "$url" \
+            --migrations "$dir" --store "$STORE" --hooks "$HOOKS" --smoke "$APP_URL" --rehearse \
+            --report "$REPORT" >"$WORK/out" 2>"$WORK/err" &
+        bg=$!
+        for _ in $(seq 300); do
+            [[ $(scratch_events) -gt $scratches ]] && break
+            sleep 0.05
+        done
+        scratch=$(scratch_of_last)
+        kill -INT "$bg"
+        set +e
+        wait "$bg"
+        rc=$?
+        set -e
+        assert_eq 2 "$rc" "$what: a cancelled rehearsal is compensated (exit 2), not refused (4): $(tail -3 "$WORK/err")"
+        [[ $(report .outcome) != refused ]] || fail "$what: outcome refused"
+    fi
+    assert_eq "$before" "$(state)" "$what: database identical to before"
+    grep -q '^maintenance-off' "$CALLS" || fail "$what: the maintenance window was left open: $(called)"
+    db_exists "$scratch" && fail "$what: the scratch database $scratch was left behind"
+    rm -rf "${dir:?}/$m"
+    rm -f "$HOOKS/maintenance-on" "$HOOKS/maintenance-off"
+    pass "$what: exit $rc ($(report .outcome)), nothing changed, maintenance ended, scratch dropped"
+}
+for fault in ${RELEASE_REHEARSE_FAULTS:-sigkill sigint}; do
+    rehearse_cell "$fault"
 done

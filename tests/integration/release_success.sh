@@ -10,13 +10,14 @@ source "$HARNESS/release_lib.sh"
 all_hooks
 add 20240201000000_tags 'CREATE TABLE tags (id serial PRIMARY KEY, label text);'
 export GITHUB_STEP_SUMMARY=$WORK/summary.md
-# Credentials everywhere a CI job has them: DATABASE_URL and PGPASSWORD in the environment, and
+# Credentials everywhere a CI job has them: DATABASE_URL, Prisma's DIRECT_URL,
+# DEPLOYCTL_POOLED_URL and PGPASSWORD in the environment, and
 # a smoke URL with a password and a token in its query string. None may reach a hook, a report,
 # the journal (or its database copy) or the output.
 pw=$(sed -n 's#^postgresql://[^:]*:\([^@]*\)@.*#\1#p' <<<"$url")
 [[ -n $pw ]] || fail "setup: the test cluster's URL has no password: $url"
 smoke_url="http://smoke:Sm0kePw9@127.0.0.1:$(cat "$WORK/app_port")/health?a=1&token=T0kenS3cret&x=2"
-DATABASE_URL=$url PGPASSWORD=$pw release --smoke "$smoke_url"
+DATABASE_URL=$url DIRECT_URL=$url DEPLOYCTL_POOLED_URL=$url PGPASSWORD=$pw release --smoke "$smoke_url"
 expect_rc 0 "release"
 assert_eq "t" "$(q "SELECT to_regclass('public.tags') IS NOT NULL")" "migration applied"
 assert_eq "pre-release deploy post-release notify" "$(called)" "hooks called in order"
@@ -24,7 +25,8 @@ id=$(report .release)
 grep -q "^deploy phase=deploy release=$id snapshot=2" "$CALLS" || fail "deploy env: $(cat "$CALLS")"
 grep -q "^notify phase=notify release=$id .* outcome=released report=$REPORT" "$CALLS" ||
     fail "notify env: $(grep notify "$CALLS")"
-[[ $(grep -c ' db=none$' "$CALLS") -eq $(wc -l <"$CALLS") ]] || fail "a hook saw DATABASE_URL: $(cat "$CALLS")"
+[[ $(grep -c ' direct=none db=none$' "$CALLS") -eq $(wc -l <"$CALLS") ]] ||
+    fail "a hook saw DATABASE_URL, DIRECT_URL or DEPLOYCTL_POOLED_URL: $(cat "$CALLS")"
 pass "hooks called in order with the release's environment, no credentials"
 
 for f in "$CALLS" "$REPORT" "$WORK/report.md" "$GITHUB_STEP_SUMMARY" "$WORK/out" "$WORK/err" \

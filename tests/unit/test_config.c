@@ -343,6 +343,33 @@ static void test_pooled_url_precedence(void **state)
     finish_ok(fx);
     assert_string_equal(dc_config_get(&fx->cfg, DC_OPT_POOLED_URL),
                         "postgresql://staging@pgbouncer/app");
+
+    /* a direct URL from --database does not pair with the shell's
+     * DATABASE_URL and DIRECT_URL (a dev .env): no pooled URL is derived */
+    setenv("DATABASE_URL", "postgresql://dev@localhost/app", 1);
+    setenv("DIRECT_URL", "postgresql://dev@localhost/app", 1);
+    reset(fx);
+    dc_config_offer(&fx->cfg, DC_OPT_DATABASE, "postgresql://prod@db/app", DC_SRC_FLAG,
+                    "--database");
+    finish_ok(fx);
+    assert_string_equal(dc_config_get(&fx->cfg, DC_OPT_DATABASE), "postgresql://prod@db/app");
+    assert_null(dc_config_get(&fx->cfg, DC_OPT_POOLED_URL));
+
+    /* the opt-out: --pooled-url none (or empty, or DEPLOYCTL_POOLED_URL=none) beats the pair */
+    static const char *const none[] = {"none", "", "NONE"};
+    setenv("DIRECT_URL", "postgresql://direct@db/app", 1);
+    for (int i = 0; i < 3; i++) {
+        reset(fx);
+        dc_config_offer(&fx->cfg, DC_OPT_POOLED_URL, none[i], DC_SRC_FLAG, "--pooled-url");
+        finish_ok(fx);
+        assert_string_equal(dc_config_get(&fx->cfg, DC_OPT_DATABASE), "postgresql://direct@db/app");
+        assert_null(dc_config_get(&fx->cfg, DC_OPT_POOLED_URL));
+    }
+    setenv("DEPLOYCTL_POOLED_URL", "none", 1);
+    reset(fx);
+    finish_ok(fx);
+    assert_null(dc_config_get(&fx->cfg, DC_OPT_POOLED_URL));
+    clear_environment();
 }
 
 /* ---- the INI file ---- */

@@ -550,7 +550,9 @@ static void test_order_does_not_count(void **state)
     (void)state;
     dc_migration_t items[] = {local("1_init", "CREATE TABLE a (id int);\n"),
                               local("2_tags", "CREATE TABLE t (id int);\n")};
-    /* staging applied them in the other order (2_tags came first on its branch) */
+    /* staging applied them in the other order (2_tags came first on its branch). This half
+     * covers the history's row order only: classify builds the entries in directory order
+     * whatever it, so the entries' own order is tested below by swapping them. */
     fake_row_t staging[] = {{"2_tags", items[1].sql, true, false},
                             {"1_init", items[0].sql, true, false}};
     fake_row_t production[] = {{"1_init", items[0].sql, true, false},
@@ -599,6 +601,48 @@ static void test_missing_and_extra(void **state)
     assert_non_null(d);
     assert_int_equal(d->kind, DC_PROMOTE_NOT_IN_TARGET);
     assert_string_equal(d->target_checksum, "");
+    dc_promote_result_free(&r);
+}
+
+static void test_hotfix_only_on_target(void **state)
+{
+    (void)state;
+    /* production applied 2_hotfix by hand: not in the directory, and staging never had it */
+    dc_migration_t items[] = {local("1_init", "CREATE TABLE a (id int);\n")};
+    const char *hotfix = "UPDATE a SET id = 1;\n";
+    fake_row_t staging[] = {{"1_init", items[0].sql, true, false}};
+    fake_row_t production[] = {{"1_init", items[0].sql, true, false},
+                               {"2_hotfix", hotfix, true, false}};
+    dc_promote_result_t r;
+    compare(staging, N(staging), production, N(production), items, N(items), &r);
+    assert_int_equal(r.same, 1);
+    assert_int_equal(r.count, 1);
+    assert_string_equal(r.diffs[0].name, "2_hotfix");
+    assert_int_equal(r.diffs[0].kind, DC_PROMOTE_MISSING_ON_SOURCE);
+    char sum[65];
+    dc_migrate_checksum(hotfix, strlen(hotfix), sum);
+    assert_string_equal(r.diffs[0].target_checksum, sum);
+    assert_string_equal(r.diffs[0].source_checksum, "");
+    dc_promote_result_free(&r);
+}
+
+static void test_failed_on_both(void **state)
+{
+    (void)state;
+    /* 2_tags failed on staging and on production: one finding, production's (deploy refuses
+     * there until it is resolved), not also "not in target" */
+    dc_migration_t items[] = {local("1_init", "CREATE TABLE a (id int);\n"),
+                              local("2_tags", "CREATE TABLE t (id int);\n")};
+    fake_row_t staging[] = {{"1_init", items[0].sql, true, false},
+                            {"2_tags", items[1].sql, false, false}};
+    fake_row_t production[] = {{"1_init", items[0].sql, true, false},
+                               {"2_tags", items[1].sql, false, false}};
+    dc_promote_result_t r;
+    compare(staging, N(staging), production, N(production), items, N(items), &r);
+    assert_int_equal(r.same, 1);
+    assert_int_equal(r.count, 1);
+    assert_string_equal(r.diffs[0].name, "2_tags");
+    assert_int_equal(r.diffs[0].kind, DC_PROMOTE_FAILED_ON_TARGET);
     dc_promote_result_free(&r);
 }
 
@@ -696,6 +740,8 @@ int main(void)
         cmocka_unit_test(test_same_names_and_checksums_match),
         cmocka_unit_test(test_order_does_not_count),
         cmocka_unit_test(test_missing_and_extra),
+        cmocka_unit_test(test_hotfix_only_on_target),
+        cmocka_unit_test(test_failed_on_both),
         cmocka_unit_test(test_checksum_differs),
         cmocka_unit_test(test_failed_rows),
         cmocka_unit_test(test_rolled_back_rows),

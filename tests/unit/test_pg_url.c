@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "deployctl/log.h"
 #include "deployctl/pg.h"
 #include "deployctl/util.h"
 
@@ -112,6 +113,20 @@ static void test_url_database(void **state)
     assert_true(err.message[0] != '\0');
 }
 
+/* A Prisma pooled URL (?pgbouncer=true: libpq refuses to parse it as is) still registers its
+ * password, decoded, so that a message quoting it without the URL around is masked. */
+static void test_prisma_url_secrets_registered(void **state)
+{
+    (void)state;
+    dc_secrets_forget_all();
+    dc_pg_register_secrets("postgresql://app:Pr1sma%21pw@pgbouncer:6432/app?pgbouncer=true&"
+                           "connection_limit=1");
+    char out[128];
+    dc_redact("password Pr1sma!pw was rejected", out, sizeof(out));
+    assert_string_equal(out, "password *** was rejected");
+    dc_secrets_forget_all();
+}
+
 static void test_count_newlines(void **state)
 {
     (void)state;
@@ -129,6 +144,7 @@ int main(void)
         cmocka_unit_test(test_conninfo_without_password),
         cmocka_unit_test(test_conninfo_other_database),
         cmocka_unit_test(test_url_database),
+        cmocka_unit_test(test_prisma_url_secrets_registered),
         cmocka_unit_test(test_count_newlines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
