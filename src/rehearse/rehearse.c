@@ -14,16 +14,28 @@
 #include "deployctl/util.h"
 #include "rehearse_intern.h"
 
-/* deployctl_rehearse_<random>: never the name of a database that is already there (the restore
- * must create it, or it does not run). */
-static void scratch_name(char *out, size_t size)
+/* deployctl_rehearse_<database>_<random>: says whose copy a leftover is (the database's name
+ * in lower case, letters, digits and _ only, at most 24 of them), and is never the name of a
+ * database that is already there (the restore must create it, or it does not run). */
+static void scratch_name(const char *production_url, char *out, size_t size)
 {
+    char database[128] = "", label[25] = "";
+    dc_error_t ignored;
+    if (dc_pg_url_database(production_url, database, sizeof(database), &ignored) != 0)
+        database[0] = '\0';
+    size_t n = 0;
+    for (const char *c = database; *c != '\0' && n < sizeof(label) - 1; c++) {
+        char lower = (char)tolower((unsigned char)*c);
+        if ((lower >= 'a' && lower <= 'z') || (lower >= '0' && lower <= '9') || lower == '_')
+            label[n++] = lower;
+    }
+    label[n] = '\0';
     uint8_t rnd[4] = {0};
     char hex[9];
     if (RAND_bytes(rnd, sizeof(rnd)) != 1)
         memcpy(rnd, &(uint32_t){(uint32_t)getpid()}, sizeof(rnd));
     dc_hex_encode(rnd, sizeof(rnd), hex);
-    snprintf(out, size, "deployctl_rehearse_%s", hex);
+    snprintf(out, size, "deployctl_rehearse_%s%s%s", label, n > 0 ? "_" : "", hex);
 }
 
 /* The server instance (port and start time) and database a connection reaches. */
@@ -152,7 +164,7 @@ int dc_rehearse_run(const dc_rehearse_opts_t *opts, dc_rehearse_result_t *result
         scratch = dc_strdup(opts->scratch_url);
         dc_pg_url_database(scratch, result->scratch, sizeof(result->scratch), err);
     } else {
-        scratch_name(result->scratch, sizeof(result->scratch));
+        scratch_name(opts->production_url, result->scratch, sizeof(result->scratch));
         scratch = dc_pg_url_with_database(opts->production_url, result->scratch);
     }
     dc_backup_opts_t no_backup = {0};

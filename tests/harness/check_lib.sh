@@ -36,7 +36,7 @@ new_role() { # name [login]
 }
 
 end_session() { # application_name
-    psql_value postgres "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '$1'" >/dev/null
+    psql_value postgres "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '$1' AND datname = '$db'" >/dev/null
 }
 
 # Runs SQL in the background in a session named application_name (psql as the superuser, or

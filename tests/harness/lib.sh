@@ -45,6 +45,12 @@ psql_admin() { # db args...
     shift
     PGOPTIONS=${PGOPTIONS:--c client_min_messages=warning} "$DC_PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$DC_PG_SOCKET" -p "$DC_PG_PORT" -U postgres -d "$db" "$@"
 }
+# Scratch databases deep verify made for snapshot ID that still exist. Keyed to the snapshot:
+# other tests' deep verifies run on the same cluster at the same time.
+verify_scratch_dbs() { # id
+    psql_value postgres "SELECT count(*) FROM pg_database WHERE datname LIKE 'deployctl_verify_$(tr 'A-Z-' 'a-z_' <<<"$1")_%'"
+}
+
 psql_value() { # db sql
     psql_admin "$1" -At -c "$2"
 }

@@ -8,7 +8,7 @@ source "$DC_SOURCE_DIR/tests/harness/lib.sh"
 source "$DC_SOURCE_DIR/tests/harness/migrate_lib.sh"
 valid() { q "SELECT indisvalid::text FROM pg_index WHERE indexrelid = to_regclass('$1')"; }
 end_session() { # application_name
-    psql_admin postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '$1'" >/dev/null
+    psql_admin postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '$1' AND datname = '$db'" >/dev/null
 }
 on_exit "end_session test-snapshot"
 

@@ -19,7 +19,7 @@ wait_for() { # sql what
 }
 # Ends a session this test started, found by its application_name.
 end_session() { # application_name
-    psql_admin postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '$1'" >/dev/null
+    psql_admin postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '$1' AND datname = '$db'" >/dev/null
 }
 on_exit "end_session test-blocker; end_session test-prisma; end_session test-runner"
 
@@ -30,8 +30,8 @@ add 20240102000000_next "INSERT INTO items VALUES (1);"
 # on a loaded machine).
 "$DEPLOYCTL" migrate deploy --database "$url" --migrations "$dir" --json >"$WORK/a.out" 2>"$WORK/a.err" &
 a=$!
-wait_for "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND objid = $OUR_LOCK AND granted" "runner A's lock"
-a_pid=$(q "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = $OUR_LOCK AND granted")
+wait_for "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND objid = $OUR_LOCK AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())" "runner A's lock"
+a_pid=$(q "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = $OUR_LOCK AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
 # status meanwhile: the migration being applied has no finished_at yet; the runner is named.
 run_deployctl migrate status --database "$url" --migrations "$dir" --json
 grep -q "\"runner_pid\":$a_pid" "$WORK/out" || fail "status does not name the running deploy: $(cat "$WORK/out")"
@@ -54,7 +54,7 @@ pass "two runners at once: one waits (then has nothing to do), one refuses (75);
 
 # Prisma's lock held by a `prisma migrate` (here: a session holding it).
 PGAPPNAME=test-prisma psql_admin "$db" -c "SELECT pg_advisory_lock(72707369), pg_sleep(60)" >/dev/null 2>&1 &
-wait_for "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND objid = 72707369 AND granted" "the Prisma lock"
+wait_for "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND objid = 72707369 AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())" "the Prisma lock"
 prisma_pid=$(q "SELECT pid FROM pg_stat_activity WHERE application_name = 'test-prisma'")
 add 20240103000000_third "INSERT INTO items VALUES (3);"
 run_deployctl migrate deploy --database "$url" --migrations "$dir" --lock-timeout 1s
@@ -68,7 +68,7 @@ pass "Prisma's advisory lock held: refused, the holder named"
 # resolve and down take the runner lock too: beside a running deploy (here: a session holding
 # deployctl's lock) they wait --lock-timeout, then refuse (75) and change nothing.
 PGAPPNAME=test-runner psql_admin "$db" -c "SELECT pg_advisory_lock($OUR_LOCK), pg_sleep(60)" >/dev/null 2>&1 &
-wait_for "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND objid = $OUR_LOCK AND granted" "the runner lock"
+wait_for "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND objid = $OUR_LOCK AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())" "the runner lock"
 history_before=$(q "SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM _prisma_migrations t")
 run_deployctl migrate resolve --applied 20240103000000_third --database "$url" --migrations "$dir" --lock-timeout 500ms
 [[ $rc -eq 75 ]] || fail "resolve beside a running deploy: rc $rc: $(cat "$WORK/err")"

@@ -26,8 +26,11 @@ echo 'ALTER TABLE inventory_items ALTER COLUMN quantity TYPE numeric;' \
     >"$dir/20240201000000_quantity_numeric/migration.sql"
 echo 'ALTER TABLE inventory_items ADD COLUMN note text;' >"$dir/20240202000000_add_note/migration.sql"
 
+# This test's scratch databases (named after $db: other tests rehearse on the cluster too).
 scratch_left() {
-    psql_value postgres "SELECT count(*) FROM pg_database WHERE datname LIKE 'deployctl_rehearse_%'"
+    local label
+    label=$(tr 'A-Z' 'a-z' <<<"$db" | tr -cd 'a-z0-9_' | cut -c1-24)
+    psql_value postgres "SELECT count(*) FROM pg_database WHERE datname LIKE 'deployctl_rehearse_${label}_%'"
 }
 
 # A lock limit the rewrite exceeds: exit 4, the verdict says why.

@@ -74,12 +74,11 @@ grep -q "verified: .* members" "$WORK/err" || fail "verify said: $(cat "$WORK/er
 run_deployctl snapshots --store "$store" --json
 assert_eq "true|false" "$(jq -r --arg id "$id" '.[] | select(.id == $id) | "\(.verified)|\(.verification.deep)"' "$WORK/out")" \
     "a plain verification recorded"
-before=$(psql_value postgres "SELECT count(*) FROM pg_database WHERE datname LIKE 'deployctl_verify_%'")
 run_deployctl verify latest --deep --store "$store" --database "$(db_url "$src")" --json
 [[ $rc -eq 0 ]] || fail "deep verify failed: $(cat "$WORK/err")"
 jq -e --arg id "$id" '.ok == true and .deep == true and .id == $id and .tables > 20 and .rows > 20000' "$WORK/out" >/dev/null ||
     fail "deep verify result: $(cat "$WORK/out")"
-assert_eq "$before" "$(psql_value postgres "SELECT count(*) FROM pg_database WHERE datname LIKE 'deployctl_verify_%'")" \
+assert_eq 0 "$(verify_scratch_dbs "$id")" \
     "scratch databases left behind"
 run_deployctl snapshots --store "$store" --json
 assert_eq "true|true" "$(jq -r --arg id "$id" '.[] | select(.id == $id) | "\(.verified)|\(.verification.deep)"' "$WORK/out")" \

@@ -54,13 +54,12 @@ forge_finish swapped
 [[ $(jq -r '.tables[] | select(.name == "accounts") | .chunks[0].sha256' "$m") == $(sha256sum <"$WORK/swapped.x/$member" | cut -d' ' -f1) ]] ||
     fail "forged manifest not updated"
 
-before=$(psql_value postgres "SELECT count(*) FROM pg_database WHERE datname LIKE 'deployctl_verify_%'")
 run_deployctl verify "$id" --deep --store "$WORK/swapped" --database "$url"
 [[ $rc -eq 1 ]] || fail "deep verify accepted a forged chunk (rc $rc): $(cat "$WORK/err")"
 grep -q "$member" "$WORK/err" && grep -qi "does not match the manifest\|differ" "$WORK/err" ||
     fail "deep verify did not name the chunk and the content mismatch: $(cat "$WORK/err")"
 verdict=$(grep error "$WORK/err")
-assert_eq "$before" "$(psql_value postgres "SELECT count(*) FROM pg_database WHERE datname LIKE 'deployctl_verify_%'")" \
+assert_eq 0 "$(verify_scratch_dbs "$id")" \
     "scratch database left after a failed deep verify"
 run_deployctl snapshots --store "$WORK/swapped" --json
 assert_eq "false" "$(jq -r '.[0].verified' "$WORK/out")" "a failed verification recorded"
@@ -123,12 +122,11 @@ jq --arg member "$member" --arg sha "$(sha256sum <"$WORK/plus.x/$member" | cut -
 forge_finish plus
 run_deployctl verify "$id" --store "$WORK/plus"
 [[ $rc -eq 0 ]] || fail "plain verify should pass a consistently forged manifest: $(cat "$WORK/err")"
-before=$(psql_value postgres "SELECT count(*) FROM pg_database WHERE datname LIKE 'deployctl_verify_%'")
 run_deployctl verify "$id" --deep --store "$WORK/plus" --database "$url"
 [[ $rc -eq 1 ]] || fail "deep verify accepted rows that read back differently (rc $rc): $(cat "$WORK/err")"
 grep -q "read back from the restored database differ" "$WORK/err" ||
     fail "deep verify did not blame the read-back: $(cat "$WORK/err")"
-assert_eq "$before" "$(psql_value postgres "SELECT count(*) FROM pg_database WHERE datname LIKE 'deployctl_verify_%'")" \
+assert_eq 0 "$(verify_scratch_dbs "$id")" \
     "scratch database left after a failed deep verify"
 pass "non-canonical rows that match every stored hash are caught by deep verify's read-back alone"
 
@@ -143,6 +141,6 @@ grep -q "scratch database deployctl_verify_$(tr 'A-Z-' 'a-z_' <<<"$id")_[0-9a-f]
     fail "the scratch database is not named after the snapshot: $(cat "$WORK/err")"
 assert_eq "keep me" "$(psql_value "$keep" "SELECT v FROM precious")" "the --verify-database database's data"
 assert_eq 0 "$(psql_value "$keep" "SELECT count(*) FROM pg_tables WHERE tablename = 'accounts'")" "snapshot tables in the named database"
-assert_eq "$before" "$(psql_value postgres "SELECT count(*) FROM pg_database WHERE datname LIKE 'deployctl_verify_%'")" \
+assert_eq 0 "$(verify_scratch_dbs "$id")" \
     "scratch database left after a deep verify"
 pass "--verify-database gives the server; the database it names is left alone"
