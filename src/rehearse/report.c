@@ -105,6 +105,20 @@ static void temp_text(const dc_rehearse_stmt_t *s, char *out, size_t size)
         snprintf(out, size, "%s", bytes);
 }
 
+/* A statement's measurements as the text and Markdown reports show them. */
+typedef struct {
+    char took[32], wal[32], temp[64];
+    const char *rows;
+} stmt_figures_t;
+
+static void stmt_figures(const dc_rehearse_stmt_t *s, stmt_figures_t *f)
+{
+    seconds_text(s->seconds, f->took, sizeof(f->took));
+    f->rows = *s->rows ? s->rows : "-";
+    wal_text(s->wal_bytes, f->wal, sizeof(f->wal));
+    temp_text(s, f->temp, sizeof(f->temp));
+}
+
 void dc_rehearse_print_text(const dc_rehearse_result_t *r, FILE *out)
 {
     char max[32], took[32];
@@ -117,17 +131,14 @@ void dc_rehearse_print_text(const dc_rehearse_result_t *r, FILE *out)
         if (strcmp(s->migration, migration) != 0)
             fprintf(out, "\nmigration %s\n", s->migration);
         migration = s->migration;
-        char wal[32], temp[64];
-        wal_text(s->wal_bytes, wal, sizeof(wal));
-        temp_text(s, temp, sizeof(temp));
-        seconds_text(s->seconds, took, sizeof(took));
+        stmt_figures_t f;
+        stmt_figures(s, &f);
         fprintf(out, "  %s line %d: %s\n",
                 s->over_threshold ? "FAIL"
                 : s->ok           ? "ok  "
                                   : "ERR ",
                 s->line, s->verdict);
-        fprintf(out, "       took %s, rows %s, WAL %s, temp %s\n", took, *s->rows ? s->rows : "-",
-                wal, temp);
+        fprintf(out, "       took %s, rows %s, WAL %s, temp %s\n", f.took, f.rows, f.wal, f.temp);
         for (size_t k = 0; k < s->index_count; k++) {
             char size[32];
             dc_format_bytes(s->indexes[k].bytes, size, sizeof(size));
@@ -219,7 +230,7 @@ static void md_cell(FILE *out, const char *text)
 
 void dc_rehearse_write_markdown(const dc_rehearse_result_t *r, FILE *out)
 {
-    char max[32], took[32];
+    char max[32];
     seconds_text((double)r->max_lock_ms / 1000.0, max, sizeof(max));
     bool ok = r->over_threshold == 0 && r->failed == NULL;
     fprintf(out, "## deployctl rehearse: %s\n\n", ok ? "passed" : "FAILED");
@@ -232,17 +243,15 @@ void dc_rehearse_write_markdown(const dc_rehearse_result_t *r, FILE *out)
                  "|---|---|---|---|---|---|---|---|---|\n");
     for (size_t i = 0; i < r->count; i++) {
         const dc_rehearse_stmt_t *s = &r->stmts[i];
-        char wal[32], temp[64];
-        wal_text(s->wal_bytes, wal, sizeof(wal));
-        temp_text(s, temp, sizeof(temp));
-        seconds_text(s->seconds, took, sizeof(took));
+        stmt_figures_t f;
+        stmt_figures(s, &f);
         fprintf(out, "| %s | `%s` | %d | ",
                 s->over_threshold ? ":x:"
                 : s->ok           ? ":white_check_mark:"
                                   : ":warning:",
                 s->migration, s->line);
         md_cell(out, s->verdict ? s->verdict : "");
-        fprintf(out, " | %s | %s | %s | %s | ", took, *s->rows ? s->rows : "-", wal, temp);
+        fprintf(out, " | %s | %s | %s | %s | ", f.took, f.rows, f.wal, f.temp);
         for (size_t k = 0; k < s->lint_count; k++) {
             fputs(k ? "<br>" : "", out);
             md_cell(out, s->lint[k]);
