@@ -3,7 +3,7 @@
 #   s3rver.sh start STATE_DIR   installs s3rver 3.7.1 from the npm registry into
 #                               STATE_DIR/npm when missing, runs it on a private loopback port
 #                               with objects under STATE_DIR/data and writes STATE_DIR/env
-#                               (endpoint, credentials, bucket) for tests to source
+#                               (endpoint, credentials, buckets) for tests to source
 #   s3rver.sh stop STATE_DIR    stops it and removes its objects
 # Without node or npm, start writes DC_S3_MISSING into the env file and the tests skip.
 set -euo pipefail
@@ -66,6 +66,7 @@ start)
 DC_S3_ENDPOINT=http://127.0.0.1:$port
 DC_S3_PORT=$port
 DC_S3_BUCKET=deployctl
+DC_S3_LISTING_BUCKET=deployctl-uploads
 DC_S3_KEY=$key
 DC_S3_SECRET=$secret
 DC_S3_DATA=$state/data

@@ -1,6 +1,6 @@
 // Runs s3rver (an S3-compatible server) for the tests: loopback only, a private port chosen by
-// the kernel, objects in a temporary directory, an access key of the tests' own, the bucket
-// "deployctl" created. Writes the port to PORT_FILE once listening. Never for production.
+// the kernel, objects in a temporary directory, an access key of the tests' own, the buckets
+// "deployctl" and "deployctl-uploads" created. Writes the port to PORT_FILE once listening. Never for production.
 //   node s3rver_launch.js MODULES_DIR DATA_DIR PORT_FILE ACCESS_KEY SECRET_KEY
 'use strict';
 const fs = require('fs');
@@ -17,7 +17,11 @@ addMultipartUploadCalls();
 // NoSuchUpload (404) for an upload id it does not have, or that belongs to another key
 // (S3 binds an upload id to its key: a client that sends the wrong key must see it fail here). Adds that much, over s3rver's own
 // store and behind its authentication, so that the tests can see an upload aborted.
-// ListMultipartUploads stays unimplemented (501), as on the stores deployctl must clean without it.
+// ListMultipartUploads: answered in the bucket LISTING_BUCKET only, from the uploads' own files
+// (Initiated is the mtime of the upload's "key" file, which a test may age). In the bucket
+// "deployctl" it stays unimplemented (501), as on the stores deployctl must clean without it:
+// one server, both kinds of store.
+const LISTING_BUCKET = 'deployctl-uploads';
 function addMultipartUploadCalls() {
     const crypto = require('crypto');
     const lib = path.join(modules, 's3rver', 'lib');
@@ -56,10 +60,60 @@ function addMultipartUploadCalls() {
         return undefined;
     });
     // Before the object routes (whose answer to these is 405), after authentication.
+    placeBefore(router, '/:bucket/:key+');
+    router.use('/:bucket', async (ctx, next) => {
+        if (ctx.method !== 'GET' || !('uploads' in ctx.query) || ctx.params.bucket !== LISTING_BUCKET)
+            return next();
+        ctx.body = { ListMultipartUploadsResult: listUploads(ctx) };
+        return undefined;
+    });
+    placeBefore(router, '/:bucket'); // before the bucket routes (whose answer is 501)
+}
+
+// Moves the layer added last in front of the first layer of `route` that answers a method.
+function placeBefore(router, route) {
     const layer = router.stack.pop();
-    const at = router.stack.findIndex((l) => l.path === '/:bucket/:key+' && l.methods.length > 0);
-    if (at < 0) throw new Error('s3rver routes changed: cannot place the multipart shim');
+    const at = router.stack.findIndex((l) => l.path === route && l.methods.length > 0);
+    if (at < 0) throw new Error(`s3rver routes changed: cannot place the multipart shim before ${route}`);
     router.stack.splice(at, 0, layer);
+}
+
+// One page of ListMultipartUploads: uploads sorted by key then upload id, from the markers on.
+function listUploads(ctx) {
+    const q = ctx.query;
+    const prefix = q.prefix || '';
+    const keyMarker = q['key-marker'] || '';
+    const idMarker = q['upload-id-marker'] || '';
+    const max = Math.min(Number(q['max-uploads'] || 1000), 1000);
+    const root = ctx.store.getResourcePath(ctx.params.bucket, undefined, 'uploads');
+    const ids = fs.existsSync(root) ? fs.readdirSync(root) : [];
+    const uploads = ids
+        .map((id) => {
+            const keyFile = path.join(root, id, 'key');
+            if (!fs.existsSync(keyFile)) return null;
+            return { key: fs.readFileSync(keyFile, 'utf8'), id, initiated: fs.statSync(keyFile).mtime };
+        })
+        .filter((u) => u !== null && u.key.startsWith(prefix))
+        .filter((u) => u.key > keyMarker || (u.key === keyMarker && idMarker !== '' && u.id > idMarker))
+        .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const page = uploads.slice(0, max);
+    const truncated = uploads.length > max;
+    const last = page[page.length - 1];
+    return {
+        Bucket: ctx.params.bucket,
+        Prefix: prefix,
+        KeyMarker: keyMarker,
+        UploadIdMarker: idMarker,
+        MaxUploads: max,
+        IsTruncated: truncated,
+        ...(truncated ? { NextKeyMarker: last.key, NextUploadIdMarker: last.id } : {}),
+        Upload: page.map((u) => ({
+            Key: u.key,
+            UploadId: u.id,
+            Initiated: u.initiated.toISOString(),
+            StorageClass: 'STANDARD',
+        })),
+    };
 }
 
 const server = new S3rver({
@@ -67,7 +121,7 @@ const server = new S3rver({
     port: 0,
     directory: dataDir,
     silent: true,
-    configureBuckets: [{ name: 'deployctl' }],
+    configureBuckets: [{ name: 'deployctl' }, { name: LISTING_BUCKET }],
 });
 server.run().then(
     (addr) => {
