@@ -37,7 +37,7 @@ run_deployctl migrate status --database "$url" --migrations "$dir" --json
 grep -q "\"runner_pid\":$a_pid" "$WORK/out" || fail "status does not name the running deploy: $(cat "$WORK/out")"
 grep -q "pid $a_pid holds the migration lock: a deploy is running now" "$WORK/err" || fail "status: $(cat "$WORK/err")"
 # Runner C waits long enough; runner B does not and is refused.
-"$DEPLOYCTL" migrate deploy --database "$url" --migrations "$dir" --json --lock-timeout 30s >"$WORK/c.out" 2>"$WORK/c.err" &
+"$DEPLOYCTL" migrate deploy --database "$url" --migrations "$dir" --json --lock-timeout "$(scaled 30)s" >"$WORK/c.out" 2>"$WORK/c.err" &
 c=$!
 run_deployctl migrate deploy --database "$url" --migrations "$dir" --lock-timeout 1s
 [[ $rc -eq 75 ]] || fail "second runner: rc $rc: $(cat "$WORK/err")"
@@ -47,7 +47,7 @@ wait $a || fail "runner A failed: $(cat "$WORK/a.err")"
 wait $c || fail "runner C failed: $(cat "$WORK/c.err")"
 grep -q '"done":\["20240101000000_slow","20240102000000_next"\]' "$WORK/a.out" || fail "A: $(cat "$WORK/a.out")"
 grep -q '"done":\[\]' "$WORK/c.out" || fail "C applied something again: $(cat "$WORK/c.out")"
-grep -q "waiting up to 30.0s for the migration lock held by pid" "$WORK/c.err" || fail "C did not say it waited: $(cat "$WORK/c.err")"
+grep -q "waiting up to $(scaled 30).0s for the migration lock held by pid" "$WORK/c.err" || fail "C did not say it waited: $(cat "$WORK/c.err")"
 assert_eq "2|2|1" "$(q "SELECT count(*), count(DISTINCT migration_name), (SELECT count(*) FROM items) FROM _prisma_migrations")" \
     "each migration applied exactly once"
 pass "two runners at once: one waits (then has nothing to do), one refuses (75); nothing applied twice"
