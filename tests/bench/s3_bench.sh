@@ -29,12 +29,13 @@ source "$s3_state/env"
 export AWS_ACCESS_KEY_ID=$DC_S3_KEY AWS_SECRET_ACCESS_KEY=$DC_S3_SECRET AWS_ENDPOINT_URL_S3=$DC_S3_ENDPOINT \
     AWS_REGION=us-east-1 DEPLOYCTL_S3_PATH_STYLE=true
 part_size=$((8 * 1024 * 1024)) # the default for databases under 40 GB
-# S3_BENCH_ARGS: extra backup options for the s3:// runs (e.g. "--s3-part-size 8MiB --verbose").
-s3_args=${S3_BENCH_ARGS:-}
+# S3_BENCH_ARGS: extra backup options for the s3:// runs (e.g. "--s3-part-size 8MiB").
+# --verbose always: its debug lines say how long the server took to complete the upload.
+s3_args="--verbose ${S3_BENCH_ARGS:-}"
 
 for size in "${size_list[@]}"; do
     generate_and_describe "$size"
-    file_walls="" s3_walls="" cp_walls="" file_rss=0 s3_rss=0 bytes=0
+    file_walls="" s3_walls="" cp_walls="" complete_walls="" file_rss=0 s3_rss=0 bytes=0
     for round in $(seq 1 "$repeat"); do
         measure "$runs/file-$round" "$deployctl" backup --config "$work/empty.conf" --database "$db_url" \
             --store "file://$runs/store-$round" --jobs "$jobs" --state-dir "$work/state"
@@ -52,6 +53,11 @@ for size in "${size_list[@]}"; do
         [[ $M_RC -eq 0 ]] || { tail "$runs/s3-$round/err" >&2; die "s3:// backup failed"; }
         s3_walls+="$M_WALL "
         ((M_RSS > s3_rss)) && s3_rss=$M_RSS
+        # CompleteMultipartUpload of the archive: work on the server's side alone (s3rver copies
+        # and hashes every part again; S3 assembles the object from its parts' metadata).
+        complete=$(sed -n 's/.*snapshot\.tar: upload completed in \([0-9.]*\) s.*/\1/p' "$runs/s3-$round/err")
+        [[ -n $complete ]] || die "no 'upload completed' line in the --verbose log of s3 round $round"
+        complete_walls+="$complete "
         bytes=$(find "$DC_S3_DATA" -name 'snapshot.tar._S3rver_object' -path "*bench-$round*" -printf '%s\n' | head -n 1)
         rm -rf "$DC_S3_DATA/$DC_S3_BUCKET/bench-$round"
         echo "round $round: file:// $(awk "{print \$NF}" <<<"$file_walls") s, s3:// $M_WALL s"
@@ -59,14 +65,18 @@ for size in "${size_list[@]}"; do
     fw=$(median "$file_walls" "%.2f")
     sw=$(median "$s3_walls" "%.2f")
     cw=$(median "$cp_walls" "%.2f")
+    kw=$(median "$complete_walls" "%.2f")
     ratio=$(calc "printf \"%.2f\", $sw / $fw")
+    ratio_client=$(calc "printf \"%.2f\", ($sw - $kw) / $fw")
     echo
     echo "| $size, --jobs $jobs, medians of $repeat | wall s | peak RSS |"
     echo "|---|---:|---:|"
     echo "| deployctl backup → file:// | $fw | $(mib $((file_rss * 1024))) MiB |"
     echo "| deployctl backup → s3:// (s3rver, default parts) | $sw | $(mib $((s3_rss * 1024))) MiB |"
+    echo "| of which the server completing the upload (CompleteMultipartUpload) | $kw | |"
     echo "| reference: aws s3 cp of the finished archive → s3rver | $cw | |"
     echo "archive: $(mib "${bytes:-0}") MiB; wall ratio s3/file: $ratio (target <= $WALL_RATIO_MAX:" \
         "$(calc "exit !($ratio <= $WALL_RATIO_MAX)" && echo met || echo NOT met));" \
+        "without the server's completion: $ratio_client;" \
         "RSS growth s3-file: $(mib $(((s3_rss - file_rss) * 1024))) MiB (bound: 3 parts = $(mib $((3 * part_size))) MiB + a constant)"
 done
