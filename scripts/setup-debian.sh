@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
     # build
-    gcc make cmake pkg-config
+    gcc make cmake ninja-build pkg-config
     libpq-dev libzstd-dev libarchive-dev libcurl4-openssl-dev libssl-dev
     libjansson-dev libinih-dev libpg-query-dev libcmocka-dev
     # run and test

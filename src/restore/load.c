@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "deployctl/fault.h"
 #include "deployctl/log.h"
 #include "deployctl/pg.h"
 #include "deployctl/stream.h"
@@ -202,6 +203,7 @@ static int load_table_chunk(dc_restore_load_t *load, dc_member_source_t source,
     load->raw_bytes += member->chunk->raw_bytes;
     if (load->progress != NULL)
         atomic_fetch_add(&load->progress->rows, member->chunk->rows);
+    dc_fault_point("restore-chunk-loaded");
     return 0;
 }
 

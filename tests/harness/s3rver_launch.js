@@ -21,7 +21,10 @@ addMultipartUploadCalls();
 // (Initiated is the mtime of the upload's "key" file, which a test may age). In the bucket
 // "deployctl" it stays unimplemented (501), as on the stores deployctl must clean without it:
 // one server, both kinds of store.
+// Pages of 100 uploads, not S3's 1000: a server may answer fewer than max-uploads (IsTruncated
+// says more follow), and the tests see several pages without making thousands of uploads.
 const LISTING_BUCKET = 'deployctl-uploads';
+const LISTING_PAGE = 100;
 function addMultipartUploadCalls() {
     const crypto = require('crypto');
     const lib = path.join(modules, 's3rver', 'lib');
@@ -84,7 +87,7 @@ function listUploads(ctx) {
     const prefix = q.prefix || '';
     const keyMarker = q['key-marker'] || '';
     const idMarker = q['upload-id-marker'] || '';
-    const max = Math.min(Number(q['max-uploads'] || 1000), 1000);
+    const max = Math.min(Number(q['max-uploads'] || 1000), LISTING_PAGE);
     const root = ctx.store.getResourcePath(ctx.params.bucket, undefined, 'uploads');
     const ids = fs.existsSync(root) ? fs.readdirSync(root) : [];
     const uploads = ids

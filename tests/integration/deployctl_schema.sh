@@ -84,7 +84,7 @@ bg=$!
 on_exit "kill $bg 2>/dev/null"
 paused=0
 for _ in $(seq 1 300); do # the restore itself first: up to 30 s on a busy machine
-    paused=$(psql_value "$db" "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE '%restore%'
+    paused=$(psql_value "$db" "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE '%restore%'
         AND state = 'idle in transaction' AND now() - state_change > interval '1 second'")
     [[ $paused -eq 1 ]] && break
     sleep 0.1

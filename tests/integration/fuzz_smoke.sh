@@ -3,7 +3,7 @@
 # A short fuzzing run: builds the libFuzzer targets of tests/fuzz/ with clang (ASan + UBSan) in
 # <build>/fuzz (kept, so later runs rebuild only what changed), replays every input kept in
 # tests/fuzz/regressions/<target>/ (each once crashed a reader: it must not any more), then
-# fuzzes each target for FUZZ_SECONDS (5) seconds from its seed corpus tests/fuzz/corpus/<target>/
+# fuzzes each target for FUZZ_SECONDS (3) seconds from its seed corpus tests/fuzz/corpus/<target>/
 # (fuzz_migrations also from the example app's migrations).
 # A crash, a leak, undefined behaviour or a timeout fails the test; the input that did it is
 # kept in <build>/fuzz-artifacts/ (move it into regressions/ with the fix).
@@ -11,7 +11,7 @@ set -euo pipefail
 source "$DC_SOURCE_DIR/tests/harness/assert_lib.sh"
 standalone_test_setup fuzz_smoke
 command -v clang >/dev/null || skip "clang is not installed (Debian package clang; scripts/setup-debian.sh)"
-seconds=${FUZZ_SECONDS:-5}
+seconds=${FUZZ_SECONDS:-3}
 fuzz_src=$DC_SOURCE_DIR/tests/fuzz
 fuzz_build=$DC_BUILD_DIR/fuzz
 artifacts=$DC_BUILD_DIR/fuzz-artifacts
@@ -21,7 +21,9 @@ mapfile -t targets < <(cd "$fuzz_src" && ls fuzz_*.c | sed 's/\.c$//')
 # ---- build (configure once; then incremental) ----
 start=$SECONDS
 if [[ ! -f $fuzz_build/CMakeCache.txt ]]; then
-    CC=clang cmake -S "$DC_SOURCE_DIR" -B "$fuzz_build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    generator=()
+    command -v ninja >/dev/null && generator=(-G Ninja)
+    CC=clang cmake -S "$DC_SOURCE_DIR" -B "$fuzz_build" "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
         -DDEPLOYCTL_FUZZ=ON -DDEPLOYCTL_TESTS=OFF >"$WORK/configure.log" 2>&1 ||
         fail "configuring the fuzz build failed: $(tail -5 "$WORK/configure.log")"
 fi

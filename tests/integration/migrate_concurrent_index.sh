@@ -51,13 +51,13 @@ pass "a failed concurrent build's INVALID index is reported and dropped before t
 # index left), and each new attempt drops it first.
 PGAPPNAME=test-snapshot psql_admin "$db" -c "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM other; SELECT pg_sleep(60); COMMIT;" >/dev/null 2>&1 &
 for _ in $(seq 1 100); do
-    [[ $(q "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'test-snapshot' AND query LIKE '%pg_sleep%'") == 1 ]] && break
+    [[ $(q "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'test-snapshot' AND query LIKE '%pg_sleep%'") == 1 ]] && break
     sleep 0.1
 done
 add 20240104000000_c_index "CREATE INDEX CONCURRENTLY t_c_idx ON t (a, b);"
 migrate deploy --json --lock-timeout 500ms --lock-retries 2 --lock-retry-delay 100ms
 [[ $rc -eq 1 ]] || fail "the build did not wait for the old snapshot: $(cat "$WORK/err")"
-blocker=$(q "SELECT pid FROM pg_stat_activity WHERE application_name = 'test-snapshot'")
+blocker=$(q "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'test-snapshot'")
 grep -q "SQLSTATE 55P03.*blocked by pid $blocker" "$WORK/err" || fail "the snapshot holder is not named: $(cat "$WORK/err")"
 [[ $(grep -c "index t_c_idx is INVALID" "$WORK/err") -eq 2 ]] || fail "INVALID index not dropped before each retry: $(cat "$WORK/err")"
 grep -q '"dropped_invalid_indexes":\["t_c_idx","t_c_idx"\]' "$WORK/out" || fail "json: $(cat "$WORK/out")"

@@ -80,7 +80,7 @@ hold_t_until_blocked() {
             grep -qs "SQLSTATE 55P03" "$WORK/err" && break
             sleep 0.1
         done
-        psql_admin postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'test-holder'" >/dev/null
+        psql_admin postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '$db' AND application_name = 'test-holder'" >/dev/null
     ) &
 }
 

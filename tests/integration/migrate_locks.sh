@@ -80,8 +80,8 @@ pass "resolve and down beside a running deploy: refused (75), nothing changed"
 
 # A long transaction reading items holds a lock the migration's ALTER TABLE waits for.
 PGAPPNAME=test-blocker psql_admin "$db" -c "BEGIN; SELECT count(*) FROM items; SELECT pg_sleep(60); COMMIT;" >/dev/null 2>&1 &
-wait_for "SELECT count(*) > 0 FROM pg_stat_activity WHERE application_name = 'test-blocker' AND query LIKE '%pg_sleep%'" "the blocker"
-blocker=$(q "SELECT pid FROM pg_stat_activity WHERE application_name = 'test-blocker'")
+wait_for "SELECT count(*) > 0 FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'test-blocker' AND query LIKE '%pg_sleep%'" "the blocker"
+blocker=$(q "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'test-blocker'")
 add 20240104000000_alter "ALTER TABLE items ADD COLUMN note text;"
 start=$(date +%s%N)
 run_deployctl migrate deploy --database "$url" --migrations "$dir" --lock-timeout 500ms --lock-retries 2 --lock-retry-delay 200ms

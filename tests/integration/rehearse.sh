@@ -85,7 +85,8 @@ set +e
     >"$WORK/out" 2>"$WORK/err" &
 pid=$!
 for _ in $(seq 100); do
-    [[ $(psql_value postgres "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(5)%'") -eq 1 ]] && break
+    [[ $(psql_value postgres "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(5)%'
+        AND datname LIKE 'deployctl_rehearse_$(tr 'A-Z' 'a-z' <<<"$db" | tr -cd 'a-z0-9_' | cut -c1-24)_%'") -eq 1 ]] && break
     sleep 0.1
 done
 kill -INT "$pid"

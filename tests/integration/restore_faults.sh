@@ -19,7 +19,7 @@ store=$WORK/store
 
 psql_admin "$src" >/dev/null <<'SQL'
 CREATE TABLE big (id bigint PRIMARY KEY, payload text, n numeric);
-INSERT INTO big SELECT g, repeat(md5(g::text), 6), g / 7.0 FROM generate_series(1, 400000) g;
+INSERT INTO big SELECT g, repeat(md5(g::text), 6), g / 7.0 FROM generate_series(1, 40000) g;
 CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL, created date);
 INSERT INTO customers (name, created) SELECT 'customer ' || g, date '2024-01-01' + g FROM generate_series(1, 200) g;
 CREATE TABLE extra (k int, v text);
@@ -172,9 +172,11 @@ restoring_copy_pid() {
         AND application_name = 'deployctl restore' AND state = 'active' AND query ~ '^COPY \"?public\"?\.\"?big\"? '"
 }
 # start_restore: runs an in-place restore in the background and waits until it is in the middle
-# of loading the big table; sets restore_pid and backend.
+# of loading the big table; sets restore_pid and backend. The restore pauses after every chunk
+# it sent (its COPY open), so the fault lands mid-COPY however fast or loaded the machine is.
 start_restore() { # what
-    "$DEPLOYCTL" --quiet restore "$id" --database "$url" --store "$store" --yes --no-safety-snapshot \
+    DEPLOYCTL_FAULT=restore-chunk-loaded:sleep=0.1 \
+        "$DEPLOYCTL" --quiet restore "$id" --database "$url" --store "$store" --yes --no-safety-snapshot \
         >"$WORK/bg.out" 2>"$WORK/bg.err" &
     restore_pid=$!
     backend=

@@ -9,19 +9,26 @@ source "$DC_SOURCE_DIR/tests/harness/s3_lib.sh"
 
 src=$(new_db src)
 psql_admin "$src" -f "$DC_SOURCE_DIR/tests/sql/roundtrip.sql" >/dev/null
-# Incompressible enough that the archive takes several 5 MiB parts (about 54 bytes a row
+# Incompressible enough that the archive takes several parts (about 54 bytes a row
 # compressed: some 19 MB, where the check below wants more than 15 MiB).
 psql_admin "$src" -c "CREATE TABLE big (id int PRIMARY KEY, a text, b text);
   INSERT INTO big SELECT g, md5(random()::text) || md5(random()::text), md5(g::text)
   FROM generate_series(1, 360000) g" >/dev/null
 url=$(db_url "$src")
-export DEPLOYCTL_S3_PART_SIZE=5MiB
 
-run_deployctl backup --database "$url" --store "$S3_STORE" --jobs 2 --chunk-size 1MiB --tag release
+# At the default part size (8 MiB for a database this small): every part but the last that size.
+run_deployctl backup --database "$url" --store "$S3_STORE" --jobs 2 --chunk-size 1MiB --tag release --verbose
 [[ $rc -eq 0 ]] || fail "backup to S3 failed: $(cat "$WORK/err")"
 id=$(tail -n 1 "$WORK/out")
 [[ $id =~ ^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{4}$ ]] || fail "backup printed no snapshot id: '$id'"
-pass "backup into $S3_STORE: $id"
+sed -n 's/.*snapshot\.tar: part \([0-9]*\) (\([0-9]*\) bytes) starts/\1 \2/p' "$WORK/err" >"$WORK/parts"
+parts=$(wc -l <"$WORK/parts")
+[[ $parts -ge 2 ]] || fail "the archive went up in $parts part(s) at the default size: $(grep -i part "$WORK/err" | head -3)"
+[[ $(head -n $((parts - 1)) "$WORK/parts" | awk '$2 != 8388608' | wc -l) -eq 0 ]] ||
+    fail "parts other than the last are not 8 MiB: $(cat "$WORK/parts")"
+grep -q "snapshot\.tar: $parts parts stored" "$WORK/err" || fail "the upload does not report $parts parts stored"
+pass "backup into $S3_STORE: $id in $parts parts, 8 MiB each (the default) but the last"
+export DEPLOYCTL_S3_PART_SIZE=5MiB
 
 # The real client sees both objects where DESIGN.md puts them, and nothing else but leases.
 aws_s3 s3 ls --recursive "s3://$DC_S3_BUCKET/$S3_PREFIX/" >"$WORK/ls"
@@ -35,7 +42,7 @@ bytes=$(stat -c %s "$WORK/snapshot.tar")
 assert_eq "$(jq -r .archive.bytes "$WORK/manifest.json")" "$bytes" "archive size (aws) vs manifest"
 assert_eq "$(jq -r .archive.sha256 "$WORK/manifest.json")" "$(sha256sum "$WORK/snapshot.tar" | cut -d' ' -f1)" \
     "sha256 of snapshot.tar fetched by aws vs the manifest"
-[[ $bytes -gt $((3 * 5 * 1024 * 1024)) ]] || fail "the archive ($bytes bytes) should take more than 3 parts of 5 MiB"
+[[ $bytes -gt $((3 * 5 * 1024 * 1024)) ]] || fail "the archive ($bytes bytes) should be over 15 MiB: several parts"
 mkdir "$WORK/snap" && cp "$WORK/manifest.json" "$WORK/snapshot.tar" "$WORK/snap/"
 "$HARNESS/check_archive.sh" "$WORK/snap" || fail "member hashes of the fetched archive do not match the manifest"
 pass "aws lists both objects; the $bytes-byte archive it fetches has the manifest's SHA-256 and member hashes"
