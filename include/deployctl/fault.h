@@ -12,6 +12,7 @@
  * locked), "clean-after-scan" (the cleaner listed the store, has not removed anything),
  * "restore-before-commit" (an in-place restore has replaced everything, not yet committed),
  * "restore-chunk-loaded" (a restore sent a table chunk; its COPY is still open),
+ * "backup-chunk-ended" (a backup worker ended a chunk, mid-COPY when more rows follow),
  * "release-phase-PHASE" (a release phase journaled its start, has done nothing yet),
  * "s3-after-part" (a part of an S3 multipart upload is stored, the upload is not complete),
  * "release-scratch-created" (release --rehearse created and journaled its scratch database,

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "backup_intern.h"
+#include "deployctl/fault.h"
 #include "deployctl/log.h"
 #include "deployctl/stream.h"
 
@@ -182,6 +183,7 @@ static int chunk_end(worker_stream_t *s, dc_backup_shared_t *shared, dc_error_t 
     atomic_fetch_add(&shared->progress->stored, s->chunk->data.len);
     dc_chunk_queue_submit(shared->queue, s->chunk);
     s->chunk = NULL;
+    dc_fault_point("backup-chunk-ended");
     return 0;
 }
 

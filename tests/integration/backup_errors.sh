@@ -7,7 +7,7 @@ source "$DC_SOURCE_DIR/tests/harness/lib.sh"
 src=$(new_db src)
 psql_admin "$src" <<'SQL'
 CREATE TABLE t (id bigint, payload text);
-INSERT INTO t SELECT g, md5(g::text) || repeat(md5((g * 7)::text), 6) FROM generate_series(1, 300000) g;
+INSERT INTO t SELECT g, md5(g::text) || repeat(md5((g * 7)::text), 6) FROM generate_series(1, 30000) g;
 SQL
 url=$(db_url "$src")
 store=$WORK/store
@@ -72,7 +72,7 @@ expect_error "missing config" "cannot read config file .*nope.conf" backup --con
 # sent the whole COPY when the terminate lands (the client still reading its socket): then the
 # backup rightly succeeds and the attempt proves nothing, so it is made again.
 for attempt in 1 2 3 4 5; do
-    "$DEPLOYCTL" backup --database "$url" --store "$store" --jobs 2 --chunk-size 64KiB --quiet \
+    DEPLOYCTL_FAULT=backup-chunk-ended:sleep=0.2 "$DEPLOYCTL" backup --database "$url" --store "$store" --jobs 2 --chunk-size 64KiB --quiet \
         >"$WORK/out" 2>"$WORK/err" &
     pid=$!
     killed=0

@@ -7,11 +7,15 @@ source "$DC_SOURCE_DIR/tests/harness/lib.sh"
 src=$(new_db src)
 psql_admin "$src" <<'SQL'
 CREATE TABLE events (id bigint, payload text);
-INSERT INTO events SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 400000) g;
+-- Random hex: the archive (some 2.7 MB) grows through the backup, not all at its end.
+INSERT INTO events SELECT g, md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text)
+  FROM generate_series(1, 40000) g;
 CREATE TABLE other AS SELECT generate_series(1, 1000) AS id;
 ANALYZE;
 SQL
 url=$(db_url "$src")
+# Every backup here pauses after each chunk (20 of them): seconds long, however fast the machine.
+export DEPLOYCTL_FAULT=backup-chunk-ended:sleep=0.1
 
 run_deployctl backup --database "$url" --store "$WORK/store" --jobs 1 --chunk-size 256KiB --progress-interval 50ms
 [[ $rc -eq 0 ]] || fail "backup failed: $(cat "$WORK/err")"

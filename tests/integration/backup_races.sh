@@ -48,11 +48,12 @@ pass "a table rewritten between snapshot and lock: detected, backup started agai
 
 # 3. ALTER TABLE queued behind the backup: the backup gives up after --lock-timeout.
 psql_admin "$src" <<'SQL'
-CREATE TABLE big AS SELECT g AS id, repeat(md5(g::text), 6) AS payload FROM generate_series(1, 600000) g;
+CREATE TABLE big AS SELECT g AS id, repeat(md5(g::text), 6) AS payload FROM generate_series(1, 60000) g;
 CREATE TABLE victim AS SELECT generate_series(1, 10) AS id;
 SQL
 start=$(date +%s)
-"$DEPLOYCTL" backup --database "$url" --store "$WORK/s3" --jobs 1 --lock-timeout 2s --quiet \
+# The worker pauses mid-COPY after each chunk of big: the ALTER queues while big is read.
+DEPLOYCTL_FAULT=backup-chunk-ended:sleep=0.5 "$DEPLOYCTL" backup --database "$url" --store "$WORK/s3" --jobs 1 --chunk-size 1MiB --lock-timeout 2s --quiet \
     >"$WORK/out" 2>"$WORK/err" &
 pid=$!
 for _ in $(seq 1 "$(scaled 500)"); do

@@ -6,7 +6,9 @@ source "$DC_SOURCE_DIR/tests/harness/lib.sh"
 src=$(new_db src)
 psql_admin "$src" <<'SQL'
 CREATE TABLE big (id bigint, payload text, n numeric);
-INSERT INTO big SELECT g, repeat(md5(g::text), 4), g / 3.0 FROM generate_series(1, 400000) g;
+-- Random hex: the archive (some 2.3 MB) grows through the backup, not all at its end.
+INSERT INTO big SELECT g, md5(random()::text) || md5(random()::text) || md5(random()::text), g / 3.0
+  FROM generate_series(1, 40000) g;
 CREATE TABLE small (id int);
 INSERT INTO small SELECT generate_series(1, 10);
 SQL
@@ -19,8 +21,9 @@ assert_nothing_listed() {
     assert_eq 0 "$(jq length "$WORK/out")" "snapshots listed after a killed backup ($1)"
 }
 
+# The backup pauses after each chunk, so the condition is met while it runs, however fast.
 kill_when() { # description, condition (bash expression evaluated while the backup runs)
-    "$DEPLOYCTL" backup --database "$url" --store "$store" --jobs 2 --chunk-size 256KiB --quiet \
+    DEPLOYCTL_FAULT=backup-chunk-ended:sleep=0.2 "$DEPLOYCTL" backup --database "$url" --store "$store" --jobs 2 --chunk-size 256KiB --quiet \
         >"$WORK/killed.out" 2>&1 &
     local pid=$! waited=0
     until eval "$2"; do
