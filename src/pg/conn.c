@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "deployctl/log.h"
@@ -233,6 +234,8 @@ int dc_pg_connect(const char *url, const char *purpose, PGconn **out, dc_error_t
     return 0;
 }
 
+#define DROP_ATTEMPTS 4
+
 int dc_pg_drop_database(const char *url, const char *purpose, dc_error_t *err)
 {
     char name[256];
@@ -245,7 +248,18 @@ int dc_pg_drop_database(const char *url, const char *purpose, dc_error_t *err)
     if (rc == 0) {
         char *ident = dc_pg_quote_ident(maint, name);
         char *sql = dc_sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", ident);
-        rc = dc_pg_exec(maint, sql, err);
+        /* FORCE ends the sessions in the database, then waits up to 5 s for them to be gone;
+         * one slow to exit, or one connecting meanwhile, makes it fail with 55006 (object in
+         * use). That passes: a few more tries before a scratch database is left behind. */
+        for (int attempt = 1;; attempt++) {
+            rc = dc_pg_exec(maint, sql, err);
+            if (rc == 0 || attempt == DROP_ATTEMPTS ||
+                strstr(err->message, "SQLSTATE 55006") == NULL)
+                break;
+            dc_log_debug("%s; trying again", err->message);
+            struct timespec pause = {0, 500 * 1000 * 1000};
+            nanosleep(&pause, NULL);
+        }
         free(sql);
         free(ident);
         PQfinish(maint);

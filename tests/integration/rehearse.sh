@@ -32,6 +32,10 @@ scratch_left() {
     label=$(tr 'A-Z' 'a-z' <<<"$db" | tr -cd 'a-z0-9_' | cut -c1-24)
     psql_value postgres "SELECT count(*) FROM pg_database WHERE datname LIKE 'deployctl_rehearse_${label}_%'"
 }
+expect_no_scratch() { # what: none left, or what the run said of its scratch database
+    [[ $(scratch_left) -eq 0 ]] ||
+        fail "$1: a scratch database is left; the run said: $(grep -i 'scratch' "$WORK/err" | tail -3)"
+}
 
 # A lock limit the rewrite exceeds: exit 4, the verdict says why.
 run_deployctl rehearse --database "$url" --store "$store" --migrations "$dir" --max-lock 50ms \
@@ -57,7 +61,7 @@ nlock=$(jq -r '[.locks[] | select(.mode == "ACCESS EXCLUSIVE")][0].seconds // 0'
 awk -v l="$nlock" 'BEGIN { exit !(l < 0.05) }' || fail "ADD COLUMN held ACCESS EXCLUSIVE for $nlock s"
 grep -q 'deployctl rehearse: FAILED' "$WORK/report.md" || fail "markdown: $(cat "$WORK/report.md")"
 grep -q 'expand/contract' "$WORK/report.md" || fail "markdown verdict: $(cat "$WORK/report.md")"
-assert_eq 0 "$(scratch_left)" "scratch database dropped after the rehearsal"
+expect_no_scratch "scratch database dropped after the rehearsal"
 echo "rewrite of 200k rows: statement $took s, ACCESS EXCLUSIVE $lock s; add column lock $nlock s"
 pass "rewrite reported with its ACCESS EXCLUSIVE lock; --max-lock 50ms exits 4"
 
@@ -66,7 +70,7 @@ run_deployctl rehearse --database "$url" --store "$store" --migrations "$dir" --
 [[ $rc -eq 0 ]] || fail "rehearse with --max-lock 1h: $rc $(cat "$WORK/err")"
 grep -q 'rewritten' "$WORK/out" || fail "text report: $(cat "$WORK/out")"
 cat "$WORK/out" # the numbers, in the test's log
-assert_eq 0 "$(scratch_left)" "scratch database dropped after success"
+expect_no_scratch "scratch database dropped after success"
 pass "a large --max-lock passes"
 
 # A failing migration: exit 4, scratch dropped.
@@ -75,7 +79,7 @@ echo 'ALTER TABLE no_such_table ADD COLUMN x int;' >"$dir/20240203000000_broken/
 run_deployctl rehearse --database "$url" --store "$store" --migrations "$dir" --max-lock 1h --json
 [[ $rc -eq 4 ]] || fail "failing migration: expected exit 4, got $rc: $(cat "$WORK/err")"
 jq -e '.failed == "20240203000000_broken"' "$WORK/out" >/dev/null || fail "failed: $(cat "$WORK/out")"
-assert_eq 0 "$(scratch_left)" "scratch database dropped after a failing migration"
+expect_no_scratch "scratch database dropped after a failing migration"
 pass "a failing migration is reported and the scratch database dropped"
 
 # SIGINT during a slow statement.
@@ -95,7 +99,7 @@ rc=$?
 set -e
 [[ $rc -ne 0 ]] || fail "interrupted rehearsal exited 0"
 grep -qi 'interrupted' "$WORK/err" || fail "no interruption message: $(cat "$WORK/err")"
-assert_eq 0 "$(scratch_left)" "scratch database dropped after SIGINT"
+expect_no_scratch "scratch database dropped after SIGINT"
 pass "SIGINT during a slow statement drops the scratch database"
 
 # --scratch URL: created, rehearsed in, dropped; one that exists is refused and left alone.
@@ -169,6 +173,7 @@ jq -e '.temp_bytes == null and .temp_files == null' <<<"$build" >/dev/null ||
 run_deployctl rehearse --database "postgresql://$role:Nomon-pw-1@127.0.0.1:$DC_PG_PORT/$db" --store "$store" \
     --migrations "$idx" --max-lock 1h
 grep -Eq 'temp \?' "$WORK/out" || fail "text: temp is not '?': $(cat "$WORK/out")"
+expect_no_scratch "scratch database dropped by a role without pg_monitor"
 pass "without pg_monitor the temporary files are unknown (null, ?), not 0"
 
 assert_eq "$before" "$(fingerprint "$db")" "production untouched"
@@ -229,7 +234,7 @@ grep -q -- "- \[x\] System verified — database: unchanged" "$WORK/refused.md" 
 grep -q "Post-mortem" "$WORK/refused.md" && fail "markdown: a refusal asks for a post-mortem"
 assert_eq "$before" "$(fingerprint "$db")" "refused release changed nothing"
 [[ -z $(find "$WORK/store" -path "*$snap*" -name 'pin-*') ]] || fail "snapshot $snap left pinned"
-assert_eq 0 "$(scratch_left)" "scratch database dropped after release --rehearse"
+expect_no_scratch "scratch database dropped after release --rehearse"
 jq -e '.rehearsal.failed == "20240203000001_role_password"' "$rep" >/dev/null ||
     fail "the failing migration is not in the report: $(jq -c '.rehearsal | del(.statements)' "$rep")"
 grep -q "ALTER ROLE deployctl_no_such_role PASSWORD" "$journal" || fail "the statement is not in the journal"
@@ -251,5 +256,5 @@ assert_eq true "$(jq -r .rehearsal.ok "$rep")" "the rehearsal passed"
 assert_eq "backup rehearse migrate" "$(jq -r '[.phases[].name | select(. == "backup" or . == "rehearse" or . == "migrate")] | join(" ")' "$rep")" "phase order"
 assert_eq numeric "$(psql_value "$db" "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'inventory_items'::regclass AND attname = 'quantity'")" "released"
 assert_eq "maintenance-on maintenance-off" "$(paste -sd' ' "$WORK/hooks.log")" "maintenance window"
-assert_eq 0 "$(scratch_left)" "scratch database dropped after a passing release --rehearse"
+expect_no_scratch "scratch database dropped after a passing release --rehearse"
 pass "release --rehearse under --max-lock rehearses on its snapshot, then releases"
