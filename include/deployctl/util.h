@@ -50,6 +50,8 @@ int dc_parse_duration_ms(const char *text, uint64_t *out_ms);
 int dc_parse_int(const char *text, long min, long max, long *out);
 
 double dc_now_seconds(void); /* monotonic */
+/* Sleeps ms milliseconds; a signal cuts it short, so that a caller notices it at once. */
+void dc_sleep_ms(uint64_t ms);
 /* RFC 3339 UTC with seconds: 2026-11-25T01:32:59Z */
 void dc_format_rfc3339(time_t t, char *out, size_t out_size);
 

@@ -237,6 +237,12 @@ double dc_now_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+void dc_sleep_ms(uint64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
 void dc_format_rfc3339(time_t t, char *out, size_t out_size)
 {
     struct tm tm;

@@ -17,12 +17,6 @@
 #define POLL_MS          100
 #define MONITOR_START_MS 200
 
-static void sleep_ms(uint64_t ms)
-{
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* The server's notices ("... does not exist, skipping") are details, not output. */
 static void log_notice(void *arg, const char *message)
 {
@@ -158,7 +152,7 @@ static int wait_for_lock(dc_session_t *s, long long key, uint64_t timeout_ms, bo
         }
         if (dc_signal_check(err) != 0)
             return -1;
-        sleep_ms(POLL_MS);
+        dc_sleep_ms(POLL_MS);
     }
 }
 
@@ -360,5 +354,5 @@ void dc_session_backoff(const dc_migrate_opts_t *opts, int attempt)
     uint64_t ms = opts->retry_backoff_ms;
     for (int i = 1; i < attempt && ms < 60000; i++)
         ms *= 2;
-    sleep_ms(ms);
+    dc_sleep_ms(ms);
 }

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "deployctl/log.h"
@@ -174,11 +173,12 @@ static void fold_lines(char *s)
 
 static const char *connect_hint(const char *msg, const char *purpose)
 {
-    if ((strstr(msg, "password authentication failed") || strstr(msg, "no password supplied")) &&
-        strcmp(purpose, "check pooled") == 0)
+    bool bad_password =
+        strstr(msg, "password authentication failed") || strstr(msg, "no password supplied");
+    if (bad_password && strcmp(purpose, "check pooled") == 0)
         return "check the user and password in the pooled URL (--pooled-url, "
                "DEPLOYCTL_POOLED_URL, DATABASE_URL or database.pooled_url)";
-    if (strstr(msg, "password authentication failed") || strstr(msg, "no password supplied"))
+    if (bad_password)
         return "check the user and password in --database / DATABASE_URL_DIRECT / DIRECT_URL";
     if (strstr(msg, "does not exist"))
         return "check the database and user names in the URL";
@@ -257,8 +257,7 @@ int dc_pg_drop_database(const char *url, const char *purpose, dc_error_t *err)
                 strstr(err->message, "SQLSTATE 55006") == NULL)
                 break;
             dc_log_debug("%s; trying again", err->message);
-            struct timespec pause = {0, 500 * 1000 * 1000};
-            nanosleep(&pause, NULL);
+            dc_sleep_ms(500);
         }
         free(sql);
         free(ident);

@@ -109,12 +109,6 @@ static void sample_temp(rh_observer_t *o, const char *pid)
     pthread_mutex_unlock(&o->mu);
 }
 
-static void sleep_ms(uint64_t ms)
-{
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static void *sample_loop(void *arg)
 {
     rh_observer_t *o = arg;
@@ -139,7 +133,7 @@ static void *sample_loop(void *arg)
             if (temp)
                 sample_temp(o, p);
         }
-        sleep_ms(o->sample_ms);
+        dc_sleep_ms(o->sample_ms);
     }
     return NULL;
 }

@@ -166,12 +166,6 @@ static void sql_attempt(dc_smoke_run_t *run, sql_session_t *s, sql_check_t *sc)
 
 /* ---- the SQL checks' thread ---- */
 
-static void sleep_ms(uint64_t ms)
-{
-    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* Runs the due checks one after the other; returns false when none is left. */
 static bool sql_round(dc_smoke_run_t *run, sql_session_t *s, sql_check_t *scs, size_t n)
 {
@@ -188,7 +182,7 @@ static bool sql_round(dc_smoke_run_t *run, sql_session_t *s, sql_check_t *scs, s
         wait = due < wait ? due : wait;
     }
     if (pending && wait > 0)
-        sleep_ms(wait);
+        dc_sleep_ms(wait);
     return pending;
 }
 
